@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite talks to, when they are missing.
+# Fails loudly: a test server that is not there is an error, never a skipped test.
+set -euo pipefail
+need=()
+command -v mbpoll >/dev/null 2>&1 || need+=(mbpoll)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+echo "system-deps: installing ${need[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+  echo "system-deps: need root to apt-get install ${need[*]} (or install them yourself)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${need[@]}" >/dev/null
+for c in mbpoll chromium; do
+  command -v "$c" >/dev/null 2>&1 || { echo "system-deps: $c still missing after install" >&2; exit 1; }
+done

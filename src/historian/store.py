@@ -1,0 +1,477 @@
+"""SQLite (WAL) local store: the durable original record on the edge box.
+
+One writer connection, used from one thread, commits batches; readers open their
+own connections (WAL lets them read while the writer writes). ``readings`` is
+append-only and its rowid is the outbox sequence that forwarders drain from, so
+forwarding adds no second copy of each row (docs/decisions/0003).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from collector.reading import Cause, Quality, Reading, now_us
+from historian.gaps import GapClosed, GapEvent, GapOpened
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+create table if not exists meta(key text primary key, value text not null);
+create table if not exists tags(
+    id integer primary key,
+    path text not null unique,
+    unit text not null default '',
+    kind text not null default '',
+    device text not null default ''
+);
+create table if not exists readings(
+    tag_id integer not null references tags(id),
+    ts_us integer not null,          -- source timestamp if the device gave one, else edge
+    ts_edge_us integer not null,
+    ts_source_us integer,
+    value real,
+    text text,
+    quality integer not null,        -- 0 Good, 1 Uncertain, 2 Bad
+    message text,
+    cause text
+);
+create index if not exists readings_tag_ts on readings(tag_id, ts_us);
+create table if not exists gaps(
+    id integer primary key,
+    tag_id integer not null references tags(id),
+    start_us integer not null,
+    end_us integer,                  -- null while open
+    cause text not null,
+    message text not null
+);
+create index if not exists gaps_tag_start on gaps(tag_id, start_us);
+create index if not exists gaps_open on gaps(end_us) where end_us is null;
+create table if not exists service_runs(
+    id integer primary key,
+    started_us integer not null,
+    stopped_us integer,
+    config_sha256 text not null,
+    note text not null default ''
+);
+create table if not exists outbox_cursors(
+    destination text not null,
+    stream text not null,
+    last_id integer not null,
+    primary key(destination, stream)
+);
+"""
+
+
+class StoreError(RuntimeError):
+    """The store could not do what was asked (disk full, locked, corrupt)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReading:
+    """A reading as read back from the store."""
+
+    tag: str
+    ts_us: int
+    ts_edge_us: int
+    ts_source_us: int | None
+    value: float | str | None
+    quality: Quality
+    message: str | None
+    cause: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """A period with no values for a tag, with its cause."""
+
+    id: int
+    tag: str
+    start_us: int
+    end_us: int | None
+    cause: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """Downsampled window: min/max/mean over the values in it, with counts by quality."""
+
+    start_us: int
+    min: float | None
+    max: float | None
+    mean: float | None
+    count: int
+    good: int
+    uncertain: int
+    bad: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartupReport:
+    """What ``open`` found about the previous run."""
+
+    previous_heartbeat_us: int | None
+    downtime_gaps: int
+    closed_open_gaps: int
+
+
+def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        uri = f"file:{path}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("pragma busy_timeout=5000")
+    return conn
+
+
+class Store:
+    """The local store. Writes go through one connection guarded by a lock."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._w = _connect(self.path)
+        self._w.execute("pragma journal_mode=wal")
+        # FULL: a commit survives power loss, not only a process crash; at one
+        # commit per second the fsync costs nothing that matters.
+        self._w.execute("pragma synchronous=full")
+        self._w.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self._tag_ids: dict[str, int] = {}
+        self._tag_paths: dict[int, str] = {}
+        self._local = threading.local()
+        self._run_id: int | None = None
+        version = self._meta("schema_version")
+        if version is None:
+            self._set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(version) != SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: schema version {version}, expected {SCHEMA_VERSION}")
+        self._load_tags()
+
+    # -- housekeeping --------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        row = self._w.execute("select value from meta where key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._w.execute("insert or replace into meta(key, value) values(?, ?)", (key, value))
+
+    def _load_tags(self) -> None:
+        for tid, path in self._w.execute("select id, path from tags"):
+            self._tag_ids[path] = tid
+            self._tag_paths[tid] = path
+
+    def register_tags(self, tags: Iterable[tuple[str, str, str, str]]) -> None:
+        """Make sure every (path, unit, kind, device) has a row; existing ones are updated."""
+        with self._lock, self._tx():
+            for path, unit, kind, device in tags:
+                self._w.execute(
+                    "insert into tags(path, unit, kind, device) values(?,?,?,?) "
+                    "on conflict(path) do update set unit=excluded.unit, kind=excluded.kind, "
+                    "device=excluded.device",
+                    (path, unit, kind, device),
+                )
+        self._load_tags()
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        self._w.execute("begin immediate")
+        try:
+            yield
+        except BaseException:
+            self._w.execute("rollback")
+            raise
+        self._w.execute("commit")
+
+    def start_run(
+        self, config_sha256: str, tags: Sequence[str], at_us: int | None = None
+    ) -> StartupReport:
+        """Record a service start; the time since the last heartbeat becomes a gap per tag.
+
+        Gaps left open by the previous run are closed at its last heartbeat (the
+        service-down gap takes over from there).
+        """
+        now = at_us if at_us is not None else now_us()
+        hb_raw = self._meta("heartbeat_us")
+        heartbeat = int(hb_raw) if hb_raw is not None else None
+        downtime = closed = 0
+        with self._lock, self._tx():
+            if heartbeat is not None:
+                closed = self._w.execute(
+                    "update gaps set end_us=? where end_us is null", (heartbeat,)
+                ).rowcount
+                self._w.execute(
+                    "update service_runs set stopped_us=coalesce(stopped_us, ?) "
+                    "where stopped_us is null",
+                    (heartbeat,),
+                )
+                for path in tags:
+                    tid = self._tag_ids.get(path)
+                    if tid is None:
+                        continue
+                    self._w.execute(
+                        "insert into gaps(tag_id, start_us, end_us, cause, message) "
+                        "values(?,?,?,?,?)",
+                        (
+                            tid,
+                            heartbeat,
+                            now,
+                            Cause.SERVICE_DOWN.value,
+                            "gmp-edge was not running (last heartbeat to restart)",
+                        ),
+                    )
+                    downtime += 1
+            cur = self._w.execute(
+                "insert into service_runs(started_us, config_sha256) values(?, ?)",
+                (now, config_sha256),
+            )
+            self._run_id = cur.lastrowid
+            self._set_meta("heartbeat_us", str(now))
+        return StartupReport(heartbeat, downtime, closed)
+
+    def stop_run(self, at_us: int | None = None) -> None:
+        """Record a clean stop; open gaps stay open until the next start closes them."""
+        now = at_us if at_us is not None else now_us()
+        with self._lock, self._tx():
+            if self._run_id is not None:
+                self._w.execute(
+                    "update service_runs set stopped_us=?, note='clean stop' where id=?",
+                    (now, self._run_id),
+                )
+            self._set_meta("heartbeat_us", str(now))
+
+    def close(self) -> None:
+        """Close the writer connection."""
+        with self._lock:
+            self._w.close()
+
+    # -- writing -----------------------------------------------------------------
+
+    def commit(
+        self,
+        readings: Sequence[Reading],
+        gap_events: Sequence[GapEvent] = (),
+        heartbeat_us: int | None = None,
+    ) -> int:
+        """Write one batch of readings and gap transitions in one transaction.
+
+        Raises :class:`StoreError` (nothing written) when the database refuses,
+        e.g. on a full disk; the caller keeps the batch and tries again.
+        """
+        ids = self._tag_ids
+        try:
+            rows = [
+                (
+                    ids[r.tag],
+                    r.ts_us,
+                    r.ts_edge_us,
+                    r.ts_source_us,
+                    r.value if not isinstance(r.value, str) else None,
+                    r.value if isinstance(r.value, str) else None,
+                    int(r.quality),
+                    r.message,
+                    r.cause.value if r.cause is not None else None,
+                )
+                for r in readings
+            ]
+        except KeyError as exc:
+            raise StoreError(f"reading for unregistered tag {exc.args[0]!r}") from None
+        try:
+            with self._lock, self._tx():
+                self._w.executemany(
+                    "insert into readings(tag_id, ts_us, ts_edge_us, ts_source_us, value, text,"
+                    " quality, message, cause) values(?,?,?,?,?,?,?,?,?)",
+                    rows,
+                )
+                for ev in gap_events:
+                    if isinstance(ev, GapOpened):
+                        self._w.execute(
+                            "insert into gaps(tag_id, start_us, cause, message) values(?,?,?,?)",
+                            (ids[ev.tag], ev.start_us, ev.cause.value, ev.message),
+                        )
+                    elif isinstance(ev, GapClosed):
+                        self._w.execute(
+                            "update gaps set end_us=? where tag_id=? and end_us is null",
+                            (ev.end_us, ids[ev.tag]),
+                        )
+                self._set_meta("heartbeat_us", str(heartbeat_us or now_us()))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: commit of {len(rows)} readings failed: {exc}") from exc
+        return len(rows)
+
+    def record_gap(
+        self, tag: str, start_us: int, end_us: int | None, cause: Cause, message: str
+    ) -> None:
+        """Write a gap known as a whole (e.g. missed polls), outside the reading stream."""
+        with self._lock, self._tx():
+            self._w.execute(
+                "insert into gaps(tag_id, start_us, end_us, cause, message) values(?,?,?,?,?)",
+                (self._tag_ids[tag], start_us, end_us, cause.value, message),
+            )
+
+    def apply_retention(self, older_than_us: int) -> int:
+        """Delete readings and closed gaps older than the cut-off; returns readings deleted."""
+        with self._lock, self._tx():
+            n = self._w.execute("delete from readings where ts_us < ?", (older_than_us,)).rowcount
+            self._w.execute(
+                "delete from gaps where end_us is not null and end_us < ?", (older_than_us,)
+            )
+        return n
+
+    # -- reading -----------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+        return conn
+
+    def tag_paths(self) -> list[str]:
+        """Every tag the store knows."""
+        return sorted(self._tag_ids)
+
+    def open_gap_tags(self) -> list[str]:
+        """Tags whose gap is still open."""
+        rows = self._reader().execute("select tag_id from gaps where end_us is null").fetchall()
+        return [self._tag_paths[r[0]] for r in rows]
+
+    def _tid(self, tag: str) -> int:
+        try:
+            return self._tag_ids[tag]
+        except KeyError:
+            raise KeyError(f"unknown tag {tag!r}") from None
+
+    def readings(
+        self, tag: str, start_us: int, end_us: int, limit: int = 100_000
+    ) -> list[StoredReading]:
+        """Raw readings of one tag with ``start_us <= ts < end_us``, oldest first."""
+        rows = self._reader().execute(
+            "select ts_us, ts_edge_us, ts_source_us, value, text, quality, message, cause "
+            "from readings where tag_id=? and ts_us>=? and ts_us<? order by ts_us, rowid limit ?",
+            (self._tid(tag), start_us, end_us, limit),
+        )
+        return [
+            StoredReading(tag, a, b, c, v if t is None else t, Quality(q), m, cause)
+            for a, b, c, v, t, q, m, cause in rows
+        ]
+
+    def latest(self, tag: str) -> StoredReading | None:
+        """The newest reading of a tag, or None."""
+        row = (
+            self._reader()
+            .execute(
+                "select ts_us, ts_edge_us, ts_source_us, value, text, quality, message, cause "
+                "from readings where tag_id=? order by ts_us desc, rowid desc limit 1",
+                (self._tid(tag),),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        a, b, c, v, t, q, m, cause = row
+        return StoredReading(tag, a, b, c, v if t is None else t, Quality(q), m, cause)
+
+    def downsample(self, tag: str, start_us: int, end_us: int, window_us: int) -> list[Bucket]:
+        """Min/max/mean per window over ``[start_us, end_us)``; empty windows are absent."""
+        if window_us <= 0:
+            raise ValueError("window must be positive")
+        rows = self._reader().execute(
+            "select (ts_us - ?) / ? as b, min(value), max(value), avg(value), count(*),"
+            " sum(quality=0), sum(quality=1), sum(quality=2) from readings"
+            " where tag_id=? and ts_us>=? and ts_us<? group by b order by b",
+            (start_us, window_us, self._tid(tag), start_us, end_us),
+        )
+        return [
+            Bucket(start_us + b * window_us, mn, mx, mean, n, g, u, bad)
+            for b, mn, mx, mean, n, g, u, bad in rows
+        ]
+
+    def gaps(
+        self, tag: str | None = None, start_us: int = 0, end_us: int = 2**62, limit: int = 10_000
+    ) -> list[Gap]:
+        """Gaps overlapping ``[start_us, end_us)``, optionally for one tag, oldest first."""
+        sql = (
+            "select id, tag_id, start_us, end_us, cause, message from gaps "
+            "where start_us < ? and coalesce(end_us, 9223372036854775807) > ?"
+        )
+        args: list[object] = [end_us, start_us]
+        if tag is not None:
+            sql += " and tag_id=?"
+            args.append(self._tid(tag))
+        sql += " order by start_us, id limit ?"
+        args.append(limit)
+        return [
+            Gap(i, self._tag_paths[t], s, e, c, m)
+            for i, t, s, e, c, m in self._reader().execute(sql, args)
+        ]
+
+    def count_readings(self, tag: str | None = None) -> int:
+        """How many readings are stored (for one tag, or all)."""
+        if tag is None:
+            return int(self._reader().execute("select count(*) from readings").fetchone()[0])
+        return int(
+            self._reader()
+            .execute("select count(*) from readings where tag_id=?", (self._tid(tag),))
+            .fetchone()[0]
+        )
+
+    # -- outbox ------------------------------------------------------------------
+
+    def outbox_cursor(self, destination: str, stream: str = "readings") -> int:
+        """The last row id a destination has confirmed."""
+        row = (
+            self._reader()
+            .execute(
+                "select last_id from outbox_cursors where destination=? and stream=?",
+                (destination, stream),
+            )
+            .fetchone()
+        )
+        return 0 if row is None else int(row[0])
+
+    def outbox_pending(
+        self, destination: str, limit: int = 5000
+    ) -> list[tuple[int, StoredReading]]:
+        """Readings not yet confirmed by ``destination``, in commit order, with their ids."""
+        after = self.outbox_cursor(destination)
+        rows = self._reader().execute(
+            "select rowid, tag_id, ts_us, ts_edge_us, ts_source_us, value, text, quality,"
+            " message, cause from readings where rowid > ? order by rowid limit ?",
+            (after, limit),
+        )
+        return [
+            (
+                rid,
+                StoredReading(
+                    self._tag_paths[tid], a, b, c, v if t is None else t, Quality(q), m, cause
+                ),
+            )
+            for rid, tid, a, b, c, v, t, q, m, cause in rows
+        ]
+
+    def outbox_ack(self, destination: str, last_id: int, stream: str = "readings") -> None:
+        """A destination confirmed everything up to ``last_id``; it never moves backwards."""
+        with self._lock, self._tx():
+            self._w.execute(
+                "insert into outbox_cursors(destination, stream, last_id) values(?,?,?) "
+                "on conflict(destination, stream) do update set "
+                "last_id=max(last_id, excluded.last_id)",
+                (destination, stream, last_id),
+            )
+
+    def service_runs(self) -> list[tuple[int, int, int | None, str, str]]:
+        """(id, started_us, stopped_us, config_sha256, note) of every run, oldest first."""
+        return list(
+            self._reader().execute(
+                "select id, started_us, stopped_us, config_sha256, note"
+                " from service_runs order by id"
+            )
+        )
