@@ -427,6 +427,22 @@ def _loc(loc: tuple[Any, ...], data: Any) -> str:
     return out or "(top level)"
 
 
+_ITEM = re.compile(r"^(areas|rooms|devices|equipment|tags)\[(\d+)\]")
+
+
+def _label_items(line: str, data: dict[str, Any]) -> str:
+    """Add the item's id (or path) to a leading ``section[i]`` so people can find it."""
+    m = _ITEM.match(line)
+    if not m:
+        return line
+    items = data.get(m.group(1))
+    i = int(m.group(2))
+    if not isinstance(items, list) or i >= len(items) or not isinstance(items[i], dict):
+        return line
+    name = items[i].get("id") or items[i].get("path")
+    return line if name is None else f"{m.group(0)}({name}){line[m.end():]}"
+
+
 def parse_config(data: dict[str, Any], path: Path) -> PlantConfig:
     """Validate already-parsed TOML; raise :class:`ConfigError` with every problem."""
     try:
@@ -437,7 +453,7 @@ def parse_config(data: dict[str, Any], path: Path) -> PlantConfig:
             where = _loc(tuple(err["loc"]), data)
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "value_error" and where == "(top level)":
-                problems.extend(msg.splitlines())
+                problems.extend(_label_items(line, data) for line in msg.splitlines())
                 continue
             value = err.get("input")
             shown = "" if isinstance(value, dict | list) else f" (got {value!r})"

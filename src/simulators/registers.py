@@ -140,12 +140,11 @@ class RegisterBank:
             out.append(words[a - field.address])
         return out
 
-    def write(self, address: int, values: Sequence[int]) -> list[Field] | None:
-        """Store raw registers into writable fields; return the fields touched.
+    def prepare_write(self, address: int, values: Sequence[int]) -> dict[str, Value] | None:
+        """The field values a write would produce, without storing anything.
 
-        Returns None (nothing written) when any register is unmapped or read-only. A partial
-        write of a 32-bit field keeps its other word, like the Lighthouse "write only the low
-        register" advice.
+        Returns None when any register is unmapped or read-only. A partial write of a 32-bit
+        field keeps its other word, like the Lighthouse "write only the low register" advice.
         """
         addresses = range(address, address + len(values))
         if not all(a in self._by_address and self._by_address[a].writable for a in addresses):
@@ -155,8 +154,4 @@ class RegisterBank:
             field = self._by_address[a]
             words = touched.setdefault(field.name, list(self._words[field.name]))
             words[a - field.address] = enc.check_register(word)
-        for name, words in touched.items():
-            field = self.fields[name]
-            self._words[name] = words
-            self._values[name] = field.decode(words)
-        return [self.fields[name] for name in touched]
+        return {name: self.fields[name].decode(words) for name, words in touched.items()}

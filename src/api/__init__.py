@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI) and the live status page; holds no domain logic."""

@@ -1,0 +1,304 @@
+"""FastAPI application: health, tags, latest values, readings, gaps and the status page."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Annotated, Literal
+
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+
+from api.runtime import RoomInfo, Runtime, TagInfo
+from api.timefmt import iso, parse_ts
+from collector.reading import Quality, Reading, now_us
+
+MAX_RAW = 100_000
+
+
+class DeviceOut(BaseModel):
+    """A device's connection state and collection health."""
+
+    id: str
+    protocol: str
+    endpoint: str
+    state: str
+    last_good: str | None = Field(description="last poll with at least one good value (UTC)")
+    lag_s: float | None = Field(description="seconds since last_good")
+    last_error: str | None
+    last_error_at: str | None
+    connects: int
+    disconnects: int
+    polls: int
+    failed_polls: int
+    missed_polls: int
+    readings: int
+    backfilled: int
+    last_poll_ms: float | None
+
+
+class HealthOut(BaseModel):
+    """Service health: overall verdict, store, devices."""
+
+    status: Literal["ok", "degraded", "starting"]
+    site: str
+    now: str
+    started: str | None
+    config_sha256: str
+    store: dict[str, object]
+    devices: list[DeviceOut]
+
+
+class ValueOut(BaseModel):
+    """One reading."""
+
+    tag: str
+    ts: str = Field(description="time the value belongs to: device time if known, else edge (UTC)")
+    ts_edge: str
+    ts_source: str | None
+    value: float | str | None
+    quality: Literal["good", "uncertain", "bad"]
+    message: str | None
+    cause: str | None = None
+
+
+class BucketOut(BaseModel):
+    """Downsampled window."""
+
+    start: str
+    min: float | None
+    max: float | None
+    mean: float | None
+    count: int
+    good: int
+    uncertain: int
+    bad: int
+
+
+class ReadingsOut(BaseModel):
+    """Readings of one tag over a range: raw or downsampled."""
+
+    tag: str
+    start: str
+    end: str
+    window_s: float | None
+    truncated: bool = False
+    readings: list[ValueOut] | None = None
+    buckets: list[BucketOut] | None = None
+
+
+class GapOut(BaseModel):
+    """A period without values for a tag, with its cause."""
+
+    id: int
+    tag: str
+    start: str
+    end: str | None
+    open: bool
+    cause: str
+    message: str
+
+
+class RoomStatusOut(BaseModel):
+    """A room with its latest values, for the live page."""
+
+    room: RoomInfo
+    values: list[ValueOut]
+
+
+def _q(q: Quality | int) -> Literal["good", "uncertain", "bad"]:
+    return ("good", "uncertain", "bad")[int(q)]  # type: ignore[return-value]
+
+
+def _value(r: Reading) -> ValueOut:
+    return ValueOut(
+        tag=r.tag,
+        ts=iso(r.ts_us) or "",
+        ts_edge=iso(r.ts_edge_us) or "",
+        ts_source=iso(r.ts_source_us),
+        value=r.value,
+        quality=_q(r.quality),
+        message=r.message,
+        cause=r.cause.value if r.cause else None,
+    )
+
+
+def _range(start: str | None, end: str | None, default_s: int = 3600) -> tuple[int, int]:
+    try:
+        end_us = parse_ts(end) if end else now_us()
+        start_us = parse_ts(start) if start else end_us - default_s * 1_000_000
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if start_us >= end_us:
+        raise HTTPException(422, f"start {start} is not before end {end}")
+    return start_us, end_us
+
+
+def create_app(rt: Runtime) -> FastAPI:
+    """The API over a running service."""
+    app = FastAPI(
+        title="gmp-edge",
+        version="0.1.0",
+        description=(
+            "Edge data acquisition for GMP plants. Every timestamp is UTC (ISO 8601, `Z`). "
+            "Tag paths are ISA-95 style `site/area/room/equipment/signal`, passed as the "
+            "`tag` query parameter."
+        ),
+    )
+    tags_by_path = {t.path: t for t in rt.tag_infos()}
+
+    def known(tag: str) -> str:
+        if tag not in tags_by_path:
+            raise HTTPException(404, f"unknown tag {tag!r}")
+        return tag
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return resources.files("api").joinpath("static/status.html").read_text("utf-8")
+
+    @app.get("/api/health", response_model=HealthOut, tags=["status"])
+    def health() -> HealthOut:
+        """Per-device connection state, last good reading, lag; store health."""
+        now = now_us()
+        devices = [
+            DeviceOut(
+                id=s.device_id,
+                protocol=s.protocol,
+                endpoint=s.endpoint,
+                state=s.state.value,
+                last_good=iso(s.last_good_us),
+                lag_s=None if s.last_good_us is None else round((now - s.last_good_us) / 1e6, 3),
+                last_error=s.last_error,
+                last_error_at=iso(s.last_error_us),
+                connects=s.connects,
+                disconnects=s.disconnects,
+                polls=s.polls,
+                failed_polls=s.failed_polls,
+                missed_polls=s.missed_polls,
+                readings=s.readings,
+                backfilled=s.backfilled,
+                last_poll_ms=s.last_poll_ms,
+            )
+            for s in rt.device_statuses()
+        ]
+        store = rt.store_health()
+        if rt.started_us is None:
+            status: Literal["ok", "degraded", "starting"] = "starting"
+        elif store.get("error") or any(d.state != "connected" for d in devices):
+            status = "degraded"
+        else:
+            status = "ok"
+        return HealthOut(
+            status=status,
+            site=rt.site_id,
+            now=iso(now) or "",
+            started=iso(rt.started_us),
+            config_sha256=rt.config_sha256,
+            store=store,
+            devices=devices,
+        )
+
+    @app.get("/api/tags", response_model=list[TagInfo], tags=["tags"])
+    def tags(room: str | None = None, kind: str | None = None) -> list[TagInfo]:
+        """Configured tags, optionally filtered by room or kind."""
+        return [
+            t
+            for t in tags_by_path.values()
+            if (room is None or t.room == room) and (kind is None or t.kind == kind)
+        ]
+
+    @app.get("/api/rooms", response_model=list[RoomInfo], tags=["tags"])
+    def rooms() -> list[RoomInfo]:
+        """Configured rooms with grade / ISO class and adjacency."""
+        return rt.room_infos()
+
+    @app.get("/api/latest", response_model=list[ValueOut], tags=["readings"])
+    def latest(tag: Annotated[list[str] | None, Query()] = None) -> list[ValueOut]:
+        """Newest value of each tag (all tags, or the ones named)."""
+        live = rt.latest_readings()
+        wanted = [known(t) for t in tag] if tag else sorted(tags_by_path)
+        out: list[ValueOut] = []
+        for path in wanted:
+            if path in live:
+                out.append(_value(live[path]))
+                continue
+            s = rt.store.latest(path)
+            if s is not None:
+                out.append(
+                    ValueOut(
+                        tag=path,
+                        ts=iso(s.ts_us) or "",
+                        ts_edge=iso(s.ts_edge_us) or "",
+                        ts_source=iso(s.ts_source_us),
+                        value=s.value,
+                        quality=_q(s.quality),
+                        message=s.message,
+                        cause=s.cause,
+                    )
+                )
+        return out
+
+    @app.get("/api/status/rooms", response_model=list[RoomStatusOut], tags=["status"])
+    def room_status() -> list[RoomStatusOut]:
+        """Each room with the latest value of its tags (what the live page shows)."""
+        live = rt.latest_readings()
+        out = []
+        for room in rt.room_infos():
+            values = [
+                _value(live[t.path])
+                for t in tags_by_path.values()
+                if t.room == room.id and t.path in live
+            ]
+            out.append(RoomStatusOut(room=room, values=values))
+        return out
+
+    @app.get("/api/readings", response_model=ReadingsOut, tags=["readings"])
+    def readings(
+        tag: str,
+        start: str | None = Query(None, description="ISO 8601 with zone; default end - 1 h"),
+        end: str | None = Query(None, description="ISO 8601 with zone; default now"),
+        window_s: float | None = Query(
+            None, gt=0, le=86_400, description="downsample to min/max/mean per window"
+        ),
+        limit: int = Query(10_000, ge=1, le=MAX_RAW),
+    ) -> ReadingsOut:
+        """Readings of one tag over ``[start, end)``: raw, or downsampled when ``window_s``."""
+        known(tag)
+        start_us, end_us = _range(start, end)
+        out = ReadingsOut(tag=tag, start=iso(start_us) or "", end=iso(end_us) or "",
+                          window_s=window_s)
+        if window_s is not None:
+            buckets = rt.store.downsample(tag, start_us, end_us, int(window_s * 1_000_000))
+            out.buckets = [
+                BucketOut(start=iso(b.start_us) or "", min=b.min, max=b.max, mean=b.mean,
+                          count=b.count, good=b.good, uncertain=b.uncertain, bad=b.bad)
+                for b in buckets
+            ]
+            return out
+        rows = rt.store.readings(tag, start_us, end_us, limit + 1)
+        out.truncated = len(rows) > limit
+        out.readings = [
+            ValueOut(tag=tag, ts=iso(r.ts_us) or "", ts_edge=iso(r.ts_edge_us) or "",
+                     ts_source=iso(r.ts_source_us), value=r.value, quality=_q(r.quality),
+                     message=r.message, cause=r.cause)
+            for r in rows[:limit]
+        ]
+        return out
+
+    @app.get("/api/gaps", response_model=list[GapOut], tags=["readings"])
+    def gaps(
+        tag: str | None = None,
+        start: str | None = Query(None, description="ISO 8601 with zone; default end - 24 h"),
+        end: str | None = Query(None, description="ISO 8601 with zone; default now"),
+    ) -> list[GapOut]:
+        """Gaps (with cause) overlapping the range, for one tag or all."""
+        if tag is not None:
+            known(tag)
+        start_us, end_us = _range(start, end, 86_400)
+        return [
+            GapOut(id=g.id, tag=g.tag, start=iso(g.start_us) or "", end=iso(g.end_us),
+                   open=g.end_us is None, cause=g.cause, message=g.message)
+            for g in rt.store.gaps(tag, start_us, end_us)
+        ]
+
+    return app

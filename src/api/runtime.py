@@ -1,0 +1,67 @@
+"""What the API needs from the running service, as a protocol (edge implements it)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from collector.driver import DeviceStatus
+from collector.reading import Reading
+from historian.store import Store
+
+
+class TagInfo(BaseModel):
+    """A configured tag, as the API shows it."""
+
+    path: str
+    site: str
+    area: str
+    room: str
+    equipment: str
+    signal: str
+    unit: str
+    kind: str
+    device: str
+    description: str
+
+
+class RoomInfo(BaseModel):
+    """A configured room."""
+
+    id: str
+    area: str
+    name: str
+    grade: str | None
+    iso_class: float | None
+    adjacent: list[str]
+
+
+class Runtime(Protocol):
+    """The live service, seen from the API."""
+
+    site_id: str
+    site_name: str
+    store: Store
+    started_us: int | None
+    config_sha256: str
+
+    def tag_infos(self) -> list[TagInfo]:
+        """Every configured tag."""
+        ...
+
+    def room_infos(self) -> list[RoomInfo]:
+        """Every configured room."""
+        ...
+
+    def latest_readings(self) -> dict[str, Reading]:
+        """The newest reading of each tag seen since start."""
+        ...
+
+    def device_statuses(self) -> list[DeviceStatus]:
+        """Live device health."""
+        ...
+
+    def store_health(self) -> dict[str, object]:
+        """Committer health: committed, pending, last commit, error."""
+        ...

@@ -1,0 +1,188 @@
+"""The `gmp-edge` command line: run, simulate, check-config, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from api.app import create_app
+from edge.config import ConfigError, PlantConfig, load_config
+from edge.runtime import ServiceRuntime
+from edge.service import EdgeService
+from edge.wiring import polling_plan
+from historian.store import Store, StoreError
+
+log = logging.getLogger("gmp_edge")
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def serve(cfg: PlantConfig, sha: str, stop: asyncio.Event, banner: str = "") -> None:
+    """Run collection, the store and the API until ``stop``."""
+    store = Store(cfg.store.path)
+    service = EdgeService(cfg, sha, store)
+    app = create_app(ServiceRuntime(service))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=cfg.api.host, port=cfg.api.port, log_level="warning")
+    )
+    svc_task = asyncio.create_task(service.run(stop), name="service")
+    api_task = asyncio.create_task(server.serve(), name="api")
+    while not server.started and not api_task.done():
+        await asyncio.sleep(0.05)
+    if api_task.done():
+        stop.set()
+        await svc_task
+        store.close()
+        raise SystemExit(f"API could not listen on {cfg.api.host}:{cfg.api.port}")
+    url = f"http://{cfg.api.host}:{cfg.api.port}"
+    print(
+        f"gmp-edge collecting {len(cfg.tags)} tags from {len(cfg.devices)} devices into "
+        f"{cfg.store.path}\n  live status page: {url}/\n  API docs (OpenAPI): {url}/docs\n"
+        f"  health: {url}/api/health{banner}\n  stop with Ctrl-C",
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        server.should_exit = True
+        await asyncio.gather(svc_task, api_task, return_exceptions=True)
+        store.close()
+        print("gmp-edge stopped; everything collected is committed.", flush=True)
+
+
+def _load(path: str) -> tuple[PlantConfig, str]:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate a config and print the polling plan."""
+    cfg, sha = _load(args.config)
+    print(f"{args.config}: valid (sha256 {sha})")
+    print(
+        f"site {cfg.site.id}: {len(cfg.areas)} area(s), {len(cfg.rooms)} room(s), "
+        f"{len(cfg.equipment)} equipment, {len(cfg.devices)} device(s), {len(cfg.tags)} tag(s)"
+    )
+    print("polling plan:")
+    for line in polling_plan(cfg):
+        print("  " + line)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Collect from the configured devices and serve the API."""
+    cfg, sha = _load(args.config)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await serve(cfg, sha, stop)
+
+    try:
+        asyncio.run(main())
+    except StoreError as exc:
+        print(f"store error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _sim_spec(cfg: PlantConfig, path: str) -> Path:
+    if cfg.simulation is None:
+        print(f"{path}: no [simulation] section names a simulator spec", file=sys.stderr)
+        raise SystemExit(2)
+    return cfg.simulation.spec
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Run only the simulated plant, for any Modbus / OPC UA client."""
+    from simulators.plant import SimulatedPlant
+    from simulators.spec import SpecError, load_spec
+
+    cfg, _ = _load(args.config)
+    try:
+        spec = load_spec(_sim_spec(cfg, args.config))
+    except SpecError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        async with SimulatedPlant(spec) as plant:
+            print(json.dumps(plant.endpoints()), flush=True)
+            print("simulated plant running; stop with Ctrl-C", file=sys.stderr, flush=True)
+            await stop.wait()
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Simulated plant + collection + API on 127.0.0.1, in one process."""
+    from simulators.plant import SimulatedPlant
+    from simulators.spec import SpecError, load_spec
+
+    cfg, sha = _load(args.config)
+    try:
+        spec = load_spec(_sim_spec(cfg, args.config))
+    except SpecError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        async with SimulatedPlant(spec) as plant:
+            eps = plant.endpoints()
+            banner = "\n  simulated plant: " + json.dumps(eps)
+            await serve(cfg, sha, stop, banner)
+
+    asyncio.run(main())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `gmp-edge` command."""
+    parser = argparse.ArgumentParser(prog="gmp-edge", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="collect from real devices and serve the API")
+    p.add_argument("--config", required=True, help="plant TOML file")
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("simulate", help="run only the simulated plant")
+    p.add_argument("--config", required=True, help="plant TOML file with a [simulation] spec")
+    p.set_defaults(fn=cmd_simulate)
+    p = sub.add_parser("check-config", help="validate a config and print the polling plan")
+    p.add_argument("config", help="plant TOML file")
+    p.set_defaults(fn=cmd_check)
+    p = sub.add_parser("demo", help="simulated plant + collection + API on 127.0.0.1")
+    p.add_argument("--config", default="examples/plant.toml", help="plant TOML file")
+    p.set_defaults(fn=cmd_demo)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    logging.getLogger("asyncua").setLevel(logging.WARNING)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

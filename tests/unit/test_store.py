@@ -1,0 +1,140 @@
+"""The local store: commits, gaps, service-down gaps, queries, outbox, a full disk."""
+
+import sqlite3
+
+import pytest
+
+from collector.reading import Cause, Quality, Reading
+from historian.gaps import GapClosed, GapOpened
+from historian.store import Store, StoreError
+
+S = 1_000_000
+T0 = 1_790_000_000 * S
+TAGS = [("s/a/r/e/t1", "degC", "temperature", "dev"), ("s/a/r/e/t2", "%RH", "rh", "dev")]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "x.db")
+    s.register_tags(TAGS)
+    yield s
+    s.close()
+
+
+def good(tag, ts, v):
+    return Reading(tag, v, Quality.GOOD, ts)
+
+
+def test_commit_and_read_back(store):
+    store.commit([good("s/a/r/e/t1", T0 + i * S, float(i)) for i in range(10)])
+    rows = store.readings("s/a/r/e/t1", T0, T0 + 100 * S)
+    assert [r.value for r in rows] == [float(i) for i in range(10)]
+    assert store.latest("s/a/r/e/t1").value == 9.0
+    assert store.count_readings() == 10
+
+
+def test_text_values_and_bad_readings_keep_messages(store):
+    store.commit(
+        [
+            Reading("s/a/r/e/t2", "B-1", Quality.GOOD, T0),
+            Reading.bad("s/a/r/e/t2", T0 + S, "FC03 0+2: no answer within 1 s", Cause.NETWORK),
+        ]
+    )
+    a, b = store.readings("s/a/r/e/t2", T0, T0 + 10 * S)
+    assert a.value == "B-1"
+    assert b.value is None and b.quality is Quality.BAD
+    assert b.message == "FC03 0+2: no answer within 1 s" and b.cause == "network"
+
+
+def test_source_timestamp_orders_readings(store):
+    store.commit([Reading("s/a/r/e/t1", 1.0, Quality.GOOD, T0 + 100 * S, T0 + 5 * S)])
+    (r,) = store.readings("s/a/r/e/t1", T0, T0 + 10 * S)
+    assert r.ts_us == T0 + 5 * S and r.ts_edge_us == T0 + 100 * S
+
+
+def test_unregistered_tag_is_refused(store):
+    with pytest.raises(StoreError, match="unregistered"):
+        store.commit([good("nope", T0, 1.0)])
+    assert store.count_readings() == 0
+
+
+def test_gap_open_close(store):
+    store.commit([], [GapOpened("s/a/r/e/t1", T0, Cause.NETWORK, "refused")])
+    assert store.open_gap_tags() == ["s/a/r/e/t1"]
+    store.commit([], [GapClosed("s/a/r/e/t1", T0 + 5 * S)])
+    (g,) = store.gaps("s/a/r/e/t1", T0 - S, T0 + 10 * S)
+    assert (g.start_us, g.end_us, g.cause, g.message) == (T0, T0 + 5 * S, "network", "refused")
+
+
+def test_restart_records_downtime_as_gap(tmp_path):
+    s = Store(tmp_path / "y.db")
+    s.register_tags(TAGS)
+    first = s.start_run("sha", [t[0] for t in TAGS], at_us=T0)
+    assert first.previous_heartbeat_us is None
+    s.commit([good("s/a/r/e/t1", T0 + S, 1.0)],
+             [GapOpened("s/a/r/e/t2", T0 + S, Cause.DEVICE, "x")], heartbeat_us=T0 + S)
+    s.close()  # as after SIGKILL: no stop_run
+    s = Store(tmp_path / "y.db")
+    rep = s.start_run("sha", [t[0] for t in TAGS], at_us=T0 + 60 * S)
+    assert rep.previous_heartbeat_us == T0 + S
+    assert rep.downtime_gaps == 2 and rep.closed_open_gaps == 1
+    gaps = s.gaps(None, T0, T0 + 100 * S)
+    down = [g for g in gaps if g.cause == "service_down"]
+    assert {(g.tag, g.start_us, g.end_us) for g in down} == {
+        ("s/a/r/e/t1", T0 + S, T0 + 60 * S),
+        ("s/a/r/e/t2", T0 + S, T0 + 60 * S),
+    }
+    (dev,) = [g for g in gaps if g.cause == "device"]
+    assert dev.end_us == T0 + S  # closed at the last heartbeat, downtime takes over
+    runs = s.service_runs()
+    assert runs[0][2] == T0 + S  # the killed run ends at its last heartbeat
+    s.close()
+
+
+def test_downsample_windows(store):
+    rows = [good("s/a/r/e/t1", T0 + i * S, float(i % 60)) for i in range(180)]
+    rows.append(Reading.bad("s/a/r/e/t1", T0 + 30 * S + 1, "x", Cause.DEVICE))
+    store.commit(rows)
+    b = store.downsample("s/a/r/e/t1", T0, T0 + 180 * S, 60 * S)
+    assert [x.start_us for x in b] == [T0, T0 + 60 * S, T0 + 120 * S]
+    assert (b[0].min, b[0].max, b[0].mean) == (0.0, 59.0, pytest.approx(29.5))
+    assert (b[0].count, b[0].good, b[0].bad) == (61, 60, 1)
+
+
+def test_outbox_cursor_never_moves_back(store):
+    store.commit([good("s/a/r/e/t1", T0 + i, 1.0) for i in range(5)])
+    pending = store.outbox_pending("influx", limit=3)
+    assert len(pending) == 3
+    store.outbox_ack("influx", pending[-1][0])
+    assert len(store.outbox_pending("influx")) == 2
+    store.outbox_ack("influx", 1)
+    assert len(store.outbox_pending("influx")) == 2
+
+
+def test_full_disk_keeps_nothing_half_written(tmp_path):
+    s = Store(tmp_path / "z.db")
+    s.register_tags(TAGS)
+    s._w.execute("pragma max_page_count=1")  # stand-in for a full disk: SQLITE_FULL
+    with pytest.raises(StoreError, match="full"):
+        s.commit([good("s/a/r/e/t1", T0 + i, 1.0) for i in range(5000)])
+    s._w.execute("pragma max_page_count=1073741823")
+    assert s.count_readings() == 0
+    s.commit([good("s/a/r/e/t1", T0 + i, 1.0) for i in range(5000)])
+    assert s.count_readings() == 5000
+    s.close()
+
+
+def test_committed_data_survives_without_close(tmp_path):
+    p = tmp_path / "k.db"
+    s = Store(p)
+    s.register_tags(TAGS)
+    s.commit([good("s/a/r/e/t1", T0, 1.0)])
+    # another connection sees it immediately: it is in the WAL, durable
+    assert sqlite3.connect(p).execute("select count(*) from readings").fetchone()[0] == 1
+    s.close()
+
+
+def test_retention(store):
+    store.commit([good("s/a/r/e/t1", T0 + i * S, 1.0) for i in range(10)])
+    assert store.apply_retention(T0 + 5 * S) == 5
+    assert store.count_readings() == 5
