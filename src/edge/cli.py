@@ -125,7 +125,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         _stop_on_signals(stop)
         async with SimulatedPlant(spec) as plant:
-            print(json.dumps(plant.endpoints()), flush=True)
+            print(json.dumps(plant.ready_info()), flush=True)
             print("simulated plant running; stop with Ctrl-C", file=sys.stderr, flush=True)
             await stop.wait()
 
@@ -149,7 +149,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         _stop_on_signals(stop)
         async with SimulatedPlant(spec) as plant:
-            eps = plant.endpoints()
+            eps = plant.ready_info()
             banner = "\n  simulated plant: " + json.dumps(eps)
             await serve(cfg, sha, stop, banner)
 

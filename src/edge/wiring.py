@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import os
 
 from collector.codec import DataType, Order, ValueSpec, register_count
 from collector.driver import Driver
 from collector.modbus import ModbusDeviceSpec, ModbusDriver, RecordPoint
-from collector.opcua import OpcuaDeviceSpec, OpcuaDriver, OpcuaPoint
 from collector.plan import Function, RegisterPoint, plan_requests
 from edge.config import ModbusDevice, OpcuaDevice, PlantConfig, Tag
+
+if TYPE_CHECKING:
+    from collector.opcua import OpcuaDeviceSpec
 
 
 def register_point(tag: Tag, device: ModbusDevice) -> RegisterPoint:
@@ -54,6 +58,8 @@ def modbus_spec(d: ModbusDevice) -> ModbusDeviceSpec:
 
 def opcua_spec(d: OpcuaDevice) -> OpcuaDeviceSpec:
     """Connection parameters of an OPC UA server; the password comes from the environment."""
+    from collector.opcua import OpcuaDeviceSpec  # asyncua loads only when a press is configured
+
     password = os.environ.get(d.password_env) if d.password_env else None
     return OpcuaDeviceSpec(
         device_id=d.id,
@@ -75,26 +81,28 @@ def opcua_spec(d: OpcuaDevice) -> OpcuaDeviceSpec:
     )
 
 
+def build_driver(cfg: PlantConfig, device_id: str, last_record_s: int | None = None) -> Driver:
+    """The driver of one device. ``last_record_s`` is the newest stored record time of a
+    record-mode device, so a restart backfills from the device's memory."""
+    d = cfg.device(device_id)
+    tags = [t for t in cfg.tags if t.device == d.id]
+    if isinstance(d, ModbusDevice):
+        points = [register_point(t, d) for t in tags if t.modbus is not None]
+        records = [
+            RecordPoint(t.path, t.record.channel, t.record.analog)
+            for t in tags
+            if t.record is not None
+        ]
+        return ModbusDriver(modbus_spec(d), points, records, last_record_s)
+    from collector.opcua import OpcuaDriver, OpcuaPoint  # asyncua loads only when needed
+
+    ua = [OpcuaPoint(t.path, t.opcua.node_id) for t in tags if t.opcua is not None]
+    return OpcuaDriver(opcua_spec(d), ua)
+
+
 def build_drivers(cfg: PlantConfig, last_record_s: dict[str, int | None]) -> list[Driver]:
-    """One driver per device. ``last_record_s`` maps record-mode devices to their newest
-    stored record time, so a restart backfills from the device's memory."""
-    drivers: list[Driver] = []
-    for d in cfg.devices:
-        tags = [t for t in cfg.tags if t.device == d.id]
-        if isinstance(d, ModbusDevice):
-            points = [register_point(t, d) for t in tags if t.modbus is not None]
-            records = [
-                RecordPoint(t.path, t.record.channel, t.record.analog)
-                for t in tags
-                if t.record is not None
-            ]
-            drivers.append(
-                ModbusDriver(modbus_spec(d), points, records, last_record_s.get(d.id))
-            )
-        else:
-            ua = [OpcuaPoint(t.path, t.opcua.node_id) for t in tags if t.opcua is not None]
-            drivers.append(OpcuaDriver(opcua_spec(d), ua))
-    return drivers
+    """One driver per configured device."""
+    return [build_driver(cfg, d.id, last_record_s.get(d.id)) for d in cfg.devices]
 
 
 def polling_plan(cfg: PlantConfig) -> list[str]:

@@ -76,7 +76,8 @@ class DpTransmitter(RegisterDevice):
         for ch in (1, 2):
             value = self.values[ch]
             in_range = abs(value) <= FULL_SCALE_PA
-            h.set(f"dp{ch}_reliability", RELIABILITY_VALID if in_range else RELIABILITY_OUT_OF_RANGE)
+            reliability = RELIABILITY_VALID if in_range else RELIABILITY_OUT_OF_RANGE
+            h.set(f"dp{ch}_reliability", reliability)
             h.set(f"dp{ch}_pa10", max(-32768, min(32767, round(value * 10))))
             h.set(f"dp{ch}_pa", value)
         h.set("error_code", 0)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import socket
 import sys
-from datetime import UTC, datetime
+from datetime import UTC
 
 from asyncua import Node, Server, ua
 
@@ -74,21 +74,15 @@ class OpcUaPressServer:
         self._namespace = await server.register_namespace(NAMESPACE_URI)
         ns = self._namespace
         press = await server.nodes.objects.add_object(
-            ua.NodeId(OBJECT_NAME, ns), ua.QualifiedName(OBJECT_NAME, ns)
+            f"ns={ns};s={OBJECT_NAME}", f"{ns}:{OBJECT_NAME}"
         )
         for name in DOUBLE_VARIABLES:
             self._nodes[name] = await press.add_variable(
-                ua.NodeId(f"{OBJECT_NAME}.{name}", ns),
-                ua.QualifiedName(name, ns),
-                0.0,
-                varianttype=ua.VariantType.Double,
+                node_id(name, ns), f"{ns}:{name}", 0.0, varianttype=ua.VariantType.Double
             )
         for name in STRING_VARIABLES:
             self._nodes[name] = await press.add_variable(
-                ua.NodeId(f"{OBJECT_NAME}.{name}", ns),
-                ua.QualifiedName(name, ns),
-                "",
-                varianttype=ua.VariantType.String,
+                node_id(name, ns), f"{ns}:{name}", "", varianttype=ua.VariantType.String
             )
         await self.publish()
         await server.start()
@@ -119,7 +113,7 @@ class OpcUaPressServer:
 
     async def publish(self) -> None:
         """Write the press's current values, each stamped with the same SourceTimestamp."""
-        stamp = datetime.now(UTC)
+        stamp = ua.DateTime.now(UTC)
         writes: list[tuple[str, ua.Variant]] = [
             (name, ua.Variant(float(self.press.values[name]), ua.VariantType.Double))
             for name in DOUBLE_VARIABLES

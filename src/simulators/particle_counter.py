@@ -127,10 +127,8 @@ def channel_concentrations(params: ParticleCounterParams) -> tuple[float, float,
     (ISO 14644-1 uses the same shape, exponent 2.08).
     """
     c05, c50 = params.conc_0_5, params.conc_5_0
-    if c05 > 0 and c50 > 0:
-        exponent = math.log(c05 / c50) / math.log(10.0)
-    else:
-        exponent = 2.08
+    # Fall back to the ISO 14644-1 exponent when a zero concentration leaves no slope.
+    exponent = math.log(c05 / c50) / math.log(10.0) if c05 > 0 and c50 > 0 else 2.08
 
     def law(size: float) -> float:
         return c05 * (0.5 / size) ** exponent
@@ -337,7 +335,7 @@ class ParticleCounter(RegisterDevice):
         counts = tuple(min(c, 0xFFFF_FFFF) for c in cumulative)
         overflow = 0b100 if counts != cumulative else 0
         record = ParticleRecord(
-            timestamp=int(round(end + self._clock_offset)),
+            timestamp=round(end + self._clock_offset),
             sample_time_s=self.sample_time_s,
             location=self.location,
             data_status=overflow,

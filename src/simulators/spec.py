@@ -8,6 +8,7 @@ typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import tomllib
 import typing
@@ -269,8 +270,9 @@ def _endpoint(table: Mapping[str, Any], path: str) -> ModbusEndpointSpec:
     seen: dict[int, int] = {}
     for i, unit in enumerate(units):
         if unit.unit_id in seen:
+            first = seen[unit.unit_id]
             raise SpecError(
-                f"{path}.units[{i}].unit_id: {unit.unit_id} already used by units[{seen[unit.unit_id]}]"
+                f"{path}.units[{i}].unit_id: {unit.unit_id} already used by units[{first}]"
             )
         seen[unit.unit_id] = i
     host = _typed(table.get("host", "127.0.0.1"), str, _join(path, "host"))
@@ -297,7 +299,7 @@ def _check_size_distribution(params: ParticleCounterParams, path: str) -> None:
     chain = [("conc_0_5", params.conc_0_5), ("conc_1_0", params.conc_1_0)]
     chain += [("conc_3_0", params.conc_3_0), ("conc_5_0", params.conc_5_0)]
     given = [(k, v) for k, v in chain if v is not None]
-    for (k_big, big), (k_small, small) in zip(given, given[1:], strict=False):
+    for (k_big, big), (k_small, small) in itertools.pairwise(given):
         if small > big:
             raise SpecError(
                 f"{_join(path, k_small)}: {small} exceeds {k_big} = {big}; "
@@ -397,7 +399,9 @@ def _event(table: Mapping[str, Any], path: str, spec: PlantSpec) -> ScenarioEven
         kind = EventKind(kind_name)
     except ValueError:
         known = ", ".join(k.value for k in EventKind)
-        raise SpecError(f"{_join(path, 'kind')}: unknown kind {kind_name!r} (known: {known})") from None
+        raise SpecError(
+            f"{_join(path, 'kind')}: unknown kind {kind_name!r} (known: {known})"
+        ) from None
     at_s = _typed(_required(table, "at_s", path), float, _join(path, "at_s"))
     duration_s = _typed(_required(table, "duration_s", path), float, _join(path, "duration_s"))
     if at_s < 0:
@@ -413,7 +417,9 @@ def _event(table: Mapping[str, Any], path: str, spec: PlantSpec) -> ScenarioEven
         if kind is not EventKind.DEVICE_DISCONNECT:
             raise SpecError(f"{_join(path, 'mode')}: only device_disconnect takes a mode")
         if mode_name not in {m.value for m in DisconnectMode}:
-            raise SpecError(f"{_join(path, 'mode')}: must be 'silent' or 'reset', got {mode_name!r}")
+            raise SpecError(
+                f"{_join(path, 'mode')}: must be 'silent' or 'reset', got {mode_name!r}"
+            )
         mode = DisconnectMode(mode_name)
     registers: tuple[int, ...] = ()
     if "registers" in table:

@@ -86,6 +86,7 @@ class TabletPress:
         v["TabletWeight"] = weight
         v["MainCompressionForce"] = max(0.0, force)
         v["PreCompressionForce"] = max(0.0, p.pre_force_kn + gauss(0.0, 0.04))
-        v["EjectionForce"] = max(0.0, p.ejection_force_n + self._ejection.step(dt) + gauss(0.0, 4.0))
+        ejection = p.ejection_force_n + self._ejection.step(dt) + gauss(0.0, 4.0)
+        v["EjectionForce"] = max(0.0, ejection)
         v["Hardness"] = max(0.0, p.hardness_n * force / p.main_force_kn + gauss(0.0, 1.5))
         v["Output"] = speed * p.stations * 60.0

@@ -1,0 +1,78 @@
+"""Fixtures for system tests: the project's simulated plant on free loopback ports, and a
+plant configuration pointing at it."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.config import PlantConfig, parse_config
+from simulators.plant import SimulatedPlant
+from simulators.spec import parse_spec
+
+ROOT = Path(__file__).parents[2]
+SIM_SPEC = tomllib.loads((ROOT / "examples" / "sim-solid-dose.toml").read_text())
+PLANT = tomllib.loads((ROOT / "examples" / "plant.toml").read_text())
+
+
+def sim_spec_data(sample_time_s: int = 1) -> dict[str, Any]:
+    """The example simulated plant on free ports, without its scripted scenario."""
+    data = copy.deepcopy(SIM_SPEC)
+    data["scenario"] = []
+    for ep in data["modbus"]:
+        ep["port"] = 0
+        for unit in ep["units"]:
+            if unit["model"] == "particle_counter":
+                unit["sample_time_s"] = sample_time_s
+    for ua in data.get("opcua", []):
+        ua["port"] = 0
+    return data
+
+
+@pytest.fixture
+async def plant():
+    """The example plant, running on free ports (1 s particle samples)."""
+    async with SimulatedPlant(parse_spec(sim_spec_data())) as p:
+        yield p
+
+
+def plant_config_data(plant: SimulatedPlant, store: Path, **device_overrides: Any) -> dict:
+    """The example plant config, aimed at the running simulators."""
+    data = copy.deepcopy(PLANT)
+    info = plant.ready_info()
+    ports = {"15020": info["modbus"]["gw-granulation"], "15021": info["modbus"]["gw-compression"]}
+    for d in data["devices"]:
+        if d["protocol"] == "modbus":
+            d["port"] = ports[str(d["port"])]
+            d["poll_interval_s"] = 0.5
+            d["timeout_s"] = 0.5
+            d["reconnect_min_s"] = 0.2
+            d["reconnect_max_s"] = 1.0
+        else:
+            d["endpoint"] = info["opcua"]["press-01"]
+            d["reconnect_min_s"] = 0.2
+            d["reconnect_max_s"] = 1.0
+        d.update(device_overrides.get(d["id"], {}))
+    data["store"] = {"path": str(store), "commit_interval_s": 0.2}
+    data["api"] = {"host": "127.0.0.1", "port": 0}
+    data.pop("simulation", None)
+    return data
+
+
+@pytest.fixture
+def plant_config(plant, tmp_path) -> PlantConfig:
+    """Validated plant config for the running simulators, store in tmp_path."""
+    return parse_config(plant_config_data(plant, tmp_path / "store.db"), tmp_path / "plant.toml")
+
+
+def require_tool(name: str) -> str:
+    """A command-line tool the test needs; missing is a failure, never a skip."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed (run: make system-deps)")
+    return path
