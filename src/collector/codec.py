@@ -130,6 +130,11 @@ class Decoded:
     cause: Cause | None = None
 
 
+def _hex(registers: Sequence[int]) -> str:
+    """Raw words for a message, so a reviewer sees exactly what the device sent."""
+    return " ".join(f"0x{r:04X}" if isinstance(r, int) else repr(r) for r in registers)
+
+
 def decode_value(registers: Sequence[int], spec: ValueSpec) -> Decoded:
     """Registers to an engineering value with quality; never clamps, never raises.
 
@@ -137,10 +142,10 @@ def decode_value(registers: Sequence[int], spec: ValueSpec) -> Decoded:
     words in the message. A value outside the sensor's stated range keeps its value
     and is marked Bad, so a reviewer sees what the device said.
     """
-    hexwords = " ".join(f"0x{r:04X}" if isinstance(r, int) else repr(r) for r in registers)
     try:
         raw = decode_raw(registers, spec.data_type, spec.word_order, spec.byte_order)
     except DecodeError as exc:
+        hexwords = _hex(registers)
         return Decoded(
             None, Quality.BAD, f"undecodable registers [{hexwords}]: {exc}", Cause.DEVICE
         )
@@ -148,19 +153,26 @@ def decode_value(registers: Sequence[int], spec: ValueSpec) -> Decoded:
         return Decoded(raw, Quality.GOOD)
     if isinstance(raw, int) and raw in spec.invalid_raw:
         return Decoded(
-            None, Quality.BAD, f"device invalid-value marker {raw} [{hexwords}]", Cause.DEVICE
+            None,
+            Quality.BAD,
+            f"device invalid-value marker {raw} [{_hex(registers)}]",
+            Cause.DEVICE,
         )
     if isinstance(raw, float) and not math.isfinite(raw):
-        return Decoded(None, Quality.BAD, f"device returned {raw} [{hexwords}]", Cause.DEVICE)
+        return Decoded(
+            None, Quality.BAD, f"device returned {raw} [{_hex(registers)}]", Cause.DEVICE
+        )
     value = raw * spec.scale + spec.offset
     if not math.isfinite(value):
-        return Decoded(None, Quality.BAD, f"scaled value overflows [{hexwords}]", Cause.COLLECTOR)
+        return Decoded(
+            None, Quality.BAD, f"scaled value overflows [{_hex(registers)}]", Cause.COLLECTOR
+        )
     lo, hi = spec.valid_min, spec.valid_max
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         return Decoded(
             float(value),
             Quality.BAD,
-            f"{value:g} outside the sensor range [{lo}, {hi}] [{hexwords}]",
+            f"{value:g} outside the sensor range [{lo}, {hi}] [{_hex(registers)}]",
             Cause.DEVICE,
         )
     return Decoded(float(value), Quality.GOOD)

@@ -33,6 +33,7 @@ from asyncua.client.ua_session import UaSession
 from asyncua.common.subscription import DataChangeNotif, Subscription
 from asyncua.crypto import security_policies, uacrypto
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
+from cryptography import x509
 
 from collector.backoff import Backoff
 from collector.driver import DeviceStatus, Driver, LinkState, Sink, sleep_or_stop
@@ -200,7 +201,7 @@ def has_overflow(code: int) -> bool:
 
 
 def limit_note(code: int) -> str | None:
-    """"low limit"/"high limit" when the source says the value sits at its limit, else None."""
+    """ "low limit"/"high limit" when the source says the value sits at its limit, else None."""
     if (code & _INFOTYPE_MASK) != _INFOTYPE_DATAVALUE:
         return None
     bits = code & _LIMIT_MASK
@@ -406,7 +407,7 @@ class _TrackedSubscription(Subscription):
         lost = sequence_gap(link.last_seq, seq)
         if lost and link.last_seq is not None:
             await self._recover(next_sequence_number(link.last_seq), lost)
-        if data:
+        if data and seq:  # seq 0: asyncua's own "subscription lost" status, not the server's
             link.last_seq = seq
             link.received += sum(
                 len(n.MonitoredItems) for n in data if isinstance(n, ua.DataChangeNotification)
@@ -428,8 +429,12 @@ class _TrackedSubscription(Subscription):
                 msg = await asyncio.wait_for(
                     session.republish(sub_id, wanted), driver.spec.timeout_s
                 )
+            except UaStatusCodeError as exc:
+                if int(exc.code) in _LINK_CODES:
+                    break  # the link itself is failing: the loss path takes over
+                continue  # BadMessageNotAvailable: this one is gone, try the next
             except (UaError, TimeoutError, OSError):
-                continue
+                break
             if not msg.NotificationData:
                 continue
             recovered += 1
@@ -620,8 +625,8 @@ class OpcuaDriver(Driver):
         # The server checks that the session's ApplicationUri matches the certificate.
         with contextlib.suppress(Exception):
             cert = await uacrypto.load_certificate(spec.certificate)
-            san = cert.extensions.get_extension_for_class(uacrypto.x509.SubjectAlternativeName)
-            uris = san.value.get_values_for_type(uacrypto.x509.UniformResourceIdentifier)
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+            uris = san.value.get_values_for_type(x509.UniformResourceIdentifier)
             if uris:
                 client.application_uri = uris[0]
         await self._timed(
@@ -667,11 +672,12 @@ class OpcuaDriver(Driver):
             await self._read_limits(link)
             self._last_sig.clear()
             initial: list[Reading] = []
-            if spec.mode == "subscription":
+            if spec.mode == "subscription":  # polling reads everything at once anyway
                 initial += await self._subscribe(link)
-            initial += [Reading.bad(self.points[i].tag, now_us(), msg, Cause.COLLECTOR)
-                        for i, msg in self._invalid.items()]
-            if spec.mode == "subscription":
+                initial += [
+                    Reading.bad(self.points[i].tag, now_us(), msg, Cause.COLLECTOR)
+                    for i, msg in self._invalid.items()
+                ]
                 # a fresh value for every tag right after (re)subscribing
                 wanted = [i for i in self._valid if i not in link.failed_items]
                 initial += await self._read(link, wanted)
@@ -803,8 +809,10 @@ class OpcuaDriver(Driver):
             for i in chunk[len(results) :]:
                 failures[i] = ua.StatusCodes.BadUnexpectedError
             if retry:
-                log.info("%s: server rejects the data-change filter; monitoring without it",
-                         self.spec.device_id)
+                log.info(
+                    "%s: server rejects the data-change filter; monitoring without it",
+                    self.spec.device_id,
+                )
                 link.use_filter = False
             todo = retry + rest
         return failures
@@ -946,8 +954,13 @@ class OpcuaDriver(Driver):
             return str(exc)
         self._error("; ".join(reasons))
         await self._flush(sink)
-        await sink.gap(self.tags, min(start, now_us()), now_us(), Cause.COLLECTOR,
-                       "; ".join(reasons) + "; every node read again")
+        await sink.gap(
+            self.tags,
+            min(start, now_us()),
+            now_us(),
+            Cause.COLLECTOR,
+            "; ".join(reasons) + "; every node read again",
+        )
         await self._emit(sink, readings)
         return None
 
@@ -959,8 +972,11 @@ class OpcuaDriver(Driver):
             return str(exc)
         recovered = set(link.failed_items) - set(failures)
         if recovered:
-            log.info("%s: now monitoring %s", self.spec.device_id,
-                     ", ".join(self.points[i].tag for i in sorted(recovered)))
+            log.info(
+                "%s: now monitoring %s",
+                self.spec.device_id,
+                ", ".join(self.points[i].tag for i in sorted(recovered)),
+            )
         link.failed_items = failures
         self.status.extra["failed_items"] = len(failures)
         return None
@@ -976,7 +992,7 @@ class OpcuaDriver(Driver):
             try:
                 readings = await self._read(link, self._valid)
             except _LinkError as exc:
-                return str(exc)
+                return link.lost or str(exc)  # the transport's reason beats the symptom
             ts = now_us()
             readings += [
                 Reading.bad(self.points[i].tag, ts, msg, Cause.COLLECTOR)
@@ -1013,9 +1029,12 @@ class OpcuaDriver(Driver):
         """One Bad reading per tag while the link is down (counted as a failed poll)."""
         self.status.polls += 1
         self.status.failed_polls += 1
-        await self._emit(sink, self._all_bad(
-            self.status.last_error or f"{self._endpoint}: not connected", Cause.NETWORK
-        ))
+        await self._emit(
+            sink,
+            self._all_bad(
+                self.status.last_error or f"{self._endpoint}: not connected", Cause.NETWORK
+            ),
+        )
 
     async def _reconnect(
         self, sink: Sink, stop: asyncio.Event, next_tick: float | None, first_delay: float
@@ -1065,7 +1084,8 @@ class OpcuaDriver(Driver):
                     result = attempt.result()
                 except Exception as exc:  # every failure is retried
                     attempt = None
-                    self._error(f"{self._endpoint}: cannot connect: {describe_error(exc)}")
+                    why = str(exc) if isinstance(exc, _LinkError) else describe_error(exc)
+                    self._error(f"{self._endpoint}: cannot connect: {why}")
                     self.status.state = LinkState.DISCONNECTED
                     log.info("%s: %s", self.spec.device_id, self.status.last_error)
                     if next_tick is None:
@@ -1073,7 +1093,6 @@ class OpcuaDriver(Driver):
                         next_tick = time.monotonic() + interval
                     next_attempt = time.monotonic() + self._backoff.next_delay()
                     continue
-                self._backoff.reset()
                 handed_over = True
                 return result
         finally:
@@ -1102,6 +1121,7 @@ class OpcuaDriver(Driver):
                 if opened is None:
                     break
                 link, initial = opened
+                connected_at = time.monotonic()
                 self.status.state = LinkState.CONNECTED
                 self.status.connects += 1
                 log.info(
@@ -1134,6 +1154,10 @@ class OpcuaDriver(Driver):
                 self.status.failed_polls += 1
                 await self._emit(sink, self._all_bad(message, Cause.NETWORK))
                 next_tick = time.monotonic() + interval
+                if time.monotonic() - connected_at >= self.spec.reconnect_max_s:
+                    # a link that held for a while earns a quick retry; one that drops
+                    # right after connecting keeps backing off (no reconnect storm)
+                    self._backoff.reset()
                 first_delay = self._backoff.next_delay()
         except asyncio.CancelledError:
             cancelled = True
@@ -1154,4 +1178,3 @@ class OpcuaDriver(Driver):
     async def _wake_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
         self._wake.set()
-

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import os
+from typing import TYPE_CHECKING
 
 from collector.codec import DataType, Order, ValueSpec, register_count
 from collector.driver import Driver

@@ -95,9 +95,7 @@ def _input_fields() -> list[Field]:
     ]
     fields += [Field(f"particle_{ch}", 6 + 2 * ch, Kind.U32) for ch in range(1, 17)]
     # Lighthouse REMOTE floats: big-endian bytes, low word first.
-    fields += [
-        Field(f"analog_{ch}", 38 + 2 * ch, Kind.F32, WordOrder.CDAB) for ch in range(1, 17)
-    ]
+    fields += [Field(f"analog_{ch}", 38 + 2 * ch, Kind.F32, WordOrder.CDAB) for ch in range(1, 17)]
     fields += [
         Field("valid_analog", 72, Kind.U16),
         Field("valid_particle", 73, Kind.U16),

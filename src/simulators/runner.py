@@ -33,11 +33,17 @@ def main(
     what = " and ".join(k for k, on in (("Modbus TCP", modbus), ("OPC UA", opcua)) if on)
     parser = argparse.ArgumentParser(prog=prog, description=f"Run simulated {what} devices.")
     parser.add_argument("--spec", required=True, help="simulator spec (TOML)")
-    parser.add_argument("--log-level", default="INFO", help="stderr log level (default INFO)")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="stderr log level (default INFO)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr,
-        level=args.log_level.upper(),
+        level=args.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("asyncua").setLevel(logging.WARNING)  # very chatty at INFO

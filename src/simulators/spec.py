@@ -167,9 +167,7 @@ def parse_spec(data: Mapping[str, Any]) -> PlantSpec:
     tick_s = _typed(data.get("tick_s", 0.5), float, "tick_s")
     if not 0 < tick_s <= 10:
         raise SpecError(f"tick_s: must be > 0 and <= 10, got {tick_s}")
-    modbus = tuple(
-        _endpoint(t, f"modbus[{i}]") for i, t in enumerate(_tables(data, "modbus", ""))
-    )
+    modbus = tuple(_endpoint(t, f"modbus[{i}]") for i, t in enumerate(_tables(data, "modbus", "")))
     opcua = tuple(_opcua(t, f"opcua[{i}]") for i, t in enumerate(_tables(data, "opcua", "")))
     spec = PlantSpec(seed=seed, tick_s=tick_s, modbus=modbus, opcua=opcua)
     _check_ids(spec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
@@ -162,5 +163,5 @@ async def test_backfill_after_outage_from_device_memory(plant, plant_config):
     # every second of the outage has its record: no hole in the source timestamps
     outage = [s for s in stamps if t0 <= s <= t0 + 4]
     assert len(outage) >= 3
-    assert all(b - a == 1 for a, b in zip(stamps, stamps[1:], strict=False)), stamps
+    assert all(b - a == 1 for a, b in itertools.pairwise(stamps)), stamps
     assert any(r.quality is Quality.BAD for r in sink2.of(tag))  # the outage itself is visible

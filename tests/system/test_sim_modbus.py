@@ -106,7 +106,9 @@ async def test_particle_record_write_index_then_read(
     ts_first = client.convert_from_registers(first[0:2], DT.INT32)
     ts_last = client.convert_from_registers(last[0:2], DT.INT32)
     assert ts_last > ts_first
-    counts = [client.convert_from_registers(last[8 + 2 * k : 10 + 2 * k], DT.UINT32) for k in range(4)]
+    counts = [
+        client.convert_from_registers(last[8 + 2 * k : 10 + 2 * k], DT.UINT32) for k in range(4)
+    ]
     assert counts[0] >= counts[1] >= counts[2] >= counts[3]
     assert counts[0] > 0
     temperature = client.convert_from_registers(last[40:42], DT.FLOAT32, word_order="little")
@@ -163,7 +165,9 @@ async def test_modbus_exception_fault(plant: SimulatedPlant, client: AsyncModbus
     assert len(await hr(client, 0, 2, 2)) == 2
 
 
-async def test_silent_disconnect_times_out(plant: SimulatedPlant, client: AsyncModbusTcpClient) -> None:
+async def test_silent_disconnect_times_out(
+    plant: SimulatedPlant, client: AsyncModbusTcpClient
+) -> None:
     await plant.inject(
         ScenarioEvent(0, EventKind.DEVICE_DISCONNECT, "dp", 30, mode=DisconnectMode.SILENT)
     )

@@ -30,6 +30,12 @@ def mutate(fn):
     return data
 
 
+def swap_source(data, suffix, kind, source):
+    tag = data["tags"][tag_index(data, suffix)]
+    tag.pop("modbus", None)
+    tag[kind] = source
+
+
 def problems(data):
     with pytest.raises(ConfigError) as info:
         parse_config(data, Path("plant.toml"))
@@ -90,7 +96,8 @@ CASES = [
     (
         "unknown device on a tag",
         lambda d: d["tags"][0].update(device="pc-nowhere"),
-        "tags[0](acme-basel/solid-dose/granulation/pc-gran-01/particles_0_5).device: unknown device 'pc-nowhere'",
+        "tags[0](acme-basel/solid-dose/granulation/pc-gran-01/particles_0_5).device: "
+        "unknown device 'pc-nowhere'",
     ),
     (
         "path with an unknown room",
@@ -118,16 +125,12 @@ CASES = [
     ),
     (
         "opcua source on a modbus device",
-        lambda d: d["tags"][tag_index(d, T)].update(modbus=None) or d["tags"][
-            tag_index(d, T)
-        ].pop("modbus") and None or d["tags"][tag_index(d, T)].update(opcua={"node_id": "ns=2;s=X"}),
+        lambda d: swap_source(d, T, "opcua", {"node_id": "ns=2;s=X"}),
         "device 'trh-gran-01' is Modbus",
     ),
     (
         "record source on a device without record mode",
-        lambda d: d["tags"][tag_index(d, T)].pop("modbus") and d["tags"][tag_index(d, T)].update(
-            record={"channel": 1}
-        ),
+        lambda d: swap_source(d, T, "record", {"channel": 1}),
         "record_mode 'none'",
     ),
     (
@@ -147,8 +150,7 @@ CASES = [
     ),
     (
         "string without length",
-        lambda d: d["tags"][tag_index(d, T)]["modbus"].update(data_type="string", word_order=None)
-        or d["tags"][tag_index(d, T)]["modbus"].pop("word_order"),
+        lambda d: swap_source(d, T, "modbus", {"address": 2, "data_type": "string"}),
         "a string needs length",
     ),
     (

@@ -5,11 +5,11 @@ import pytest
 from collector.codec import DataType, ValueSpec
 from collector.plan import Function, RegisterPoint, plan_requests
 
-H, I = Function.HOLDING, Function.INPUT
+HOLD, INP = Function.HOLDING, Function.INPUT
 F32 = ValueSpec(DataType.FLOAT32)
 
 
-def pt(tag, address, count=2, function=H):
+def pt(tag, address, count=2, function=HOLD):
     return RegisterPoint(tag, function, address, count, F32)
 
 
@@ -27,7 +27,7 @@ def shape(reqs):
         ([pt("b", 2), pt("a", 0)], 125, 0, [(3, 0, 4, ["a", "b"])]),  # order-independent
         ([pt("a", 0, 1), pt("b", 0, 2)], 125, 0, [(3, 0, 2, ["a", "b"])]),  # overlap
         (
-            [pt("a", 0), pt("b", 0, function=I)],
+            [pt("a", 0), pt("b", 0, function=INP)],
             125,
             0,
             [(3, 0, 2, ["a"]), (4, 0, 2, ["b"])],

@@ -8,8 +8,8 @@ import random
 import pytest
 
 from simulators import encoding as enc
-from simulators.encoding import WordOrder
 from simulators.dp_transmitter import DpTransmitter
+from simulators.encoding import WordOrder
 from simulators.modbus_pdu import ExceptionCode
 from simulators.physics import absolute_humidity_g_m3, dew_point_c, poisson
 from simulators.scenario import TargetEffects
@@ -20,7 +20,9 @@ from simulators.trh_transmitter import TrhTransmitter
 T0 = 1_767_225_600.0
 
 
-def regs(device: TrhTransmitter | DpTransmitter, function: int, address: int, count: int) -> list[int]:
+def regs(
+    device: TrhTransmitter | DpTransmitter, function: int, address: int, count: int
+) -> list[int]:
     words = device.read(function, address, count)
     assert isinstance(words, list), words
     return words

@@ -55,7 +55,8 @@ def test_s32_round_trips(order: WordOrder, value: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "word"), [(0, 0), (1, 1), (-1, 0xFFFF), (-32768, 0x8000), (32767, 0x7FFF), (-155, 0xFF65)]
+    ("value", "word"),
+    [(0, 0), (1, 1), (-1, 0xFFFF), (-32768, 0x8000), (32767, 0x7FFF), (-155, 0xFF65)],
 )
 def test_s16(value: int, word: int) -> None:
     assert enc.encode_s16(value) == [word]

@@ -111,7 +111,9 @@ PDU_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "request_hex", "response_hex"), PDU_CASES, ids=[c[0] for c in PDU_CASES])
+@pytest.mark.parametrize(
+    ("name", "request_hex", "response_hex"), PDU_CASES, ids=[c[0] for c in PDU_CASES]
+)
 def test_handle_pdu(name: str, request_hex: str, response_hex: str | None) -> None:
     response = handle_pdu(FakeDevice(), bytes.fromhex(request_hex))
     if response_hex is None:

@@ -55,7 +55,9 @@ def record(pc: ParticleCounter) -> dict[str, object]:
         "counts": [enc.decode_u32(words[8 + 2 * i : 10 + 2 * i]) for i in range(16)],
         "temperature": enc.decode_f32(words[40:42], WordOrder.CDAB),
         "rh": enc.decode_f32(words[42:44], WordOrder.CDAB),
-        "other_analog": [enc.decode_f32(words[44 + 2 * i : 46 + 2 * i], WordOrder.CDAB) for i in range(14)],
+        "other_analog": [
+            enc.decode_f32(words[44 + 2 * i : 46 + 2 * i], WordOrder.CDAB) for i in range(14)
+        ],
         "masks": words[72:76],
     }
 

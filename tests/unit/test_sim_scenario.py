@@ -17,7 +17,9 @@ from simulators.scenario import (
 K = EventKind
 
 
-def ev(at: float, kind: EventKind, target: str = "d", dur: float = 60.0, **kw: object) -> ScenarioEvent:
+def ev(
+    at: float, kind: EventKind, target: str = "d", dur: float = 60.0, **kw: object
+) -> ScenarioEvent:
     return ScenarioEvent(at_s=at, kind=kind, target=target, duration_s=dur, **kw)  # type: ignore[arg-type]
 
 
@@ -31,7 +33,12 @@ CASES: list[tuple[str, list[ScenarioEvent], float, dict[str, TargetEffects]]] = 
         {"d": TargetEffects(particle_factor=20)},
     ),
     ("at end (exclusive)", [ev(100, K.PARTICLE_BURST, magnitude=20)], 160, {}),
-    ("default burst factor", [ev(0, K.PARTICLE_BURST)], 1, {"d": TargetEffects(particle_factor=10)}),
+    (
+        "default burst factor",
+        [ev(0, K.PARTICLE_BURST)],
+        1,
+        {"d": TargetEffects(particle_factor=10)},
+    ),
     (
         "bursts multiply",
         [ev(0, K.PARTICLE_BURST, magnitude=2), ev(5, K.PARTICLE_BURST, magnitude=3)],
@@ -121,7 +128,10 @@ CASES: list[tuple[str, list[ScenarioEvent], float, dict[str, TargetEffects]]] = 
     ),
     (
         "effects of different kinds combine",
-        [ev(0, K.TEMPERATURE_EXCURSION, dur=3, magnitude=2), ev(0, K.GARBAGE_REGISTER, registers=(7,))],
+        [
+            ev(0, K.TEMPERATURE_EXCURSION, dur=3, magnitude=2),
+            ev(0, K.GARBAGE_REGISTER, registers=(7,)),
+        ],
         1.5,
         {"d": TargetEffects(temperature_offset_c=2.0, garbage_registers=frozenset({7}))},
     ),

@@ -72,7 +72,11 @@ ERRORS = [
     ("modbus.0.units.0.sample_time_s", 0, "modbus[0].units[0].sample_time_s: must be >= 1"),
     ("modbus.0.units.0.sample_time_s", 6.5, "modbus[0].units[0].sample_time_s: must be an integer"),
     ("modbus.0.units.0.flow_cfm", True, "modbus[0].units[0].flow_cfm: must be a number"),
-    ("modbus.0.units.0.conc_5_0", 1e9, "modbus[0].units[0].conc_5_0: 1000000000.0 exceeds conc_0_5"),
+    (
+        "modbus.0.units.0.conc_5_0",
+        1e9,
+        "modbus[0].units[0].conc_5_0: 1000000000.0 exceeds conc_0_5",
+    ),
     ("modbus.0.units.0.dp1_pa", 5.0, "modbus[0].units[0].dp1_pa: unknown key"),
     ("modbus.0.units.1.id", "pc-gran-01", "modbus[0].units[1].id: id 'pc-gran-01' already used"),
     ("modbus.0.units", [], "modbus[0].units: an endpoint needs at least one"),
@@ -80,7 +84,11 @@ ERRORS = [
     ("opcua.0.stations", 0, "opcua[0].stations: must be >= 1"),
     ("scenario.0.kind", "meteor", "scenario[0].kind: unknown kind 'meteor'"),
     ("scenario.0.target", "nobody", "scenario[0].target: no device or endpoint with id 'nobody'"),
-    ("scenario.0.target", "trh-gran-01", "scenario[0].target: particle_burst needs a particle_counter"),
+    (
+        "scenario.0.target",
+        "trh-gran-01",
+        "scenario[0].target: particle_burst needs a particle_counter",
+    ),
     ("scenario.0.duration_s", 0, "scenario[0].duration_s: must be > 0"),
     ("scenario.0.at_s", -1, "scenario[0].at_s: must be >= 0"),
     ("scenario.0.mode", "silent", "scenario[0].mode: only device_disconnect takes a mode"),
@@ -89,7 +97,9 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "message"), ERRORS, ids=[f"{e[0]}={e[1]!r}" for e in ERRORS])
+@pytest.mark.parametrize(
+    ("path", "value", "message"), ERRORS, ids=[f"{e[0]}={e[1]!r}" for e in ERRORS]
+)
 def test_errors_name_the_key(path: str, value: Any, message: str) -> None:
     with pytest.raises(SpecError) as info:
         parse_spec(mutate(path, value))
@@ -99,9 +109,15 @@ def test_errors_name_the_key(path: str, value: Any, message: str) -> None:
 EVENT_ERRORS = [
     (ScenarioEvent(0, EventKind.SERVER_RESTART, "pc-gran-01", 5), "needs a Modbus endpoint id"),
     (ScenarioEvent(0, EventKind.DEVICE_DISCONNECT, "press-01", 5), "needs a Modbus device id"),
-    (ScenarioEvent(0, EventKind.DP_INVERSION, "dp-gran-01", 5, channel=3), "channel: must be 1 or 2"),
+    (
+        ScenarioEvent(0, EventKind.DP_INVERSION, "dp-gran-01", 5, channel=3),
+        "channel: must be 1 or 2",
+    ),
     (ScenarioEvent(0, EventKind.GARBAGE_REGISTER, "dp-gran-01", 5), "needs a non-empty list"),
-    (ScenarioEvent(0, EventKind.MODBUS_EXCEPTION, "dp-gran-01", 5, magnitude=2.5), "exception code"),
+    (
+        ScenarioEvent(0, EventKind.MODBUS_EXCEPTION, "dp-gran-01", 5, magnitude=2.5),
+        "exception code",
+    ),
     (ScenarioEvent(0, EventKind.PRESS_FORCE_DRIFT, "dp-gran-01", 5), "needs a tablet_press"),
 ]
 
