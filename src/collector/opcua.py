@@ -20,6 +20,7 @@ import contextlib
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -94,6 +95,7 @@ _SESSION_TIMEOUT_MS = 60_000  # a vanished edge box frees its server session wit
 _MAX_REPUBLISH = 100  # bound on messages fetched back after one sequence gap
 _SEQ_MAX = 0xFFFF_FFFF
 _HANDLE_BASE = 1000  # monitored item client handle = base + point index
+_RECENT = 8  # samples per tag remembered to recognise one delivered twice
 
 # StatusCode bit layout (OPC UA Part 4, 7.39): severity in bits 30-31, InfoType in bits
 # 10-11 (01 = DataValue), then for DataValue info the limit bits 8-9 and Overflow bit 7.
@@ -503,7 +505,7 @@ class OpcuaDriver(Driver):
         self._valid = [i for i in range(len(self.points)) if i not in self._invalid]
         self._backoff = Backoff(spec.reconnect_min_s, spec.reconnect_max_s)
         self._pending: list[Reading] = []
-        self._last_sig: dict[str, tuple[object, ...]] = {}
+        self._recent: dict[str, deque[tuple[object, ...]]] = {}
         self._wake = asyncio.Event()
         self._attempt_connected = False
         self._counters: dict[str, int] = {}
@@ -543,16 +545,19 @@ class OpcuaDriver(Driver):
 
         The same sample (same source timestamp, status and value) reaches us twice right
         after subscribing: once from the initial read, once as the monitored item's
-        initial notification. Only one of them is recorded.
+        initial notification, in either order and possibly with newer notifications in
+        between. Only one of them is recorded. Without a source timestamp two readings
+        cannot be told apart as the same sample, so both are kept.
         """
-        if reading.ts_source_us is not None:
-            sig = (reading.quality, reading.message, reading.value, reading.ts_source_us)
-            if dedupe and self._last_sig.get(reading.tag) == sig:
-                self._bump("duplicates_suppressed")
-                return
-            self._last_sig[reading.tag] = sig
-        else:
-            self._last_sig.pop(reading.tag, None)
+        if reading.ts_source_us is None:
+            self._pending.append(reading)
+            return
+        sig = (reading.quality, reading.message, reading.value, reading.ts_source_us)
+        recent = self._recent.setdefault(reading.tag, deque(maxlen=_RECENT))
+        if dedupe and sig in recent:
+            self._bump("duplicates_suppressed")
+            return
+        recent.append(sig)
         self._pending.append(reading)
 
     async def _flush(self, sink: Sink) -> None:
@@ -639,8 +644,12 @@ class OpcuaDriver(Driver):
             "security setup (GetEndpoints)",
         )
 
-    async def _open_link(self) -> tuple[_Link, list[Reading]]:
-        """Connect, learn limits, subscribe (subscription mode); the readings to emit first."""
+    async def _open_link(self) -> _Link:
+        """Connect, learn limits and (subscription mode) subscribe and read every node.
+
+        The initial readings are queued the moment the read answers, so that a
+        notification of the same sample, before or after, is recognised as such.
+        """
         spec = self.spec
         client = Client(
             spec.endpoint,
@@ -670,10 +679,9 @@ class OpcuaDriver(Driver):
             await self._timed(client.connect(), "connect", spec.timeout_s * 4)
             self._attempt_connected = True
             await self._read_limits(link)
-            self._last_sig.clear()
-            initial: list[Reading] = []
+            self._recent.clear()
             if spec.mode == "subscription":  # polling reads everything at once anyway
-                initial += await self._subscribe(link)
+                initial = await self._subscribe(link)
                 initial += [
                     Reading.bad(self.points[i].tag, now_us(), msg, Cause.COLLECTOR)
                     for i, msg in self._invalid.items()
@@ -681,12 +689,14 @@ class OpcuaDriver(Driver):
                 # a fresh value for every tag right after (re)subscribing
                 wanted = [i for i in self._valid if i not in link.failed_items]
                 initial += await self._read(link, wanted)
+                for r in initial:  # no await since the read answered: nothing slips between
+                    self._queue(r, dedupe=True)
         except BaseException:
             self._attempt_connected = False
             link.closed = True
             await self._close_link(link, delete_subscription=False)
             raise
-        return link, initial
+        return link
 
     async def _read_limits(self, link: _Link) -> None:
         ids = [_MAX_NODES_PER_READ, _MAX_ITEMS_PER_CALL]
@@ -1038,15 +1048,15 @@ class OpcuaDriver(Driver):
 
     async def _reconnect(
         self, sink: Sink, stop: asyncio.Event, next_tick: float | None, first_delay: float
-    ) -> tuple[_Link, list[Reading]] | None:
+    ) -> _Link | None:
         """Try to connect with backoff, emitting Bad readings every poll interval meanwhile.
 
         ``next_tick`` None means nothing was emitted yet: the first failure emits at once.
-        Returns the new link and its initial readings, or None when ``stop`` was set.
+        Returns the new link (its initial readings queued), or None when ``stop`` was set.
         """
         interval = self.spec.poll_interval_s
         next_attempt = time.monotonic() + first_delay
-        attempt: asyncio.Task[tuple[_Link, list[Reading]]] | None = None
+        attempt: asyncio.Task[_Link] | None = None
         stop_wait = asyncio.create_task(stop.wait())
         handed_over = False
         try:
@@ -1101,7 +1111,7 @@ class OpcuaDriver(Driver):
                 if not attempt.done():
                     attempt.cancel()  # its own cleanup closes the half-open client
                 with contextlib.suppress(BaseException):
-                    link, _ = await attempt
+                    link = await attempt
                     link.closed = True
                     await self._close_link(link, delete_subscription=True)
 
@@ -1117,18 +1127,15 @@ class OpcuaDriver(Driver):
         waker = asyncio.create_task(self._wake_on(stop))
         try:
             while not stop.is_set():
-                opened = await self._reconnect(sink, stop, next_tick, first_delay)
-                if opened is None:
+                link = await self._reconnect(sink, stop, next_tick, first_delay)
+                if link is None:
                     break
-                link, initial = opened
                 connected_at = time.monotonic()
                 self.status.state = LinkState.CONNECTED
                 self.status.connects += 1
                 log.info(
                     "%s: connected to %s (%s)", self.spec.device_id, self._endpoint, self.spec.mode
                 )
-                for r in initial:
-                    self._queue(r, dedupe=True)
                 try:
                     if self.spec.mode == "subscription":
                         reason = await self._serve_subscription(link, sink, stop)

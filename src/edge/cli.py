@@ -47,7 +47,11 @@ async def serve(cfg: PlantConfig, sha: str, stop: asyncio.Event, banner: str = "
         await svc_task
         store.close()
         raise SystemExit(f"API could not listen on {cfg.api.host}:{cfg.api.port}")
-    url = f"http://{cfg.api.host}:{cfg.api.port}"
+    port = cfg.api.port
+    for srv in server.servers:  # port 0 asks the OS for a free port: show the real one
+        for sock in srv.sockets:
+            port = sock.getsockname()[1]
+    url = f"http://{cfg.api.host}:{port}"
     print(
         f"gmp-edge collecting {len(cfg.tags)} tags from {len(cfg.devices)} devices into "
         f"{cfg.store.path}\n  live status page: {url}/\n  API docs (OpenAPI): {url}/docs\n"

@@ -166,3 +166,12 @@ async def test_bad_subscription_status_marks_the_link_lost() -> None:
         link, ua.StatusChangeNotification(Status=ua.StatusCode(ua.StatusCodes.BadShutdown))
     )
     assert link.lost and "BadShutdown" in link.lost
+
+
+async def test_a_late_initial_read_of_an_already_notified_sample_is_not_recorded_again() -> None:
+    driver, _, sub, _ = make()
+    await deliver(sub, message(1, (0, 1.0, GOOD)))
+    await deliver(sub, message(2, (0, 2.0, GOOD)))  # a newer sample overtakes the read
+    older = driver._pending[0]
+    driver._queue(older, dedupe=True)
+    assert [r.value for r in driver._pending] == [1.0, 2.0]

@@ -1,0 +1,244 @@
+"""The whole service against the simulated plant: collection -> store -> API, restarts,
+SIGKILL, and the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import tomli_w
+import uvicorn
+
+from api.app import create_app
+from edge.config import parse_config
+from edge.runtime import ServiceRuntime
+from edge.service import EdgeService
+from historian.store import Store
+from simulators.scenario import DisconnectMode, EventKind, ScenarioEvent
+
+from .conftest import ROOT, plant_config_data
+
+pytestmark = pytest.mark.system
+GRAN = "acme-basel/solid-dose/granulation"
+
+
+async def run_service(cfg, seconds: float) -> tuple[EdgeService, Store]:
+    store = Store(cfg.store.path)
+    svc = EdgeService(cfg, "test-sha", store)
+    stop = asyncio.Event()
+    task = asyncio.create_task(svc.run(stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.wait_for(task, 15)
+    return svc, store
+
+
+async def test_every_configured_tag_reaches_the_store(plant_config):
+    svc, store = await run_service(plant_config, 4.0)
+    try:
+        for tag in plant_config.tags:
+            assert store.count_readings(tag.path) > 0, tag.path
+            latest = store.latest(tag.path)
+            assert latest is not None and latest.quality.name == "GOOD", (tag.path, latest)
+        press = store.latest("acme-basel/solid-dose/compression/press-01/main_compression_force")
+        assert press.ts_source_us is not None  # OPC UA source timestamp kept
+        assert store.latest("acme-basel/solid-dose/compression/press-01/batch_id").value == (
+            "B-2026-0001"
+        )
+        assert svc.health.committed == store.count_readings()
+        assert svc.health.error is None
+        runs = store.service_runs()
+        assert len(runs) == 1 and runs[0][2] is not None and runs[0][4] == "clean stop"
+    finally:
+        store.close()
+
+
+async def test_device_outage_is_a_gap_with_its_cause(plant, plant_config):
+    await plant.inject(
+        ScenarioEvent(0, EventKind.DEVICE_DISCONNECT, "dp-gran-01", 1.5, mode=DisconnectMode.SILENT)
+    )
+    svc, store = await run_service(plant_config, 4.5)
+    try:
+        tag = f"{GRAN}/dp-gran-01/dp_granulation_corridor"
+        (gap,) = store.gaps(tag)
+        assert gap.cause == "network" and gap.end_us is not None and gap.message
+        assert gap.end_us - gap.start_us >= 1_000_000
+        # the other devices have no gap
+        assert store.gaps(f"{GRAN}/trh-gran-01/temperature") == []
+        assert store.latest(tag).quality.name == "GOOD"  # recovered on its own
+    finally:
+        store.close()
+
+
+@pytest.fixture
+async def api(plant, plant_config):
+    store = Store(plant_config.store.path)
+    svc = EdgeService(plant_config, "test-sha", store)
+    app = create_app(ServiceRuntime(svc))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    stop = asyncio.Event()
+    svc_task = asyncio.create_task(svc.run(stop))
+    api_task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    await asyncio.sleep(2.5)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        yield client, svc
+    stop.set()
+    server.should_exit = True
+    await asyncio.gather(svc_task, api_task)
+    store.close()
+
+
+async def test_api_surface(api):
+    client, svc = api
+    health = (await client.get("/api/health")).json()
+    assert health["status"] == "ok", health
+    assert {d["id"] for d in health["devices"]} == {
+        "pc-gran-01", "trh-gran-01", "dp-gran-01", "pc-comp-01", "trh-comp-01", "press-01"
+    }
+    assert all(d["state"] == "connected" for d in health["devices"])
+    assert health["now"].endswith("Z")
+
+    tags = (await client.get("/api/tags", params={"room": "granulation"})).json()
+    assert tags and all(t["room"] == "granulation" for t in tags)
+
+    tag = f"{GRAN}/trh-gran-01/temperature"
+    latest = (await client.get("/api/latest", params={"tag": tag})).json()
+    assert latest[0]["quality"] == "good" and latest[0]["ts"].endswith("Z")
+
+    raw = (await client.get("/api/readings", params={"tag": tag})).json()
+    assert len(raw["readings"]) >= 3 and raw["truncated"] is False
+    ds = (await client.get("/api/readings", params={"tag": tag, "window_s": 60})).json()
+    (bucket,) = ds["buckets"]
+    assert bucket["min"] <= bucket["mean"] <= bucket["max"] and bucket["good"] == bucket["count"]
+
+    assert (await client.get("/api/gaps")).status_code == 200
+    rooms = (await client.get("/api/status/rooms")).json()
+    assert {r["room"]["id"] for r in rooms} == {"granulation", "compression", "corridor"}
+
+    spec = (await client.get("/openapi.json")).json()
+    for path in ("/api/health", "/api/tags", "/api/latest", "/api/readings", "/api/gaps"):
+        assert path in spec["paths"]
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "text"),
+    [
+        ({"tag": "no/such/tag/x/y"}, 404, "unknown tag"),
+        ({}, 422, "tag"),
+        ({"tag": f"{GRAN}/trh-gran-01/rh", "start": "yesterday"}, 422, "not an ISO 8601"),
+        ({"tag": f"{GRAN}/trh-gran-01/rh", "start": "2026-01-01T00:00:00"}, 422, "no time zone"),
+        (
+            {"tag": f"{GRAN}/trh-gran-01/rh", "start": "2026-01-02T00:00:00Z",
+             "end": "2026-01-01T00:00:00Z"},
+            422,
+            "not before",
+        ),
+        ({"tag": f"{GRAN}/trh-gran-01/rh", "window_s": -5}, 422, "greater than 0"),
+        ({"tag": f"{GRAN}/trh-gran-01/rh", "limit": 10**9}, 422, "less than or equal"),
+    ],
+)
+async def test_api_bad_requests_get_clear_errors(api, params, status, text):
+    client, _ = api
+    r = await client.get("/api/readings", params=params)
+    assert r.status_code == status
+    assert text in r.text
+
+
+def write_config(plant, tmp_path: Path) -> Path:
+    data = plant_config_data(plant, tmp_path / "store.db")
+    path = tmp_path / "plant.toml"
+    path.write_bytes(tomli_w.dumps(data).encode())
+    return path
+
+
+def readings_in(db: Path) -> set[tuple[int, int, int]]:
+    conn = sqlite3.connect(db)
+    try:
+        return set(conn.execute("select tag_id, ts_us, ts_edge_us from readings"))
+    finally:
+        conn.close()
+
+
+def gmp_edge(*args: str) -> list[str]:
+    return [sys.executable, "-m", "edge.cli", *args]
+
+
+async def wait_for_rows(db: Path, n: int, timeout: float = 20) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if db.exists():
+            try:
+                if len(readings_in(db)) >= n:
+                    return
+            except sqlite3.OperationalError:
+                pass
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"fewer than {n} readings in {db} after {timeout} s")
+
+
+async def test_sigkill_loses_nothing_committed_and_downtime_is_a_gap(plant, tmp_path):
+    cfg_path = write_config(plant, tmp_path)
+    db = tmp_path / "store.db"
+    proc = subprocess.Popen(gmp_edge("run", "--config", str(cfg_path)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await wait_for_rows(db, 100)
+        await asyncio.sleep(1.0)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    killed_at = time.time()
+    before = readings_in(db)
+    await asyncio.sleep(1.5)
+    proc = subprocess.Popen(gmp_edge("run", "--config", str(cfg_path)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await wait_for_rows(db, len(before) + 50)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    after = readings_in(db)
+    assert before <= after, "a committed reading disappeared"
+    cfg = parse_config(plant_config_data(plant, db), tmp_path / "plant.toml")
+    store = Store(db)
+    try:
+        for tag in cfg.tags:
+            down = [g for g in store.gaps(tag.path) if g.cause == "service_down"]
+            assert len(down) == 1, tag.path
+            g = down[0]
+            assert g.start_us / 1e6 <= killed_at and g.end_us / 1e6 >= killed_at + 1.0
+        runs = store.service_runs()
+        assert len(runs) == 2 and runs[1][4] == "clean stop"
+    finally:
+        store.close()
+
+
+def test_check_config_prints_the_polling_plan():
+    r = subprocess.run(gmp_edge("check-config", str(ROOT / "examples" / "plant.toml")),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "valid (sha256" in r.stdout
+    assert "FC03 address 100 count 6" in r.stdout  # DP floats coalesced into one request
+    assert "OPC UA opc.tcp://127.0.0.1:4840/gmp-edge/press" in r.stdout
+
+
+def test_check_config_refuses_bad_file(tmp_path):
+    bad = (ROOT / "examples" / "plant.toml").read_text().replace("port = 15021", "port = 99999")
+    p = tmp_path / "bad.toml"
+    p.write_text(bad)
+    r = subprocess.run(gmp_edge("check-config", str(p)), capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2
+    assert f"{p}: devices[3](pc-comp-01).port" in r.stderr
+    assert "99999" in r.stderr
