@@ -60,7 +60,9 @@ def example_config(ports: dict[str, int], store: Path, interval: float) -> Plant
     """The example plant's register devices (no press, no records), aimed at the simulator."""
     data = tomllib.loads((ROOT / "examples" / "plant.toml").read_text())
     data["devices"] = [
-        d for d in data["devices"] if d["protocol"] == "modbus" and d["id"].startswith(("trh", "dp"))
+        d
+        for d in data["devices"]
+        if d["protocol"] == "modbus" and d["id"].startswith(("trh", "dp"))
     ]
     keep = {d["id"] for d in data["devices"]}
     data["tags"] = [t for t in data["tags"] if t["device"] in keep]
@@ -137,9 +139,16 @@ def rss_spec(units: int) -> dict[str, Any]:
                 "host": "127.0.0.1",
                 "port": 0,
                 "units": [
-                    {"unit_id": u, "id": f"pc{u:02d}", "model": "particle_counter",
-                     "conc_0_5": 100000.0, "conc_5_0": 500.0, "flow_cfm": 1.0,
-                     "sample_time_s": 60, "record_capacity": 100}
+                    {
+                        "unit_id": u,
+                        "id": f"pc{u:02d}",
+                        "model": "particle_counter",
+                        "conc_0_5": 100000.0,
+                        "conc_5_0": 500.0,
+                        "flow_cfm": 1.0,
+                        "sample_time_s": 60,
+                        "record_capacity": 100,
+                    }
                     for u in range(1, units + 1)
                 ],
             }
@@ -152,16 +161,35 @@ def rss_config(port: int, units: int, store: Path) -> PlantConfig:
     tags, equipment, devices = [], [], []
     for u in range(1, units + 1):
         dev = f"pc{u:02d}"
-        devices.append({"id": dev, "protocol": "modbus", "host": "127.0.0.1", "port": port,
-                        "unit_id": u, "poll_interval_s": 1.0})
+        devices.append(
+            {
+                "id": dev,
+                "protocol": "modbus",
+                "host": "127.0.0.1",
+                "port": port,
+                "unit_id": u,
+                "poll_interval_s": 1.0,
+            }
+        )
         equipment.append({"id": dev, "kind": "particle_counter", "room": "r1"})
         for fn, n in (("input", 76), ("holding", 24)):
             for a in range(n):
-                tags.append({"path": f"s/a/r1/{dev}/{fn}{a:03d}", "device": dev,
-                             "modbus": {"function": fn, "address": a, "data_type": "uint16"}})
-    data = {"site": {"id": "s"}, "areas": [{"id": "a"}], "rooms": [{"id": "r1", "area": "a"}],
-            "equipment": equipment, "devices": devices, "tags": tags,
-            "store": {"path": str(store)}}
+                tags.append(
+                    {
+                        "path": f"s/a/r1/{dev}/{fn}{a:03d}",
+                        "device": dev,
+                        "modbus": {"function": fn, "address": a, "data_type": "uint16"},
+                    }
+                )
+    data = {
+        "site": {"id": "s"},
+        "areas": [{"id": "a"}],
+        "rooms": [{"id": "r1", "area": "a"}],
+        "equipment": equipment,
+        "devices": devices,
+        "tags": tags,
+        "store": {"path": str(store)},
+    }
     return parse_config(data, Path("rss.toml"))
 
 

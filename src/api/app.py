@@ -265,22 +265,38 @@ def create_app(rt: Runtime) -> FastAPI:
         """Readings of one tag over ``[start, end)``: raw, or downsampled when ``window_s``."""
         known(tag)
         start_us, end_us = _range(start, end)
-        out = ReadingsOut(tag=tag, start=iso(start_us) or "", end=iso(end_us) or "",
-                          window_s=window_s)
+        out = ReadingsOut(
+            tag=tag, start=iso(start_us) or "", end=iso(end_us) or "", window_s=window_s
+        )
         if window_s is not None:
             buckets = rt.store.downsample(tag, start_us, end_us, int(window_s * 1_000_000))
             out.buckets = [
-                BucketOut(start=iso(b.start_us) or "", min=b.min, max=b.max, mean=b.mean,
-                          count=b.count, good=b.good, uncertain=b.uncertain, bad=b.bad)
+                BucketOut(
+                    start=iso(b.start_us) or "",
+                    min=b.min,
+                    max=b.max,
+                    mean=b.mean,
+                    count=b.count,
+                    good=b.good,
+                    uncertain=b.uncertain,
+                    bad=b.bad,
+                )
                 for b in buckets
             ]
             return out
         rows = rt.store.readings(tag, start_us, end_us, limit + 1)
         out.truncated = len(rows) > limit
         out.readings = [
-            ValueOut(tag=tag, ts=iso(r.ts_us) or "", ts_edge=iso(r.ts_edge_us) or "",
-                     ts_source=iso(r.ts_source_us), value=r.value, quality=_q(r.quality),
-                     message=r.message, cause=r.cause)
+            ValueOut(
+                tag=tag,
+                ts=iso(r.ts_us) or "",
+                ts_edge=iso(r.ts_edge_us) or "",
+                ts_source=iso(r.ts_source_us),
+                value=r.value,
+                quality=_q(r.quality),
+                message=r.message,
+                cause=r.cause,
+            )
             for r in rows[:limit]
         ]
         return out
@@ -296,8 +312,15 @@ def create_app(rt: Runtime) -> FastAPI:
             known(tag)
         start_us, end_us = _range(start, end, 86_400)
         return [
-            GapOut(id=g.id, tag=g.tag, start=iso(g.start_us) or "", end=iso(g.end_us),
-                   open=g.end_us is None, cause=g.cause, message=g.message)
+            GapOut(
+                id=g.id,
+                tag=g.tag,
+                start=iso(g.start_us) or "",
+                end=iso(g.end_us),
+                open=g.end_us is None,
+                cause=g.cause,
+                message=g.message,
+            )
             for g in rt.store.gaps(tag, start_us, end_us)
         ]
 

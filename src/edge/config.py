@@ -440,7 +440,7 @@ def _label_items(line: str, data: dict[str, Any]) -> str:
     if not isinstance(items, list) or i >= len(items) or not isinstance(items[i], dict):
         return line
     name = items[i].get("id") or items[i].get("path")
-    return line if name is None else f"{m.group(0)}({name}){line[m.end():]}"
+    return line if name is None else f"{m.group(0)}({name}){line[m.end() :]}"
 
 
 def parse_config(data: dict[str, Any], path: Path) -> PlantConfig:

@@ -3,15 +3,22 @@ plant configuration pointing at it."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 
+from api.app import create_app
 from edge.config import PlantConfig, parse_config
+from edge.runtime import ServiceRuntime
+from edge.service import EdgeService
+from historian.store import Store
 from simulators.plant import SimulatedPlant
 from simulators.spec import parse_spec
 
@@ -76,3 +83,26 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed (run: make system-deps)")
     return path
+
+
+@pytest.fixture
+async def api(plant, plant_config):
+    """The service collecting from the simulated plant, its API on a free port; yields an
+    HTTP client and the service."""
+    store = Store(plant_config.store.path)
+    svc = EdgeService(plant_config, "test-sha", store)
+    app = create_app(ServiceRuntime(svc))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    stop = asyncio.Event()
+    svc_task = asyncio.create_task(svc.run(stop))
+    api_task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    await asyncio.sleep(2.5)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        yield client, svc
+    stop.set()
+    server.should_exit = True
+    await asyncio.gather(svc_task, api_task)
+    store.close()

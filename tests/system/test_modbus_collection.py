@@ -52,8 +52,9 @@ async def run_for(drivers, seconds: float) -> ListSink:
 
 
 def event(kind, target, **kw) -> ScenarioEvent:
-    return ScenarioEvent(at_s=0, kind=kind, target=target, duration_s=kw.pop("duration_s", 600),
-                         **kw)
+    return ScenarioEvent(
+        at_s=0, kind=kind, target=target, duration_s=kw.pop("duration_s", 600), **kw
+    )
 
 
 async def test_every_data_type_and_word_order_decodes(plant_config):
@@ -66,8 +67,9 @@ async def test_every_data_type_and_word_order_decodes(plant_config):
     assert 0 < latest[f"{GRAN}/trh-gran-01/absolute_humidity"].value < 30  # DCBA
     assert latest[f"{GRAN}/dp-gran-01/dp_granulation_corridor"].value == pytest.approx(15, abs=2)
     dp1_raw = latest[f"{GRAN}/dp-gran-01/dp1_raw"].value  # int16 x 0.1
-    assert dp1_raw == pytest.approx(latest[f"{GRAN}/dp-gran-01/dp_granulation_corridor"].value,
-                                    abs=1.0)
+    assert dp1_raw == pytest.approx(
+        latest[f"{GRAN}/dp-gran-01/dp_granulation_corridor"].value, abs=1.0
+    )
     assert 5 < latest[f"{GRAN}/dp-gran-01/sensor_temperature"].value < 45  # BADC
     # one reading per tag per poll, never a missing row
     polls = trh.status.polls
@@ -95,8 +97,7 @@ async def test_particle_counter_records_become_concentrations(plant_config):
 
 async def test_silent_device_is_bad_and_others_unaffected(plant, plant_config):
     dp, trh = driver(plant_config, "dp-gran-01"), driver(plant_config, "trh-gran-01")
-    await plant.inject(event(EventKind.DEVICE_DISCONNECT, "dp-gran-01",
-                             mode=DisconnectMode.SILENT))
+    await plant.inject(event(EventKind.DEVICE_DISCONNECT, "dp-gran-01", mode=DisconnectMode.SILENT))
     sink = await run_for([dp, trh], 3.0)
     dp_tag, trh_tag = f"{GRAN}/dp-gran-01/dp_granulation_corridor", f"{GRAN}/trh-gran-01/rh"
     bad = sink.of(dp_tag)
@@ -111,8 +112,9 @@ async def test_silent_device_is_bad_and_others_unaffected(plant, plant_config):
 
 async def test_recovers_on_its_own_after_disconnect(plant, plant_config):
     dp = driver(plant_config, "dp-gran-01")
-    await plant.inject(event(EventKind.DEVICE_DISCONNECT, "dp-gran-01",
-                             mode=DisconnectMode.RESET, duration_s=1.5))
+    await plant.inject(
+        event(EventKind.DEVICE_DISCONNECT, "dp-gran-01", mode=DisconnectMode.RESET, duration_s=1.5)
+    )
     sink = await run_for([dp], 4.5)
     q = [r.quality for r in sink.of(f"{GRAN}/dp-gran-01/dp_granulation_corridor")]
     assert Quality.BAD in q and q[-1] is Quality.GOOD
@@ -153,8 +155,9 @@ async def test_backfill_after_outage_from_device_memory(plant, plant_config):
     before = {r.ts_source_us for r in sink.of(tag) if r.ts_source_us}
     assert before
     # the counter keeps sampling (1 s records) while the link is down
-    await plant.inject(event(EventKind.DEVICE_DISCONNECT, "pc-gran-01",
-                             mode=DisconnectMode.SILENT, duration_s=4))
+    await plant.inject(
+        event(EventKind.DEVICE_DISCONNECT, "pc-gran-01", mode=DisconnectMode.SILENT, duration_s=4)
+    )
     t0 = time.time()
     sink2 = await run_for([pc], 8.0)
     good = [r for r in sink2.of(tag) if r.quality is Quality.GOOD]

@@ -12,14 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import tomli_w
-import uvicorn
 
-from api.app import create_app
 from edge.config import parse_config
-from edge.runtime import ServiceRuntime
 from edge.service import EdgeService
 from historian.store import Store
 from simulators.scenario import DisconnectMode, EventKind, ScenarioEvent
@@ -78,33 +74,17 @@ async def test_device_outage_is_a_gap_with_its_cause(plant, plant_config):
         store.close()
 
 
-@pytest.fixture
-async def api(plant, plant_config):
-    store = Store(plant_config.store.path)
-    svc = EdgeService(plant_config, "test-sha", store)
-    app = create_app(ServiceRuntime(svc))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    stop = asyncio.Event()
-    svc_task = asyncio.create_task(svc.run(stop))
-    api_task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    await asyncio.sleep(2.5)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-        yield client, svc
-    stop.set()
-    server.should_exit = True
-    await asyncio.gather(svc_task, api_task)
-    store.close()
-
-
 async def test_api_surface(api):
     client, svc = api
     health = (await client.get("/api/health")).json()
     assert health["status"] == "ok", health
     assert {d["id"] for d in health["devices"]} == {
-        "pc-gran-01", "trh-gran-01", "dp-gran-01", "pc-comp-01", "trh-comp-01", "press-01"
+        "pc-gran-01",
+        "trh-gran-01",
+        "dp-gran-01",
+        "pc-comp-01",
+        "trh-comp-01",
+        "press-01",
     }
     assert all(d["state"] == "connected" for d in health["devices"])
     assert health["now"].endswith("Z")
@@ -131,28 +111,37 @@ async def test_api_surface(api):
         assert path in spec["paths"]
 
 
-@pytest.mark.parametrize(
-    ("params", "status", "text"),
-    [
-        ({"tag": "no/such/tag/x/y"}, 404, "unknown tag"),
-        ({}, 422, "tag"),
-        ({"tag": f"{GRAN}/trh-gran-01/rh", "start": "yesterday"}, 422, "not an ISO 8601"),
-        ({"tag": f"{GRAN}/trh-gran-01/rh", "start": "2026-01-01T00:00:00"}, 422, "no time zone"),
-        (
-            {"tag": f"{GRAN}/trh-gran-01/rh", "start": "2026-01-02T00:00:00Z",
-             "end": "2026-01-01T00:00:00Z"},
-            422,
-            "not before",
-        ),
-        ({"tag": f"{GRAN}/trh-gran-01/rh", "window_s": -5}, 422, "greater than 0"),
-        ({"tag": f"{GRAN}/trh-gran-01/rh", "limit": 10**9}, 422, "less than or equal"),
-    ],
-)
-async def test_api_bad_requests_get_clear_errors(api, params, status, text):
-    client, _ = api
-    r = await client.get("/api/readings", params=params)
-    assert r.status_code == status
-    assert text in r.text
+BAD_REQUESTS = [
+    ({"tag": "no/such/tag/x/y"}, 404, "unknown tag"),
+    ({}, 422, "tag"),
+    ({"tag": f"{GRAN}/trh-gran-01/rh", "start": "yesterday"}, 422, "not an ISO 8601"),
+    ({"tag": f"{GRAN}/trh-gran-01/rh", "start": "2026-01-01T00:00:00"}, 422, "no time zone"),
+    (
+        {
+            "tag": f"{GRAN}/trh-gran-01/rh",
+            "start": "2026-01-02T00:00:00Z",
+            "end": "2026-01-01T00:00:00Z",
+        },
+        422,
+        "not before",
+    ),
+    ({"tag": f"{GRAN}/trh-gran-01/rh", "window_s": -5}, 422, "greater than 0"),
+    ({"tag": f"{GRAN}/trh-gran-01/rh", "limit": 10**9}, 422, "less than or equal"),
+]
+
+
+async def test_api_bad_requests_get_clear_errors(api):
+    client, svc = api
+    before = svc.store.count_readings()
+    for params, status, text in BAD_REQUESTS:
+        r = await client.get("/api/readings", params=params)
+        assert r.status_code == status, (params, r.text)
+        assert text in r.text, (params, r.text)
+    r = await client.get("/api/gaps", params={"tag": "nope"})
+    assert r.status_code == 404
+    r = await client.post("/api/readings", json={"x": 1})
+    assert r.status_code == 405  # read-only API: nothing to write to
+    assert svc.store.count_readings() >= before
 
 
 def write_config(plant, tmp_path: Path) -> Path:
@@ -190,8 +179,11 @@ async def wait_for_rows(db: Path, n: int, timeout: float = 20) -> None:
 async def test_sigkill_loses_nothing_committed_and_downtime_is_a_gap(plant, tmp_path):
     cfg_path = write_config(plant, tmp_path)
     db = tmp_path / "store.db"
-    proc = subprocess.Popen(gmp_edge("run", "--config", str(cfg_path)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        gmp_edge("run", "--config", str(cfg_path)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         await wait_for_rows(db, 100)
         await asyncio.sleep(1.0)
@@ -201,8 +193,11 @@ async def test_sigkill_loses_nothing_committed_and_downtime_is_a_gap(plant, tmp_
     killed_at = time.time()
     before = readings_in(db)
     await asyncio.sleep(1.5)
-    proc = subprocess.Popen(gmp_edge("run", "--config", str(cfg_path)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        gmp_edge("run", "--config", str(cfg_path)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         await wait_for_rows(db, len(before) + 50)
     finally:
@@ -225,8 +220,12 @@ async def test_sigkill_loses_nothing_committed_and_downtime_is_a_gap(plant, tmp_
 
 
 def test_check_config_prints_the_polling_plan():
-    r = subprocess.run(gmp_edge("check-config", str(ROOT / "examples" / "plant.toml")),
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        gmp_edge("check-config", str(ROOT / "examples" / "plant.toml")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert "valid (sha256" in r.stdout
     assert "FC03 address 100 count 6" in r.stdout  # DP floats coalesced into one request
@@ -237,8 +236,7 @@ def test_check_config_refuses_bad_file(tmp_path):
     bad = (ROOT / "examples" / "plant.toml").read_text().replace("port = 15021", "port = 99999")
     p = tmp_path / "bad.toml"
     p.write_text(bad)
-    r = subprocess.run(gmp_edge("check-config", str(p)), capture_output=True, text=True,
-                       timeout=60)
+    r = subprocess.run(gmp_edge("check-config", str(p)), capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert f"{p}: devices[3](pc-comp-01).port" in r.stderr
     assert "99999" in r.stderr

@@ -5,8 +5,9 @@ from historian.gaps import GapClosed, GapOpened, GapTracker
 
 
 def r(tag, ts, q, cause=None):
-    return Reading(tag, None if q is Quality.BAD else 1.0, q, ts, None, "m" if cause else None,
-                   cause)
+    return Reading(
+        tag, None if q is Quality.BAD else 1.0, q, ts, None, "m" if cause else None, cause
+    )
 
 
 def test_transitions_table():

@@ -71,8 +71,11 @@ def test_restart_records_downtime_as_gap(tmp_path):
     s.register_tags(TAGS)
     first = s.start_run("sha", [t[0] for t in TAGS], at_us=T0)
     assert first.previous_heartbeat_us is None
-    s.commit([good("s/a/r/e/t1", T0 + S, 1.0)],
-             [GapOpened("s/a/r/e/t2", T0 + S, Cause.DEVICE, "x")], heartbeat_us=T0 + S)
+    s.commit(
+        [good("s/a/r/e/t1", T0 + S, 1.0)],
+        [GapOpened("s/a/r/e/t2", T0 + S, Cause.DEVICE, "x")],
+        heartbeat_us=T0 + S,
+    )
     s.close()  # as after SIGKILL: no stop_run
     s = Store(tmp_path / "y.db")
     rep = s.start_run("sha", [t[0] for t in TAGS], at_us=T0 + 60 * S)
