@@ -12,6 +12,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from collector.reading import Quality, Reading
@@ -96,7 +97,7 @@ def queries(path: Path, n_tags: int, hours: float) -> dict[str, float]:
     one = "s/a/room00/e/t0"
     room = [t for t in store.tag_paths() if t.startswith("s/a/room00/")]
 
-    def timed(fn, n=5) -> float:
+    def timed(fn: Callable[[], object], n: int = 5) -> float:
         out = []
         for _ in range(n):
             t = time.perf_counter()

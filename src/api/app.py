@@ -107,7 +107,12 @@ class RoomStatusOut(BaseModel):
 
 
 def _q(q: Quality | int) -> Literal["good", "uncertain", "bad"]:
-    return ("good", "uncertain", "bad")[int(q)]  # type: ignore[return-value]
+    names: tuple[Literal["good"], Literal["uncertain"], Literal["bad"]] = (
+        "good",
+        "uncertain",
+        "bad",
+    )
+    return names[int(q)]
 
 
 def _value(r: Reading) -> ValueOut:

@@ -42,9 +42,17 @@ class Runtime(Protocol):
 
     site_id: str
     site_name: str
-    store: Store
-    started_us: int | None
     config_sha256: str
+
+    @property
+    def store(self) -> Store:
+        """The local store the API reads from."""
+        ...
+
+    @property
+    def started_us(self) -> int | None:
+        """When collection started (None while starting)."""
+        ...
 
     def tag_infos(self) -> list[TagInfo]:
         """Every configured tag."""

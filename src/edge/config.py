@@ -448,7 +448,7 @@ def parse_config(data: dict[str, Any], path: Path) -> PlantConfig:
     try:
         return PlantConfig.model_validate(data)
     except ValidationError as exc:
-        problems = []
+        problems: list[str] = []
         for err in exc.errors(include_url=False):
             where = _loc(tuple(err["loc"]), data)
             msg = err["msg"].removeprefix("Value error, ")
@@ -479,9 +479,9 @@ def load_config(path: str | Path) -> tuple[PlantConfig, str]:
     base = path.resolve().parent
     updates: dict[str, Any] = {}
     if not cfg.store.path.is_absolute():
-        updates["store"] = cfg.store.model_copy(update={"path": base / cfg.store.path})
+        updates["store"] = cfg.store.model_copy(update={"path": (base / cfg.store.path).resolve()})
     if cfg.simulation is not None and not cfg.simulation.spec.is_absolute():
-        updates["simulation"] = SimulationConfig(spec=base / cfg.simulation.spec)
+        updates["simulation"] = SimulationConfig(spec=(base / cfg.simulation.spec).resolve())
     if updates:
         cfg = cfg.model_copy(update=updates)
     return cfg, hashlib.sha256(raw).hexdigest()
