@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    logging.getLogger("asyncua").setLevel(logging.WARNING)
+    # asyncua logs tracebacks for every lost connection; the driver reports them in its status
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     return int(args.fn(args))
 
 
