@@ -240,3 +240,39 @@ def test_check_config_refuses_bad_file(tmp_path):
     assert r.returncode == 2
     assert f"{p}: devices[3](pc-comp-01).port" in r.stderr
     assert "99999" in r.stderr
+
+
+def test_simulate_command_serves_the_plant_to_any_client(tmp_path):
+    """`gmp-edge simulate` runs the simulators named in the config; a plain client reads them."""
+    from pymodbus.client import ModbusTcpClient
+
+    from .conftest import sim_spec_data
+
+    sim = tmp_path / "sim.toml"
+    sim.write_bytes(tomli_w.dumps(sim_spec_data()).encode())
+    cfg = (
+        (ROOT / "examples" / "plant.toml")
+        .read_text()
+        .replace('spec = "sim-solid-dose.toml"', f'spec = "{sim}"')
+    )
+    (tmp_path / "plant.toml").write_text(cfg)
+    proc = subprocess.Popen(
+        gmp_edge("simulate", "--config", str(tmp_path / "plant.toml")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        import json
+
+        ready = json.loads(proc.stdout.readline())
+        assert ready["ready"] is True
+        client = ModbusTcpClient("127.0.0.1", port=ready["modbus"]["gw-granulation"])
+        assert client.connect()
+        rr = client.read_holding_registers(0, count=1, device_id=1)
+        assert not rr.isError() and rr.registers == [150]  # particle counter map version
+        client.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
