@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from api.runtime import RoomInfo, Runtime, TagInfo
 from api.timefmt import iso, parse_ts
 from collector.reading import Quality, Reading, now_us
+from historian.store import StoredReading
 
 MAX_RAW = 100_000
 
@@ -128,6 +129,19 @@ def _value(r: Reading) -> ValueOut:
     )
 
 
+def _stored(r: StoredReading) -> ValueOut:
+    return ValueOut(
+        tag=r.tag,
+        ts=iso(r.ts_us) or "",
+        ts_edge=iso(r.ts_edge_us) or "",
+        ts_source=iso(r.ts_source_us),
+        value=r.value,
+        quality=_q(r.quality),
+        message=r.message,
+        cause=r.cause,
+    )
+
+
 def _range(start: str | None, end: str | None, default_s: int = 3600) -> tuple[int, int]:
     try:
         end_us = parse_ts(end) if end else now_us()
@@ -229,18 +243,7 @@ def create_app(rt: Runtime) -> FastAPI:
                 continue
             s = rt.store.latest(path)
             if s is not None:
-                out.append(
-                    ValueOut(
-                        tag=path,
-                        ts=iso(s.ts_us) or "",
-                        ts_edge=iso(s.ts_edge_us) or "",
-                        ts_source=iso(s.ts_source_us),
-                        value=s.value,
-                        quality=_q(s.quality),
-                        message=s.message,
-                        cause=s.cause,
-                    )
-                )
+                out.append(_stored(s))
         return out
 
     @app.get("/api/status/rooms", response_model=list[RoomStatusOut], tags=["status"])
@@ -291,19 +294,7 @@ def create_app(rt: Runtime) -> FastAPI:
             return out
         rows = rt.store.readings(tag, start_us, end_us, limit + 1)
         out.truncated = len(rows) > limit
-        out.readings = [
-            ValueOut(
-                tag=tag,
-                ts=iso(r.ts_us) or "",
-                ts_edge=iso(r.ts_edge_us) or "",
-                ts_source=iso(r.ts_source_us),
-                value=r.value,
-                quality=_q(r.quality),
-                message=r.message,
-                cause=r.cause,
-            )
-            for r in rows[:limit]
-        ]
+        out.readings = [_stored(r) for r in rows[:limit]]
         return out
 
     @app.get("/api/gaps", response_model=list[GapOut], tags=["readings"])

@@ -91,6 +91,8 @@ class ModbusDriver(Driver):
         )
         self._client: AsyncModbusTcpClient | None = None
         self._backoff = Backoff(spec.reconnect_min_s, spec.reconnect_max_s)
+        self._next_attempt = 0.0  # monotonic time of the next connect attempt
+        self._pending_gap: tuple[int, int, str] | None = None  # overwritten device records
 
     @property
     def tags(self) -> list[str]:
@@ -286,8 +288,6 @@ class ModbusDriver(Driver):
         found.reverse()
         return found
 
-    _pending_gap: tuple[int, int, str] | None = None
-
     # -- the loop ------------------------------------------------------------------
 
     def _all_bad(self, ts: int, message: str, cause: Cause) -> list[Reading]:
@@ -314,8 +314,6 @@ class ModbusDriver(Driver):
             ]
         self.status.last_poll_ms = (time.perf_counter() - t0) * 1000
         return readings
-
-    _next_attempt: float = 0.0
 
     async def run(self, sink: Sink, stop: asyncio.Event) -> None:
         """Poll on schedule until ``stop``; see :class:`collector.driver.Driver`."""

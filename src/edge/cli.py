@@ -9,7 +9,7 @@ import json
 import logging
 import signal
 import sys
-from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -106,29 +106,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sim_spec(cfg: PlantConfig, path: str) -> Path:
+def _sim_plant(cfg: PlantConfig, path: str) -> Any:
+    """The simulated plant named in the config's [simulation] section (exit 2 if none or bad)."""
+    from simulators.plant import SimulatedPlant  # only the demo and simulate need them
+    from simulators.spec import SpecError, load_spec
+
     if cfg.simulation is None:
         print(f"{path}: no [simulation] section names a simulator spec", file=sys.stderr)
         raise SystemExit(2)
-    return cfg.simulation.spec
+    try:
+        return SimulatedPlant(load_spec(cfg.simulation.spec))
+    except SpecError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run only the simulated plant, for any Modbus / OPC UA client."""
-    from simulators.plant import SimulatedPlant
-    from simulators.spec import SpecError, load_spec
-
     cfg, _ = _load(args.config)
-    try:
-        spec = load_spec(_sim_spec(cfg, args.config))
-    except SpecError as exc:
-        print(exc, file=sys.stderr)
-        return 2
 
     async def main() -> None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
-        async with SimulatedPlant(spec) as plant:
+        async with _sim_plant(cfg, args.config) as plant:
             print(json.dumps(plant.ready_info()), flush=True)
             print("simulated plant running; stop with Ctrl-C", file=sys.stderr, flush=True)
             await stop.wait()
@@ -139,22 +139,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Simulated plant + collection + API on 127.0.0.1, in one process."""
-    from simulators.plant import SimulatedPlant
-    from simulators.spec import SpecError, load_spec
-
     cfg, sha = _load(args.config)
-    try:
-        spec = load_spec(_sim_spec(cfg, args.config))
-    except SpecError as exc:
-        print(exc, file=sys.stderr)
-        return 2
 
     async def main() -> None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
-        async with SimulatedPlant(spec) as plant:
-            eps = plant.ready_info()
-            banner = "\n  simulated plant: " + json.dumps(eps)
+        async with _sim_plant(cfg, args.config) as plant:
+            banner = "\n  simulated plant: " + json.dumps(plant.ready_info())
             await serve(cfg, sha, stop, banner)
 
     asyncio.run(main())
