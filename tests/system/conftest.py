@@ -53,6 +53,10 @@ def plant_config_data(plant: SimulatedPlant, store: Path, **device_overrides: An
     data = copy.deepcopy(PLANT)
     info = plant.ready_info()
     ports = {"15020": info["modbus"]["gw-granulation"], "15021": info["modbus"]["gw-compression"]}
+    if not info["opcua"]:  # a Modbus-only plant: leave the press out of the config
+        press = {d["id"] for d in data["devices"] if d["protocol"] == "opcua"}
+        data["devices"] = [d for d in data["devices"] if d["id"] not in press]
+        data["tags"] = [t for t in data["tags"] if t["device"] not in press]
     for d in data["devices"]:
         if d["protocol"] == "modbus":
             d["port"] = ports[str(d["port"])]

@@ -11,11 +11,22 @@ import pytest
 from collector.modbus import ModbusDriver
 from collector.reading import Cause, Quality, Reading
 from edge.wiring import build_driver
+from simulators.plant import SimulatedPlant
 from simulators.scenario import DisconnectMode, EventKind, ScenarioEvent
+from simulators.spec import parse_spec
+
+from .conftest import sim_spec_data
 
 pytestmark = pytest.mark.system
 
 GRAN = "acme-basel/solid-dose/granulation"
+
+
+@pytest.fixture
+async def plant():
+    """The example plant's Modbus side only: these tests need no OPC UA server."""
+    async with SimulatedPlant(parse_spec(sim_spec_data()), opcua=False) as p:
+        yield p
 
 
 class ListSink:
