@@ -491,6 +491,8 @@ class OpcuaDriver(Driver):
             seen.add(p.tag)
         self._endpoint = strip_credentials(spec.endpoint)
         self.status = DeviceStatus(spec.device_id, "opcua", self._endpoint)
+        # Set when the server refuses subscriptions: from then on this driver polls.
+        self._fallback: str | None = None
         # Node ids are parsed once; a malformed one is a configuration error that must
         # not take the other tags down, so it becomes a Bad reading for its own tag.
         self._node_ids: list[ua.NodeId | None] = []
@@ -680,8 +682,17 @@ class OpcuaDriver(Driver):
             self._attempt_connected = True
             await self._read_limits(link)
             self._recent.clear()
-            if spec.mode == "subscription":  # polling reads everything at once anyway
-                initial = await self._subscribe(link)
+            if self._subscribing:  # polling reads everything at once anyway
+                try:
+                    initial = await self._subscribe(link)
+                except UaStatusCodeError as exc:
+                    # e.g. BadServiceUnsupported, BadTooManySubscriptions: a server that
+                    # cannot subscribe is still read, by polling, and the status says so
+                    self._fallback = f"subscriptions refused ({status_text(int(exc.code))})"
+                    self.status.extra["mode"] = f"polling (fallback: {self._fallback})"
+                    log.warning("%s: %s; falling back to polling", spec.device_id, self._fallback)
+                    await self._close_link(link, delete_subscription=True)
+                    raise _LinkError(f"{self._fallback}; reconnecting to poll") from None
                 initial += [
                     Reading.bad(self.points[i].tag, now_us(), msg, Cause.COLLECTOR)
                     for i, msg in self._invalid.items()
@@ -717,6 +728,11 @@ class OpcuaDriver(Driver):
         link.max_items = operation_limit(values[1])
         self.status.extra["max_nodes_per_read"] = link.max_read
         self.status.extra["max_monitored_items_per_call"] = link.max_items
+
+    @property
+    def _subscribing(self) -> bool:
+        """Subscription mode, unless the server refused subscriptions (polling fallback)."""
+        return self.spec.mode == "subscription" and self._fallback is None
 
     async def _subscribe(self, link: _Link) -> list[Reading]:
         """Create the subscription and its monitored items; Bad readings for failed items."""
@@ -1137,7 +1153,7 @@ class OpcuaDriver(Driver):
                     "%s: connected to %s (%s)", self.spec.device_id, self._endpoint, self.spec.mode
                 )
                 try:
-                    if self.spec.mode == "subscription":
+                    if self._subscribing:
                         reason = await self._serve_subscription(link, sink, stop)
                     else:
                         reason = await self._serve_polling(link, sink, stop)
