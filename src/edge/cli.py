@@ -14,7 +14,9 @@ from typing import Any
 import uvicorn
 
 from api.app import create_app
+from audit.trail import AuditTrail, iso
 from edge.config import ConfigError, PlantConfig, load_config
+from edge.lifecycle import audit_start, audit_stop, watch_clock
 from edge.runtime import ServiceRuntime
 from edge.service import EdgeService
 from edge.wiring import polling_plan
@@ -30,9 +32,14 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
-async def serve(cfg: PlantConfig, sha: str, stop: asyncio.Event, banner: str = "") -> None:
-    """Run collection, the store and the API until ``stop``."""
+async def serve(
+    cfg: PlantConfig, sha: str, stop: asyncio.Event, config_path: str, banner: str = ""
+) -> None:
+    """Run collection, the store and the API until ``stop``; audit start, stop and clock."""
     store = Store(cfg.store.path)
+    trail = AuditTrail(cfg.store.path)
+    audit_start(trail, config_path, sha)
+    clock_task = asyncio.create_task(watch_clock(trail, stop), name="clock")
     service = EdgeService(cfg, sha, store)
     app = create_app(ServiceRuntime(service))
     server = uvicorn.Server(
@@ -44,8 +51,10 @@ async def serve(cfg: PlantConfig, sha: str, stop: asyncio.Event, banner: str = "
         await asyncio.sleep(0.05)
     if api_task.done():
         stop.set()
-        await svc_task
+        await asyncio.gather(svc_task, clock_task)
+        audit_stop(trail, "API could not listen")
         store.close()
+        trail.close()
         raise SystemExit(f"API could not listen on {cfg.api.host}:{cfg.api.port}")
     port = cfg.api.port
     for srv in server.servers:  # port 0 asks the OS for a free port: show the real one
@@ -62,8 +71,10 @@ async def serve(cfg: PlantConfig, sha: str, stop: asyncio.Event, banner: str = "
         await stop.wait()
     finally:
         server.should_exit = True
-        await asyncio.gather(svc_task, api_task, return_exceptions=True)
+        await asyncio.gather(svc_task, api_task, clock_task, return_exceptions=True)
+        audit_stop(trail)
         store.close()
+        trail.close()
         print("gmp-edge stopped; everything collected is committed.", flush=True)
 
 
@@ -96,7 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     async def main() -> None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
-        await serve(cfg, sha, stop)
+        await serve(cfg, sha, stop, args.config)
 
     try:
         asyncio.run(main())
@@ -146,10 +157,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _stop_on_signals(stop)
         async with _sim_plant(cfg, args.config) as plant:
             banner = "\n  simulated plant: " + json.dumps(plant.ready_info())
-            await serve(cfg, sha, stop, banner)
+            await serve(cfg, sha, stop, args.config, banner)
 
     asyncio.run(main())
     return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Verify, list or export the audit trail of the config's store."""
+    cfg, _ = _load(args.config)
+    if not cfg.store.path.exists():
+        print(f"no store at {cfg.store.path}", file=sys.stderr)
+        return 2
+    trail = AuditTrail(cfg.store.path)
+    try:
+        if args.action == "verify":
+            n, head, brk = trail.verify()
+            if brk is not None:
+                print(f"audit trail BROKEN at entry {brk.seq}: {brk.reason} "
+                      f"({n} entries read, {cfg.store.path})")  # fmt: skip
+                return 1
+            print(f"audit trail intact: {n} entries, head sha256 {head} ({cfg.store.path})")
+            if args.expect_head and args.expect_head != head:
+                print(f"but the head differs from the anchor {args.expect_head}: entries were "
+                      "removed or rewritten after it was taken")  # fmt: skip
+                return 1
+            return 0
+        if args.action == "export":
+            sys.stdout.write(trail.export(args.format))
+            return 0
+        for e in trail.entries(record_type=args.record_type, record_id=args.record_id,
+                               actor=args.actor):  # fmt: skip
+            print(json.dumps({"seq": e.seq, "ts": iso(e.ts_us), "actor": e.actor,
+                              "action": e.action, "record": f"{e.record_type}/{e.record_id}",
+                              "reason": e.reason, "old": e.old, "new": e.new}))  # fmt: skip
+        return 0
+    finally:
+        trail.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,6 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check-config", help="validate a config and print the polling plan")
     p.add_argument("config", help="plant TOML file")
     p.set_defaults(fn=cmd_check)
+    p = sub.add_parser("audit", help="verify, list or export the audit trail")
+    p.add_argument("action", choices=["verify", "list", "export"])
+    p.add_argument("--config", required=True, help="plant TOML file (names the store)")
+    p.add_argument("--format", choices=["csv", "json"], default="csv", help="export format")
+    p.add_argument("--record-type", help="list: only this record type")
+    p.add_argument("--record-id", help="list: only this record")
+    p.add_argument("--actor", help="list: only this user")
+    p.add_argument("--expect-head", help="verify: the anchored head hash to compare with")
+    p.set_defaults(fn=cmd_audit)
     p = sub.add_parser("demo", help="simulated plant + collection + API on 127.0.0.1")
     p.add_argument("--config", default="examples/plant.toml", help="plant TOML file")
     p.set_defaults(fn=cmd_demo)

@@ -4,6 +4,8 @@ SIGKILL, and the command line."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import signal
 import sqlite3
@@ -217,6 +219,30 @@ async def test_sigkill_loses_nothing_committed_and_downtime_is_a_gap(plant, tmp_
         assert len(runs) == 2 and runs[1][4] == "clean stop"
     finally:
         store.close()
+    # the audit trail shows two starts (with the config's hash) and only one stop
+    listing = subprocess.run(
+        gmp_edge("audit", "list", "--config", str(cfg_path)),
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    actions = [json.loads(line)["action"] for line in listing.splitlines()]
+    assert actions == [
+        "config.loaded", "service.started", "config.loaded", "service.started", "service.stopped"
+    ]  # fmt: skip
+    first = json.loads(listing.splitlines()[0])
+    assert first["new"]["sha256"] == hashlib.sha256(cfg_path.read_bytes()).hexdigest()
+    assert first["ts"].endswith("+00:00")
+    ok = subprocess.run(gmp_edge("audit", "verify", "--config", str(cfg_path)),
+                        capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert ok.returncode == 0 and "intact: 5 entries" in ok.stdout
+    # tamper with the database file behind the product's back: verify names the entry
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("drop trigger audit_no_update")
+    conn.execute("update audit set reason='nothing to see' where seq=3")
+    conn.close()
+    bad = subprocess.run(gmp_edge("audit", "verify", "--config", str(cfg_path)),
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert bad.returncode == 1
+    assert "BROKEN at entry 3" in bad.stdout
 
 
 def test_check_config_prints_the_polling_plan():
@@ -264,8 +290,6 @@ def test_simulate_command_serves_the_plant_to_any_client(tmp_path):
     )
     try:
         assert proc.stdout is not None
-        import json
-
         ready = json.loads(proc.stdout.readline())
         assert ready["ready"] is True
         client = ModbusTcpClient("127.0.0.1", port=ready["modbus"]["gw-granulation"])
