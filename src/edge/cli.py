@@ -196,6 +196,48 @@ def cmd_audit(args: argparse.Namespace) -> int:
         trail.close()
 
 
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    first = getpass.getpass("new password: ")
+    if getpass.getpass("repeat it: ") != first:
+        print("the two passwords differ", file=sys.stderr)
+        raise SystemExit(2)
+    return first
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    """Create the first administrator, or list users (the API manages them afterwards)."""
+    from identity.users import Directory, IdentityError
+
+    cfg, _ = _load(args.config)
+    trail = AuditTrail(cfg.store.path)
+    directory = Directory(cfg.store.path, trail)
+    try:
+        if args.action == "create-admin":
+            if not args.user_id or not args.name:
+                print("create-admin needs --user-id and --name", file=sys.stderr)
+                return 2
+            try:
+                user = directory.create_first_administrator(
+                    args.user_id, args.name, _read_password(args)
+                )
+            except IdentityError as exc:
+                print(f"refused: {exc}", file=sys.stderr)
+                return 1
+            print(f"administrator {user.id} ({user.full_name}) created")
+            return 0
+        for u in directory.users():
+            state = "locked" if u.locked else ("active" if u.active else "deactivated")
+            print(f"{u.id}\t{u.role.value}\t{state}\t{u.full_name}")
+        return 0
+    finally:
+        directory.close()
+        trail.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `gmp-edge` command."""
     parser = argparse.ArgumentParser(prog="gmp-edge", description=__doc__)
@@ -219,6 +261,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--actor", help="list: only this user")
     p.add_argument("--expect-head", help="verify: the anchored head hash to compare with")
     p.set_defaults(fn=cmd_audit)
+    p = sub.add_parser("users", help="create the first administrator, list users")
+    p.add_argument("action", choices=["create-admin", "list"])
+    p.add_argument("--config", required=True, help="plant TOML file (names the store)")
+    p.add_argument("--user-id", help="create-admin: the administrator's user id")
+    p.add_argument("--name", help="create-admin: printed name (appears in signatures)")
+    p.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    p.set_defaults(fn=cmd_users)
     p = sub.add_parser("demo", help="simulated plant + collection + API on 127.0.0.1")
     p.add_argument("--config", default="examples/plant.toml", help="plant TOML file")
     p.set_defaults(fn=cmd_demo)

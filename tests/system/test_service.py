@@ -300,3 +300,24 @@ def test_simulate_command_serves_the_plant_to_any_client(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(20) == 0
+
+
+def test_first_administrator_from_the_command_line(tmp_path):
+    cfg = (ROOT / "examples" / "plant.toml").read_text().replace(
+        'path = "../var/demo/gmp-edge.db"', f'path = "{tmp_path / "s.db"}"'
+    )
+    (tmp_path / "plant.toml").write_text(cfg)
+    args = ["users", "create-admin", "--config", str(tmp_path / "plant.toml"),
+            "--user-id", "ada", "--name", "Ada Admin", "--password-stdin"]  # fmt: skip
+    weak = subprocess.run(gmp_edge(*args), input="weak\n", capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert weak.returncode == 1 and "at least 12 characters" in weak.stderr
+    ok = subprocess.run(gmp_edge(*args), input="Strong-Pass-2026\n", capture_output=True,
+                        text=True, timeout=60)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    again = subprocess.run(gmp_edge(*args), input="Strong-Pass-2026\n", capture_output=True,
+                           text=True, timeout=60)  # fmt: skip
+    assert again.returncode == 1 and "users exist already" in again.stderr
+    listing = subprocess.run(gmp_edge("users", "list", "--config", str(tmp_path / "plant.toml")),
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert listing.stdout.split("\t")[:3] == ["ada", "administrator", "active"]
