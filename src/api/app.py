@@ -104,6 +104,7 @@ class RoomStatusOut(BaseModel):
     """A room with its latest values, for the live page."""
 
     room: RoomInfo
+    tags: int = Field(description="tags configured in the room")
     values: list[ValueOut]
 
 
@@ -252,12 +253,9 @@ def create_app(rt: Runtime) -> FastAPI:
         live = rt.latest_readings()
         out = []
         for room in rt.room_infos():
-            values = [
-                _value(live[t.path])
-                for t in tags_by_path.values()
-                if t.room == room.id and t.path in live
-            ]
-            out.append(RoomStatusOut(room=room, values=values))
+            in_room = [t for t in tags_by_path.values() if t.room == room.id]
+            values = [_value(live[t.path]) for t in in_room if t.path in live]
+            out.append(RoomStatusOut(room=room, tags=len(in_room), values=values))
         return out
 
     @app.get("/api/readings", response_model=ReadingsOut, tags=["readings"])

@@ -48,6 +48,7 @@ async def test_page_shows_rooms_values_and_devices(api, tmp_path):
     for room in ("Granulation", "Compression", "Clean corridor"):
         assert room in dom
     assert "Grade D" in dom
+    assert "<td>no tags configured</td>" in dom  # the corridor has no instruments of its own
     # live values with units and quality, rendered by the page's script
     assert re.search(r'data-tag="acme-basel/solid-dose/granulation/trh-gran-01/temperature"', dom)
     assert re.search(r"\d+\.\d\d degC", dom)
