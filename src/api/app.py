@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from importlib import resources
 from typing import Annotated, Literal
 
@@ -10,11 +11,21 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from api.runtime import RoomInfo, Runtime, TagInfo
-from api.timefmt import iso, parse_ts
+from api.timefmt import iso
 from collector.reading import Quality, Reading, now_us
 from historian.store import StoredReading
 
 MAX_RAW = 100_000
+
+
+class ErrorOut(BaseModel):
+    """Why a request was refused."""
+
+    detail: str
+
+
+NOT_FOUND = {404: {"model": ErrorOut, "description": "unknown tag"}}
+BAD_RANGE = {400: {"model": ErrorOut, "description": "timestamp or range not usable"}}
 
 
 class DeviceOut(BaseModel):
@@ -143,14 +154,17 @@ def _stored(r: StoredReading) -> ValueOut:
     )
 
 
-def _range(start: str | None, end: str | None, default_s: int = 3600) -> tuple[int, int]:
-    try:
-        end_us = parse_ts(end) if end else now_us()
-        start_us = parse_ts(start) if start else end_us - default_s * 1_000_000
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+def _us(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        raise HTTPException(400, f"{dt.isoformat()!r} has no time zone; add Z or +00:00")
+    return int(dt.timestamp() * 1_000_000)
+
+
+def _range(start: datetime | None, end: datetime | None, default_s: int = 3600) -> tuple[int, int]:
+    end_us = _us(end) if end else now_us()
+    start_us = _us(start) if start else end_us - default_s * 1_000_000
     if start_us >= end_us:
-        raise HTTPException(422, f"start {start} is not before end {end}")
+        raise HTTPException(400, f"start {start} is not before end {end}")
     return start_us, end_us
 
 
@@ -232,7 +246,7 @@ def create_app(rt: Runtime) -> FastAPI:
         """Configured rooms with grade / ISO class and adjacency."""
         return rt.room_infos()
 
-    @app.get("/api/latest", response_model=list[ValueOut], tags=["readings"])
+    @app.get("/api/latest", response_model=list[ValueOut], tags=["readings"], responses=NOT_FOUND)
     def latest(tag: Annotated[list[str] | None, Query()] = None) -> list[ValueOut]:
         """Newest value of each tag (all tags, or the ones named)."""
         live = rt.latest_readings()
@@ -258,11 +272,16 @@ def create_app(rt: Runtime) -> FastAPI:
             out.append(RoomStatusOut(room=room, tags=len(in_room), values=values))
         return out
 
-    @app.get("/api/readings", response_model=ReadingsOut, tags=["readings"])
+    @app.get(
+        "/api/readings",
+        response_model=ReadingsOut,
+        tags=["readings"],
+        responses={**NOT_FOUND, **BAD_RANGE},
+    )
     def readings(
         tag: str,
-        start: str | None = Query(None, description="ISO 8601 with zone; default end - 1 h"),
-        end: str | None = Query(None, description="ISO 8601 with zone; default now"),
+        start: datetime | None = Query(None, description="ISO 8601 with zone; default end - 1 h"),
+        end: datetime | None = Query(None, description="ISO 8601 with zone; default now"),
         window_s: float | None = Query(
             None, gt=0, le=86_400, description="downsample to min/max/mean per window"
         ),
@@ -295,11 +314,16 @@ def create_app(rt: Runtime) -> FastAPI:
         out.readings = [_stored(r) for r in rows[:limit]]
         return out
 
-    @app.get("/api/gaps", response_model=list[GapOut], tags=["readings"])
+    @app.get(
+        "/api/gaps",
+        response_model=list[GapOut],
+        tags=["readings"],
+        responses={**NOT_FOUND, **BAD_RANGE},
+    )
     def gaps(
         tag: str | None = None,
-        start: str | None = Query(None, description="ISO 8601 with zone; default end - 24 h"),
-        end: str | None = Query(None, description="ISO 8601 with zone; default now"),
+        start: datetime | None = Query(None, description="ISO 8601 with zone; default end - 24 h"),
+        end: datetime | None = Query(None, description="ISO 8601 with zone; default now"),
     ) -> list[GapOut]:
         """Gaps (with cause) overlapping the range, for one tag or all."""
         if tag is not None:
