@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from importlib import resources
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse
@@ -24,8 +24,9 @@ class ErrorOut(BaseModel):
     detail: str
 
 
-NOT_FOUND = {404: {"model": ErrorOut, "description": "unknown tag"}}
-BAD_RANGE = {400: {"model": ErrorOut, "description": "timestamp or range not usable"}}
+Responses = dict[int | str, dict[str, Any]]
+NOT_FOUND: Responses = {404: {"model": ErrorOut, "description": "unknown tag"}}
+BAD_RANGE: Responses = {400: {"model": ErrorOut, "description": "timestamp or range not usable"}}
 
 
 class DeviceOut(BaseModel):
