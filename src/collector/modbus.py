@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pymodbus.client import AsyncModbusTcpClient
@@ -18,7 +18,7 @@ from pymodbus.exceptions import ModbusException
 
 from collector import particle
 from collector.backoff import Backoff
-from collector.codec import DecodeError, Order, decode_value
+from collector.codec import Decoded, DecodeError, Order, value_decoder
 from collector.driver import DeviceStatus, Driver, LinkState, Sink, sleep_or_stop
 from collector.plan import Function, ReadRequest, RegisterPoint, plan_requests
 from collector.reading import Cause, Quality, Reading, now_us
@@ -63,6 +63,15 @@ class RecordPoint:
     analog: int | None = None
 
 
+def _what(function: Function, address: int, count: int) -> str:
+    """A request as error messages name it."""
+    return f"FC{int(function):02d} {address}+{count}"
+
+
+# tag, first and end offset of its registers in the response, decoder
+_PointDecoder = tuple[str, int, int, Callable[[Sequence[int]], float | Decoded]]
+
+
 class DeviceFault(Exception):
     """The device answered with a Modbus exception: the link is fine, the data is not."""
 
@@ -85,6 +94,23 @@ class ModbusDriver(Driver):
         self.points = list(points)
         self.record_points = list(record_points)
         self.requests: list[ReadRequest] = plan_requests(points, spec.max_registers, spec.max_gap)
+        # the hot path's view of the plan: per request, each point's tag, its slice of the
+        # response and a decoder specialised for its value spec (built once, not per poll)
+        self._plan: list[tuple[ReadRequest, list[_PointDecoder]]] = [
+            (
+                req,
+                [
+                    (
+                        p.tag,
+                        p.address - req.address,
+                        p.address - req.address + p.count,
+                        value_decoder(p.value),
+                    )
+                    for p in req.points
+                ],
+            )
+            for req in self.requests
+        ]
         self.last_record_s = last_record_s
         self.status = DeviceStatus(
             spec.device_id, "modbus", f"{spec.host}:{spec.port} unit {spec.unit_id}"
@@ -154,22 +180,27 @@ class ModbusDriver(Driver):
             if function is Function.HOLDING
             else client.read_input_registers
         )
-        what = f"FC{int(function):02d} {address}+{count}"
         try:
             # asyncio.timeout, not wait_for: no extra task per request on the hot path
             async with asyncio.timeout(self.spec.timeout_s * 1.5):
                 rr = await call(address, count=count, device_id=self.spec.unit_id)
         except TimeoutError:
-            raise LinkFault(f"{what}: no answer within {self.spec.timeout_s:g} s") from None
+            raise LinkFault(
+                f"{_what(function, address, count)}: no answer within {self.spec.timeout_s:g} s"
+            ) from None
         except (ModbusException, OSError) as exc:
-            raise LinkFault(f"{what}: {exc}") from None
+            raise LinkFault(f"{_what(function, address, count)}: {exc}") from None
         if rr.isError():
             code = getattr(rr, "exception_code", None)
             name = _EXCEPTIONS.get(code or 0, "unknown")
-            raise DeviceFault(f"{what}: Modbus exception {code} ({name})")
+            raise DeviceFault(
+                f"{_what(function, address, count)}: Modbus exception {code} ({name})"
+            )
         regs = list(rr.registers)
         if len(regs) < count:
-            raise DeviceFault(f"{what}: short answer, {len(regs)} registers")
+            raise DeviceFault(
+                f"{_what(function, address, count)}: short answer, {len(regs)} registers"
+            )
         return regs[:count]
 
     async def _write(self, address: int, value: int) -> None:
@@ -193,7 +224,9 @@ class ModbusDriver(Driver):
     async def poll_registers(self, ts: int) -> list[Reading]:
         """Read every planned request; one reading per register tag."""
         out: list[Reading] = []
-        for req in self.requests:
+        append = out.append
+        good = Quality.GOOD
+        for req, points in self._plan:
             try:
                 regs = await self._read(req.function, req.address, req.count)
             except DeviceFault as exc:
@@ -204,9 +237,12 @@ class ModbusDriver(Driver):
                 self._fail_link(str(exc))
                 out += [Reading.bad(p.tag, ts, str(exc), Cause.NETWORK) for p in req.points]
                 continue
-            for p in req.points:
-                d = decode_value(req.slice_for(p, regs), p.value)
-                out.append(Reading(p.tag, d.value, d.quality, ts, None, d.message, d.cause))
+            for tag, first, end, decode in points:
+                d = decode(regs[first:end])
+                if isinstance(d, float):  # Good: the decoder returns the bare value
+                    append(Reading(tag, d, good, ts))
+                else:
+                    append(Reading(tag, d.value, d.quality, ts, None, d.message, d.cause))
         return out
 
     async def poll_records(self, ts: int) -> list[Reading]:

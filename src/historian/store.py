@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from collector.reading import Cause, Quality, Reading, now_us
@@ -66,6 +67,26 @@ create table if not exists outbox_cursors(
     primary key(destination, stream)
 );
 """
+
+
+_INSERT = (
+    "insert into readings(tag_id, ts_us, ts_edge_us, ts_source_us, value, text, quality,"
+    " message, cause) values"
+)
+_COLUMNS = 9
+# Rows per insert statement, largest first: a run of n rows with the same NULL columns
+# takes n // 64 statements of 64 rows and at most one of each smaller size.
+_CHUNKS = (64, 32, 16, 8, 4, 2, 1)
+# NULL columns of the commonest row, a Good number without a source timestamp:
+# ts_source_us, text, message, cause
+_GOOD_NUMBER = 1 << 3 | 1 << 5 | 1 << 7 | 1 << 8
+
+
+@lru_cache(maxsize=256)
+def _insert_sql(nulls: int, rows: int) -> str:
+    """An insert of ``rows`` rows; columns whose bit is set in ``nulls`` are literal NULL."""
+    row = "(" + ",".join("NULL" if nulls >> c & 1 else "?" for c in range(_COLUMNS)) + ")"
+    return _INSERT + ",".join([row] * rows)
 
 
 class StoreError(RuntimeError):
@@ -267,30 +288,61 @@ class Store:
         e.g. on a full disk; the caller keeps the batch and tries again.
         """
         ids = self._tag_ids
+        # NULLs are written as literals, never bound: the sqlite3 module binds None
+        # through its adapter lookup, about 0.7 us a value (a number: 0.15 us), and a
+        # Good reading has four. Rows with the same NULL columns share a statement.
+        values: list[object] = []  # every row's non-NULL values, back to back
+        runs: list[tuple[int, int]] = []  # (NULL columns, rows) of consecutive rows
+        nulls, rows = -1, 0
         try:
-            rows = [
-                (
-                    ids[r.tag],
-                    r.ts_us,
-                    r.ts_edge_us,
-                    r.ts_source_us,
-                    r.value if not isinstance(r.value, str) else None,
-                    r.value if isinstance(r.value, str) else None,
-                    int(r.quality),
-                    r.message,
-                    r.cause.value if r.cause is not None else None,
-                )
-                for r in readings
-            ]
+            for r in readings:
+                value, src, message, cause = r.value, r.ts_source_us, r.message, r.cause
+                edge = r.ts_edge_us
+                if src is None and message is None and cause is None and type(value) is float:
+                    mask = _GOOD_NUMBER
+                    row: tuple[object, ...] = (ids[r.tag], edge, edge, value, int(r.quality))
+                else:
+                    text = value if isinstance(value, str) else None
+                    full = (
+                        ids[r.tag],
+                        edge if src is None else src,  # Reading.ts_us
+                        edge,
+                        src,
+                        None if text is not None else value,
+                        text,
+                        int(r.quality),
+                        message,
+                        None if cause is None else cause.value,
+                    )
+                    mask = 0
+                    for c, v in enumerate(full):
+                        if v is None:
+                            mask |= 1 << c
+                    row = tuple(v for v in full if v is not None)
+                if mask != nulls:
+                    if rows:
+                        runs.append((nulls, rows))
+                    nulls, rows = mask, 0
+                rows += 1
+                values += row
+            if rows:
+                runs.append((nulls, rows))
         except KeyError as exc:
             raise StoreError(f"reading for unregistered tag {exc.args[0]!r}") from None
+        n = sum(rows for _, rows in runs)
         try:
             with self._lock, self._tx():
-                self._w.executemany(
-                    "insert into readings(tag_id, ts_us, ts_edge_us, ts_source_us, value, text,"
-                    " quality, message, cause) values(?,?,?,?,?,?,?,?,?)",
-                    rows,
-                )
+                # multi-row statements, not one per row: SQLite runs each with the GIL
+                # released, so the GIL changes threads per statement instead of per row
+                # and the event loop's Modbus round trips are not kept waiting
+                i = 0
+                for mask, rows in runs:
+                    width = _COLUMNS - mask.bit_count()
+                    for size in _CHUNKS:
+                        k, rows = divmod(rows, size)
+                        for _ in range(k):
+                            self._w.execute(_insert_sql(mask, size), values[i : i + size * width])
+                            i += size * width
                 for ev in gap_events:
                     if isinstance(ev, GapOpened):
                         self._w.execute(
@@ -304,8 +356,8 @@ class Store:
                         )
                 self._set_meta("heartbeat_us", str(heartbeat_us or now_us()))
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: commit of {len(rows)} readings failed: {exc}") from exc
-        return len(rows)
+            raise StoreError(f"{self.path}: commit of {n} readings failed: {exc}") from exc
+        return n
 
     def record_gap(
         self, tag: str, start_us: int, end_us: int | None, cause: Cause, message: str

@@ -7,12 +7,14 @@ import pytest
 
 from collector.codec import (
     DataType,
+    Decoded,
     DecodeError,
     Order,
     ValueSpec,
     decode_raw,
     decode_value,
     register_count,
+    value_decoder,
 )
 from collector.reading import Cause, Quality
 
@@ -152,3 +154,51 @@ def test_nan_message_keeps_raw_words():
 def test_string_length_required():
     with pytest.raises(ValueError, match="length"):
         register_count(DataType.STRING)
+
+
+def _specs():
+    for dt in DataType:
+        if dt is DataType.STRING:
+            continue
+        for wo in Order:
+            for bo in Order:
+                yield ValueSpec(dt, wo, bo)
+                yield ValueSpec(
+                    dt, wo, bo, scale=0.1, offset=-3.0, valid_min=-50.0, valid_max=500.0
+                )
+                yield ValueSpec(dt, wo, bo, invalid_raw=frozenset({0x7FFF, 0xFFFF, -1, 0}))
+
+
+def test_value_decoder_agrees_with_decode_value_on_random_and_edge_registers():
+    """The hot-path decoder must give the same value (to the bit) or the same Decoded."""
+    import random
+
+    rng = random.Random(11)
+    edge_words = [0, 1, 0x7FFF, 0x8000, 0xFFFF, 0x7F80, 0xFF80, 0x7FC0]
+    for spec in _specs():
+        decode = value_decoder(spec)
+        counts = {1, 2, 4}
+        for _ in range(150):
+            n = rng.choice(sorted(counts))
+            regs = [
+                rng.choice(edge_words) if rng.random() < 0.4 else rng.randrange(65536)
+                for _ in range(n)
+            ]
+            want = decode_value(regs, spec)
+            got = decode(regs)
+            if isinstance(got, Decoded):
+                assert got == want or (
+                    got.quality == want.quality and got.message == want.message
+                ), (spec, regs)
+            else:
+                assert want.quality is Quality.GOOD, (spec, regs, want)
+                assert isinstance(want.value, float)
+                assert math.isclose(got, want.value, rel_tol=0, abs_tol=0) or (
+                    struct_bits(got) == struct_bits(want.value)
+                ), (spec, regs)
+        # garbage: not 16-bit words
+        assert decode([70000, 1, 2, 3]) == decode_value([70000, 1, 2, 3], spec)
+
+
+def struct_bits(x: float) -> bytes:
+    return struct.pack(">d", x)

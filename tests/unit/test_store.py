@@ -141,3 +141,46 @@ def test_retention(store):
     store.commit([good("s/a/r/e/t1", T0 + i * S, 1.0) for i in range(10)])
     assert store.apply_retention(T0 + 5 * S) == 5
     assert store.count_readings() == 5
+
+
+def test_mixed_batch_keeps_order_values_and_nulls(store):
+    """Multi-row inserts group rows by NULL pattern; order and content must not change."""
+    import random
+
+    rng = random.Random(7)
+    batch = []
+    for i in range(997):  # not a multiple of any chunk size
+        ts = T0 + i * 1000
+        kind = rng.choice(["good", "good", "good", "src", "text", "bad", "uncertain"])
+        if kind == "good":
+            batch.append(good("s/a/r/e/t1", ts, rng.uniform(-5, 5)))
+        elif kind == "src":
+            batch.append(Reading("s/a/r/e/t1", float(i), Quality.GOOD, ts, ts - 7))
+        elif kind == "text":
+            batch.append(Reading("s/a/r/e/t2", f"lot-{i}", Quality.GOOD, ts))
+        elif kind == "bad":
+            batch.append(Reading.bad("s/a/r/e/t2", ts, f"timeout {i}", Cause.NETWORK))
+        else:
+            batch.append(
+                Reading("s/a/r/e/t1", 1.5, Quality.UNCERTAIN, ts, None, f"u{i}", Cause.DEVICE)
+            )
+    assert store.commit(batch) == len(batch)
+    rows = store._w.execute(
+        "select t.path, r.ts_us, r.ts_edge_us, r.ts_source_us, r.value, r.text, r.quality,"
+        " r.message, r.cause from readings r join tags t on t.id = r.tag_id order by r.rowid"
+    ).fetchall()
+    expected = [
+        (
+            r.tag,
+            r.ts_us,
+            r.ts_edge_us,
+            r.ts_source_us,
+            None if isinstance(r.value, str) else r.value,
+            r.value if isinstance(r.value, str) else None,
+            int(r.quality),
+            r.message,
+            None if r.cause is None else r.cause.value,
+        )
+        for r in batch
+    ]
+    assert rows == expected
