@@ -13,6 +13,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,6 +54,38 @@ COLUMNS = (
 )  # fmt: skip
 
 
+class AuditTransaction:
+    """An open transaction on the audit database (see :meth:`AuditTrail.atomic`)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def append(
+        self,
+        actor: str,
+        action: str,
+        record_type: str,
+        record_id: str,
+        reason: str = "",
+        old: object = None,
+        new: object = None,
+        ts_us: int | None = None,
+    ) -> AuditEntry:
+        """Add one entry chained to the last, inside this transaction."""
+        ts = ts_us if ts_us is not None else now_us()
+        row = self.conn.execute("select seq, hash from audit order by seq desc limit 1").fetchone()
+        seq, prev = (1, GENESIS) if row is None else (row[0] + 1, row[1])
+        body = canonical(seq, ts, actor, action, record_type, record_id, reason, old, new)
+        digest = entry_hash(prev, body)
+        self.conn.execute(
+            f"insert into audit({', '.join(COLUMNS)}) values({', '.join('?' * 11)})",
+            (seq, ts, actor, action, record_type, record_id, reason,
+             json.dumps(old), json.dumps(new), prev, digest),
+        )  # fmt: skip
+        return AuditEntry(seq, ts, actor, action, record_type, record_id, reason, old, new,
+                          prev, digest)  # fmt: skip
+
+
 class AuditTrail:
     """Append-only, hash-chained audit entries in ``path`` (shared with the store)."""
 
@@ -71,6 +104,22 @@ class AuditTrail:
         with self._lock:
             self._conn.close()
 
+    @contextmanager
+    def atomic(self) -> Iterator[AuditTransaction]:
+        """One transaction for a change and its audit entries: both land, or neither.
+
+        Use ``tx.conn`` for the change (same database file) and ``tx.append`` for the
+        entries. An exception inside the block rolls everything back.
+        """
+        with self._lock:
+            self._conn.execute("begin immediate")  # serialises writers across processes
+            try:
+                yield AuditTransaction(self._conn)
+            except BaseException:
+                self._conn.execute("rollback")
+                raise
+            self._conn.execute("commit")
+
     def append(
         self,
         actor: str,
@@ -83,27 +132,8 @@ class AuditTrail:
         ts_us: int | None = None,
     ) -> AuditEntry:
         """Add one entry, chained to the last; committed before it returns."""
-        ts = ts_us if ts_us is not None else now_us()
-        with self._lock:
-            self._conn.execute("begin immediate")  # serialises appenders across processes
-            try:
-                row = self._conn.execute(
-                    "select seq, hash from audit order by seq desc limit 1"
-                ).fetchone()
-                seq, prev = (1, GENESIS) if row is None else (row[0] + 1, row[1])
-                body = canonical(seq, ts, actor, action, record_type, record_id, reason, old, new)
-                digest = entry_hash(prev, body)
-                self._conn.execute(
-                    f"insert into audit({', '.join(COLUMNS)}) values({', '.join('?' * 11)})",
-                    (seq, ts, actor, action, record_type, record_id, reason,
-                     json.dumps(old), json.dumps(new), prev, digest),
-                )  # fmt: skip
-            except BaseException:
-                self._conn.execute("rollback")
-                raise
-            self._conn.execute("commit")
-        return AuditEntry(seq, ts, actor, action, record_type, record_id, reason, old, new,
-                          prev, digest)  # fmt: skip
+        with self.atomic() as tx:
+            return tx.append(actor, action, record_type, record_id, reason, old, new, ts_us)
 
     def _rows(self, sql: str, args: tuple[object, ...] = ()) -> Iterator[AuditEntry]:
         for r in self._conn.execute(sql, args):

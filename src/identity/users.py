@@ -142,17 +142,18 @@ class Directory:
         except PasswordRuleError as exc:
             raise IdentityError(str(exc)) from None
         now = now_us()
-        with self._lock:
+        digest = hash_password(password)  # slow on purpose: outside the transaction
+        with self.trail.atomic() as tx:
             try:
-                self._conn.execute(
+                tx.conn.execute(
                     "insert into users(id, full_name, role, password_hash, created_us,"
                     " created_by, password_changed_us) values(?,?,?,?,?,?,?)",
-                    (user_id, full_name, role.value, hash_password(password), now, actor, now),
+                    (user_id, full_name, role.value, digest, now, actor, now),
                 )
             except sqlite3.IntegrityError:
                 raise IdentityError(f"user {user_id!r} exists already") from None
-        self.trail.append(actor, "user.created", "user", user_id, reason, None,
-                          {"full_name": full_name, "role": role.value})  # fmt: skip
+            tx.append(actor, "user.created", "user", user_id, reason, None,
+                      {"full_name": full_name, "role": role.value})  # fmt: skip
         return self.get(user_id)
 
     def create_first_administrator(self, user_id: str, full_name: str, password: str) -> User:
@@ -170,28 +171,33 @@ class Directory:
         if actor == user_id:
             raise IdentityError("nobody changes their own role")
         self._require_reason(reason)
-        self._conn.execute("update users set role=? where id=?", (role.value, user_id))
-        self.trail.append(actor, "user.role_changed", "user", user_id, reason,
-                          {"role": user.role.value}, {"role": role.value})  # fmt: skip
+        with self.trail.atomic() as tx:
+            tx.conn.execute("update users set role=? where id=?", (role.value, user_id))
+            tx.append(actor, "user.role_changed", "user", user_id, reason,
+                      {"role": user.role.value}, {"role": role.value})  # fmt: skip
         return self.get(user_id)
 
     def set_active(self, actor: str, user_id: str, active: bool, reason: str) -> User:
         """Deactivate (never delete: the record must stay attributable) or reactivate."""
         user = self.get(user_id)
         self._require_reason(reason)
-        self._conn.execute("update users set active=? where id=?", (int(active), user_id))
-        self.trail.append(actor, "user.activated" if active else "user.deactivated", "user",
-                          user_id, reason, {"active": user.active}, {"active": active})  # fmt: skip
+        if actor == user_id and not active:
+            raise IdentityError("nobody deactivates their own account")
+        with self.trail.atomic() as tx:
+            tx.conn.execute("update users set active=? where id=?", (int(active), user_id))
+            tx.append(actor, "user.activated" if active else "user.deactivated", "user",
+                      user_id, reason, {"active": user.active}, {"active": active})  # fmt: skip
         return self.get(user_id)
 
     def unlock(self, actor: str, user_id: str, reason: str) -> User:
         """Lift a lockout after failed sign-ins."""
         self.get(user_id)
         self._require_reason(reason)
-        self._conn.execute(
-            "update users set locked_us=null, failed_attempts=0 where id=?", (user_id,)
-        )
-        self.trail.append(actor, "user.unlocked", "user", user_id, reason)
+        with self.trail.atomic() as tx:
+            tx.conn.execute(
+                "update users set locked_us=null, failed_attempts=0 where id=?", (user_id,)
+            )
+            tx.append(actor, "user.unlocked", "user", user_id, reason)
         return self.get(user_id)
 
     def set_password(self, actor: str, user_id: str, new_password: str) -> None:
@@ -201,17 +207,14 @@ class Directory:
             check_rules(user_id, new_password, user.full_name)
         except PasswordRuleError as exc:
             raise IdentityError(str(exc)) from None
-        self._conn.execute(
-            "update users set password_hash=?, password_changed_us=? where id=?",
-            (hash_password(new_password), now_us(), user_id),
-        )
-        self.trail.append(
-            actor,
-            "user.password_changed",
-            "user",
-            user_id,
-            "set by the user" if actor == user_id else "set by an administrator",
-        )
+        digest = hash_password(new_password)
+        with self.trail.atomic() as tx:
+            tx.conn.execute(
+                "update users set password_hash=?, password_changed_us=? where id=?",
+                (digest, now_us(), user_id),
+            )
+            who = "set by the user" if actor == user_id else "set by an administrator"
+            tx.append(actor, "user.password_changed", "user", user_id, who)
 
     @staticmethod
     def _require_reason(reason: str) -> None:
@@ -242,28 +245,33 @@ class Directory:
             return SignIn(False, None, "account locked after repeated failures; ask an "
                                        "administrator")  # fmt: skip
         if not verify_password(row[0], password):
-            with self._lock:
-                n = user.failed_attempts + 1
+            with self.trail.atomic() as tx:
+                # read the count inside the transaction: two wrong passwords at once count twice
+                n = tx.conn.execute(
+                    "select failed_attempts from users where id=?", (user_id,)
+                ).fetchone()[0] + 1
                 locked = n >= self.max_failed_attempts
-                self._conn.execute(
+                tx.conn.execute(
                     "update users set failed_attempts=?, locked_us=? where id=?",
                     (n, now if locked else None, user_id),
                 )
-            self.trail.append(user_id, "signin.failed", "user", user_id,
-                              f"wrong password (attempt {n})")  # fmt: skip
+                tx.append(user_id, "signin.failed", "user", user_id,
+                          f"wrong password (attempt {n})")  # fmt: skip
+                if locked:
+                    tx.append("system:gmp-edge", "user.locked", "user", user_id,
+                              f"{n} failed sign-ins in a row")  # fmt: skip
             if locked:
-                self.trail.append("system:gmp-edge", "user.locked", "user", user_id,
-                                  f"{n} failed sign-ins in a row")  # fmt: skip
                 return SignIn(False, None, "account locked after repeated failures; ask an "
                                            "administrator")  # fmt: skip
             return SignIn(False, None, "wrong user id or password")
-        self._conn.execute("update users set failed_attempts=0 where id=?", (user_id,))
         expired = (
             self.password_max_age_days is not None
             and now - user.password_changed_us > self.password_max_age_days * DAY_US
         )
-        self.trail.append(user_id, "signin.succeeded", "user", user_id,
-                          "password expired: must change it" if expired else "")  # fmt: skip
+        with self.trail.atomic() as tx:
+            tx.conn.execute("update users set failed_attempts=0 where id=?", (user_id,))
+            tx.append(user_id, "signin.succeeded", "user", user_id,
+                      "password expired: must change it" if expired else "")  # fmt: skip
         return SignIn(True, self.get(user_id), "ok", password_expired=expired)
 
     # -- machine tokens ------------------------------------------------------------
@@ -275,28 +283,30 @@ class Directory:
         self._require_reason(reason)
         token = "gmpe_" + secrets.token_urlsafe(32)
         digest = hashlib.sha256(token.encode()).hexdigest()
-        try:
-            self._conn.execute(
-                "insert into api_tokens(id, role, token_sha256, created_us, created_by)"
-                " values(?,?,?,?,?)",
-                (token_id, role.value, digest, now_us(), actor),
-            )
-        except sqlite3.IntegrityError:
-            raise IdentityError(f"token {token_id!r} exists already") from None
-        self.trail.append(actor, "token.created", "api_token", token_id, reason, None,
-                          {"role": role.value})  # fmt: skip
+        with self.trail.atomic() as tx:
+            try:
+                tx.conn.execute(
+                    "insert into api_tokens(id, role, token_sha256, created_us, created_by)"
+                    " values(?,?,?,?,?)",
+                    (token_id, role.value, digest, now_us(), actor),
+                )
+            except sqlite3.IntegrityError:
+                raise IdentityError(f"token {token_id!r} exists already") from None
+            tx.append(actor, "token.created", "api_token", token_id, reason, None,
+                      {"role": role.value})  # fmt: skip
         return token
 
     def revoke_token(self, actor: str, token_id: str, reason: str) -> None:
         """Revoke a machine token for good."""
         self._require_reason(reason)
-        n = self._conn.execute(
-            "update api_tokens set revoked_us=? where id=? and revoked_us is null",
-            (now_us(), token_id),
-        ).rowcount
-        if n == 0:
-            raise IdentityError(f"no active token {token_id!r}")
-        self.trail.append(actor, "token.revoked", "api_token", token_id, reason)
+        with self.trail.atomic() as tx:
+            n = tx.conn.execute(
+                "update api_tokens set revoked_us=? where id=? and revoked_us is null",
+                (now_us(), token_id),
+            ).rowcount
+            if n == 0:
+                raise IdentityError(f"no active token {token_id!r}")
+            tx.append(actor, "token.revoked", "api_token", token_id, reason)
 
     def token_role(self, token: str) -> tuple[str, Role] | None:
         """(token id, role) for a valid, unrevoked token; None otherwise."""
