@@ -2,8 +2,8 @@
 with delays, deadband, quality and production states, and trend (OOT) rules. No I/O."""
 
 from limits.engine import (
-    EventReason,
     Evaluator,
+    EventReason,
     Excursion,
     LimitEvent,
     ProductionTimeline,
@@ -33,8 +33,8 @@ __all__ = [
     "IN_OPERATION",
     "PRODUCTION_STATES",
     "Condition",
-    "EventReason",
     "Evaluator",
+    "EventReason",
     "Excursion",
     "Level",
     "LimitEvent",

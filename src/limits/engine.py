@@ -452,11 +452,11 @@ class _EntryMachine:
             c.window, c.run_kind, c.run_start_us, c.run_ok, c.run_peak = None, 0, 0, False, None
         elif n:
             last_rs = int(rs[-1])
-            c.run_peak = None
+            old_peak, c.run_peak = c.run_peak, None
             if kind[-1] == 1:
                 tail = float(x[max(last_rs, 0) :].max())
-                if last_rs < 0 and c.run_peak is not None:
-                    tail = max(tail, c.run_peak)
+                if last_rs < 0 and old_peak is not None:
+                    tail = max(tail, old_peak)  # the run began in an earlier batch
                 c.run_peak = tail
             c.window = single_window if w is None else int(w[-1])
             c.run_kind = int(kind[-1])
