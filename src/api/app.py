@@ -1,30 +1,33 @@
-"""FastAPI application: health, tags, latest values, readings, gaps and the status page."""
+"""FastAPI application: the live data routes and the status page; assembles the routers.
+
+Every route needs a signed-in person or a machine token (see ``api.security``); only
+sign-in, the status page shell and the OpenAPI document are open."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
+from api import admin_routes, audit_routes, session_routes
+from api.middleware import BodyLimit, SecurityHeaders
+from api.models import AUTH, ErrorOut, Responses
 from api.runtime import RoomInfo, Runtime, TagInfo
+from api.security import Access, require
 from api.timefmt import iso
+from audit.review import AuditReviews
 from collector.reading import Quality, Reading, now_us
 from historian.store import StoredReading
+from identity.roles import Permission
+from signatures.register import SignatureRegister
 
 MAX_RAW = 100_000
 
 
-class ErrorOut(BaseModel):
-    """Why a request was refused."""
-
-    detail: str
-
-
-Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"model": ErrorOut, "description": "unknown tag"}}
 BAD_RANGE: Responses = {400: {"model": ErrorOut, "description": "timestamp or range not usable"}}
 
@@ -169,17 +172,32 @@ def _range(start: datetime | None, end: datetime | None, default_s: int = 3600) 
     return start_us, end_us
 
 
-def create_app(rt: Runtime) -> FastAPI:
-    """The API over a running service."""
+def create_app(
+    rt: Runtime,
+    access: Access,
+    signatures: SignatureRegister,
+    reviews: AuditReviews,
+    tls: bool = False,
+) -> FastAPI:
+    """The API over a running service, with authentication and authorisation on every route."""
     app = FastAPI(
         title="gmp-edge",
         version="0.1.0",
         description=(
             "Edge data acquisition for GMP plants. Every timestamp is UTC (ISO 8601, `Z`). "
             "Tag paths are ISA-95 style `site/area/room/equipment/signal`, passed as the "
-            "`tag` query parameter."
+            "`tag` query parameter.\n\nAuthentication: people sign in with `POST /api/session` "
+            "(session cookie, and the CSRF token in `X-CSRF-Token` on writes); machines send "
+            "`Authorization: Bearer <token>`. What a caller may do depends on its role."
         ),
     )
+    app.state.access = access
+    app.state.signatures = signatures
+    app.state.audit_reviews = reviews
+    # no CORS middleware on purpose: only pages served from here may call the API
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders, hsts=tls)
+    live = APIRouter(dependencies=[Depends(require(Permission.READ_LIVE))], responses=AUTH)
     tags_by_path = {t.path: t for t in rt.tag_infos()}
 
     def known(tag: str) -> str:
@@ -191,7 +209,7 @@ def create_app(rt: Runtime) -> FastAPI:
     def page() -> str:
         return resources.files("api").joinpath("static/status.html").read_text("utf-8")
 
-    @app.get("/api/health", response_model=HealthOut, tags=["status"])
+    @live.get("/api/health", response_model=HealthOut, tags=["status"])
     def health() -> HealthOut:
         """Per-device connection state, last good reading, lag; store health."""
         now = now_us()
@@ -233,7 +251,7 @@ def create_app(rt: Runtime) -> FastAPI:
             devices=devices,
         )
 
-    @app.get("/api/tags", response_model=list[TagInfo], tags=["tags"])
+    @live.get("/api/tags", response_model=list[TagInfo], tags=["tags"])
     def tags(room: str | None = None, kind: str | None = None) -> list[TagInfo]:
         """Configured tags, optionally filtered by room or kind."""
         return [
@@ -242,12 +260,12 @@ def create_app(rt: Runtime) -> FastAPI:
             if (room is None or t.room == room) and (kind is None or t.kind == kind)
         ]
 
-    @app.get("/api/rooms", response_model=list[RoomInfo], tags=["tags"])
+    @live.get("/api/rooms", response_model=list[RoomInfo], tags=["tags"])
     def rooms() -> list[RoomInfo]:
         """Configured rooms with grade / ISO class and adjacency."""
         return rt.room_infos()
 
-    @app.get("/api/latest", response_model=list[ValueOut], tags=["readings"], responses=NOT_FOUND)
+    @live.get("/api/latest", response_model=list[ValueOut], tags=["readings"], responses=NOT_FOUND)
     def latest(tag: Annotated[list[str] | None, Query()] = None) -> list[ValueOut]:
         """Newest value of each tag (all tags, or the ones named)."""
         live = rt.latest_readings()
@@ -262,7 +280,7 @@ def create_app(rt: Runtime) -> FastAPI:
                 out.append(_stored(s))
         return out
 
-    @app.get("/api/status/rooms", response_model=list[RoomStatusOut], tags=["status"])
+    @live.get("/api/status/rooms", response_model=list[RoomStatusOut], tags=["status"])
     def room_status() -> list[RoomStatusOut]:
         """Each room with the latest value of its tags (what the live page shows)."""
         live = rt.latest_readings()
@@ -273,7 +291,7 @@ def create_app(rt: Runtime) -> FastAPI:
             out.append(RoomStatusOut(room=room, tags=len(in_room), values=values))
         return out
 
-    @app.get(
+    @live.get(
         "/api/readings",
         response_model=ReadingsOut,
         tags=["readings"],
@@ -315,7 +333,7 @@ def create_app(rt: Runtime) -> FastAPI:
         out.readings = [_stored(r) for r in rows[:limit]]
         return out
 
-    @app.get(
+    @live.get(
         "/api/gaps",
         response_model=list[GapOut],
         tags=["readings"],
@@ -343,4 +361,8 @@ def create_app(rt: Runtime) -> FastAPI:
             for g in rt.store.gaps(tag, start_us, end_us)
         ]
 
+    app.include_router(live)
+    app.include_router(session_routes.router)
+    app.include_router(admin_routes.router)
+    app.include_router(audit_routes.router)
     return app

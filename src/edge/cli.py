@@ -13,11 +13,10 @@ from typing import Any
 
 import uvicorn
 
-from api.app import create_app
 from audit.trail import AuditTrail, iso
+from edge.api_wiring import build_api, demo_accounts
 from edge.config import ConfigError, PlantConfig, load_config
-from edge.lifecycle import audit_start, audit_stop, watch_clock
-from edge.runtime import ServiceRuntime
+from edge.lifecycle import anchor_periodically, audit_start, audit_stop, watch_clock
 from edge.service import EdgeService
 from edge.wiring import polling_plan
 from historian.store import Store, StoreError
@@ -33,34 +32,69 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 
 async def serve(
-    cfg: PlantConfig, sha: str, stop: asyncio.Event, config_path: str, banner: str = ""
+    cfg: PlantConfig,
+    sha: str,
+    stop: asyncio.Event,
+    config_path: str,
+    banner: str = "",
+    demo: bool = False,
 ) -> None:
     """Run collection, the store and the API until ``stop``; audit start, stop and clock."""
     store = Store(cfg.store.path)
     trail = AuditTrail(cfg.store.path)
     audit_start(trail, config_path, sha)
-    clock_task = asyncio.create_task(watch_clock(trail, stop), name="clock")
     service = EdgeService(cfg, sha, store)
-    app = create_app(ServiceRuntime(service))
+    parts = build_api(cfg, service, trail)
+    accounts = demo_accounts(parts.directory) if demo else []
+    if not parts.directory.has_users():
+        banner += (
+            "\n  no users yet: create the first administrator with\n"
+            f"    gmp-edge users create-admin --config {config_path} --user-id ... --name ..."
+        )
+    ssl: dict[str, Any] = {}
+    if cfg.api.tls:
+        ssl = {"ssl_certfile": str(cfg.api.tls_certfile), "ssl_keyfile": str(cfg.api.tls_keyfile)}
     server = uvicorn.Server(
-        uvicorn.Config(app, host=cfg.api.host, port=cfg.api.port, log_level="warning")
-    )
-    svc_task = asyncio.create_task(service.run(stop), name="service")
+        uvicorn.Config(parts.app, host=cfg.api.host, port=cfg.api.port, log_level="warning",
+                       server_header=False, **ssl)
+    )  # fmt: skip
+    tasks = [
+        asyncio.create_task(watch_clock(trail, stop), name="clock"),
+        asyncio.create_task(
+            anchor_periodically(
+                trail,
+                stop,
+                cfg.security.audit_anchor_minutes * 60,
+                cfg.store.path.with_suffix(".anchors"),
+            ),
+            name="anchor",
+        ),
+        asyncio.create_task(service.run(stop), name="service"),
+    ]
     api_task = asyncio.create_task(server.serve(), name="api")
+
+    def close() -> None:
+        parts.close()
+        store.close()
+        trail.close()
+
     while not server.started and not api_task.done():
         await asyncio.sleep(0.05)
     if api_task.done():
         stop.set()
-        await asyncio.gather(svc_task, clock_task)
+        await asyncio.gather(*tasks)
         audit_stop(trail, "API could not listen")
-        store.close()
-        trail.close()
+        close()
         raise SystemExit(f"API could not listen on {cfg.api.host}:{cfg.api.port}")
     port = cfg.api.port
     for srv in server.servers:  # port 0 asks the OS for a free port: show the real one
         for sock in srv.sockets:
             port = sock.getsockname()[1]
-    url = f"http://{cfg.api.host}:{port}"
+    url = f"{'https' if cfg.api.tls else 'http'}://{cfg.api.host}:{port}"
+    if accounts:
+        banner += "\n  demo accounts (shown once; passwords are random):"
+        for uid, role, password in accounts:
+            banner += f"\n    {uid:<14} {role:<14} {password}"
     print(
         f"gmp-edge collecting {len(cfg.tags)} tags from {len(cfg.devices)} devices into "
         f"{cfg.store.path}\n  live status page: {url}/\n  API docs (OpenAPI): {url}/docs\n"
@@ -71,10 +105,9 @@ async def serve(
         await stop.wait()
     finally:
         server.should_exit = True
-        await asyncio.gather(svc_task, api_task, clock_task, return_exceptions=True)
+        await asyncio.gather(*tasks, api_task, return_exceptions=True)
         audit_stop(trail)
-        store.close()
-        trail.close()
+        close()
         print("gmp-edge stopped; everything collected is committed.", flush=True)
 
 
@@ -157,7 +190,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _stop_on_signals(stop)
         async with _sim_plant(cfg, args.config) as plant:
             banner = "\n  simulated plant: " + json.dumps(plant.ready_info())
-            await serve(cfg, sha, stop, args.config, banner)
+            await serve(cfg, sha, stop, args.config, banner, demo=True)
 
     asyncio.run(main())
     return 0

@@ -235,10 +235,35 @@ class StoreConfig(_Model):
 
 
 class ApiConfig(_Model):
-    """Where the API and the status page listen."""
+    """Where the API and the status page listen, and how callers are let in."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    session_idle_minutes: float = Field(default=15, gt=0, le=24 * 60)
+    session_max_hours: float = Field(default=12, gt=0, le=24 * 7)
+    signin_attempts_per_minute_per_client: int = Field(default=20, ge=1, le=10_000)
+    signin_attempts_per_minute_per_user: int = Field(default=5, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiConfig:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("api: tls_certfile and tls_keyfile go together (give both or none)")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """Whether the API serves HTTPS."""
+        return self.tls_certfile is not None
+
+
+class SecurityConfig(_Model):
+    """Account rules (21 CFR 11.300)."""
+
+    max_failed_signins: int = Field(default=5, ge=1, le=100)
+    password_max_age_days: int | None = Field(default=90, ge=1)
+    audit_anchor_minutes: float = Field(default=60, gt=0, le=24 * 60)
 
 
 class SimulationConfig(_Model):
@@ -258,6 +283,7 @@ class PlantConfig(_Model):
     tags: list[Tag] = Field(default_factory=list)
     store: StoreConfig = StoreConfig()
     api: ApiConfig = ApiConfig()
+    security: SecurityConfig = SecurityConfig()
     simulation: SimulationConfig | None = None
 
     @model_validator(mode="after")
@@ -480,6 +506,15 @@ def load_config(path: str | Path) -> tuple[PlantConfig, str]:
     updates: dict[str, Any] = {}
     if not cfg.store.path.is_absolute():
         updates["store"] = cfg.store.model_copy(update={"path": (base / cfg.store.path).resolve()})
+    if cfg.api.tls_certfile is not None and cfg.api.tls_keyfile is not None:
+        api = cfg.api.model_copy(update={
+            "tls_certfile": (base / cfg.api.tls_certfile).resolve(),
+            "tls_keyfile": (base / cfg.api.tls_keyfile).resolve(),
+        })  # fmt: skip
+        for name, file in (("tls_certfile", api.tls_certfile), ("tls_keyfile", api.tls_keyfile)):
+            if file is None or not file.is_file():
+                raise ConfigError(path, [f"api.{name}: no such file (got {str(file)!r})"])
+        updates["api"] = api
     if cfg.simulation is not None and not cfg.simulation.spec.is_absolute():
         updates["simulation"] = SimulationConfig(spec=(base / cfg.simulation.spec).resolve())
     if updates:

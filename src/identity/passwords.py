@@ -31,7 +31,7 @@ def check_rules(user_id: str, password: str, full_name: str = "") -> None:
     lowered = password.lower()
     names = [user_id, *full_name.split()]
     if any(len(n) >= 3 and n.lower() in lowered for n in names):
-        problems.append("must not contain the user id or name")
+        problems.append("to leave out the user id and name")
     if problems:
         raise PasswordRuleError("password needs " + "; ".join(problems))
 

@@ -128,9 +128,20 @@ class Directory:
     # -- changing ------------------------------------------------------------------
 
     def create_user(
-        self, actor: str, user_id: str, full_name: str, role: Role, password: str, reason: str
+        self,
+        actor: str,
+        user_id: str,
+        full_name: str,
+        role: Role,
+        password: str,
+        reason: str,
+        must_change: bool = True,
     ) -> User:
-        """Add a person. Refuses bad ids, duplicates and passwords that break the rules."""
+        """Add a person. Refuses bad ids, duplicates and passwords that break the rules.
+
+        With ``must_change`` (the default: an administrator chose the password) the user
+        must set their own password at the first sign-in.
+        """
         if not USER_ID.match(user_id):
             raise IdentityError(f"user id {user_id!r}: 2-32 of a-z 0-9 . _ -, starting a-z")
         if not full_name.strip():
@@ -148,7 +159,7 @@ class Directory:
                 tx.conn.execute(
                     "insert into users(id, full_name, role, password_hash, created_us,"
                     " created_by, password_changed_us) values(?,?,?,?,?,?,?)",
-                    (user_id, full_name, role.value, digest, now, actor, now),
+                    (user_id, full_name, role.value, digest, now, actor, 0 if must_change else now),
                 )
             except sqlite3.IntegrityError:
                 raise IdentityError(f"user {user_id!r} exists already") from None
@@ -162,7 +173,7 @@ class Directory:
             raise IdentityError("users exist already; an administrator creates further users")
         return self.create_user(
             "system:cli", user_id, full_name, Role.ADMINISTRATOR, password,
-            "first administrator, created on the edge box's command line",
+            "first administrator, created on the edge box's command line", must_change=False,
         )  # fmt: skip
 
     def change_role(self, actor: str, user_id: str, role: Role, reason: str) -> User:
@@ -201,7 +212,11 @@ class Directory:
         return self.get(user_id)
 
     def set_password(self, actor: str, user_id: str, new_password: str) -> None:
-        """Set a new password (rules apply); the audit entry never holds the password."""
+        """Set a new password (rules apply); the audit entry never holds the password.
+
+        A password set by somebody else (an administrator's reset) must be changed by
+        the user at the next sign-in.
+        """
         user = self.get(user_id)
         try:
             check_rules(user_id, new_password, user.full_name)
@@ -211,7 +226,7 @@ class Directory:
         with self.trail.atomic() as tx:
             tx.conn.execute(
                 "update users set password_hash=?, password_changed_us=? where id=?",
-                (digest, now_us(), user_id),
+                (digest, now_us() if actor == user_id else 0, user_id),
             )
             who = "set by the user" if actor == user_id else "set by an administrator"
             tx.append(actor, "user.password_changed", "user", user_id, who)
@@ -223,10 +238,14 @@ class Directory:
 
     # -- signing in ----------------------------------------------------------------
 
-    def authenticate(self, user_id: str, password: str, now: int | None = None) -> SignIn:
+    def authenticate(
+        self, user_id: str, password: str, now: int | None = None, purpose: str = "signin"
+    ) -> SignIn:
         """Check a user id and password; failures are counted, audited and lock the account.
 
-        The answer to the caller never says whether the user id exists.
+        The answer to the caller never says whether the user id exists. ``purpose`` names
+        the audit actions (``signin`` or ``signature``: a signature asks for the password
+        again, and its failures count toward the same lockout).
         """
         now = now if now is not None else now_us()
         row = self._conn.execute(
@@ -234,28 +253,31 @@ class Directory:
         ).fetchone()
         user = self._user(user_id)
         if row is None or user is None:
-            self.trail.append(f"unknown:{user_id}"[:64], "signin.failed", "user", user_id,
+            self.trail.append(f"unknown:{user_id}"[:64], f"{purpose}.failed", "user", user_id,
                               "unknown user id")  # fmt: skip
             return SignIn(False, None, "wrong user id or password")
         if not user.active:
-            self.trail.append(user_id, "signin.failed", "user", user_id, "account deactivated")
+            self.trail.append(user_id, f"{purpose}.failed", "user", user_id, "account deactivated")
             return SignIn(False, None, "wrong user id or password")
         if user.locked:
-            self.trail.append(user_id, "signin.failed", "user", user_id, "account locked")
+            self.trail.append(user_id, f"{purpose}.failed", "user", user_id, "account locked")
             return SignIn(False, None, "account locked after repeated failures; ask an "
                                        "administrator")  # fmt: skip
         if not verify_password(row[0], password):
             with self.trail.atomic() as tx:
                 # read the count inside the transaction: two wrong passwords at once count twice
-                n = tx.conn.execute(
-                    "select failed_attempts from users where id=?", (user_id,)
-                ).fetchone()[0] + 1
+                n = (
+                    tx.conn.execute(
+                        "select failed_attempts from users where id=?", (user_id,)
+                    ).fetchone()[0]
+                    + 1
+                )
                 locked = n >= self.max_failed_attempts
                 tx.conn.execute(
                     "update users set failed_attempts=?, locked_us=? where id=?",
                     (n, now if locked else None, user_id),
                 )
-                tx.append(user_id, "signin.failed", "user", user_id,
+                tx.append(user_id, f"{purpose}.failed", "user", user_id,
                           f"wrong password (attempt {n})")  # fmt: skip
                 if locked:
                     tx.append("system:gmp-edge", "user.locked", "user", user_id,
@@ -264,14 +286,15 @@ class Directory:
                 return SignIn(False, None, "account locked after repeated failures; ask an "
                                            "administrator")  # fmt: skip
             return SignIn(False, None, "wrong user id or password")
-        expired = (
+        expired = user.password_changed_us == 0 or (  # 0: set by an administrator
             self.password_max_age_days is not None
             and now - user.password_changed_us > self.password_max_age_days * DAY_US
         )
         with self.trail.atomic() as tx:
             tx.conn.execute("update users set failed_attempts=0 where id=?", (user_id,))
-            tx.append(user_id, "signin.succeeded", "user", user_id,
-                      "password expired: must change it" if expired else "")  # fmt: skip
+            if purpose == "signin":  # a signature's own entry records its success
+                tx.append(user_id, "signin.succeeded", "user", user_id,
+                          "password expired: must change it" if expired else "")  # fmt: skip
         return SignIn(True, self.get(user_id), "ok", password_expired=expired)
 
     # -- machine tokens ------------------------------------------------------------
@@ -307,6 +330,15 @@ class Directory:
             if n == 0:
                 raise IdentityError(f"no active token {token_id!r}")
             tx.append(actor, "token.revoked", "api_token", token_id, reason)
+
+    def tokens(self) -> list[dict[str, object]]:
+        """Every machine token (never the token itself), newest first."""
+        rows = self._conn.execute(
+            "select id, role, created_us, created_by, revoked_us from api_tokens"
+            " order by created_us desc"
+        ).fetchall()
+        keys = ("id", "role", "created_us", "created_by", "revoked_us")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def token_role(self, token: str) -> tuple[str, Role] | None:
         """(token id, role) for a valid, unrevoked token; None otherwise."""

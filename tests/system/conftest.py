@@ -14,11 +14,12 @@ import httpx
 import pytest
 import uvicorn
 
-from api.app import create_app
+from audit.trail import AuditTrail
+from edge.api_wiring import build_api
 from edge.config import PlantConfig, parse_config
-from edge.runtime import ServiceRuntime
 from edge.service import EdgeService
 from historian.store import Store
+from identity.roles import Role
 from simulators.plant import SimulatedPlant
 from simulators.spec import parse_spec
 
@@ -89,14 +90,32 @@ def require_tool(name: str) -> str:
     return path
 
 
+ADMIN_PASSWORD = "Vault-Keeper-2026!"
+# one person per role, each with this password (set by themselves: no forced change)
+PEOPLE_PASSWORD = "People-Pass-2026!"
+
+
 @pytest.fixture
 async def api(plant, plant_config):
     """The service collecting from the simulated plant, its API on a free port; yields an
-    HTTP client and the service."""
+    HTTP client holding an inspector's token (reads everything, changes nothing), the
+    service, and the API's parts (accounts, signatures)."""
     store = Store(plant_config.store.path)
+    trail = AuditTrail(plant_config.store.path)
     svc = EdgeService(plant_config, "test-sha", store)
-    app = create_app(ServiceRuntime(svc))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    parts = build_api(plant_config, svc, trail)
+    parts.directory.create_first_administrator("admin", "Ada Admin", ADMIN_PASSWORD)
+    for role in Role:
+        if role is not Role.ADMINISTRATOR:
+            uid = role.value.replace("_", ".")
+            name = f"Test {role.value.title()}"
+            parts.directory.create_user(
+                "admin", uid, name, role, PEOPLE_PASSWORD, "test account", must_change=False
+            )
+    token = parts.directory.create_token("admin", "test-inspector", Role.INSPECTOR, "tests")
+    server = uvicorn.Server(
+        uvicorn.Config(parts.app, host="127.0.0.1", port=0, log_level="warning")
+    )
     stop = asyncio.Event()
     svc_task = asyncio.create_task(svc.run(stop))
     api_task = asyncio.create_task(server.serve())
@@ -104,9 +123,14 @@ async def api(plant, plant_config):
         await asyncio.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
     await asyncio.sleep(2.5)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-        yield client, svc
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=10,
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:  # fmt: skip
+        yield client, svc, parts
     stop.set()
     server.should_exit = True
     await asyncio.gather(svc_task, api_task)
+    parts.close()
     store.close()
+    trail.close()

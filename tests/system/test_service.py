@@ -77,7 +77,7 @@ async def test_device_outage_is_a_gap_with_its_cause(plant, plant_config):
 
 
 async def test_api_surface(api):
-    client, svc = api
+    client, svc, _ = api
     health = (await client.get("/api/health")).json()
     assert health["status"] == "ok", health
     assert {d["id"] for d in health["devices"]} == {
@@ -133,7 +133,7 @@ BAD_REQUESTS = [
 
 
 async def test_api_bad_requests_get_clear_errors(api):
-    client, svc = api
+    client, svc, _ = api
     before = svc.store.count_readings()
     for params, status, text in BAD_REQUESTS:
         r = await client.get("/api/readings", params=params)
@@ -303,8 +303,10 @@ def test_simulate_command_serves_the_plant_to_any_client(tmp_path):
 
 
 def test_first_administrator_from_the_command_line(tmp_path):
-    cfg = (ROOT / "examples" / "plant.toml").read_text().replace(
-        'path = "../var/demo/gmp-edge.db"', f'path = "{tmp_path / "s.db"}"'
+    cfg = (
+        (ROOT / "examples" / "plant.toml")
+        .read_text()
+        .replace('path = "../var/demo/gmp-edge.db"', f'path = "{tmp_path / "s.db"}"')
     )
     (tmp_path / "plant.toml").write_text(cfg)
     args = ["users", "create-admin", "--config", str(tmp_path / "plant.toml"),

@@ -14,8 +14,16 @@ from audit.trail import AuditTrail
 def trail(tmp_path):
     t = AuditTrail(tmp_path / "a.db")
     for i in range(1, 6):
-        t.append("alice", "config.loaded", "config", "plant.toml", f"start {i}",
-                 old=None, new={"sha256": f"{i:064x}"}, ts_us=1_790_000_000_000_000 + i)
+        t.append(
+            "alice",
+            "config.loaded",
+            "config",
+            "plant.toml",
+            f"start {i}",
+            old=None,
+            new={"sha256": f"{i:064x}"},
+            ts_us=1_790_000_000_000_000 + i,
+        )
     yield t
     t.close()
 
@@ -33,9 +41,20 @@ def test_chain_links_and_verifies(trail):
     assert trail.head() == (5, head)
     first = trail.entries()[0]
     assert first.prev_hash == GENESIS
-    assert first.hash == entry_hash(GENESIS, canonical(1, first.ts_us, "alice", "config.loaded",
-                                                       "config", "plant.toml", "start 1", None,
-                                                       {"sha256": f"{1:064x}"}))
+    assert first.hash == entry_hash(
+        GENESIS,
+        canonical(
+            1,
+            first.ts_us,
+            "alice",
+            "config.loaded",
+            "config",
+            "plant.toml",
+            "start 1",
+            None,
+            {"sha256": f"{1:064x}"},
+        ),
+    )
 
 
 def test_product_cannot_edit_or_delete(trail):
@@ -50,7 +69,7 @@ def test_product_cannot_edit_or_delete(trail):
     ("tamper", "seq", "why"),
     [
         ("update audit set actor='mallory' where seq=3", 3, "altered"),
-        ("update audit set new='{\"sha256\":\"0\"}' where seq=4", 4, "altered"),
+        ('update audit set new=\'{"sha256":"0"}\' where seq=4', 4, "altered"),
         ("update audit set ts_us=ts_us+1 where seq=2", 2, "altered"),
         ("delete from audit where seq=3", 4, "entry 3 missing"),
         ("delete from audit where seq=5", None, None),  # deleting the head: see anchoring test
@@ -87,13 +106,26 @@ def test_rewriting_the_whole_tail_consistently_still_breaks_the_anchor(trail):
     seq, head = trail.head()
     conn = raw(trail)
     e = trail.entries()[3]  # entry 4: rewrite it and re-hash everything after
-    body = canonical(4, e.ts_us, "mallory", e.action, e.record_type, e.record_id, e.reason,
-                     e.old, e.new)
+    body = canonical(
+        4, e.ts_us, "mallory", e.action, e.record_type, e.record_id, e.reason, e.old, e.new
+    )
     h4 = entry_hash(e.prev_hash, body)
     conn.execute("update audit set actor='mallory', hash=? where seq=4", (h4,))
     e5 = trail.entries()[4]
-    h5 = entry_hash(h4, canonical(5, e5.ts_us, e5.actor, e5.action, e5.record_type,
-                                  e5.record_id, e5.reason, e5.old, e5.new))
+    h5 = entry_hash(
+        h4,
+        canonical(
+            5,
+            e5.ts_us,
+            e5.actor,
+            e5.action,
+            e5.record_type,
+            e5.record_id,
+            e5.reason,
+            e5.old,
+            e5.new,
+        ),
+    )
     conn.execute("update audit set prev_hash=?, hash=? where seq=5", (h4, h5))
     assert trail.verify()[2] is None  # internally consistent again...
     assert trail.head() != (seq, head)  # ...but no longer the anchored head
@@ -121,8 +153,9 @@ def test_filters_and_export(trail):
 
 
 def test_unicode_and_values_round_trip(trail):
-    e = trail.append("Zoë", "limit.changed", "limit_set", "LS-7", "Änderung", {"hi": 25.0},
-                     {"hi": 24.5})
+    e = trail.append(
+        "Zoë", "limit.changed", "limit_set", "LS-7", "Änderung", {"hi": 25.0}, {"hi": 24.5}
+    )
     back = trail.entries(record_id="LS-7")[0]
     assert back == e
     assert trail.verify()[2] is None
