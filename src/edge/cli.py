@@ -45,7 +45,13 @@ async def serve(
     audit_start(trail, config_path, sha)
     service = EdgeService(cfg, sha, store)
     parts = build_api(cfg, service, trail)
+    had_users = parts.directory.has_users()
     accounts = demo_accounts(parts.directory) if demo else []
+    if demo and had_users:
+        banner += (
+            "\n  demo accounts exist from an earlier run (their passwords were shown then);"
+            f"\n  delete {cfg.store.path.parent} to start afresh"
+        )
     if not parts.directory.has_users():
         banner += (
             "\n  no users yet: create the first administrator with\n"
