@@ -1,0 +1,1 @@
+"""Limit evaluation, alarms and deviations wired to the store (persistence and engine)."""
