@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from api import admin_routes, audit_routes, session_routes
+from api import admin_routes, audit_routes, monitoring_routes, session_routes
 from api.middleware import BodyLimit, SecurityHeaders
 from api.models import AUTH, ErrorOut, Responses
 from api.runtime import RoomInfo, Runtime, TagInfo
@@ -23,6 +23,7 @@ from audit.review import AuditReviews
 from collector.reading import Quality, Reading, now_us
 from historian.store import StoredReading
 from identity.roles import Permission
+from monitoring.engine import MonitoringEngine
 from signatures.register import SignatureRegister
 
 MAX_RAW = 100_000
@@ -177,6 +178,7 @@ def create_app(
     access: Access,
     signatures: SignatureRegister,
     reviews: AuditReviews,
+    monitoring: MonitoringEngine,
     tls: bool = False,
 ) -> FastAPI:
     """The API over a running service, with authentication and authorisation on every route."""
@@ -194,6 +196,7 @@ def create_app(
     app.state.access = access
     app.state.signatures = signatures
     app.state.audit_reviews = reviews
+    app.state.monitoring = monitoring
     # no CORS middleware on purpose: only pages served from here may call the API
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, hsts=tls)
@@ -365,4 +368,5 @@ def create_app(
     app.include_router(session_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(monitoring_routes.router)
     return app

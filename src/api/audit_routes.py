@@ -61,7 +61,8 @@ class ChainOut(BaseModel):
     break_reason: str | None = None
 
 
-def _entries(request: Request, **filters: object) -> list[AuditEntryOut]:
+def entries_out(request: Request, **filters: object) -> list[AuditEntryOut]:
+    """Audit entries matching ``filters``, as the API shows them."""
     trail = access_of(request).trail
     return [
         AuditEntryOut(seq=e.seq, ts=iso(e.ts_us) or "", actor=e.actor, action=e.action,
@@ -86,7 +87,7 @@ def audit_entries(
     start_us, end_us = _us(start), _us(end)
     if start_us is not None and end_us is not None and start_us >= end_us:
         raise HTTPException(400, "start must be before end")
-    return _entries(request, record_type=record_type, record_id=record_id, actor=actor,
+    return entries_out(request, record_type=record_type, record_id=record_id, actor=actor,
                     start_us=start_us, end_us=end_us, limit=limit)  # fmt: skip
 
 
@@ -288,7 +289,7 @@ def _review_out(request: Request, r: AuditReview) -> ReviewOut:
         first_seq=r.first_seq, last_seq=r.last_seq, last_hash=r.last_hash, entries=r.entries,
         comment=r.comment, created_by=r.created_by, created=iso(r.created_us) or "",
         updated=iso(r.updated_us) or "", content_sha256=m.current_sha256 or "", signatures=m,
-        audit_trail=_entries(request, record_type="audit_review", record_id=r.id),
+        audit_trail=entries_out(request, record_type="audit_review", record_id=r.id),
     )  # fmt: skip
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -12,33 +14,46 @@ from api.ratelimit import RateLimiter
 from api.security import Access
 from audit.review import AuditReviews
 from audit.trail import AuditTrail
+from collector.reading import now_us
 from edge.config import PlantConfig
 from edge.runtime import ServiceRuntime
 from edge.service import EdgeService
 from identity.roles import Role
 from identity.sessions import Sessions
 from identity.users import Directory
+from monitoring.approval import LimitSetRecords
+from monitoring.engine import Books, MonitoringEngine, Notify
+from notify import Dispatcher, Notification
+from notify.config import build_notifiers
 from signatures.register import SignatureRegister
 
 
 @dataclass
 class ApiParts:
-    """The app and what must be closed when it stops."""
+    """The app, the monitoring engine it shows, and what must be closed when it stops."""
 
     app: FastAPI
     directory: Directory
     signatures: SignatureRegister
     reviews: AuditReviews
+    engine: MonitoringEngine
 
     def close(self) -> None:
         """Close the database connections."""
+        self.engine.books.close()
         self.reviews.close()
         self.signatures.close()
         self.directory.close()
 
 
-def build_api(cfg: PlantConfig, service: EdgeService, trail: AuditTrail) -> ApiParts:
-    """The FastAPI app over ``service`` with accounts, sessions and signatures."""
+def build_api(
+    cfg: PlantConfig,
+    service: EdgeService,
+    trail: AuditTrail,
+    notify: Notify | None = None,
+) -> ApiParts:
+    """The FastAPI app over ``service`` with accounts, sessions, signatures and the
+    monitoring engine (started: limits installed, state restored; run it as a task)."""
     directory = Directory(
         cfg.store.path, trail, max_failed_attempts=cfg.security.max_failed_signins,
         password_max_age_days=cfg.security.password_max_age_days,
@@ -54,8 +69,13 @@ def build_api(cfg: PlantConfig, service: EdgeService, trail: AuditTrail) -> ApiP
     signatures = SignatureRegister(trail)
     reviews = AuditReviews(trail)
     signatures.register(reviews)
-    app = create_app(ServiceRuntime(service), access, signatures, reviews, tls=cfg.api.tls)
-    return ApiParts(app, directory, signatures, reviews)
+    engine = MonitoringEngine(cfg, service.config_sha256, service.store, Books.open(trail), notify)
+    engine.start()
+    service.commit_listeners.append(engine.committed)
+    signatures.register(engine.books.deviations)
+    signatures.register(LimitSetRecords(engine))
+    app = create_app(ServiceRuntime(service), access, signatures, reviews, engine, tls=cfg.api.tls)
+    return ApiParts(app, directory, signatures, reviews, engine)
 
 
 DEMO_ACCOUNTS = (
@@ -82,3 +102,31 @@ def demo_accounts(directory: Directory) -> list[tuple[str, str, str]]:
                               "demo account on a simulated plant", must_change=False)  # fmt: skip
         made.append((uid, role.value, password))
     return made
+
+
+def notification_dispatcher(cfg: PlantConfig, trail: AuditTrail) -> Dispatcher:
+    """The configured notification sinks behind one dispatcher; a dropped notification
+    is audited (nothing is lost silently)."""
+
+    def dropped(n: Notification, sink: str, reason: str) -> None:
+        trail.append("system:notify", "notification.dropped", n.record_type, n.record_id,
+                     f"{sink}: {reason}", None, {"kind": n.kind, "title": n.title})  # fmt: skip
+
+    return Dispatcher(
+        build_notifiers(cfg.notify), queue_size=cfg.notify.queue_size,
+        on_drop=dropped, drain_timeout_s=cfg.notify.drain_timeout_s,
+    )  # fmt: skip
+
+
+def notify_from_thread(dispatcher: Dispatcher) -> Notify:
+    """The engine's notify callback: it runs in a worker thread, the dispatcher in the loop."""
+    loop = asyncio.get_running_loop()
+
+    def notify(
+        kind: str, priority: str, title: str, text: str, record_type: str, record_id: str,
+        data: dict[str, Any],
+    ) -> None:  # fmt: skip
+        n = Notification(kind, priority, title, text, record_type, record_id, now_us(), data)
+        loop.call_soon_threadsafe(dispatcher.submit, n)
+
+    return notify

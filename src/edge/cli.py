@@ -14,7 +14,12 @@ from typing import Any
 import uvicorn
 
 from audit.trail import AuditTrail, iso
-from edge.api_wiring import build_api, demo_accounts
+from edge.api_wiring import (
+    build_api,
+    demo_accounts,
+    notification_dispatcher,
+    notify_from_thread,
+)
 from edge.config import ConfigError, PlantConfig, load_config
 from edge.lifecycle import anchor_periodically, audit_start, audit_stop, watch_clock
 from edge.service import EdgeService
@@ -44,7 +49,8 @@ async def serve(
     trail = AuditTrail(cfg.store.path)
     audit_start(trail, config_path, sha)
     service = EdgeService(cfg, sha, store)
-    parts = build_api(cfg, service, trail)
+    dispatcher = notification_dispatcher(cfg, trail)
+    parts = build_api(cfg, service, trail, notify_from_thread(dispatcher))
     had_users = parts.directory.has_users()
     accounts = demo_accounts(parts.directory) if demo else []
     if demo and had_users:
@@ -76,6 +82,8 @@ async def serve(
             name="anchor",
         ),
         asyncio.create_task(service.run(stop), name="service"),
+        asyncio.create_task(parts.engine.run(stop), name="monitoring"),
+        asyncio.create_task(dispatcher.run(stop), name="notify"),
     ]
     api_task = asyncio.create_task(server.serve(), name="api")
 

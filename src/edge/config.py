@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from collector.codec import DataType, Order, register_count
+from notify.config import NotifyConfig
 
 ID = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
 
@@ -266,6 +267,71 @@ class SecurityConfig(_Model):
     audit_anchor_minutes: float = Field(default=60, gt=0, le=24 * 60)
 
 
+PriorityName = Literal["critical", "high", "medium", "low"]
+StateName = Literal["at_rest", "in_operation"]
+
+
+class TrendRule(_Model):
+    """Out-of-trend detection on a tag: raises an OOT alert, not a deviation."""
+
+    method: Literal["ewma", "cusum"] = "ewma"
+    mean: float
+    sigma: float = Field(gt=0)
+    window: int = Field(default=60, ge=10, le=10_000)  # readings kept for the statistic
+
+
+class LimitEntry(_Model):
+    """Alert and action limits of one tag (Annex 1 §9: alert inside action).
+
+    ``preset`` fills the limits from a regulatory or site preset (see docs); values
+    given here override it and must stay inside it.
+    """
+
+    tag: str
+    preset: Literal["annex1", "osd_room", "dp_min"] | None = None
+    alert_high: float | None = None
+    action_high: float | None = None
+    alert_low: float | None = None
+    action_low: float | None = None
+    inclusive: bool = False  # True: a value equal to the limit is an excursion
+    deadband: float = Field(default=0.0, ge=0)
+    on_delay_s: float = Field(default=0.0, ge=0)
+    off_delay_s: float = Field(default=0.0, ge=0)
+    delay_justification: str = ""
+    applies_in: list[StateName] | None = None
+    continuous_monitoring: bool = False
+    priority: PriorityName = "high"
+    trend: TrendRule | None = None
+
+
+class ProductionSource(_Model):
+    """How the edge box knows whether a room is in operation, and which batch runs."""
+
+    room: str
+    state: StateName | None = None  # fixed state, or ...
+    state_tag: str | None = None  # ... a tag whose value says it
+    in_operation_values: list[str] = Field(default_factory=lambda: ["EXECUTE"])
+    batch_tag: str | None = None  # a tag holding the running batch id (starts/ends batches)
+    equipment: str | None = None
+    product: str = "not stated by the equipment"
+
+    @model_validator(mode="after")
+    def _one_state_source(self) -> ProductionSource:
+        if (self.state is None) == (self.state_tag is None):
+            raise ValueError("give either state or state_tag")
+        return self
+
+
+class MonitoringConfig(_Model):
+    """Limit evaluation, alarms and deviations."""
+
+    limit_set_id: str = Field(default="site-limits", pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+    evaluate_every_s: float = Field(default=0.2, gt=0, le=1.0)
+    max_shelve_hours: float = Field(default=12, gt=0, le=24 * 7)
+    realarm_minutes: float | None = Field(default=30, gt=0)
+    escalate_after_minutes: float | None = Field(default=15, gt=0)
+
+
 class SimulationConfig(_Model):
     """The simulated plant `gmp-edge simulate` and `demo` start."""
 
@@ -284,6 +350,10 @@ class PlantConfig(_Model):
     store: StoreConfig = StoreConfig()
     api: ApiConfig = ApiConfig()
     security: SecurityConfig = SecurityConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    notify: NotifyConfig = NotifyConfig()
+    production: list[ProductionSource] = Field(default_factory=list)
+    limits: list[LimitEntry] = Field(default_factory=list)
     simulation: SimulationConfig | None = None
 
     @model_validator(mode="after")
@@ -413,6 +483,7 @@ def cross_check(cfg: PlantConfig) -> list[str]:
                         f"device {dev_id!r} overlap tags[{a[0]}] ({a[1]}..{a[2] - 1}) "
                         f"with a different type or order"
                     )
+    p += _monitoring_problems(cfg)
     return p
 
 
@@ -520,3 +591,31 @@ def load_config(path: str | Path) -> tuple[PlantConfig, str]:
     if updates:
         cfg = cfg.model_copy(update=updates)
     return cfg, hashlib.sha256(raw).hexdigest()
+
+
+def _monitoring_problems(cfg: PlantConfig) -> list[str]:
+    """Production sources and limits: known rooms and tags, limits consistent and inside
+    their presets (the limit model's own validation, reported with key paths)."""
+    from monitoring.setup import LimitConfigError, build_limit_set  # the limit model
+
+    p: list[str] = []
+    rooms = {r.id for r in cfg.rooms}
+    tags = {t.path for t in cfg.tags}
+    p += _dupes("production", [s.room for s in cfg.production])
+    for i, src in enumerate(cfg.production):
+        if src.room not in rooms:
+            p.append(f"production[{i}].room: unknown room (got {src.room!r})")
+        for key in ("state_tag", "batch_tag"):
+            tag = getattr(src, key)
+            if tag is not None and tag not in tags:
+                p.append(f"production[{i}].{key}: unknown tag (got {tag!r})")
+    for i, entry in enumerate(cfg.limits):
+        if entry.tag not in tags:
+            p.append(f"limits[{i}].tag: unknown tag (got {entry.tag!r})")
+    if p:
+        return p
+    try:
+        build_limit_set(cfg, "check", 0)
+    except LimitConfigError as exc:
+        p += exc.problems
+    return p

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from collector.driver import DeviceStatus, Driver
@@ -62,6 +62,8 @@ class EdgeService:
         self._room = asyncio.Event()
         self._room.set()
         self._tracker = GapTracker()
+        # called after every successful commit (the monitoring engine wakes up on it)
+        self.commit_listeners: list[Callable[[], None]] = []
         store.register_tags((t.path, t.unit, t.kind.value, t.device) for t in cfg.tags)
         self.drivers: list[Driver] = build_drivers(cfg, self._last_records())
 
@@ -141,6 +143,8 @@ class EdgeService:
         self.health.committed += len(batch)
         self.health.last_commit_us = now_us()
         self.health.last_commit_ms = (time.perf_counter() - t0) * 1000
+        for listener in self.commit_listeners:
+            listener()
 
     async def _committer(self, stop: asyncio.Event) -> None:
         interval = self.cfg.store.commit_interval_s

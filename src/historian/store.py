@@ -494,7 +494,15 @@ class Store:
         self, destination: str, limit: int = 5000
     ) -> list[tuple[int, StoredReading]]:
         """Readings not yet confirmed by ``destination``, in commit order, with their ids."""
-        after = self.outbox_cursor(destination)
+        return self.readings_after(self.outbox_cursor(destination), limit)
+
+    def last_reading_id(self) -> int:
+        """The newest committed reading's id (its outbox sequence), 0 when empty."""
+        row = self._reader().execute("select max(rowid) from readings").fetchone()
+        return int(row[0] or 0)
+
+    def readings_after(self, after: int, limit: int = 5000) -> list[tuple[int, StoredReading]]:
+        """Readings committed after id ``after``, in commit order, with their ids."""
         rows = self._reader().execute(
             "select rowid, tag_id, ts_us, ts_edge_us, ts_source_us, value, text, quality,"
             " message, cause from readings where rowid > ? order by rowid limit ?",

@@ -235,7 +235,11 @@ class LimitSet:
         return tuple(t for t in self.limits if t.tag == tag)
 
     def content(self) -> dict[str, Any]:
-        """Canonical dict for hashing and signing: entries sorted by tag and states."""
+        """Canonical dict for hashing and signing: entries sorted by tag and states.
+
+        ``approved_by`` and ``effective_from_us`` are left out: approval sets them, and
+        the approval signature must stay valid for the content it approved.
+        """
         entries = sorted(
             (t.to_dict() for t in self.limits),
             key=lambda d: (d["tag"], d["applies_in"] is not None, d["applies_in"] or []),
@@ -243,7 +247,6 @@ class LimitSet:
         return {
             "id": self.id,
             "version": int(self.version),
-            "effective_from_us": int(self.effective_from_us),
             "reason": self.reason,
             "proposed_by": self.proposed_by,
             "limits": entries,
@@ -258,16 +261,20 @@ class LimitSet:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
-        """Full JSON-able record: ``content()`` plus ``approved_by``."""
-        return {**self.content(), "approved_by": self.approved_by}
+        """Full JSON-able record: ``content()`` plus ``approved_by`` and ``effective_from_us``."""
+        return {
+            **self.content(),
+            "effective_from_us": int(self.effective_from_us),
+            "approved_by": self.approved_by,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> LimitSet:
-        """Inverse of ``to_dict`` (also accepts ``content()``, unapproved)."""
+        """Inverse of ``to_dict`` (also accepts ``content()``: unapproved, effective 0)."""
         return cls(
             id=d["id"],
             version=int(d["version"]),
-            effective_from_us=int(d["effective_from_us"]),
+            effective_from_us=int(d.get("effective_from_us", 0)),
             reason=d["reason"],
             proposed_by=d["proposed_by"],
             approved_by=d.get("approved_by"),

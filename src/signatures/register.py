@@ -174,5 +174,10 @@ class SignatureRegister:
             tx.append(signer, "signature.executed", record_type, record_id, reason, None,
                       {"signature_id": sig_id, "meaning": meaning.value,
                        "printed_name": printed_name, "content_sha256": current})  # fmt: skip
-        return Signature(sig_id, record_type, record_id, current, signer, printed_name, meaning,
-                         ts, reason)  # fmt: skip
+        sig = Signature(sig_id, record_type, record_id, current, signer, printed_name, meaning,
+                        ts, reason)  # fmt: skip
+        # a record kind may act on its signatures (an approved limit set takes effect)
+        hook = getattr(kind, "signed", None)
+        if hook is not None:
+            hook(sig)
+        return sig

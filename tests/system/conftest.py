@@ -4,9 +4,12 @@ plant configuration pointing at it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import shutil
 import tomllib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ import pytest
 import uvicorn
 
 from audit.trail import AuditTrail
-from edge.api_wiring import build_api
+from edge.api_wiring import ApiParts, build_api
 from edge.config import PlantConfig, parse_config
 from edge.service import EdgeService
 from historian.store import Store
@@ -58,6 +61,14 @@ def plant_config_data(plant: SimulatedPlant, store: Path, **device_overrides: An
         press = {d["id"] for d in data["devices"] if d["protocol"] == "opcua"}
         data["devices"] = [d for d in data["devices"] if d["id"] not in press]
         data["tags"] = [t for t in data["tags"] if t["device"] not in press]
+        paths = {t["path"] for t in data["tags"]}
+        data["limits"] = [e for e in data.get("limits", []) if e["tag"] in paths]
+        for src in data.get("production", []):
+            if src.get("state_tag") not in (None, *paths):
+                src.pop("state_tag")
+                src["state"] = "in_operation"
+            if src.get("batch_tag") not in (None, *paths):
+                src.pop("batch_tag")
     for d in data["devices"]:
         if d["protocol"] == "modbus":
             d["port"] = ports[str(d["port"])]
@@ -95,15 +106,32 @@ ADMIN_PASSWORD = "Vault-Keeper-2026!"
 PEOPLE_PASSWORD = "People-Pass-2026!"
 
 
-@pytest.fixture
-async def api(plant, plant_config):
-    """The service collecting from the simulated plant, its API on a free port; yields an
-    HTTP client holding an inspector's token (reads everything, changes nothing), the
-    service, and the API's parts (accounts, signatures)."""
-    store = Store(plant_config.store.path)
-    trail = AuditTrail(plant_config.store.path)
-    svc = EdgeService(plant_config, "test-sha", store)
-    parts = build_api(plant_config, svc, trail)
+@dataclass
+class Edge:
+    """A running edge service with its API: an inspector's client and the parts."""
+
+    client: httpx.AsyncClient
+    svc: EdgeService
+    parts: ApiParts
+    base_url: str
+
+    async def person(self, user_id: str, password: str = PEOPLE_PASSWORD) -> httpx.AsyncClient:
+        """A client signed in as ``user_id`` (session cookie + CSRF header)."""
+        c = httpx.AsyncClient(base_url=self.base_url, timeout=10)
+        r = await c.post("/api/session", json={"user_id": user_id, "password": password})
+        assert r.status_code == 200, r.text
+        c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+        return c
+
+
+@contextlib.asynccontextmanager
+async def running_edge(cfg: PlantConfig, settle_s: float = 2.5) -> AsyncIterator[Edge]:
+    """Collection, monitoring and the API on a free port; one person per role (user id =
+    role with dots, password PEOPLE_PASSWORD), an administrator, an inspector token."""
+    store = Store(cfg.store.path)
+    trail = AuditTrail(cfg.store.path)
+    svc = EdgeService(cfg, "test-sha", store)
+    parts = build_api(cfg, svc, trail)
     parts.directory.create_first_administrator("admin", "Ada Admin", ADMIN_PASSWORD)
     for role in Role:
         if role is not Role.ADMINISTRATOR:
@@ -117,20 +145,31 @@ async def api(plant, plant_config):
         uvicorn.Config(parts.app, host="127.0.0.1", port=0, log_level="warning")
     )
     stop = asyncio.Event()
-    svc_task = asyncio.create_task(svc.run(stop))
+    tasks = [asyncio.create_task(svc.run(stop)), asyncio.create_task(parts.engine.run(stop))]
     api_task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
-    await asyncio.sleep(2.5)
-    async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{port}", timeout=10,
-        headers={"Authorization": f"Bearer {token}"},
-    ) as client:  # fmt: skip
-        yield client, svc, parts
-    stop.set()
-    server.should_exit = True
-    await asyncio.gather(svc_task, api_task)
-    parts.close()
-    store.close()
-    trail.close()
+    await asyncio.sleep(settle_s)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(
+            base_url=base, timeout=10, headers={"Authorization": f"Bearer {token}"}
+        ) as client:
+            yield Edge(client, svc, parts, base)
+    finally:
+        stop.set()
+        server.should_exit = True
+        await asyncio.gather(*tasks, api_task)
+        parts.close()
+        store.close()
+        trail.close()
+
+
+@pytest.fixture
+async def api(plant, plant_config):
+    """The service collecting from the simulated plant, its API on a free port; yields an
+    HTTP client holding an inspector's token (reads everything, changes nothing), the
+    service, and the API's parts (accounts, signatures, monitoring)."""
+    async with running_edge(plant_config) as edge:
+        yield edge.client, edge.svc, edge.parts

@@ -1,0 +1,262 @@
+"""Limits, alarms and deviations end to end: the simulated plant misbehaves over real
+Modbus TCP and OPC UA, the edge collects, evaluates, alarms and raises deviations, and
+people act through the API."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from edge.config import parse_config
+from simulators.scenario import DisconnectMode, EventKind, ScenarioEvent
+
+from .conftest import PEOPLE_PASSWORD, plant_config_data, running_edge
+
+pytestmark = pytest.mark.system
+
+GRAN = "acme-basel/solid-dose/granulation"
+COMP = "acme-basel/solid-dose/compression"
+
+
+async def until(probe: Callable[[], Awaitable[Any]], timeout: float = 30.0, what: str = "") -> Any:
+    """Poll ``probe`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = await probe()
+        if got:
+            return got
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def config(plant, tmp_path, change: Callable[[dict], None] | None = None):
+    data = plant_config_data(plant, tmp_path / "store.db")
+    if change:
+        change(data)
+    return parse_config(data, tmp_path / "plant.toml")
+
+
+def limit(data: dict, tag: str) -> dict:
+    return next(e for e in data["limits"] if e["tag"] == tag)
+
+
+async def alarms(client, **match: str) -> list[dict]:
+    got = (await client.get("/api/alarms")).json()
+    return [a for a in got if all(a.get(k) == v for k, v in match.items())]
+
+
+async def deviations(client) -> list[dict]:
+    return (await client.get("/api/deviations")).json()
+
+
+def event(kind: EventKind, target: str, duration_s: float, **kw: Any) -> ScenarioEvent:
+    return ScenarioEvent(at_s=0, kind=kind, target=target, duration_s=duration_s, **kw)
+
+
+async def test_alert_only_temperature_alarm_no_deviation_and_operator_actions(plant, tmp_path):
+    tag = f"{GRAN}/trh-gran-01/temperature"
+    async with running_edge(config(plant, tmp_path)) as edge:
+        c = edge.client
+        await plant.inject(
+            event(EventKind.TEMPERATURE_EXCURSION, "trh-gran-01", 12, magnitude=3.5)
+        )  # fmt: skip 21 -> 24.5 degC: alert 24, action 25
+        (alarm,) = await until(lambda: alarms(c, tag=tag), what="alert alarm")
+        assert alarm["kind"] == "alert_high" and alarm["state"] == "unacknowledged"
+        assert alarm["priority"] == "low"  # configured medium; alerts one step lower
+        assert alarm["limit_at_trip"] == 24.0 and alarm["value_at_trip"] > 24.0
+        assert alarm["limit_set"] == "solid-dose-em v1" and alarm["raised"].endswith("Z")
+        # an operator acknowledges with a comment; a viewer may not; no comment is refused
+        op = await edge.person("operator")
+        viewer = await edge.person("viewer")
+        r = await viewer.post("/api/alarms/acknowledge", json={"alarm_id": alarm["id"],
+                                                               "comment": "seen"})  # fmt: skip
+        assert r.status_code == 403
+        r = await op.post("/api/alarms/acknowledge", json={"alarm_id": alarm["id"]})
+        assert r.status_code == 422
+        r = await op.post("/api/alarms/acknowledge", json={
+            "alarm_id": alarm["id"], "comment": "HVAC technician informed"})  # fmt: skip
+        assert r.status_code == 200, r.text
+        assert r.json()["acknowledged_by"] == "operator"
+        # acknowledging again: not allowed in that state, nothing changes
+        r = await op.post("/api/alarms/acknowledge", json={"alarm_id": alarm["id"],
+                                                           "comment": "again"})  # fmt: skip
+        assert r.status_code == 409
+        # the excursion passes: the alarm returns to normal; never a deviation
+        await until(lambda: _not(alarms(c, tag=tag)), 30, "return to normal")
+        assert await deviations(c) == []
+        hist = (await c.get("/api/alarms/history", params={"tag": tag})).json()
+        assert [h["event"] for h in hist] == ["condition_active", "acknowledge",
+                                              "condition_cleared"]  # fmt: skip
+        assert hist[1]["actor"] == "operator" and hist[1]["reason"] == "HVAC technician informed"
+        audit = (await c.get("/api/audit", params={"record_type": "alarm"})).json()
+        assert [a["action"] for a in audit][-3:] == [
+            "alarm.condition_active",
+            "alarm.acknowledge",
+            "alarm.condition_cleared",
+        ]
+        # the live page's data carries the alarm state per room
+        for client in (op, viewer):
+            await client.aclose()
+
+
+async def _not(coro: Awaitable[Any]) -> bool:
+    return not await coro
+
+
+async def test_action_excursion_past_on_delay_raises_classified_deviation_linked_to_batch(
+    plant, tmp_path
+):
+    tag = f"{COMP}/trh-comp-01/temperature"
+
+    def short_delay(data: dict) -> None:
+        limit(data, tag)["on_delay_s"] = 3  # keeps the test short; justification stays
+
+    async with running_edge(config(plant, tmp_path, short_delay)) as edge:
+        c = edge.client
+        batches = await until(lambda: _json(c, "/api/batches"), what="batch from the press")
+        assert batches[0]["id"] == "B-2026-0001" and batches[0]["in_progress"]
+        await plant.inject(
+            event(EventKind.TEMPERATURE_EXCURSION, "trh-comp-01", 15, magnitude=4.0)
+        )  # fmt: skip 21.5 -> 25.5: action 24
+        # the same disturbance also drags RH down (absolute humidity stays): find ours
+        (dev,) = await until(lambda: _for_tag(c, tag), what="deviation")
+        assert dev["source"] == "excursion" and dev["status"] == "open"
+        assert dev["proposed_classification"] in ("major", "critical")
+        assert dev["affected_batch_ids"] == ["B-2026-0001"]
+        ev = dev["record"]["evidence"]
+        assert ev["tag"] == tag and ev["limit_set_id"] == "solid-dose-em"
+        assert ev["limit_set_version"] == 1 and ev["production_state"] == "in_operation"
+        assert dev["report_due"].endswith("Z") and dev["close_due"] > dev["report_due"]
+        # the excursion ends: end, duration and peak are recorded on the deviation
+        dev = await until(lambda: _ended(c, dev["id"]), 40, "excursion end recorded")
+        ev = dev["record"]["evidence"]
+        assert ev["end_us"] > ev["start_us"] and ev["peak"] > 24.0
+        assert dev["id"] in (await _json(c, "/api/batches"))[0]["deviations"]
+        await _qa_lifecycle(edge, dev)
+
+
+async def _for_tag(c, tag: str) -> list[dict]:
+    return [d for d in await deviations(c) if d["record"]["evidence"]["tag"] == tag]
+
+
+async def _json(c, path: str) -> Any:
+    return (await c.get(path)).json()
+
+
+async def _ended(c, dev_id: str) -> dict | None:
+    d = (await c.get(f"/api/deviations/{dev_id}")).json()
+    return d if d["record"]["evidence"].get("end_us") else None
+
+
+async def _qa_lifecycle(edge, dev: dict) -> None:
+    reviewer = await edge.person("qa.reviewer")
+    approver = await edge.person("qa.approver")
+    path = f"/api/deviations/{dev['id']}"
+    v = dev["version"]
+    r = await reviewer.post(f"{path}/investigate", json={
+        "expected_version": v, "investigator": "qa.reviewer",
+        "note": "HVAC reheat valve stuck; checking logs"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    v2 = r.json()["version"]
+    # a second person acting on the old version at the same time is refused
+    r = await reviewer.post(f"{path}/investigate", json={
+        "expected_version": v, "investigator": "qa.reviewer", "note": "again"})  # fmt: skip
+    assert r.status_code in (400, 409)
+    body = {"expected_version": v2, "final_classification": "major",
+            "impact_assessment": "Product temperature-insensitive; no impact on B-2026-0001",
+            "root_cause": "Reheat valve actuator failure", "user_id": "qa.approver",
+            "password": PEOPLE_PASSWORD}  # fmt: skip
+    r = await approver.post(f"{path}/close", json=body)  # major needs a CAPA reference
+    assert r.status_code == 400 and "capa" in r.text.lower()
+    r = await approver.post(f"{path}/close", json={**body, "capa_ref": "CAPA-2026-017",
+                                                   "password": "Wrong-Pass-2026!"})  # fmt: skip
+    assert r.status_code == 401
+    assert (await edge.client.get(path)).json()["status"] == "under_investigation"
+    r = await approver.post(f"{path}/close", json={**body, "capa_ref": "CAPA-2026-017"})
+    assert r.status_code == 200, r.text
+    closed = r.json()
+    assert closed["status"] == "closed"
+    (sig,) = closed["signatures"]["signatures"]
+    assert (
+        sig["meaning"] == "approval" and sig["valid"] and sig["printed_name"] == "Test Qa_Approver"
+    )
+    actions = [e["action"] for e in closed["audit_trail"]]
+    assert actions[0] == "deviation.raise" and "deviation.close" in actions
+    assert actions[-1] == "signature.executed"
+    await reviewer.aclose()
+    await approver.aclose()
+
+
+async def test_dp_inversion_within_door_grace_is_ignored_longer_raises_deviation(plant, tmp_path):
+    tag = f"{GRAN}/dp-gran-01/dp_granulation_corridor"
+
+    def grace(data: dict) -> None:
+        limit(data, tag)["on_delay_s"] = 5
+
+    async with running_edge(config(plant, tmp_path, grace)) as edge:
+        c = edge.client
+        await plant.inject(event(EventKind.DP_INVERSION, "dp-gran-01", 2, channel=1))
+        await asyncio.sleep(6)
+        assert await alarms(c, tag=tag) == [] and await deviations(c) == []
+        await plant.inject(event(EventKind.DP_INVERSION, "dp-gran-01", 12, channel=1))
+        (dev,) = await until(lambda: deviations(c), what="DP deviation")
+        assert dev["record"]["evidence"]["tag"] == tag
+        kinds = {a["kind"] for a in await alarms(c, tag=tag)}
+        assert {"action_low", "alert_low"} <= kinds
+
+
+async def test_particle_burst_in_grade_c_during_operation(plant, tmp_path):
+    tag = f"{GRAN}/pc-gran-01/particles_0_5"
+
+    def grade_c(data: dict) -> None:
+        room = next(r for r in data["rooms"] if r["id"] == "granulation")
+        room["grade"], room["iso_class"] = "C", 7
+        e = limit(data, tag)
+        for k in ("alert_high", "action_high"):
+            e.pop(k)
+        e["preset"] = "annex1"
+        e["applies_in"] = ["in_operation"]
+
+    async with running_edge(config(plant, tmp_path, grade_c)) as edge:
+        c = edge.client
+        ls = (await c.get("/api/limit-sets")).json()[0]
+        (entry,) = [t for t in ls["limits"] if t["tag"] == tag]
+        assert entry["action_high"]["value"] == 3_520_000  # Annex 1 Table 5, grade C
+        await plant.inject(event(EventKind.PARTICLE_BURST, "pc-gran-01", 8, magnitude=40))
+        (dev,) = await until(lambda: deviations(c), what="particle deviation")
+        assert dev["record"]["evidence"]["grade"] == "C"
+        assert dev["record"]["evidence"]["peak"] > 3_520_000
+
+
+async def test_press_force_drift_out_of_trend_first_then_deviation(plant, tmp_path):
+    tag = f"{COMP}/press-01/main_compression_force"
+    async with running_edge(config(plant, tmp_path)) as edge:
+        c = edge.client
+        await plant.inject(event(EventKind.PRESS_FORCE_DRIFT, "press-01", 30, magnitude=30))
+        (dev,) = await until(lambda: deviations(c), 40, "force deviation")
+        hist = (await c.get("/api/alarms/history", params={"tag": tag})).json()
+        raised = [(h["alarm_id"].split("#")[1], h["at"]) for h in hist
+                  if h["event"] == "condition_active"]  # fmt: skip
+        kinds = [k for k, _ in raised]
+        assert kinds.index("oot") < kinds.index("action_high"), raised
+        assert dev["affected_batch_ids"] == ["B-2026-0001"]
+
+
+async def test_device_disconnect_during_batch_is_a_monitoring_loss_deviation(plant, tmp_path):
+    async with running_edge(config(plant, tmp_path)) as edge:
+        c = edge.client
+        mes = await edge.person("operator")
+        r = await mes.post("/api/batches", json={"id": "G-2026-0042", "product": "Granulate X",
+                                                 "rooms": ["granulation"]})  # fmt: skip
+        assert r.status_code == 201, r.text
+        await plant.inject(event(EventKind.DEVICE_DISCONNECT, "pc-gran-01", 8,
+                                 mode=DisconnectMode.RESET))  # fmt: skip
+        (dev,) = await until(lambda: deviations(c), 30, "monitoring-loss deviation")
+        assert dev["source"] == "monitoring_loss"
+        assert dev["affected_batch_ids"] == ["G-2026-0042"]
+        assert dev["record"]["evidence"]["tag"] == f"{GRAN}/pc-gran-01/particles_0_5"
+        await mes.aclose()
