@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from api import admin_routes, audit_routes, monitoring_routes, session_routes
 from api.middleware import BodyLimit, SecurityHeaders
 from api.models import AUTH, ErrorOut, Responses
+from api.monitoring_routes import AlarmOut, alarm_out
 from api.runtime import RoomInfo, Runtime, TagInfo
 from api.security import Access, require
 from api.timefmt import iso
@@ -122,6 +123,9 @@ class RoomStatusOut(BaseModel):
     room: RoomInfo
     tags: int = Field(description="tags configured in the room")
     values: list[ValueOut]
+    production_state: str | None = Field(description="at_rest / in_operation, if known")
+    batch: str | None = Field(description="the batch running in the room, if any")
+    alarms: list[AlarmOut] = Field(description="alarms of the room not in normal state")
 
 
 def _q(q: Quality | int) -> Literal["good", "uncertain", "bad"]:
@@ -287,11 +291,20 @@ def create_app(
     def room_status() -> list[RoomStatusOut]:
         """Each room with the latest value of its tags (what the live page shows)."""
         live = rt.latest_readings()
+        by_room = monitoring.room_alarm_states()
+        running = {r: b for b in monitoring.books.batches.in_progress() for r in b.rooms}
         out = []
         for room in rt.room_infos():
             in_room = [t for t in tags_by_path.values() if t.room == room.id]
             values = [_value(live[t.path]) for t in in_room if t.path in live]
-            out.append(RoomStatusOut(room=room, tags=len(in_room), values=values))
+            tracker = monitoring.trackers.get(room.id)
+            batch = running.get(room.id)
+            out.append(RoomStatusOut(
+                room=room, tags=len(in_room), values=values,
+                production_state=tracker.state if tracker else None,
+                batch=batch.id if batch else None,
+                alarms=[alarm_out(a) for a in by_room.get(room.id, [])],
+            ))  # fmt: skip
         return out
 
     @live.get(

@@ -11,6 +11,8 @@ import httpx
 import pytest
 from playwright.async_api import async_playwright, expect
 
+from simulators.scenario import EventKind, ScenarioEvent
+
 from .conftest import PEOPLE_PASSWORD, require_tool
 
 pytestmark = pytest.mark.system
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.system
 DEVICES = ["pc-gran-01", "trh-gran-01", "dp-gran-01", "pc-comp-01", "trh-comp-01", "press-01"]
 
 
-async def test_sign_in_then_rooms_values_and_devices(api, tmp_path):
+async def test_sign_in_then_rooms_values_alarms_and_devices(api, plant, tmp_path):
     client, _, _ = api
     url = str(client.base_url) + "/"
     async with async_playwright() as p:
@@ -55,6 +57,21 @@ async def test_sign_in_then_rooms_values_and_devices(api, tmp_path):
         assert 'class="q-good">good' in dom
         devices = re.findall(r'<tr class="device" data-device="([\w-]+)">', dom)
         assert sorted(devices) == sorted(DEVICES)
+        # every room says whether it has alarms; an excursion shows up as an alarm badge
+        await expect(
+            page.locator('section[data-room="granulation"] [data-alarm-state]')
+        ).to_have_text("no alarms")
+        state = page.locator('section[data-room="compression"] .state')
+        await expect(state).to_contain_text("in operation")
+        await expect(state).to_contain_text("batch B-2026-0001")
+        await plant.inject(
+            ScenarioEvent(0, EventKind.TEMPERATURE_EXCURSION, "trh-gran-01", 30, 3.5)
+        )
+        badge = page.locator('section[data-room="granulation"] [data-alarm-state="unacknowledged"]')
+        await expect(badge).to_have_text("1 alarm", timeout=20_000)
+        row = page.locator('section[data-room="granulation"] tr.alarm')
+        await expect(row).to_contain_text("alert high")
+        await expect(row).to_contain_text("trh-gran-01 / temperature")
         shot = Path(os.environ.get("GMP_EDGE_SCREENSHOT", tmp_path / "status.png"))
         await page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 10_000

@@ -1,0 +1,154 @@
+"""The monitoring engine over a real store: timers survive a restart, limit sets change
+only by a signed approval, and the configured limits are checked at load."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from audit.trail import AuditTrail
+from collector.reading import Cause, Quality, Reading, now_us
+from edge.config import ConfigError, load_config, parse_config
+from edge.service import EdgeService
+from historian.store import Store
+from identity.roles import Role
+from limits.model import Threshold
+from monitoring.approval import LimitSetRecords
+from monitoring.engine import Books, MonitoringEngine
+from signatures.manifest import Meaning, SigningRefused
+from signatures.register import SignatureRegister
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "plant.toml"
+BASE = tomllib.loads(EXAMPLE.read_text())
+TEMP = "acme-basel/solid-dose/compression/trh-comp-01/temperature"  # action 24, on-delay 30 s
+S = 1_000_000
+
+
+@pytest.fixture
+def env(tmp_path):
+    cfg, sha = load_config(EXAMPLE)
+    db = tmp_path / "s.db"
+    cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"path": db})})
+    store = Store(db)
+    EdgeService(cfg, sha, store)  # registers the tags
+    trail = AuditTrail(db)
+    opened: list[Books] = []
+
+    def engine() -> MonitoringEngine:
+        books = Books.open(trail)
+        opened.append(books)
+        e = MonitoringEngine(cfg, sha, store, books)
+        e.start()
+        return e
+
+    yield cfg, store, trail, engine
+    for b in opened:
+        b.close()
+    trail.close()
+    store.close()
+
+
+def temps(t0: int, seconds: range, value: float) -> list[Reading]:
+    return [Reading(TEMP, value, Quality.GOOD, t0 + i * S) for i in seconds]
+
+
+def test_on_delay_timer_survives_a_restart(env):
+    _, store, trail, engine = env
+    t0 = now_us() + 10 * S
+    first = engine()
+    store.commit(temps(t0, range(20), 25.5))  # 20 s beyond action: still inside the on-delay
+    first.step()
+    assert first.books.alarms.active() == []
+    # the service restarts: a new engine reads its saved state from the database
+    second = engine()
+    assert second.cursor == first.cursor
+    store.commit(temps(t0, range(20, 40), 25.5))  # the excursion goes on past 30 s
+    second.step()
+    active = {a.kind.value: a for a in second.books.alarms.active()}
+    assert set(active) == {"alert_high", "action_high"}
+    # the excursion started before the restart: the timer was not reset
+    assert active["action_high"].raised_us == t0 + 30 * S
+    assert trail.verify()[2] is None
+
+
+def test_bad_readings_never_trip_limits_but_raise_monitoring_unavailable(env):
+    _, store, _, engine = env
+    e = engine()
+    t0 = now_us() + 10 * S
+    store.commit([Reading.bad(TEMP, t0 + i * S, "FC04 timeout", Cause.NETWORK) for i in range(3)])
+    e.step()
+    (alarm,) = e.books.alarms.active()
+    assert alarm.kind.value == "monitoring_unavailable"
+
+
+def test_a_limit_set_goes_into_force_only_with_an_approval_signature(env):
+    cfg, _, trail, engine = env
+    e = engine()
+    v1 = e.limit_set
+    assert v1 is not None and v1.version == 1
+    looser = tuple(
+        replace(t, action_high=Threshold(26.0)) if t.tag == TEMP else t for t in v1.limits
+    )
+    # proposed by a QA approver, who therefore cannot also approve it
+    proposal = e.books.limit_sets.propose("quinn", v1.with_limits(looser), "new HVAC")
+    assert proposal.version == 2 and e.limit_set.version == 1
+    reg = SignatureRegister(trail)
+    reg.register(LimitSetRecords(e))
+    rid = f"{proposal.id}@v2"
+    seen = reg.current_hash("limit_set", rid)
+    assert seen is not None
+    with pytest.raises(SigningRefused, match="separation of duties"):
+        reg.sign("limit_set", rid, seen, "quinn", "Quinn QA", Role.QA_APPROVER,
+                 Meaning.APPROVAL, "")  # fmt: skip
+    with pytest.raises(SigningRefused, match="may not sign"):
+        reg.sign("limit_set", rid, seen, "op", "Otto Operator", Role.OPERATOR,
+                 Meaning.APPROVAL, "")  # fmt: skip
+    assert e.limit_set.version == 1
+    reg.sign("limit_set", rid, seen, "quincy", "Quincy QA", Role.QA_APPROVER, Meaning.APPROVAL,
+             "ok")  # fmt: skip
+    assert e.limit_set.version == 2 and e.limit_set.approved_by == "quincy"
+    assert [t.action_high for t in e.limit_set.limits if t.tag == TEMP] == [Threshold(26.0)]
+    # the approval signature still applies to what was approved
+    (st,) = reg.manifest("limit_set", rid).signatures
+    assert st.valid
+    assert [h[1] for h in e.books.limit_sets.history()] == ["approved", "superseded"]
+    reg.close()
+
+
+def problems(change) -> list[str]:
+    data = copy.deepcopy(BASE)
+    change(data)
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, Path("plant.toml"))
+    return info.value.problems
+
+
+def entry(data, suffix):
+    return next(e for e in data["limits"] if e["tag"].endswith(suffix))
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda d: entry(d, "trh-comp-01/temperature").update(alert_high=24.5),
+         "limits[3](acme-basel/solid-dose/compression/trh-comp-01/temperature).alert_high"),
+        (lambda d: entry(d, "trh-comp-01/temperature").update(delay_justification=""),
+         "delay_justification"),
+        (lambda d: entry(d, "trh-comp-01/temperature").update(on_delay_s=-1),
+         "limits[3].on_delay_s"),
+        (lambda d: d["limits"].append({"tag": "acme-basel/solid-dose/x/y/z", "action_high": 1}),
+         "limits[6].tag: unknown tag"),
+        (lambda d: entry(d, "particles_0_5").update(action_high=4_000_000),
+         "particles_0_5).action_high"),
+        (lambda d: d["production"].append({"room": "nowhere", "state": "at_rest"}),
+         "production[2].room: unknown room"),
+        (lambda d: d["production"][1].update(state="at_rest"), "give either state or state_tag"),
+    ],
+)  # fmt: skip
+def test_bad_limits_refuse_to_start_with_the_key_path(change, expected):
+    got = problems(change)
+    assert any(expected in p for p in got), got
