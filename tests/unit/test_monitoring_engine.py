@@ -4,8 +4,8 @@ only by a signed approval, and the configured limits are checked at load."""
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
