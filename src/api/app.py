@@ -64,6 +64,10 @@ class HealthOut(BaseModel):
     started: str | None
     config_sha256: str
     store: dict[str, object]
+    monitoring: dict[str, object] = Field(
+        description="limit set in force, evaluation lag and latency, alarms, deviations"
+    )
+    notifications: dict[str, object] | None = Field(description="per-sink delivery counters")
     devices: list[DeviceOut]
 
 
@@ -242,9 +246,22 @@ def create_app(
             for s in rt.device_statuses()
         ]
         store = rt.store_health()
+        ls = monitoring.limit_set
+        mon: dict[str, object] = {
+            "limit_set": f"{ls.id} v{ls.version}" if ls else None,
+            "active_alarms": len(monitoring.books.alarms.active()),
+            "open_deviations": len(monitoring.books.deviations.list("open")),
+            **monitoring.stats.as_dict(),
+        }
+        notify = monitoring.notify_status() if monitoring.notify_status else None
         if rt.started_us is None:
             status: Literal["ok", "degraded", "starting"] = "starting"
-        elif store.get("error") or any(d.state != "connected" for d in devices):
+        elif (
+            store.get("error")
+            or mon["error"]
+            or any(d.state != "connected" for d in devices)
+            or (notify is not None and notify.get("dropped"))
+        ):
             status = "degraded"
         else:
             status = "ok"
@@ -255,6 +272,8 @@ def create_app(
             started=iso(rt.started_us),
             config_sha256=rt.config_sha256,
             store=store,
+            monitoring=mon,
+            notifications=notify,
             devices=devices,
         )
 

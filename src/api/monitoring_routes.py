@@ -113,6 +113,18 @@ class TransitionOut(BaseModel):
     detail: dict[str, Any]
 
 
+class AlarmMetricsOut(BaseModel):
+    """ISA-18.2 alarm-system performance over a period (default: the last 24 h)."""
+
+    start: str
+    end: str
+    annunciated: int = Field(description="alarms that became unacknowledged")
+    chattering: list[dict[str, Any]] = Field(description="3+ activations within 60 s")
+    floods: list[dict[str, Any]] = Field(description="more than 10 alarms in 10 min")
+    time_in_flood_pct: float
+    standing: list[dict[str, Any]] = Field(description="not normal for 24 h or more")
+
+
 class AckIn(Strict):
     """Acknowledge an alarm, with a comment."""
 
@@ -164,6 +176,38 @@ def alarm_history(
                       at=iso(t.at_us) or "", reason=t.reason, detail=dict(t.detail or {}))
         for t in engine_of(request).books.alarms.history(tag, s, e, limit)
     ]  # fmt: skip
+
+
+@router.get(
+    "/api/alarms/metrics", response_model=AlarmMetricsOut, tags=["alarms"],
+    responses=BAD_REQUEST,
+)  # fmt: skip
+def alarm_metrics(
+    request: Request,
+    hours: float = Query(24, gt=0, le=24 * 90),
+    who: Principal = READ,
+) -> AlarmMetricsOut:
+    """Chattering alarms, alarm floods and standing alarms (ISA-18.2 performance)."""
+    from alarms import metrics
+
+    end = now_us()
+    start = end - int(hours * 3_600_000_000)
+    trs = engine_of(request).books.alarms.history(None, start, end, 1_000_000)
+    periods = metrics.floods(trs)
+    return AlarmMetricsOut(
+        start=iso(start) or "", end=iso(end) or "",
+        annunciated=sum(1 for t in trs if metrics.is_annunciation(t)),
+        chattering=[_iso_fields(_asdict(c)) for c in metrics.chattering(trs)],
+        floods=[_iso_fields(_asdict(f)) for f in periods],
+        time_in_flood_pct=round(100 * metrics.time_in_flood(periods, start, end), 3),
+        standing=[_iso_fields(_asdict(x)) for x in metrics.standing_alarms(trs, end)],
+    )  # fmt: skip
+
+
+def _asdict(obj: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(obj).items()}
 
 
 def _act(request: Request, alarm_id: str, fn: Any) -> AlarmOut:

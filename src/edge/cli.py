@@ -51,6 +51,7 @@ async def serve(
     service = EdgeService(cfg, sha, store)
     dispatcher = notification_dispatcher(cfg, trail)
     parts = build_api(cfg, service, trail, notify_from_thread(dispatcher))
+    parts.engine.notify_status = dispatcher.status
     had_users = parts.directory.has_users()
     accounts = demo_accounts(parts.directory) if demo else []
     if demo and had_users:

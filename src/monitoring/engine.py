@@ -126,6 +126,8 @@ class MonitoringEngine:
         self.store = store
         self.books = books
         self.notify = notify
+        # delivery counters of the notification sinks, for the health API (set by the service)
+        self.notify_status: Callable[[], dict[str, Any]] | None = None
         self.policy = _policy(cfg)
         self.stats = EngineStats()
         self.lock = threading.RLock()  # steps and people's actions (API threads) take turns

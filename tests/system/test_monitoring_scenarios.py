@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime, timedelta
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -92,6 +93,8 @@ async def test_alert_only_temperature_alarm_no_deviation_and_operator_actions(pl
         assert [h["event"] for h in hist] == ["condition_active", "acknowledge",
                                               "condition_cleared"]  # fmt: skip
         assert hist[1]["actor"] == "operator" and hist[1]["reason"] == "HVAC technician informed"
+        metrics = (await c.get("/api/alarms/metrics")).json()
+        assert metrics["annunciated"] == 1 and metrics["chattering"] == []
         audit = (await c.get("/api/audit", params={"record_type": "alarm"})).json()
         assert [a["action"] for a in audit][-3:] == [
             "alarm.condition_active",
@@ -260,3 +263,65 @@ async def test_device_disconnect_during_batch_is_a_monitoring_loss_deviation(pla
         assert dev["affected_batch_ids"] == ["G-2026-0042"]
         assert dev["record"]["evidence"]["tag"] == f"{GRAN}/pc-gran-01/particles_0_5"
         await mes.aclose()
+
+
+async def test_engineer_proposes_what_if_and_qa_approves_by_signature(api):
+    client, _, parts = api
+    tag = f"{GRAN}/trh-gran-01/temperature"
+    engineer = await _person(client, "engineer")
+    approver = await _person(client, "qa.approver")
+    current = (await client.get("/api/limit-sets")).json()[0]
+    assert current["status"] == "approved" and current["version"] == 1
+    tighter = [dict(t) for t in current["limits"]]
+    for t in tighter:
+        if t["tag"] == tag:
+            t["alert_high"] = {"value": 20.5, "inclusive": False}  # below today's 21 degC
+            t["action_high"] = {"value": 20.8, "inclusive": False}
+    # contradicting limits are refused with every problem named
+    bad = [dict(t) for t in tighter]
+    for t in bad:
+        if t["tag"] == tag:
+            t["alert_high"] = {"value": 30.0, "inclusive": False}
+    r = await engineer.post("/api/limit-sets", json={"reason": "x", "limits": bad})
+    assert r.status_code == 400 and "alert" in r.text
+    r = await engineer.post("/api/limit-sets", json={"reason": "tighter after HVAC upgrade",
+                                                     "limits": tighter})  # fmt: skip
+    assert r.status_code == 201, r.text
+    proposal = r.json()
+    assert proposal["status"] == "proposed" and proposal["version"] == 2
+    # what-if over the data already stored: writes nothing, finds the would-be excursions
+    n_audit = len((await client.get("/api/audit")).json())
+    end = datetime.fromisoformat((await client.get("/api/health")).json()["now"])
+    period = {"start": (end - timedelta(hours=1)).isoformat(), "end": end.isoformat()}
+    r = await engineer.post("/api/limit-sets/solid-dose-em/2/what-if", json=period)
+    assert r.status_code == 200, r.text
+    wi = r.json()
+    assert wi["excursions"] >= 1 and wi["per_tag"][tag]["excursions"]["action_high"] >= 1
+    assert len((await client.get("/api/audit")).json()) == n_audit
+    # the engineer cannot approve their own proposal; the QA approver signs it into force
+    body = {"record_type": "limit_set", "record_id": proposal["record_id"],
+            "content_sha256": proposal["content_sha256"], "meaning": "approval",
+            "reason": "reviewed what-if", "password": PEOPLE_PASSWORD}  # fmt: skip
+    r = await engineer.post("/api/signatures", json={**body, "user_id": "engineer"})
+    assert r.status_code == 403
+    r = await approver.post("/api/signatures", json={**body, "user_id": "qa.approver"})
+    assert r.status_code == 201, r.text
+    versions = {v["version"]: v for v in (await client.get("/api/limit-sets")).json()}
+    assert versions[2]["status"] == "approved" and versions[2]["approved_by"] == "qa.approver"
+    assert versions[1]["status"] == "superseded"
+    assert versions[2]["signatures"]["signatures"][0]["valid"] is True
+    assert parts.engine.limit_set.version == 2
+    # the new limits are in force: the room's temperature now trips them
+    await until(lambda: alarms(client, tag=tag), 15, "alarm under the new limits")
+    await engineer.aclose()
+    await approver.aclose()
+
+
+async def _person(client, user_id: str):
+    import httpx
+
+    c = httpx.AsyncClient(base_url=str(client.base_url), timeout=10)
+    r = await c.post("/api/session", json={"user_id": user_id, "password": PEOPLE_PASSWORD})
+    assert r.status_code == 200, r.text
+    c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+    return c

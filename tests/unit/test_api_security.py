@@ -59,6 +59,7 @@ EXPECTED: dict[tuple[str, str], Permission | str | None] = {
     ("PATCH", "/api/audit-reviews/{review_id}"): P.REVIEW,
     ("GET", "/api/alarms"): P.READ_LIVE,
     ("GET", "/api/alarms/history"): P.READ_LIVE,
+    ("GET", "/api/alarms/metrics"): P.READ_LIVE,
     ("POST", "/api/alarms/acknowledge"): P.ACKNOWLEDGE,
     ("POST", "/api/alarms/shelve"): P.ACKNOWLEDGE,
     ("POST", "/api/alarms/unshelve"): P.ACKNOWLEDGE,
