@@ -10,10 +10,11 @@ from importlib import resources
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from api import admin_routes, audit_routes, monitoring_routes, session_routes
+from api.metrics import Exposition, flatten
 from api.middleware import BodyLimit, SecurityHeaders
 from api.models import AUTH, ErrorOut, Responses
 from api.monitoring_routes import AlarmOut, alarm_out
@@ -276,6 +277,59 @@ def create_app(
             notifications=notify,
             devices=devices,
         )
+
+    @live.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        tags=["status"],
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
+    )
+    def metrics() -> str:
+        """The service's own health for Prometheus (scrape with a viewer token)."""
+        m = Exposition()
+        store = rt.store_health()
+        for name, value in flatten("gmp_edge_store", store):
+            kind = (
+                "counter" if name.endswith(("committed", "commits", "failed_commits")) else "gauge"
+            )
+            m.add(name + ("_total" if kind == "counter" else ""), kind, "local store", value)
+        now = now_us()
+        for s in rt.device_statuses():
+            lab = {"device": s.device_id, "protocol": s.protocol}
+            m.add("gmp_edge_device_connected", "gauge", "1 if connected", s.state.value ==
+                  "connected", lab)  # fmt: skip
+            for key in ("polls", "failed_polls", "missed_polls", "readings", "disconnects"):
+                m.add(f"gmp_edge_device_{key}_total", "counter", f"device {key}",
+                      getattr(s, key), lab)  # fmt: skip
+            if s.last_good_us is not None:
+                m.add("gmp_edge_device_lag_seconds", "gauge", "since the last good poll",
+                      (now - s.last_good_us) / 1e6, lab)  # fmt: skip
+        st = monitoring.stats
+        m.add("gmp_edge_evaluated_readings_total", "counter", "readings evaluated", st.readings)
+        m.add("gmp_edge_evaluation_lag_readings", "gauge", "committed, not yet evaluated",
+              st.lag_readings)  # fmt: skip
+        m.add(
+            "gmp_edge_alarm_latency_p99_ms",
+            "gauge",
+            "commit -> alarm persisted",
+            st.as_dict()["alarm_latency_ms_p99"],
+        )
+        m.add("gmp_edge_active_alarms", "gauge", "alarms not in normal state",
+              len(monitoring.books.alarms.active()))  # fmt: skip
+        m.add("gmp_edge_open_deviations", "gauge", "deviations open",
+              len(monitoring.books.deviations.list("open")))  # fmt: skip
+        if monitoring.notify_status is not None:
+            ns = monitoring.notify_status()
+            m.add(
+                "gmp_edge_notifications_dropped_total",
+                "counter",
+                "notifications dropped",
+                ns.get("dropped"),
+            )
+        for dest, status in rt.forwarder_statuses().items():
+            for name, value in flatten("gmp_edge_forward", status):
+                m.add(name, "gauge", "forwarding to a destination", value, {"destination": dest})
+        return m.render()
 
     @live.get("/api/tags", response_model=list[TagInfo], tags=["tags"])
     def tags(room: str | None = None, kind: str | None = None) -> list[TagInfo]:

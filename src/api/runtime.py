@@ -73,3 +73,7 @@ class Runtime(Protocol):
     def store_health(self) -> dict[str, object]:
         """Committer health: committed, pending, last commit, error."""
         ...
+
+    def forwarder_statuses(self) -> dict[str, dict[str, object]]:
+        """Per destination (InfluxDB, MQTT): sent, backlog, lag, errors."""
+        ...

@@ -80,3 +80,7 @@ class ServiceRuntime:
         h["last_commit"] = iso(h.pop("last_commit_us"))
         h["path"] = str(self._svc.store.path)
         return h
+
+    def forwarder_statuses(self) -> dict[str, dict[str, object]]:
+        """Per destination (InfluxDB, MQTT): sent, backlog, lag, errors."""
+        return {name: fn() for name, fn in self._svc.forwarders.items()}

@@ -64,6 +64,8 @@ class EdgeService:
         self._tracker = GapTracker()
         # called after every successful commit (the monitoring engine wakes up on it)
         self.commit_listeners: list[Callable[[], None]] = []
+        # status of each destination the store forwards to (set when forwarders are wired)
+        self.forwarders: dict[str, Callable[[], dict[str, object]]] = {}
         store.register_tags((t.path, t.unit, t.kind.value, t.device) for t in cfg.tags)
         self.drivers: list[Driver] = build_drivers(cfg, self._last_records())
 

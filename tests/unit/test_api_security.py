@@ -57,6 +57,7 @@ EXPECTED: dict[tuple[str, str], Permission | str | None] = {
     ("GET", "/api/audit-reviews/{review_id}"): P.READ_AUDIT,
     ("POST", "/api/audit-reviews"): P.REVIEW,
     ("PATCH", "/api/audit-reviews/{review_id}"): P.REVIEW,
+    ("GET", "/metrics"): P.READ_LIVE,
     ("GET", "/api/alarms"): P.READ_LIVE,
     ("GET", "/api/alarms/history"): P.READ_LIVE,
     ("GET", "/api/alarms/metrics"): P.READ_LIVE,
@@ -125,7 +126,7 @@ def route_permissions(app) -> dict[tuple[str, str], object]:
         routes += r.effective_candidates() if hasattr(r, "effective_candidates") else [r]
     for route in routes:
         methods = getattr(route, "methods", None)
-        if not methods or not route.path.startswith("/api/"):
+        if not methods or not route.path.startswith(("/api/", "/metrics")):
             continue
 
         def walk(dep):
@@ -463,3 +464,17 @@ def test_audit_api_filters_export_and_verify(env):
     assert exp.status_code == 200 and exp.text.startswith("ts,seq,")
     assert exp.headers["x-audit-head-sha256"] in exp.text
     assert trail.entries()[-1].action == "audit.exported"
+
+
+def test_prometheus_metrics_for_a_viewer_token(env):
+    parts, _ = env
+    token = parts.directory.create_token("admin", "prometheus", Role.VIEWER, "scraping")
+    c = client(parts)
+    assert c.get("/metrics").status_code == 401
+    r = c.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert "# TYPE gmp_edge_store_committed_total counter" in text
+    assert "gmp_edge_store_committed_total 0.0" in text
+    assert 'gmp_edge_device_connected{device="pc-gran-01",protocol="modbus"} 0.0' in text
+    assert "gmp_edge_active_alarms 0.0" in text
