@@ -370,9 +370,23 @@ class Store:
             )
 
     def apply_retention(self, older_than_us: int) -> int:
-        """Delete readings and closed gaps older than the cut-off; returns readings deleted."""
+        """Delete readings and closed gaps older than the cut-off; returns readings deleted.
+
+        Readings a destination has not confirmed yet are kept, however old: retention
+        never makes the forwarding backlog lose a point (ADR 0003).
+        """
         with self._lock, self._tx():
-            n = self._w.execute("delete from readings where ts_us < ?", (older_than_us,)).rowcount
+            row = self._w.execute("select min(last_id) from outbox_cursors").fetchone()
+            keep_from = row[0] if row and row[0] is not None else None
+            if keep_from is None:
+                n = self._w.execute(
+                    "delete from readings where ts_us < ?", (older_than_us,)
+                ).rowcount
+            else:
+                n = self._w.execute(
+                    "delete from readings where ts_us < ? and rowid <= ?",
+                    (older_than_us, keep_from),
+                ).rowcount
             self._w.execute(
                 "delete from gaps where end_us is not null and end_us < ?", (older_than_us,)
             )

@@ -143,6 +143,13 @@ def test_retention(store):
     assert store.count_readings() == 5
 
 
+def test_retention_never_deletes_what_a_destination_has_not_confirmed(store):
+    store.commit([good("s/a/r/e/t1", T0 + i * S, 1.0) for i in range(10)])
+    store.outbox_ack("influxdb", 3)  # rows 1..3 confirmed, 4..10 still to send
+    assert store.apply_retention(T0 + 8 * S) == 3
+    assert [rid for rid, _ in store.outbox_pending("influxdb")] == list(range(4, 11))
+
+
 def test_mixed_batch_keeps_order_values_and_nulls(store):
     """Multi-row inserts group rows by NULL pattern; order and content must not change."""
     import random
