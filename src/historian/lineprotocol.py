@@ -14,8 +14,10 @@ in tag keys, tag values and field keys; double quotes and backslashes in string 
 Line protocol cannot carry a newline, CR or tab in a tag, and InfluxDB 1.x and 2.x disagree
 about ``\\\\`` in tag values (1.x keeps both backslashes), while a trailing backslash cannot be
 written at all; so in tags those characters are replaced (whitespace by a space, a backslash
-by ``/``). Empty tag values are not allowed by line protocol: such tags are left out. String
-fields keep newlines (the parser reads quoted strings across them).
+by ``/``). Empty tag values are not allowed by line protocol: such tags are left out. In
+string fields a newline or CR becomes the two characters ``\\n`` / ``\\r``: InfluxDB 1.x
+reads quoted newlines, but 2.x documents them as unsupported and VictoriaMetrics silently
+drops the point (measured). The original text stays in the local store.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ _TAG_TABLE = str.maketrans(
 _MEASUREMENT_TABLE = str.maketrans(
     {",": "\\,", " ": "\\ ", "\\": "/", "\n": "\\ ", "\r": "\\ ", "\t": "\\ "}
 )
-_STRING_TABLE = str.maketrans({'"': '\\"', "\\": "\\\\"})
+# a newline cannot be carried portably (InfluxDB 2.x documents it as unsupported and
+# VictoriaMetrics drops the point while answering 204): written as the text "\\n"
+_STRING_TABLE = str.maketrans({'"': '\\"', "\\": "\\\\", "\n": "\\\\n", "\r": "\\\\r"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,7 +116,7 @@ READINGS = [
         Quality.GOOD,
         "line1\nline2",
         None,
-        'value=1.0,quality="good",quality_code=0i,message="line1\nline2"',
+        'value=1.0,quality="good",quality_code=0i,message="line1\\\\nline2"',
     ),
     (
         None,
@@ -192,6 +192,7 @@ def test_escape_measurement(raw, escaped):
         ('\\"', '"\\\\\\""'),
         ("a, b=c", '"a, b=c"'),
         ("✓", '"✓"'),
+        ("a\nb\r\nc", '"a\\\\nb\\\\r\\\\nc"'),  # newlines as text: not portable
     ],
 )
 def test_quote_string(raw, quoted):
