@@ -184,7 +184,7 @@ def alarm_history(
 )  # fmt: skip
 def alarm_metrics(
     request: Request,
-    hours: float = Query(24, gt=0, le=24 * 90),
+    hours: float = Query(24, ge=0.01, le=24 * 90),
     who: Principal = READ,
 ) -> AlarmMetricsOut:
     """Chattering alarms, alarm floods and standing alarms (ISA-18.2 performance)."""

@@ -225,15 +225,17 @@ async def test_sigkill_loses_nothing_committed_and_downtime_is_a_gap(plant, tmp_
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout  # fmt: skip
     actions = [json.loads(line)["action"] for line in listing.splitlines()]
-    assert actions == [
+    life = [a for a in actions if a.startswith(("config.", "service."))]
+    assert life == [
         "config.loaded", "service.started", "config.loaded", "service.started", "service.stopped"
     ]  # fmt: skip
+    assert actions.count("limit_set.installed") == 1  # the same config twice: one version
     first = json.loads(listing.splitlines()[0])
     assert first["new"]["sha256"] == hashlib.sha256(cfg_path.read_bytes()).hexdigest()
     assert first["ts"].endswith("+00:00")
     ok = subprocess.run(gmp_edge("audit", "verify", "--config", str(cfg_path)),
                         capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert ok.returncode == 0 and "intact: 5 entries" in ok.stdout
+    assert ok.returncode == 0 and f"intact: {len(actions)} entries" in ok.stdout
     # tamper with the database file behind the product's back: verify names the entry
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("drop trigger audit_no_update")
