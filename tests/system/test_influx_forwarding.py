@@ -457,3 +457,117 @@ async def test_v2_write_api_to_victoriametrics(victoria, store, cfg):
         path = "/".join(m[k] for k in ("site", "area", "room", "equipment", "tag"))
         remote[path] += len(item["timestamps"])
     assert dict(remote) == local_counts(store, cfg)
+
+
+class ScriptedSink:
+    """Refuses lines containing a marker (whole batch, like InfluxDB), optionally names them."""
+
+    name = "scripted"
+
+    def __init__(self, poison: str = "POISON", name_bad: bool = False):
+        self.poison = poison
+        self.name_bad = name_bad
+        self.stored: list[str] = []
+        self.calls = 0
+        self.retry_at_call: int | None = None
+
+    async def send(self, lines: list[str]) -> SendResult:
+        self.calls += 1
+        if self.calls == self.retry_at_call:
+            return SendResult.retry(2.5, "HTTP 503 busy")
+        bad = tuple(i for i, line in enumerate(lines) if self.poison in line)
+        if bad:
+            return SendResult.reject("poison", bad if self.name_bad else None)
+        self.stored.extend(lines)
+        return SendResult.ok()
+
+
+def poison_encoder(cfg, poisoned: set[int]):
+    base = reading_encoder(meta_from_config(cfg))
+
+    def encode(r):
+        line = base(r)
+        return line.replace("quality=", "POISON=") if r.ts_us in poisoned else line
+
+    return encode
+
+
+@pytest.mark.parametrize("name_bad", [False, True])
+async def test_bisection_quarantines_exactly_the_poison(store, cfg, name_bad):
+    t0 = 1_790_000_000 * S
+    rows = readings(cfg, t0, 100)
+    commit(store, rows)
+    poisoned = {rows[i].ts_us for i in (0, 1, 777, 2699)}  # whole time slices: 4 x 27 lines
+    n_bad = sum(1 for r in rows if r.ts_us in poisoned)
+    sink = ScriptedSink(name_bad=name_bad)
+    fwd = Forwarder(store, sink, poison_encoder(cfg, poisoned), "scripted", batch_size=1000)
+    await drain_all(fwd)
+    assert len(sink.stored) == len(set(sink.stored)) == len(rows) - n_bad
+    q = fwd.quarantined()
+    assert len(q) == n_bad and {p.ts_us for p in q} == poisoned
+    assert all(p.reason == "poison" and "POISON=" in p.line for p in q)
+    assert store.outbox_cursor("scripted") == store.last_reading_id()
+    st = fwd.status()
+    assert (st["sent"], st["quarantined"], st["backlog"]) == (len(rows) - n_bad, n_bad, 0)
+    if name_bad:
+        assert sink.calls <= 2 * 3 + 1  # one refusal + one resend per affected batch
+    fwd.close()
+
+
+async def test_retry_after_partial_progress_acks_only_the_confirmed_prefix(store, cfg):
+    rows = readings(cfg, 1_790_000_000 * S, 40)  # 1,080 readings in one batch
+    commit(store, rows)
+    poisoned = {rows[600].ts_us}
+    sink = ScriptedSink()
+    sink.retry_at_call = 4  # refused, left half ok, then right half's first piece: retry
+    fwd = Forwarder(store, sink, poison_encoder(cfg, poisoned), "partial", batch_size=2000)
+    d = await fwd.drain_once()
+    assert d.retry is not None and d.retry.after_s == 2.5
+    assert 0 < d.acked < len(rows)
+    assert store.outbox_cursor("partial") == d.acked  # rowids start at 1
+    assert fwd.status()["failing"] and fwd.status()["last_error"] == "HTTP 503 busy"
+    assert fwd._backoff(0, 2.5) == 2.5 and fwd._backoff(10, None) == 60.0
+    assert fwd._backoff(0, None) == 0.5 and fwd._backoff(1, 120.0) == 120.0
+    await drain_all(fwd)
+    assert store.outbox_cursor("partial") == store.last_reading_id()
+    assert set(sink.stored) | {q.line for q in fwd.quarantined()} == {
+        fwd.encode(r) for _, r in store.readings_after(0, 10_000)
+    }
+    assert not fwd.status()["failing"]
+
+
+async def test_unencodable_readings_are_quarantined_and_skipped_ones_counted(store, cfg):
+    rows = readings(cfg, 1_790_000_000 * S, 10)
+    commit(store, rows)
+    base = reading_encoder(meta_from_config(cfg))
+
+    def encode(r):
+        if r.tag.endswith("/flow"):
+            raise ValueError("no unit")
+        if r.tag.endswith("/state"):
+            return None  # not for this destination
+        return base(r)
+
+    sink = ScriptedSink()
+    fwd = Forwarder(store, sink, encode, "enc")
+    await drain_all(fwd)
+    q = fwd.quarantined()
+    assert len(q) == 10 and all("encoding failed: ValueError: no unit" in p.reason for p in q)
+    assert fwd.status()["skipped"] == 10 and len(sink.stored) == len(rows) - 20
+    assert store.outbox_cursor("enc") == store.last_reading_id()
+
+
+def test_retry_after_header_parsing():
+    from historian.influx import classify, parse_retry_after
+
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+    assert classify(204, "", None, "x").kind == "ok"
+    assert classify(429, "slow down", "7", "x") == SendResult.retry(7.0, "x: HTTP 429 slow down")
+    assert classify(400, "partial write: field type conflict", None, "x").kind == "reject"
+    assert classify(413, "too large", None, "x").kind == "reject"
+    for status in (401, 403, 404):
+        res = classify(status, "nope", None, "x")
+        assert res.kind == "retry" and "configuration problem" in res.reason
+    assert classify(500, "timeout", None, "x").kind == "retry"
