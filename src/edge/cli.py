@@ -21,6 +21,7 @@ from edge.api_wiring import (
     notify_from_thread,
 )
 from edge.config import ConfigError, PlantConfig, load_config
+from edge.forwarding import build_forwarding
 from edge.lifecycle import anchor_periodically, audit_start, audit_stop, watch_clock
 from edge.service import EdgeService
 from edge.wiring import polling_plan
@@ -52,6 +53,14 @@ async def serve(
     dispatcher = notification_dispatcher(cfg, trail)
     parts = build_api(cfg, service, trail, notify_from_thread(dispatcher))
     parts.engine.notify_status = dispatcher.status
+    try:
+        forwarding = build_forwarding(cfg, config_path, service, trail, parts.engine)
+    except ConfigError as exc:
+        parts.close()
+        store.close()
+        trail.close()
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
     had_users = parts.directory.has_users()
     accounts = demo_accounts(parts.directory) if demo else []
     if demo and had_users:
@@ -85,11 +94,12 @@ async def serve(
         asyncio.create_task(service.run(stop), name="service"),
         asyncio.create_task(parts.engine.run(stop), name="monitoring"),
         asyncio.create_task(dispatcher.run(stop), name="notify"),
+        *(asyncio.create_task(run(stop), name="forward") for run in forwarding.runs),
     ]
     api_task = asyncio.create_task(server.serve(), name="api")
 
     def close() -> None:
-        parts.close()
+        parts.close()  # (forwarding's HTTP clients are closed in the loop, below)
         store.close()
         trail.close()
 
@@ -121,6 +131,7 @@ async def serve(
     finally:
         server.should_exit = True
         await asyncio.gather(*tasks, api_task, return_exceptions=True)
+        await forwarding.close()
         audit_stop(trail)
         close()
         print("gmp-edge stopped; everything collected is committed.", flush=True)

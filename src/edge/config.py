@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from collector.codec import DataType, Order, register_count
+from mqttlink.config import MqttConfig
 from notify.config import NotifyConfig
 
 ID = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
@@ -233,6 +234,8 @@ class StoreConfig(_Model):
     path: Path = Path("var/gmp-edge.db")
     commit_interval_s: float = Field(default=0.5, gt=0, le=1.0)
     retention_days: int | None = Field(default=None, ge=1)
+    # the store (with its forwarding backlog) may grow to this; at 80 % an alarm is raised
+    disk_budget_mb: float | None = Field(default=None, gt=0)
 
 
 class ApiConfig(_Model):
@@ -332,6 +335,30 @@ class MonitoringConfig(_Model):
     escalate_after_minutes: float | None = Field(default=15, gt=0)
 
 
+class InfluxConfig(_Model):
+    """Where readings, alarm and deviation events are forwarded (InfluxDB 1.x or 2.x)."""
+
+    version: Literal[1, 2] = 1
+    url: str = Field(pattern=r"^https?://")
+    database: str = "gmp_edge"  # 1.x, or a 2.x bucket's DBRP mapping for InfluxQL
+    retention_policy: str | None = None
+    username: str | None = None
+    password_env: str | None = None  # name of the environment variable with the password
+    org: str | None = None  # 2.x
+    bucket: str | None = None  # 2.x
+    token_env: str | None = None  # 2.x: name of the environment variable with the token
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    flush_interval_s: float = Field(default=1.0, gt=0, le=60)
+    gzip: bool = True
+    events: bool = True  # also alarm transitions and deviation events
+
+    @model_validator(mode="after")
+    def _v2_needs(self) -> InfluxConfig:
+        if self.version == 2 and not (self.org and self.bucket and self.token_env):
+            raise ValueError("influxdb: version 2 needs org, bucket and token_env")
+        return self
+
+
 class SimulationConfig(_Model):
     """The simulated plant `gmp-edge simulate` and `demo` start."""
 
@@ -352,6 +379,8 @@ class PlantConfig(_Model):
     security: SecurityConfig = SecurityConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     notify: NotifyConfig = NotifyConfig()
+    influxdb: InfluxConfig | None = None
+    mqtt: MqttConfig | None = None
     production: list[ProductionSource] = Field(default_factory=list)
     limits: list[LimitEntry] = Field(default_factory=list)
     simulation: SimulationConfig | None = None

@@ -376,7 +376,9 @@ class Store:
         never makes the forwarding backlog lose a point (ADR 0003).
         """
         with self._lock, self._tx():
-            row = self._w.execute("select min(last_id) from outbox_cursors").fetchone()
+            row = self._w.execute(
+                "select min(last_id) from outbox_cursors where stream = 'readings'"
+            ).fetchone()
             keep_from = row[0] if row and row[0] is not None else None
             if keep_from is None:
                 n = self._w.execute(

@@ -530,6 +530,28 @@ class MonitoringEngine:
         })  # fmt: skip
         self.stats.lag_readings = max(0, self.store.last_reading_id() - self.cursor)
 
+    def system_condition(
+        self, name: str, active: bool, value: float, limit: float, reason: str
+    ) -> None:
+        """An edge-box condition (e.g. the store near its disk budget) as a critical alarm.
+
+        Its tag is ``<site>/edge/box/<name>`` so it shows with the plant's alarms.
+        """
+        tag = f"{self.cfg.site.id}/edge/box/store/{name}"
+        with self.lock:
+            alarm_id = f"{tag}#{ConditionKind.ACTION_HIGH.value}"
+            alarm = self.books.alarms.get(alarm_id) or am.new_alarm(
+                alarm_id, tag, ConditionKind.ACTION_HIGH, Priority.CRITICAL
+            )
+            if active and not alarm.condition_active:
+                new, tr = am.activate(alarm, now_us(), value=value, limit=limit, actor=SYSTEM,
+                                      reason=reason)  # fmt: skip
+                self.books.alarms.save(new, [tr])
+                self._announce("alarm.raised", new, f"edge box: {name}", reason)
+            elif not active and alarm.condition_active:
+                new, tr = am.clear(alarm, now_us(), value=value, actor=SYSTEM, reason=reason)
+                self.books.alarms.save(new, [tr])
+
     # -- views -----------------------------------------------------------------------
 
     def room_alarm_states(self) -> dict[str, list[Alarm]]:
