@@ -14,6 +14,7 @@ from typing import Any
 import uvicorn
 
 from audit.trail import AuditTrail, iso
+from collector.reading import now_us
 from edge.api_wiring import (
     build_api,
     demo_accounts,
@@ -94,7 +95,11 @@ async def serve(
         asyncio.create_task(service.run(stop), name="service"),
         asyncio.create_task(parts.engine.run(stop), name="monitoring"),
         asyncio.create_task(dispatcher.run(stop), name="notify"),
-        *(asyncio.create_task(run(stop), name="forward") for run in forwarding.runs),
+    ]
+    # destinations stop after collection, so the last commit still goes out
+    forward_stop = asyncio.Event()
+    forward_tasks = [
+        asyncio.create_task(run(forward_stop), name="forward") for run in forwarding.runs
     ]
     api_task = asyncio.create_task(server.serve(), name="api")
 
@@ -107,7 +112,8 @@ async def serve(
         await asyncio.sleep(0.05)
     if api_task.done():
         stop.set()
-        await asyncio.gather(*tasks)
+        forward_stop.set()
+        await asyncio.gather(*tasks, *forward_tasks)
         audit_stop(trail, "API could not listen")
         close()
         raise SystemExit(f"API could not listen on {cfg.api.host}:{cfg.api.port}")
@@ -131,6 +137,9 @@ async def serve(
     finally:
         server.should_exit = True
         await asyncio.gather(*tasks, api_task, return_exceptions=True)
+        await forwarding.flush()
+        forward_stop.set()
+        await asyncio.gather(*forward_tasks, return_exceptions=True)
         await forwarding.close()
         audit_stop(trail)
         close()
@@ -255,6 +264,64 @@ def cmd_audit(args: argparse.Namespace) -> int:
         trail.close()
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """Compare InfluxDB with the local record for a batch window or a time range."""
+    from datetime import datetime
+
+    from historian.influx import reconcile
+    from monitoring.records import BatchBook
+
+    cfg, _ = _load(args.config)
+    if cfg.influxdb is None:
+        print(f"{args.config}: no [influxdb] section: nothing to reconcile", file=sys.stderr)
+        return 2
+    store = Store(cfg.store.path)
+    trail = AuditTrail(cfg.store.path)
+    try:
+        if args.batch:
+            books = BatchBook(trail)
+            batch = books.get(args.batch)
+            books.close()
+            if batch is None:
+                print(f"no batch {args.batch!r}", file=sys.stderr)
+                return 2
+            start, end = batch.start_us, batch.end_us or now_us()
+            rooms, equipment = set(batch.rooms), set(batch.equipment)
+            scope = [
+                t.path for t in cfg.tags if t.segments[2] in rooms or t.segments[3] in equipment
+            ]
+        else:
+
+            def us(text: str) -> int:
+                dt = datetime.fromisoformat(text)
+                if dt.tzinfo is None:
+                    raise SystemExit(f"{text!r}: give a time zone (Z or +00:00)")
+                return int(dt.timestamp() * 1_000_000)
+
+            start, end = us(args.start), us(args.end) if args.end else now_us()
+            scope = [t.path for t in cfg.tags]
+        counts = {p: len({r.ts_us for r in store.readings(p, start, end, 10**8)}) for p in scope}
+        ic = cfg.influxdb
+        import os
+
+        password = os.environ.get(ic.password_env) if ic.password_env else None
+        result = asyncio.run(reconcile(ic.url, ic.database, scope, start, end, counts,
+                                       username=ic.username, password=password))  # fmt: skip
+    finally:
+        store.close()
+        trail.close()
+    bad = 0
+    print(f"reconciliation {iso(start)} .. {iso(end)} against {ic.url} db {ic.database}")
+    print(f"{'tag':<70} {'local':>8} {'influx':>8} {'missing':>8} {'extra':>8}")
+    for path, r in sorted(result.items()):
+        flag = "" if not (r.missing or r.extra) else "  <-- differs"
+        bad += bool(flag)
+        print(f"{path:<70} {r.local:>8} {r.remote:>8} {r.missing:>8} {r.extra:>8}{flag}")
+    print("complete: InfluxDB equals the local record" if not bad
+          else f"{bad} tag(s) differ from the local record")  # fmt: skip
+    return 1 if bad else 0
+
+
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\n")
@@ -329,6 +396,12 @@ def main(argv: list[str] | None = None) -> int:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     p.set_defaults(fn=cmd_users)
+    p = sub.add_parser("reconcile", help="compare InfluxDB with the local record")
+    p.add_argument("--config", required=True, help="plant TOML file")
+    p.add_argument("--batch", help="the batch's window and scope (rooms, equipment)")
+    p.add_argument("--start", help="ISO 8601 with zone (instead of --batch)")
+    p.add_argument("--end", help="ISO 8601 with zone (default now)")
+    p.set_defaults(fn=cmd_reconcile)
     p = sub.add_parser("demo", help="simulated plant + collection + API on 127.0.0.1")
     p.add_argument("--config", default="examples/plant.toml", help="plant TOML file")
     p.set_defaults(fn=cmd_demo)

@@ -34,6 +34,16 @@ class Forwarding:
 
     runs: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(default_factory=list)
     closers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # last passes once collection has stopped, so the final commit is forwarded too
+    finals: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+
+    async def flush(self, timeout_s: float = 10.0) -> None:
+        """Forward what the last commits added (bounded: a dead destination keeps it)."""
+        for final in self.finals:
+            try:
+                await asyncio.wait_for(final(), timeout_s)
+            except Exception as exc:  # the backlog stays on disk for the next start
+                log.warning("final forwarding pass incomplete: %s", exc)
 
     async def close(self) -> None:
         """Close clients (HTTP sessions)."""
@@ -86,11 +96,24 @@ def build_forwarding(
         service.commit_listeners.append(readings.wake)
         service.forwarders["influxdb"] = readings.status
         fw.runs.append(readings.run)
+
+        async def last_readings() -> None:
+            while True:
+                d = await readings.drain_once()
+                if d.caught_up or d.retry is not None:
+                    return
+
+        fw.finals.append(last_readings)
         if cfg.influxdb.events:
             events = EventForwarder(store, trail, sink, "influxdb",
                                     flush_interval_s=cfg.influxdb.flush_interval_s)  # fmt: skip
             service.forwarders["influxdb-events"] = events.status
             fw.runs.append(events.run)
+
+            async def last_events() -> None:
+                await events.drain_once()
+
+            fw.finals.append(last_events)
         aclose = getattr(sink, "aclose", None)
         if aclose is not None:
             fw.closers.append(aclose)

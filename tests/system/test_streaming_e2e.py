@@ -112,6 +112,13 @@ async def test_influx_outage_and_sigkill_end_with_every_point_exactly_once(plant
         rec = await reconcile(influx.url, "gmp_edge", counts, 0, end, counts)
         assert {p: r for p, r in rec.items() if r.missing or r.extra} == {}
         assert sum(r.remote for r in rec.values()) == sum(counts.values()) > 500
+        # the same answer from the command a reviewer runs
+        r = subprocess.run(gmp_edge("reconcile", "--config", str(cfg_path), "--start",
+                                    "2020-01-01T00:00:00Z"), capture_output=True, text=True,
+                           timeout=60)  # fmt: skip
+        assert r.returncode == 0 and "complete: InfluxDB equals the local record" in r.stdout, (
+            r.stdout + r.stderr
+        )
         # alarm transitions arrived as events too
         conn = sqlite3.connect(db)
         n_transitions = conn.execute("select count(*) from alarm_transitions").fetchone()[0]
