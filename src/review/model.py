@@ -1,0 +1,541 @@
+"""Batch review types: frozen values with ``to_dict()`` (JSON-able, µs and ISO UTC times).
+
+A :class:`BatchReview` answers "what happened during batch X?": per tag the completeness,
+gaps, statistics, limits in force, excursions with their acknowledgements, out-of-trend
+findings and (press CPPs) capability; the equipment status; the deviations linked to the
+batch; the configuration and limit-set versions in force; the audit trail of the records
+in scope and whether the chain is intact; and a readiness assessment. The software
+recommends; a person decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def iso(us: int | None) -> str | None:
+    """UTC ISO 8601 with the zone shown (``...Z``), or None."""
+    if us is None:
+        return None
+    dt = datetime.fromtimestamp(us / 1e6, tz=UTC)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _t(name: str, us: int | None) -> dict[str, Any]:
+    """``{name_us: us, name: iso}``: every time in a review dict comes in both forms."""
+    return {f"{name}_us": us, name: iso(us)}
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None else float(x)
+
+
+@dataclass(frozen=True, slots=True)
+class GapSpan:
+    """A period without values for a tag, clipped to the batch period."""
+
+    start_us: int
+    end_us: int | None  # None: still open when the review was compiled
+    duration_us: int  # within the batch period (up to the period end or now)
+    cause: str
+    message: str
+    gap_id: int | None = None
+    during_production: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "gap_id": self.gap_id,
+            **_t("start", self.start_us),
+            **_t("end", self.end_us),
+            "duration_s": self.duration_us / 1e6,
+            "cause": self.cause,
+            "message": self.message,
+            "during_production": self.during_production,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Statistics over the Good values of a tag in the batch period (None when n == 0)."""
+
+    n: int
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    p5: float | None = None
+    p50: float | None = None
+    p95: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "n": self.n,
+            "min": _num(self.min),
+            "max": _num(self.max),
+            "mean": _num(self.mean),
+            "std": _num(self.std),
+            "p5": _num(self.p5),
+            "p50": _num(self.p50),
+            "p95": _num(self.p95),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsInForce:
+    """One limit-set version's numbers for a tag, and when in the batch they were in force."""
+
+    set_id: str
+    version: int
+    from_us: int  # max(batch start, effective from)
+    to_us: int | None  # next version's effective time, or None (to the end)
+    alert_high: float | None = None
+    action_high: float | None = None
+    alert_low: float | None = None
+    action_low: float | None = None
+    applies_in: tuple[str, ...] | None = None  # production states; None = always
+    continuous_monitoring_required: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "set_id": self.set_id,
+            "version": self.version,
+            **_t("from", self.from_us),
+            **_t("to", self.to_us),
+            "alert_high": _num(self.alert_high),
+            "action_high": _num(self.action_high),
+            "alert_low": _num(self.alert_low),
+            "action_low": _num(self.action_low),
+            "applies_in": None if self.applies_in is None else list(self.applies_in),
+            "continuous_monitoring_required": self.continuous_monitoring_required,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """Who acknowledged an alarm, when, with what comment."""
+
+    by: str
+    at_us: int
+    comment: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {"by": self.by, **_t("at", self.at_us), "comment": self.comment}
+
+
+@dataclass(frozen=True, slots=True)
+class Excursion:
+    """An alert or action excursion of a tag (from its alarm's transitions)."""
+
+    alarm_id: str
+    level: str  # alert | action
+    side: str  # high | low
+    start_us: int
+    end_us: int | None  # None: still active at the end of the period
+    duration_us: int  # within the period
+    peak: float | None  # most extreme Good value in [start, end)
+    limit: float | None
+    limit_set_id: str | None
+    limit_set_version: int | None
+    acknowledgements: tuple[Acknowledgement, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "alarm_id": self.alarm_id,
+            "alarm_ids": [self.alarm_id],
+            "level": self.level,
+            "side": self.side,
+            **_t("start", self.start_us),
+            **_t("end", self.end_us),
+            "duration_s": self.duration_us / 1e6,
+            "peak": _num(self.peak),
+            "limit": _num(self.limit),
+            "limit_set_id": self.limit_set_id,
+            "limit_set_version": self.limit_set_version,
+            "acknowledgements": [a.to_dict() for a in self.acknowledgements],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OotFinding:
+    """An out-of-trend signal (trend rule) on a tag."""
+
+    alarm_id: str
+    start_us: int
+    end_us: int | None
+    value: float | None
+    rule: str
+    acknowledgements: tuple[Acknowledgement, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "alarm_id": self.alarm_id,
+            **_t("start", self.start_us),
+            **_t("end", self.end_us),
+            "value": _num(self.value),
+            "rule": self.rule,
+            "acknowledgements": [a.to_dict() for a in self.acknowledgements],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    """Process capability of a press CPP against its validated range (the action limits).
+
+    Cp/Cpk use the within-subgroup sigma estimated from the average moving range
+    (MR-bar / 1.128, individuals); Pp/Ppk the overall sample standard deviation. A
+    one-sided range gives only Cpk/Ppk (Cp/Pp None).
+    """
+
+    lsl: float | None
+    usl: float | None
+    n: int
+    mean: float | None
+    sigma_within: float | None
+    sigma_overall: float | None
+    cp: float | None
+    cpk: float | None
+    pp: float | None
+    ppk: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "lsl": _num(self.lsl),
+            "usl": _num(self.usl),
+            "n": self.n,
+            "mean": _num(self.mean),
+            "sigma_within": _num(self.sigma_within),
+            "sigma_overall": _num(self.sigma_overall),
+            "cp": _num(self.cp),
+            "cpk": _num(self.cpk),
+            "pp": _num(self.pp),
+            "ppk": _num(self.ppk),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """Per-window min/max/mean of Good values for charts (NaN where a window has none)."""
+
+    window_us: int
+    start_us: tuple[int, ...]
+    min: tuple[float, ...]
+    max: tuple[float, ...]
+    mean: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (NaN as None)."""
+
+        def clean(xs: tuple[float, ...]) -> list[float | None]:
+            return [None if x != x else x for x in xs]
+
+        return {
+            "window_s": self.window_us / 1e6,
+            "start_us": list(self.start_us),
+            "min": clean(self.min),
+            "max": clean(self.max),
+            "mean": clean(self.mean),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TagReview:
+    """Everything about one tag during the batch period."""
+
+    tag: str
+    room: str
+    equipment: str
+    unit: str
+    kind: str
+    critical: bool  # continuous monitoring required, or limits set
+    continuous_monitoring: bool
+    interval_s: float | None  # expected sample interval
+    expected: int | None
+    good: int
+    uncertain: int
+    bad: int
+    completeness_pct: float | None  # good / expected x 100 (None: unknown interval)
+    gaps: tuple[GapSpan, ...]
+    stats: Stats
+    limits: tuple[LimitsInForce, ...]
+    excursions: tuple[Excursion, ...]
+    oot: tuple[OotFinding, ...]
+    capability: Capability | None
+    trace: Trace | None = None
+
+    @property
+    def gap_seconds(self) -> float:
+        """Total gap time within the period."""
+        return sum(g.duration_us for g in self.gaps) / 1e6
+
+    def to_dict(self, trace: bool = False) -> dict[str, Any]:
+        """JSON-able form (the chart trace only if ``trace``)."""
+        return {
+            "tag": self.tag,
+            "room": self.room,
+            "equipment": self.equipment,
+            "unit": self.unit,
+            "kind": self.kind,
+            "critical": self.critical,
+            "continuous_monitoring": self.continuous_monitoring,
+            "interval_s": self.interval_s,
+            "expected": self.expected,
+            "received": {"good": self.good, "uncertain": self.uncertain, "bad": self.bad},
+            "completeness_pct": self.completeness_pct,
+            "gaps": [g.to_dict() for g in self.gaps],
+            "gap_seconds": self.gap_seconds,
+            "stats": self.stats.to_dict(),
+            "limits": [lim.to_dict() for lim in self.limits],
+            "excursions": [e.to_dict() for e in self.excursions],
+            "oot": [o.to_dict() for o in self.oot],
+            "capability": None if self.capability is None else self.capability.to_dict(),
+            **({"trace": None if self.trace is None else self.trace.to_dict()} if trace else {}),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EquipmentStatus:
+    """Qualification and calibration of one piece of equipment during the batch."""
+
+    id: str
+    kind: str
+    room: str
+    name: str
+    qualified_until: str | None  # ISO date
+    calibration_due: str | None  # ISO date
+    qualification_status: str  # qualified | expired | expired_during_batch | not_recorded
+    calibration_status: str  # in_date | overdue | overdue_during_batch | not_recorded
+    flagged: bool
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "room": self.room,
+            "name": self.name,
+            "qualified_until": self.qualified_until,
+            "calibration_due": self.calibration_due,
+            "qualification_status": self.qualification_status,
+            "calibration_status": self.calibration_status,
+            "flagged": self.flagged,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigVersion:
+    """A service run (configuration hash) overlapping the batch."""
+
+    run_id: int
+    config_sha256: str
+    started_us: int
+    stopped_us: int | None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "run_id": self.run_id,
+            "config_sha256": self.config_sha256,
+            **_t("started", self.started_us),
+            **_t("stopped", self.stopped_us),
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSetVersion:
+    """A limit-set version in force at some time during the batch."""
+
+    set_id: str
+    version: int
+    status: str
+    effective_from_us: int
+    in_force_from_us: int
+    in_force_to_us: int | None
+    approved_by: str | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "set_id": self.set_id,
+            "version": self.version,
+            "record_id": f"{self.set_id}@v{self.version}",
+            "status": self.status,
+            **_t("effective_from", self.effective_from_us),
+            **_t("in_force_from", self.in_force_from_us),
+            **_t("in_force_to", self.in_force_to_us),
+            "approved_by": self.approved_by,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeviationRef:
+    """A deviation linked to the batch."""
+
+    id: str
+    title: str
+    status: str
+    classification: str | None  # final, or None if not yet classified
+    proposed_classification: str
+    discovered_us: int
+    tag: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "status": self.status,
+            "classification": self.classification,
+            "proposed_classification": self.proposed_classification,
+            **_t("discovered", self.discovered_us),
+            "tag": self.tag,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRef:
+    """An audit entry about a record in scope (as stored; hash shown for traceability)."""
+
+    seq: int
+    ts_us: int
+    actor: str
+    action: str
+    record_type: str
+    record_id: str
+    reason: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "seq": self.seq,
+            **_t("ts", self.ts_us),
+            "actor": self.actor,
+            "action": self.action,
+            "record_type": self.record_type,
+            "record_id": self.record_id,
+            "reason": self.reason,
+            "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditVerdict:
+    """The audit chain check at compile time."""
+
+    intact: bool
+    entries: int
+    head: str
+    break_seq: int | None = None
+    break_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "intact": self.intact,
+            "entries": self.entries,
+            "head": self.head,
+            "break_seq": self.break_seq,
+            "break_reason": self.break_reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A blocker or warning: a stable code, a sentence, the records it is about."""
+
+    code: str
+    message: str
+    refs: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {"code": self.code, "message": self.message, "refs": list(self.refs)}
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """Release readiness as the software sees it; a person decides."""
+
+    blockers: tuple[Finding, ...]
+    warnings: tuple[Finding, ...]
+    recommendation: str  # release | hold | reject
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "blockers": [b.to_dict() for b in self.blockers],
+            "warnings": [w.to_dict() for w in self.warnings],
+            "recommendation": self.recommendation,
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReview:
+    """The compiled review of one batch."""
+
+    batch_id: str
+    product: str
+    rooms: tuple[str, ...]
+    equipment_ids: tuple[str, ...]
+    start_us: int
+    end_us: int | None  # the batch's end (None: not ended)
+    period_end_us: int  # end of the reviewed period (batch end, or "now" if not ended)
+    compiled_us: int
+    config_versions: tuple[ConfigVersion, ...]
+    limit_sets: tuple[LimitSetVersion, ...]
+    tags: tuple[TagReview, ...]
+    equipment: tuple[EquipmentStatus, ...]
+    deviations: tuple[DeviationRef, ...]
+    quarantined: int
+    audit: AuditVerdict
+    audit_entries: tuple[AuditRef, ...]
+    readiness: Readiness | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ended(self) -> bool:
+        """True if the batch has an end time."""
+        return self.end_us is not None
+
+    def to_dict(self, traces: bool = False) -> dict[str, Any]:
+        """JSON-able form (chart traces only if ``traces``)."""
+        return {
+            "batch": {
+                "id": self.batch_id,
+                "product": self.product,
+                "rooms": list(self.rooms),
+                "equipment": list(self.equipment_ids),
+                **_t("start", self.start_us),
+                **_t("end", self.end_us),
+                "ended": self.ended,
+            },
+            "period": {**_t("start", self.start_us), **_t("end", self.period_end_us)},
+            **_t("compiled", self.compiled_us),
+            "config_versions": [c.to_dict() for c in self.config_versions],
+            "limit_sets": [s.to_dict() for s in self.limit_sets],
+            "tags": [t.to_dict(trace=traces) for t in self.tags],
+            "equipment": [e.to_dict() for e in self.equipment],
+            "deviations": [d.to_dict() for d in self.deviations],
+            "quarantined": self.quarantined,
+            "audit": self.audit.to_dict(),
+            "audit_entries": [a.to_dict() for a in self.audit_entries],
+            "readiness": None if self.readiness is None else self.readiness.to_dict(),
+            "notes": list(self.notes),
+        }
