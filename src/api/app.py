@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from api import admin_routes, audit_routes, monitoring_routes, session_routes
+from api import admin_routes, audit_routes, monitoring_routes, release_routes, session_routes
 from api.metrics import Exposition, flatten
 from api.middleware import BodyLimit, SecurityHeaders
 from api.models import AUTH, ErrorOut, Responses
@@ -26,6 +26,7 @@ from collector.reading import Quality, Reading, now_us
 from historian.store import StoredReading
 from identity.roles import Permission
 from monitoring.engine import MonitoringEngine
+from release.decisions import DecisionBook
 from signatures.register import SignatureRegister
 
 MAX_RAW = 100_000
@@ -188,6 +189,8 @@ def create_app(
     signatures: SignatureRegister,
     reviews: AuditReviews,
     monitoring: MonitoringEngine,
+    decisions: DecisionBook,
+    config_path: str = "",
     tls: bool = False,
 ) -> FastAPI:
     """The API over a running service, with authentication and authorisation on every route."""
@@ -206,6 +209,8 @@ def create_app(
     app.state.signatures = signatures
     app.state.audit_reviews = reviews
     app.state.monitoring = monitoring
+    app.state.decisions = decisions
+    app.state.config_path = config_path
     # no CORS middleware on purpose: only pages served from here may call the API
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, hsts=tls)
@@ -220,6 +225,10 @@ def create_app(
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
         return resources.files("api").joinpath("static/status.html").read_text("utf-8")
+
+    @app.get("/batch", response_class=HTMLResponse, include_in_schema=False)
+    def batch_page() -> str:
+        return resources.files("api").joinpath("static/batch.html").read_text("utf-8")
 
     @live.get("/api/health", response_model=HealthOut, tags=["status"])
     def health() -> HealthOut:
@@ -455,4 +464,5 @@ def create_app(
     app.include_router(admin_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(monitoring_routes.router)
+    app.include_router(release_routes.router)
     return app

@@ -40,7 +40,7 @@ class SecurityHeaders:
                 ]
                 if path.startswith("/api/"):
                     headers.append((b"cache-control", b"no-store"))
-                if path == "/":
+                if path in ("/", "/batch"):
                     headers.append((b"content-security-policy", PAGE_CSP.encode()))
                 if self.hsts:
                     headers.append((b"strict-transport-security", b"max-age=31536000"))

@@ -25,6 +25,7 @@ from monitoring.approval import LimitSetRecords
 from monitoring.engine import Books, MonitoringEngine, Notify
 from notify import Dispatcher, Notification
 from notify.config import build_notifiers
+from release.decisions import DecisionBook
 from signatures.register import SignatureRegister
 
 
@@ -37,9 +38,11 @@ class ApiParts:
     signatures: SignatureRegister
     reviews: AuditReviews
     engine: MonitoringEngine
+    decisions: DecisionBook
 
     def close(self) -> None:
         """Close the database connections."""
+        self.decisions.close()
         self.engine.books.close()
         self.reviews.close()
         self.signatures.close()
@@ -51,6 +54,7 @@ def build_api(
     service: EdgeService,
     trail: AuditTrail,
     notify: Notify | None = None,
+    config_path: str = "",
 ) -> ApiParts:
     """The FastAPI app over ``service`` with accounts, sessions, signatures and the
     monitoring engine (started: limits installed, state restored; run it as a task)."""
@@ -74,8 +78,13 @@ def build_api(
     service.commit_listeners.append(engine.committed)
     signatures.register(engine.books.deviations)
     signatures.register(LimitSetRecords(engine))
-    app = create_app(ServiceRuntime(service), access, signatures, reviews, engine, tls=cfg.api.tls)
-    return ApiParts(app, directory, signatures, reviews, engine)
+    decisions = DecisionBook(trail)
+    signatures.register(decisions)
+    app = create_app(
+        ServiceRuntime(service), access, signatures, reviews, engine, decisions,
+        config_path=config_path, tls=cfg.api.tls,
+    )  # fmt: skip
+    return ApiParts(app, directory, signatures, reviews, engine, decisions)
 
 
 DEMO_ACCOUNTS = (

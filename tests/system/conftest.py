@@ -125,13 +125,15 @@ class Edge:
 
 
 @contextlib.asynccontextmanager
-async def running_edge(cfg: PlantConfig, settle_s: float = 2.5) -> AsyncIterator[Edge]:
+async def running_edge(
+    cfg: PlantConfig, settle_s: float = 2.5, config_path: str = ""
+) -> AsyncIterator[Edge]:
     """Collection, monitoring and the API on a free port; one person per role (user id =
     role with dots, password PEOPLE_PASSWORD), an administrator, an inspector token."""
     store = Store(cfg.store.path)
     trail = AuditTrail(cfg.store.path)
     svc = EdgeService(cfg, "test-sha", store)
-    parts = build_api(cfg, svc, trail)
+    parts = build_api(cfg, svc, trail, config_path=config_path)
     parts.directory.create_first_administrator("admin", "Ada Admin", ADMIN_PASSWORD)
     for role in Role:
         if role is not Role.ADMINISTRATOR:

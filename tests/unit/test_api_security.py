@@ -79,6 +79,12 @@ EXPECTED: dict[tuple[str, str], Permission | str | None] = {
     ("GET", "/api/batches"): P.READ_LIVE,
     ("POST", "/api/batches"): P.ACKNOWLEDGE,
     ("POST", "/api/batches/{batch_id}/end"): P.ACKNOWLEDGE,
+    ("GET", "/api/batches/{batch_id}/review"): P.READ_AUDIT,
+    ("GET", "/api/batches/{batch_id}/report.pdf"): P.READ_AUDIT,
+    ("GET", "/api/batches/{batch_id}/evidence.zip"): P.READ_AUDIT,
+    ("GET", "/api/batches/{batch_id}/decisions"): P.READ_AUDIT,
+    ("POST", "/api/batches/{batch_id}/decision"): P.APPROVE,
+    ("GET", "/api/excursions"): P.READ_LIVE,
 }
 
 

@@ -1,0 +1,211 @@
+"""Release review end to end: the simulated plant runs a batch, a temperature action
+excursion and a device outage happen, the review shows both, the deviations block release
+until QA closes and signs them, the page shows the chart and blockers and signs a
+decision, the PDF report renders, the evidence package verifies and a changed byte fails."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import zipfile
+
+import pytest
+import tomli_w
+from playwright.async_api import async_playwright, expect
+
+from edge.config import parse_config
+from simulators.scenario import DisconnectMode, EventKind, ScenarioEvent
+
+from .conftest import PEOPLE_PASSWORD, plant_config_data, require_tool, running_edge
+from .test_monitoring_scenarios import deviations, limit, until
+
+pytestmark = pytest.mark.system
+COMP = "acme-basel/solid-dose/compression"
+BATCH = "B-2026-0001"
+
+
+async def _close_all(edge) -> None:
+    reviewer = await edge.person("qa.reviewer")
+    approver = await edge.person("qa.approver")
+    for d in await deviations(edge.client):
+        path = f"/api/deviations/{d['id']}"
+        r = await reviewer.post(f"{path}/investigate", json={
+            "expected_version": d["version"], "investigator": "qa.reviewer",
+            "note": "checked HVAC and counter logs"})  # fmt: skip
+        assert r.status_code == 200, r.text
+        r = await approver.post(f"{path}/close", json={
+            "expected_version": r.json()["version"], "final_classification": "major",
+            "impact_assessment": "no product impact: tablets in closed containers",
+            "root_cause": "HVAC reheat valve", "capa_ref": "CAPA-2026-021",
+            "user_id": "qa.approver", "password": PEOPLE_PASSWORD})  # fmt: skip
+        assert r.status_code == 200, r.text
+    await reviewer.aclose()
+    await approver.aclose()
+
+
+async def test_batch_review_release_report_and_evidence(plant, tmp_path):
+    temp = f"{COMP}/trh-comp-01/temperature"
+
+    def short_delay(data: dict) -> None:
+        limit(data, temp)["on_delay_s"] = 3
+
+    data = plant_config_data(plant, tmp_path / "store.db")
+    short_delay(data)
+    cfg_path = tmp_path / "plant.toml"
+    cfg_path.write_bytes(tomli_w.dumps(data).encode())
+    cfg = parse_config(data, cfg_path)
+    async with running_edge(cfg, config_path=str(cfg_path)) as edge:
+        c = edge.client
+        await until(lambda: _batch(c), what="batch from the press")
+        await plant.inject(ScenarioEvent(0, EventKind.TEMPERATURE_EXCURSION, "trh-comp-01", 12,
+                                         4.0))  # fmt: skip
+        await plant.inject(ScenarioEvent(0, EventKind.DEVICE_DISCONNECT, "pc-comp-01", 6,
+                                         mode=DisconnectMode.RESET))  # fmt: skip
+        await until(lambda: _for(c, temp), 40, "temperature deviation")
+        await until(lambda: _ended(c, temp), 40, "excursion over")
+        op = await edge.person("operator")
+        r = await op.post(f"/api/batches/{BATCH}/end", json={"reason": "compression finished"})
+        assert r.status_code == 200, r.text
+        await op.aclose()
+
+        # late readings of the batch window (commit interval, OPC UA publishing) settle first
+        review = await _settled(c)
+        rv = review["review"]
+        tags = {t["tag"]: t for t in rv["tags"]}
+        assert any(e["level"] == "action" for e in tags[temp]["excursions"])
+        outage = tags[f"{COMP}/pc-comp-01/particles_0_5"]
+        assert outage["gaps"] and outage["completeness_pct"] < 100
+        codes = {b["code"] for b in rv["readiness"]["blockers"]}
+        assert "deviation_open" in codes
+        assert rv["readiness"]["recommendation"] != "release"
+        approver = await edge.person("qa.approver")
+        r = await approver.post(f"/api/batches/{BATCH}/decision", json={
+            "decision": "release", "comment": "try", "review_sha256": review["review_sha256"],
+            "user_id": "qa.approver", "password": PEOPLE_PASSWORD})  # fmt: skip
+        assert r.status_code == 409 and "blocker" in r.json()["detail"]
+
+        # the reviewer's page: sign in, see the blockers and the chart, sign a hold
+        await _page_hold(edge.base_url, tmp_path)
+        hold = (await c.get(f"/api/batches/{BATCH}/decisions")).json()
+        assert [d["decision"] for d in hold] == ["hold"]
+        assert hold[0]["signatures"]["signatures"][0]["meaning"] == "responsibility"
+
+        # QA closes the deviations (signed); release is then possible and signed
+        await _close_all(edge)
+        review = await _settled(c)
+        blockers = review["review"]["readiness"]["blockers"]
+        assert not [b for b in blockers if b["code"].startswith("deviation")], blockers
+        r = await approver.post(f"/api/batches/{BATCH}/decision", json={
+            "decision": "hold" if blockers else "release", "comment": "EM record complete",
+            "review_sha256": "0" * 64, "user_id": "qa.approver",
+            "password": PEOPLE_PASSWORD})  # fmt: skip
+        assert r.status_code == 409 and "changed since" in r.json()["detail"]
+        decision = "hold" if blockers else "release"
+        r = await approver.post(f"/api/batches/{BATCH}/decision", json={
+            "decision": decision, "comment": "EM record complete",
+            "review_sha256": review["review_sha256"], "user_id": "qa.approver",
+            "password": PEOPLE_PASSWORD})  # fmt: skip
+        assert r.status_code == 201, (r.text, blockers)
+        assert r.json()["signatures"]["signatures"][0]["valid"] is True
+        await approver.aclose()
+
+        # the PDF report for the batch dossier
+        r = await c.get(f"/api/batches/{BATCH}/report.pdf")
+        assert r.status_code == 200 and r.content.startswith(b"%PDF")
+        pdf = tmp_path / "report.pdf"
+        pdf.write_bytes(r.content)
+        text = subprocess.run([require_tool("pdftotext"), str(pdf), "-"], capture_output=True,
+                              text=True, check=True).stdout  # fmt: skip
+        assert BATCH in text and "trh-comp-01" in text
+
+        # the evidence package verifies offline; one changed byte fails it
+        r = await c.get(f"/api/batches/{BATCH}/evidence.zip")
+        assert r.status_code == 200
+        pkg = tmp_path / "evidence.zip"
+        pkg.write_bytes(r.content)
+        ok = subprocess.run([sys.executable, "-m", "edge.cli", "evidence", "verify", str(pkg)],
+                            capture_output=True, text=True)  # fmt: skip
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        with zipfile.ZipFile(pkg) as z:
+            names = z.namelist()
+            assert "manifest.json" in names and "readings.csv" in names
+            files = {n: z.read(n) for n in names}
+        csv = bytearray(files["readings.csv"])
+        csv[len(csv) // 2] ^= 0x01
+        files["readings.csv"] = bytes(csv)
+        bad = tmp_path / "tampered.zip"
+        with zipfile.ZipFile(bad, "w") as z:
+            for n in names:
+                z.writestr(n, files[n])
+        no = subprocess.run([sys.executable, "-m", "evidence", "verify", str(bad)],
+                            capture_output=True, text=True)  # fmt: skip
+        assert no.returncode == 1 and "readings.csv" in no.stdout + no.stderr
+
+        # the excursion history finds the excursion by batch and level
+        page = (await c.get("/api/excursions", params={"batch": BATCH, "level": "action"})).json()
+        assert any(x["tag"] == temp and x["deviation_id"] for x in page["items"])
+
+
+async def _settled(c) -> dict:
+    last = None
+    for _ in range(40):
+        r = (await c.get(f"/api/batches/{BATCH}/review")).json()
+        if last is not None and r["review_sha256"] == last["review_sha256"]:
+            return r
+        last = r
+        await asyncio.sleep(1.0)
+    raise AssertionError(f"the review kept changing: {_diff(last['review'], r['review'])[:5]}")
+
+
+async def _batch(c):
+    return [b for b in (await c.get("/api/batches")).json() if b["id"] == BATCH]
+
+
+async def _for(c, tag):
+    return [d for d in await deviations(c) if d["record"]["evidence"]["tag"] == tag]
+
+
+async def _ended(c, tag):
+    return [d for d in await _for(c, tag) if d["record"]["evidence"].get("end_us")]
+
+
+async def _page_hold(base_url: str, tmp_path) -> None:
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=require_tool("chromium"), args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = await (
+            await browser.new_context(viewport={"width": 1280, "height": 1400})
+        ).new_page()
+        await page.goto(f"{base_url}/batch?id={BATCH}")
+        await page.fill("#user_id", "qa.approver")
+        await page.fill("#password", PEOPLE_PASSWORD)
+        await page.click("#signin-button")
+        await expect(page.locator("#title")).to_contain_text(BATCH, timeout=20_000)
+        await expect(page.locator('#blockers li[data-code="deviation_open"]').first).to_be_visible()
+        await expect(page.locator("#chart rect.excursion").first).to_be_attached()
+        await expect(page.locator("#chart polyline.mean")).to_be_attached()
+        await page.select_option("#decision", "hold")
+        await page.fill("#comment", "open deviations: hold until closed")
+        await page.fill("#sig_password", PEOPLE_PASSWORD)
+        await page.click("#decision-button")
+        await expect(page.locator('p.decision[data-decision="hold"]')).to_contain_text(
+            "signed by Test Qa_Approver", timeout=20_000
+        )
+        await page.screenshot(path=str(tmp_path / "batch.png"), full_page=True)
+        await browser.close()
+
+
+def _diff(a, b, path=""):
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in set(a) | set(b):
+            out += _diff(a.get(k), b.get(k), f"{path}.{k}")
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        out = []
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            out += _diff(x, y, f"{path}[{i}]")
+        return out
+    return [] if a == b else [(path, str(a)[:80], str(b)[:80])]
