@@ -136,7 +136,7 @@ def batch_report(batch_id: str, request: Request, who: Principal = READ_AUDIT) -
     "/api/batches/{batch_id}/evidence.zip",
     tags=["release"],
     response_class=FileResponse,
-    responses={**NOT_FOUND, 200: {"content": {"application/zip": {}}}},
+    responses={**NOT_FOUND, **CONFLICT, 200: {"content": {"application/zip": {}}}},
 )
 def batch_evidence(batch_id: str, request: Request, who: Principal = READ_AUDIT) -> FileResponse:
     """The signed evidence package (verify offline: `gmp-edge evidence verify FILE`)."""
@@ -281,7 +281,7 @@ def _when(dt: datetime | None) -> int | None:
     "/api/excursions",
     response_model=ExcursionPage,
     tags=["release"],
-    responses={400: {"description": "bad filter"}, 200: {"content": {"text/csv": {}}}},
+    responses={**NOT_FOUND, 400: {"description": "bad filter"}, 200: {"content": {"text/csv": {}}}},
 )
 def excursion_history(
     request: Request,
