@@ -104,6 +104,20 @@ def build_forwarding(
                     return
 
         fw.finals.append(last_readings)
+
+        async def watch_quarantine(stop: asyncio.Event) -> None:
+            # a quarantined point is kept, but somebody must look at it: raise an alarm
+            while not stop.is_set():
+                n = int(readings.status().get("quarantined") or 0)
+                await asyncio.to_thread(
+                    engine.system_condition, "influxdb_quarantine", n > 0, float(n), 0.0,
+                    f"{n} reading(s) refused by InfluxDB are in quarantine"
+                    if n else "no reading in quarantine",
+                )  # fmt: skip
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=10)
+
+        fw.runs.append(watch_quarantine)
         if cfg.influxdb.events:
             events = EventForwarder(store, trail, sink, "influxdb",
                                     flush_interval_s=cfg.influxdb.flush_interval_s)  # fmt: skip
