@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.models import AUTH, BAD_REQUEST, CONFLICT, NOT_FOUND, Password, Reason, Strict, UserId
-from api.security import Principal, access_of, require, require_person
+from api.security import Principal, access_of, reauthenticate, require, require_person
 from api.timefmt import iso
 from audit.review import AuditReview, AuditReviews, ReviewError
 from collector.reading import now_us
@@ -216,19 +216,13 @@ def signatures_of(
 )
 def sign(body: SignIn, request: Request, who: Principal = SIGNED_IN) -> ManifestOut:
     """Sign a record. The password is asked again; the signed content's hash must match."""
-    require_person(who, request)
     access = access_of(request)
     reg = _register(request)
-    if body.user_id != who.id:
-        access.trail.append(who.actor, "signature.refused", body.record_type, body.record_id,
-                            f"signing as {body.user_id} while signed in as {who.id}")  # fmt: skip
-        raise HTTPException(403, "you can only sign as yourself")
-    check = access.directory.authenticate(body.user_id, body.password, purpose="signature")
-    if not check.ok or check.user is None:
-        raise HTTPException(401, f"signature not executed: {check.reason}")
+    signer = reauthenticate(request, who, body.user_id, body.password, body.record_type,
+                            body.record_id, "signature not executed")  # fmt: skip
     try:
         reg.sign(body.record_type, body.record_id, body.content_sha256, who.id,
-                 check.user.full_name, check.user.role, body.meaning, body.reason)  # fmt: skip
+                 signer.full_name, signer.role, body.meaning, body.reason)  # fmt: skip
     except UnknownRecord as exc:
         raise HTTPException(404, str(exc)) from None
     except RecordChanged as exc:

@@ -16,7 +16,7 @@ from alarms import machine as am
 from alarms.model import Alarm, AlarmError
 from api.audit_routes import AuditEntryOut, ManifestOut, entries_out, manifest_out
 from api.models import AUTH, BAD_REQUEST, CONFLICT, NOT_FOUND, Password, Reason, Strict, UserId
-from api.security import Principal, access_of, require, require_person
+from api.security import Principal, reauthenticate, require, require_person
 from api.timefmt import iso
 from collector.reading import now_us
 from deviations.batch import Batch
@@ -452,13 +452,8 @@ def close_deviation(
     dev_id: str, body: CloseIn, request: Request, who: Principal = APPROVE
 ) -> DeviationOut:
     """Under investigation -> closed, signed by you (password asked again)."""
-    require_person(who, request)
-    access = access_of(request)
-    if body.user_id != who.id:
-        raise HTTPException(403, "you can only sign as yourself")
-    check = access.directory.authenticate(body.user_id, body.password, purpose="signature")
-    if not check.ok or check.user is None:
-        raise HTTPException(401, f"not closed: {check.reason}")
+    signer = reauthenticate(request, who, body.user_id, body.password, "deviation", dev_id,
+                            "not closed")  # fmt: skip
     dev = _deviation(request, dev_id)
     out = _transition(request, dev, lambda d: close(
         d, body.expected_version, actor=who.id, at_us=now_us(),
@@ -468,8 +463,8 @@ def close_deviation(
     ), body.expected_version)  # fmt: skip
     reg = request.app.state.signatures
     try:
-        reg.sign("deviation", dev_id, out.content_sha256, who.id, check.user.full_name,
-                 check.user.role, Meaning.APPROVAL, body.note or "deviation closed")  # fmt: skip
+        reg.sign("deviation", dev_id, out.content_sha256, who.id, signer.full_name,
+                 signer.role, Meaning.APPROVAL, body.note or "deviation closed")  # fmt: skip
     except SigningRefused as exc:  # e.g. the approver raised it by hand: closed, unsigned
         raise HTTPException(403, f"closed, but not signed: {exc}") from None
     return deviation_out(request, _deviation(request, dev_id))

@@ -21,7 +21,7 @@ from starlette.background import BackgroundTask
 from api.audit_routes import ManifestOut, manifest_out
 from api.models import AUTH, CONFLICT, NOT_FOUND, Password, Strict, UserId
 from api.monitoring_routes import engine_of
-from api.security import Principal, access_of, require, require_person
+from api.security import Principal, access_of, reauthenticate, require
 from api.timefmt import iso
 from collector.reading import now_us
 from identity.roles import Permission
@@ -209,13 +209,8 @@ def decide(
     batch_id: str, body: DecisionIn, request: Request, who: Principal = APPROVE
 ) -> DecisionOut:
     """Record and sign a decision on the review you saw (meaning: responsibility)."""
-    require_person(who, request)
-    access = access_of(request)
-    if body.user_id != who.id:
-        raise HTTPException(403, "you can only sign as yourself")
-    check = access.directory.authenticate(body.user_id, body.password, purpose="signature")
-    if not check.ok or check.user is None:
-        raise HTTPException(401, f"not decided: {check.reason}")
+    signer = reauthenticate(request, who, body.user_id, body.password, "batch", batch_id,
+                            "not decided")  # fmt: skip
     review = _review(request, batch_id).to_dict()
     current = review_sha256(review)
     if current != body.review_sha256:
@@ -230,7 +225,7 @@ def decide(
     reg = request.app.state.signatures
     seen = reg.current_hash("batch_decision", d.id)
     try:
-        reg.sign("batch_decision", d.id, seen, who.id, check.user.full_name, check.user.role,
+        reg.sign("batch_decision", d.id, seen, who.id, signer.full_name, signer.role,
                  Meaning.RESPONSIBILITY, body.comment)  # fmt: skip
     except SigningRefused as exc:
         raise HTTPException(403, f"recorded, but not signed: {exc}") from None

@@ -21,7 +21,7 @@ from audit.trail import AuditTrail
 from collector.reading import now_us
 from identity.roles import Permission, Role, allowed
 from identity.sessions import Sessions
-from identity.users import Directory
+from identity.users import Directory, User
 
 COOKIE = "gmpe_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -142,3 +142,27 @@ def require_person(who: Principal, request: Request) -> None:
     if who.kind != "person":
         access: Access = request.app.state.access
         raise access.refuse(request, who, "only a signed-in person can do this, not a token")
+
+
+def reauthenticate(
+    request: Request,
+    who: Principal,
+    user_id: str,
+    password: str,
+    record_type: str,
+    record_id: str,
+    refused: str,
+) -> User:
+    """The password asked again before a signature (21 CFR 11.200): the signer must be
+    the signed-in person, and a wrong password counts toward the lockout. Attempts to
+    sign as someone else are audited; ``refused`` starts the 401 message."""
+    require_person(who, request)
+    access = access_of(request)
+    if user_id != who.id:
+        access.trail.append(who.actor, "signature.refused", record_type, record_id,
+                            f"signing as {user_id} while signed in as {who.id}")  # fmt: skip
+        raise HTTPException(403, "you can only sign as yourself")
+    check = access.directory.authenticate(user_id, password, purpose="signature")
+    if not check.ok or check.user is None:
+        raise HTTPException(401, f"{refused}: {check.reason}")
+    return check.user
