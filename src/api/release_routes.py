@@ -104,8 +104,9 @@ def batch_review(
     who: Principal = READ_AUDIT,
 ) -> ReviewOut:
     """Everything that happened in the batch's rooms and equipment, and release readiness."""
-    r = _review(request, batch_id).to_dict(traces=traces)
-    digest = review_sha256(r if not traces else _review(request, batch_id).to_dict())
+    compiled = _review(request, batch_id)
+    r = compiled.to_dict(traces=traces)
+    digest = review_sha256(r if not traces else compiled.to_dict())
     return ReviewOut(review=r, review_sha256=digest, decisions=_decisions(request, batch_id))
 
 
