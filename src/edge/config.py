@@ -39,7 +39,7 @@ class Grade(StrEnum):
 
 
 class TagKind(StrEnum):
-    """What a tag measures; later issues pick limit presets by kind."""
+    """What a tag measures; limit presets and dashboards are chosen by kind."""
 
     PARTICLES_0_5 = "particles_0_5"
     PARTICLES_1_0 = "particles_1_0"
