@@ -207,6 +207,41 @@ def prepare_records(db: Path, cfg: PlantConfig, hours: float) -> None:
         trail.close()
 
 
+def index_all(store: Store) -> None:
+    """Fold every reading into the review segments, as the service does in the background."""
+    if store.segments_cursor() >= store.last_reading_id():
+        return
+    print("indexing review segments (the service does this every 30 s) ...", flush=True)
+    t = time.perf_counter()
+    n = 0
+    while k := store.index_segments(max_rows=200_000):
+        n += k
+        if n % 2_000_000 < k:
+            print(f"  {n:,} readings", flush=True)
+    el = time.perf_counter() - t
+    print(f"  indexed {n:,} readings in {el:.1f} s ({n / max(el, 1e-9):,.0f}/s)")
+
+
+def raw_floor(db: Path, cfg: PlantConfig, hours: float) -> None:
+    """The floor: fetching the batch's segment blobs and joining them, nothing else."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    t = time.perf_counter()
+    total = 0
+    end = T0 + int(hours * 3600) * S
+    for (tid,) in conn.execute("select id from tags").fetchall():
+        data = b"".join(
+            b
+            for (b,) in conn.execute(
+                "select data from segments where tag_id=? and minute_us>=? and minute_us<?",
+                (tid, T0 - 60 * S, end),
+            )
+        )
+        total += len(data)
+    el = time.perf_counter() - t
+    print(f"floor: bare read of the segment blobs ({total / 1e6:.0f} MB), one thread: {el:.2f} s")
+    conn.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--tags", type=int, default=500)
@@ -227,6 +262,8 @@ def main() -> None:
     cfg = plant_config(args.tags, db)
     prepare_records(db, cfg, args.hours)
     store = Store(db)
+    index_all(store)
+    raw_floor(db, cfg, args.hours)
     trail = AuditTrail(db)
     books = Books.open(trail)
     now = T0 + int(args.hours * 3600) * S + 3600 * S

@@ -167,6 +167,19 @@ class EdgeService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=3600)
 
+    async def _segments(self, stop: asyncio.Event) -> None:
+        """Keep the review segments up with the readings (ADR 0018)."""
+        interval = self.cfg.store.segment_index_interval_s
+        while not stop.is_set():
+            try:
+                while await asyncio.to_thread(self.store.index_segments) and not stop.is_set():
+                    await asyncio.sleep(0)  # catching up: let commits in between passes
+            except StoreError as exc:
+                # derived data: a failed pass loses nothing, the review reads the raw tail
+                log.error("segment index pass failed (reviews read raw readings): %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
     # -- lifecycle ---------------------------------------------------------------------
 
     def device_statuses(self) -> list[DeviceStatus]:
@@ -194,6 +207,7 @@ class EdgeService:
         committer_stop = asyncio.Event()
         committer = asyncio.create_task(self._committer(committer_stop), name="committer")
         retention = asyncio.create_task(self._retention(committer_stop), name="retention")
+        indexer = asyncio.create_task(self._segments(committer_stop), name="segments")
         try:
             await stop.wait()
         finally:
@@ -202,7 +216,7 @@ class EdgeService:
             for t in tasks:
                 t.cancel()
             committer_stop.set()
-            await asyncio.gather(committer, retention, return_exceptions=True)
+            await asyncio.gather(committer, retention, indexer, return_exceptions=True)
             await self.commit_pending()
             if self._pending:
                 log.error("%d readings could not be committed at stop", len(self._pending))

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from collector.reading import Cause, Quality, Reading, now_us
+from historian import segments as seg
 from historian.gaps import GapClosed, GapEvent, GapOpened
 
 SCHEMA_VERSION = 1
@@ -59,6 +62,15 @@ create table if not exists service_runs(
     stopped_us integer,
     config_sha256 text not null,
     note text not null default ''
+);
+-- derived from readings, never the record: per tag and UTC minute, the readings packed
+-- in time order for the batch review (historian/segments.py, ADR 0018)
+create table if not exists segments(
+    tag_id integer not null,
+    minute_us integer not null,
+    n integer not null,
+    data blob not null,
+    primary key(tag_id, minute_us)
 );
 create table if not exists outbox_cursors(
     destination text not null,
@@ -150,6 +162,77 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("pragma busy_timeout=5000")
     return conn
+
+
+def read_records(
+    conn: sqlite3.Connection,
+    tag_ids: Sequence[int | None],
+    start_us: int,
+    end_us: int,
+    tail_scan_max: int = 200_000,
+) -> list[np.ndarray]:
+    """Every reading of each tag with ``start_us <= ts < end_us``, by time (ADR 0018).
+
+    Segments up to the indexer's cursor plus the readings committed after it, read in
+    one snapshot (``conn`` in autocommit mode), so nothing committed is missed. When
+    more than ``tail_scan_max`` readings are not indexed yet (e.g. a store from before
+    segments), each tag's tail is read through its index instead of one scan of the
+    unindexed rows. Returns :data:`historian.segments.RECORD` arrays; ``None`` ids give
+    empty arrays.
+    """
+    conn.execute("begin")
+    try:
+        row = conn.execute("select value from meta where key='segments_last_id'").fetchone()
+        last = 0 if row is None else int(row[0])
+        newest = int(conn.execute("select coalesce(max(rowid), 0) from readings").fetchone()[0])
+        lo = int(seg.minute_of(start_us))
+        out = []
+        for tid in tag_ids:
+            if tid is None:
+                out.append(seg.EMPTY)
+                continue
+            blobs = [
+                b
+                for (b,) in conn.execute(
+                    "select data from segments where tag_id=? and minute_us>=? and minute_us<?"
+                    " order by minute_us",
+                    (tid, lo, end_us),
+                )
+            ]
+            out.append(seg.assemble(blobs, start_us, end_us))
+        if newest <= last:
+            return out
+        if newest - last <= tail_scan_max:
+            tail = np.fromiter(
+                conn.execute(
+                    f"select {seg.SOURCE_COLUMNS} from readings"
+                    " where rowid > ? and ts_us >= ? and ts_us < ?",
+                    (last, start_us, end_us),
+                ),
+                dtype=seg.SOURCE,
+            )
+            tail = tail[np.argsort(tail["rid"], kind="stable")]  # commit order
+            for i, tid in enumerate(tag_ids):
+                if tid is not None:
+                    mine = tail[tail["tid"] == tid]
+                    out[i] = seg.with_tail(out[i], seg.records_of(mine))
+            return out
+        for i, tid in enumerate(tag_ids):
+            if tid is None:
+                continue
+            mine = np.fromiter(
+                conn.execute(
+                    f"select {seg.SOURCE_COLUMNS} from readings"
+                    " where tag_id=? and ts_us >= ? and ts_us < ? and rowid > ?",
+                    (tid, start_us, end_us, last),
+                ),
+                dtype=seg.SOURCE,
+            )
+            mine = mine[np.argsort(mine["rid"], kind="stable")]
+            out[i] = seg.with_tail(out[i], seg.records_of(mine))
+        return out
+    finally:
+        conn.execute("rollback")
 
 
 class Store:
@@ -392,7 +475,65 @@ class Store:
             self._w.execute(
                 "delete from gaps where end_us is not null and end_us < ?", (older_than_us,)
             )
+            # segments wholly before the cut-off; a period older than the retention is not
+            # reviewable, whatever forwarding still holds back of it
+            self._w.execute(
+                "delete from segments where minute_us + ? <= ?", (seg.SEGMENT_US, older_than_us)
+            )
         return n
+
+    # -- segments (derived; ADR 0018) ----------------------------------------------
+
+    def segments_cursor(self) -> int:
+        """The last reading id folded into the segments (0: none yet)."""
+        row = (
+            self._reader()
+            .execute("select value from meta where key='segments_last_id'")
+            .fetchone()
+        )
+        return 0 if row is None else int(row[0])
+
+    def index_segments(self, max_rows: int = 50_000) -> int:
+        """Fold up to ``max_rows`` readings committed after the cursor into their segments.
+
+        Returns how many were folded (0: caught up). Reading and merging happen outside
+        the writer lock; only the upserts and the cursor move hold it, in one transaction,
+        so a crash leaves segments and cursor consistent and commits wait milliseconds.
+        Meant for one indexer at a time: a pass that finds the cursor moved writes nothing.
+        """
+        r = self._reader()
+        last = self.segments_cursor()
+        rows = np.fromiter(
+            r.execute(
+                f"select {seg.SOURCE_COLUMNS} from readings where rowid > ? order by rowid"
+                " limit ?",
+                (last, max_rows),
+            ),
+            dtype=seg.SOURCE,
+        )
+        if rows.size == 0:
+            return 0
+        writes = []
+        for (tid, minute), rec in seg.group(rows).items():
+            old = r.execute(
+                "select data from segments where tag_id=? and minute_us=?", (tid, minute)
+            ).fetchone()
+            merged = seg.merge(seg.EMPTY if old is None else seg.unpack(old[0]), rec)
+            writes.append((tid, minute, int(merged.size), seg.pack(merged)))
+        try:
+            with self._lock, self._tx():
+                if (self._meta("segments_last_id") or "0") != str(last):
+                    return 0
+                self._w.executemany(
+                    "insert into segments(tag_id, minute_us, n, data) values(?,?,?,?)"
+                    " on conflict(tag_id, minute_us) do update set n=excluded.n,"
+                    " data=excluded.data",
+                    writes,
+                )
+                self._set_meta("segments_last_id", str(int(rows["rid"][-1])))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: segment index pass failed: {exc}") from exc
+        return int(rows.size)
 
     # -- reading -----------------------------------------------------------------
 

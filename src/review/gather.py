@@ -1,16 +1,18 @@
 """Fetch the records a batch review is compiled from (the I/O half of the review).
 
 ``gather`` reads the store, the books and the audit trail once and hands everything to
-the pure ``compile_review``. Raw readings are read on a separate read-only connection
-straight into numpy arrays, a few tags per thread (SQLite releases the GIL while it
-steps).
+the pure ``compile_review``. Readings come from the historian's per-minute segments plus
+the readings not yet folded into them (``historian.store.read_records``, ADR 0018), on
+read-only connections, a few tags per thread (SQLite releases the GIL while it steps).
+``read_raw_arrays`` reads the same from the readings table row by row: the reference
+the segments are checked against.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from audit.chain import AuditEntry
 from audit.trail import AuditTrail
 from deviations.batch import Batch
 from edge.config import ModbusDevice, OpcuaDevice, PlantConfig, Tag
-from historian.store import Gap, Store
+from historian.store import Gap, Store, read_records
 from monitoring.engine import Books
 from monitoring.records import limit_set_record_id
 from review.compile import (
@@ -39,7 +41,7 @@ NON_NUMERIC_KINDS = frozenset({"state", "batch_id", "status"})
 _DTYPE = np.dtype([("ts", "i8"), ("v", "f8"), ("q", "i1")])
 _SQL = (
     "select ts_us, coalesce(value, 0.0), case when value is null then 3 else quality end"
-    " from readings where tag_id=? and ts_us>=? and ts_us<? order by ts_us"
+    " from readings where tag_id=? and ts_us>=? and ts_us<? order by ts_us, rowid"
 )
 
 
@@ -81,11 +83,28 @@ def tags_in_scope(cfg: PlantConfig, batch: Batch) -> list[Tag]:
     return out
 
 
-def _read_arrays(
+def _connect_ro(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+    )
+    conn.execute("pragma busy_timeout=5000")
+    return conn
+
+
+def _read_segments(
     path: Path, ids: Sequence[int | None], start_us: int, end_us: int
 ) -> list[np.ndarray]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-    conn.execute("pragma busy_timeout=5000")
+    conn = _connect_ro(path)
+    try:
+        return read_records(conn, ids, start_us, end_us)
+    finally:
+        conn.close()
+
+
+def _read_rows(
+    path: Path, ids: Sequence[int | None], start_us: int, end_us: int
+) -> list[np.ndarray]:
+    conn = _connect_ro(path)
     try:
         out = []
         for tid in ids:
@@ -99,10 +118,14 @@ def _read_arrays(
         conn.close()
 
 
-def read_tag_arrays(
-    store_path: Path, paths: Sequence[str], start_us: int, end_us: int, threads: int = 2
+def _by_tag(
+    store_path: Path,
+    paths: Sequence[str],
+    start_us: int,
+    end_us: int,
+    threads: int,
+    read: Callable[[Path, Sequence[int | None], int, int], list[np.ndarray]],
 ) -> dict[str, np.ndarray]:
-    """Raw readings (ts, value, quality) per tag in ``[start_us, end_us)``, by time."""
     conn = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True)
     try:
         known = dict(conn.execute("select path, id from tags").fetchall())
@@ -112,12 +135,30 @@ def read_tag_arrays(
     threads = max(1, min(threads, len(ids)))
     chunks = [ids[i::threads] for i in range(threads)]
     with ThreadPoolExecutor(threads) as pool:
-        results = list(pool.map(lambda c: _read_arrays(store_path, c, start_us, end_us), chunks))
+        results = list(pool.map(lambda c: read(store_path, c, start_us, end_us), chunks))
     out: dict[str, np.ndarray] = {}
     for k, res in enumerate(results):
         for j, arr in enumerate(res):
             out[paths[k + j * threads]] = arr
     return out
+
+
+def read_tag_arrays(
+    store_path: Path, paths: Sequence[str], start_us: int, end_us: int, threads: int = 2
+) -> dict[str, np.ndarray]:
+    """Readings (fields ts, v, q) per tag in ``[start_us, end_us)``, by time.
+
+    From the segments plus the not-yet-indexed readings (ADR 0018); the same values as
+    :func:`read_raw_arrays`, which the tests hold it to.
+    """
+    return _by_tag(store_path, paths, start_us, end_us, threads, _read_segments)
+
+
+def read_raw_arrays(
+    store_path: Path, paths: Sequence[str], start_us: int, end_us: int, threads: int = 2
+) -> dict[str, np.ndarray]:
+    """As :func:`read_tag_arrays`, row by row from the readings table (the reference)."""
+    return _by_tag(store_path, paths, start_us, end_us, threads, _read_rows)
 
 
 def quarantined_count(store_path: Path, paths: Sequence[str], start_us: int, end_us: int) -> int:

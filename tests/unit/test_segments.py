@@ -1,0 +1,210 @@
+"""Per-minute review segments: the pure functions, and equality with the readings table.
+
+The segments are derived data; what matters is that a review reads from them exactly the
+readings the table holds (same values, same order), whatever the indexer has done so far:
+never indexed, part indexed, late and out-of-order readings, several passes over one
+minute, retention. ``read_raw_arrays`` (row by row) is the reference.
+"""
+
+import random
+
+import numpy as np
+import pytest
+
+from collector.reading import Cause, Quality, Reading
+from historian import segments as seg
+from historian.store import Store, read_records
+from review.gather import read_raw_arrays, read_tag_arrays
+
+S = 1_000_000
+M = seg.SEGMENT_US
+T0 = 1_790_000_000 * S  # a whole minute: 1_790_000_000 = 29_833_333 min + 20 s
+TAGS = [(f"s/a/r/e/t{i}", "u", "temperature", "dev") for i in range(4)]
+PATHS = [t[0] for t in TAGS]
+
+
+def rec(*rows):
+    return np.array(list(rows), dtype=seg.RECORD)
+
+
+def src(*rows):
+    return np.array(list(rows), dtype=seg.SOURCE)
+
+
+@pytest.mark.parametrize(
+    ("ts", "minute"),
+    [(0, 0), (M - 1, 0), (M, M), (-1, -M), (-M, -M), (-M - 1, -2 * M), (T0 + 5, (T0 // M) * M)],
+)
+def test_minute_of_floors_also_before_1970(ts, minute):
+    assert seg.minute_of(ts) == minute
+
+
+def test_pack_unpack_round_trip_is_exact():
+    r = rec((1, 0.1, 0), (2, -0.0, 1), (3, 1e-300, 2), (4, 0.0, 3), (5, 123456789.123456789, 0))
+    back = seg.unpack(seg.pack(r))
+    assert back.tobytes() == r.tobytes()
+    assert np.signbit(back["v"][1])
+
+
+def test_unpack_refuses_a_torn_blob():
+    with pytest.raises(ValueError, match="not whole records"):
+        seg.unpack(b"\0" * 18)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "want_ts", "want_v"),
+    [
+        ([], [(5, 1.0, 0)], [5], [1.0]),
+        ([(1, 1.0, 0), (3, 3.0, 0)], [(4, 4.0, 0)], [1, 3, 4], [1.0, 3.0, 4.0]),
+        # late reading goes in its place
+        ([(1, 1.0, 0), (3, 3.0, 0)], [(2, 2.0, 0)], [1, 2, 3], [1.0, 2.0, 3.0]),
+        # equal times keep commit order: the older segment's first
+        ([(2, 1.0, 0)], [(2, 9.0, 0)], [2, 2], [1.0, 9.0]),
+        # new readings out of order among themselves
+        ([], [(3, 3.0, 0), (1, 1.0, 0), (2, 2.0, 0)], [1, 2, 3], [1.0, 2.0, 3.0]),
+    ],
+)
+def test_merge_table(old, new, want_ts, want_v):
+    out = seg.merge(rec(*old) if old else seg.EMPTY, rec(*new))
+    assert out["ts"].tolist() == want_ts
+    assert out["v"].tolist() == want_v
+
+
+def test_group_splits_by_tag_and_minute_keeping_commit_order():
+    rows = src(
+        (1, 7, M + 5, 1.0, 0),
+        (2, 3, M + 6, 2.0, 0),
+        (3, 7, 2 * M, 3.0, 1),
+        (4, 7, M + 1, 4.0, 2),  # later commit, earlier time: commit order kept here
+        (5, 3, M - 1, 5.0, 3),
+    )
+    g = seg.group(rows)
+    assert sorted(g) == [(3, 0), (3, M), (7, M), (7, 2 * M)]
+    assert g[(7, M)]["ts"].tolist() == [M + 5, M + 1]
+    assert g[(7, M)]["q"].tolist() == [0, 2]
+    assert g[(7, 2 * M)]["v"].tolist() == [3.0]
+    assert g[(3, 0)]["q"].tolist() == [3]
+    assert seg.group(src()) == {}
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "want"),
+    [(0, 10 * M, [1, 2, M, M + 5]), (2, M + 5, [2, M]), (M + 6, 2 * M, []), (0, 1, [])],
+)
+def test_assemble_cuts_to_the_window(start, end, want):
+    blobs = [seg.pack(rec((1, 0.0, 0), (2, 0.0, 0))), seg.pack(rec((M, 0.0, 0), (M + 5, 0.0, 0)))]
+    assert seg.assemble(blobs, start, end)["ts"].tolist() == want
+
+
+def test_with_tail_puts_late_readings_in_time_order():
+    out = seg.with_tail(rec((1, 1.0, 0), (3, 3.0, 0)), rec((2, 2.0, 0), (3, 4.0, 0)))
+    assert out["ts"].tolist() == [1, 2, 3, 3]
+    assert out["v"].tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+# ------------------------------------------------------------------ against a real store
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "seg.db")
+    s.register_tags(TAGS)
+    yield s
+    s.close()
+
+
+def _random_batch(rng: random.Random, t: int) -> list[Reading]:
+    out = []
+    for _ in range(rng.randint(1, 40)):
+        tag = rng.choice(PATHS)
+        ts = t + rng.randint(-200 * S, 200 * S)  # late and early, across minutes
+        kind = rng.random()
+        if kind < 0.7:
+            out.append(Reading(tag, rng.uniform(-50, 50), Quality.GOOD, ts))
+        elif kind < 0.8:
+            out.append(Reading(tag, rng.uniform(-50, 50), Quality.UNCERTAIN, ts, ts - S, "odd"))
+        elif kind < 0.9:
+            out.append(Reading.bad(tag, ts, "no answer", Cause.NETWORK))
+        elif kind < 0.95:
+            out.append(Reading(tag, "text", Quality.GOOD, ts))
+        else:  # a duplicate timestamp of the first reading of this batch
+            first = out[0] if out else Reading(tag, 1.0, Quality.GOOD, ts)
+            out.append(Reading(first.tag, 42.0, Quality.GOOD, first.ts_us))
+    return out
+
+
+def _same(store: Store, start: int, end: int) -> None:
+    fast = read_tag_arrays(store.path, PATHS, start, end)
+    raw = read_raw_arrays(store.path, PATHS, start, end)
+    for p in PATHS:
+        assert fast[p]["ts"].tolist() == raw[p]["ts"].tolist(), p
+        assert fast[p]["v"].tobytes() == raw[p]["v"].tobytes(), p
+        assert fast[p]["q"].tolist() == raw[p]["q"].tolist(), p
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_segments_plus_tail_equal_the_readings_table(store, seed):
+    rng = random.Random(seed)
+    t = T0
+    for step in range(30):
+        store.commit(_random_batch(rng, t))
+        t += rng.randint(1, 40) * S
+        if rng.random() < 0.4:
+            store.index_segments(max_rows=rng.choice([1, 7, 50, 10_000]))
+        if step % 5 == 0:
+            a = T0 + rng.randint(-300, 600) * S + rng.randint(0, S)
+            _same(store, a, a + rng.randint(1, 900) * S)
+    _same(store, 0, 2**62)
+    while store.index_segments(max_rows=13):
+        pass
+    assert store.segments_cursor() == store.last_reading_id()
+    _same(store, 0, 2**62)
+    _same(store, T0 + 17 * S + 3, T0 + 123 * S)
+
+
+def test_per_tag_tail_path_when_much_is_not_indexed(store):
+    rng = random.Random(99)
+    for i in range(20):
+        store.commit(_random_batch(rng, T0 + i * 10 * S))
+    store.index_segments(max_rows=100)
+    conn = store._reader()
+    tids = [store._tag_ids[p] for p in PATHS] + [None]
+    scan = read_records(conn, tids, T0 - M, T0 + 10 * M, tail_scan_max=10**9)
+    per_tag = read_records(conn, tids, T0 - M, T0 + 10 * M, tail_scan_max=0)
+    for a, b in zip(scan, per_tag, strict=True):
+        assert a.tobytes() == b.tobytes()
+    assert per_tag[-1].size == 0
+
+
+def test_index_pass_counts_and_catches_up(store):
+    store.commit([Reading(PATHS[0], float(i), Quality.GOOD, T0 + i * S) for i in range(150)])
+    assert store.index_segments(max_rows=100) == 100
+    assert store.index_segments(max_rows=100) == 50
+    assert store.index_segments() == 0
+    rows = store._reader().execute(
+        "select minute_us, n from segments order by minute_us"
+    ).fetchall()
+    first = (T0 // M) * M
+    assert rows == [(first, 40), (first + M, 60), (first + 2 * M, 50)]
+
+
+def test_a_pass_that_finds_the_cursor_moved_writes_nothing(store, monkeypatch):
+    store.commit([Reading(PATHS[0], 1.0, Quality.GOOD, T0)])
+    real = store.segments_cursor
+    calls = iter([0])  # the pass sees 0, but another indexer has moved it meanwhile
+    monkeypatch.setattr(store, "segments_cursor", lambda: next(calls, real()))
+    store._set_meta("segments_last_id", "1")
+    assert store.index_segments() == 0
+    assert store._reader().execute("select count(*) from segments").fetchone()[0] == 0
+
+
+def test_retention_deletes_old_segments_only(store):
+    store.commit([Reading(PATHS[0], float(i), Quality.GOOD, T0 + i * 30 * S) for i in range(8)])
+    store.index_segments()
+    first = (T0 // M) * M
+    store.apply_retention(first + 2 * M)
+    minutes = [
+        m for (m,) in store._reader().execute("select minute_us from segments order by 1")
+    ]
+    assert minutes == [first + 2 * M, first + 3 * M]
+    _same(store, first + 2 * M, 2**62)
