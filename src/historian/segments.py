@@ -95,11 +95,15 @@ def records_of(rows: np.ndarray) -> np.ndarray:
 
 
 def assemble(blobs: Iterable[bytes], start_us: int, end_us: int) -> np.ndarray:
-    """One tag's records in ``[start_us, end_us)`` from its segment blobs in minute order."""
+    """One tag's records in ``[start_us, end_us)`` from its segment blobs in minute order.
+
+    Minutes given out of order are put right (a stable sort by time keeps the commit
+    order of equal times, which always share a minute).
+    """
     data = b"".join(blobs)
     if not data:
         return EMPTY
-    rec = unpack(data)
+    rec = in_time_order(unpack(data))
     ts = rec["ts"]
     a, b = np.searchsorted(ts, [start_us, end_us], side="left")
     return rec[int(a) : int(b)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -107,6 +108,7 @@ class ReviewInputs:
     quarantined: int = 0
     trace_points: int = TRACE_POINTS
     notes: Sequence[str] = ()
+    workers: int = 1  # threads compiling tags (the result does not depend on it)
 
 
 # ------------------------------------------------------------------------- helpers
@@ -246,7 +248,7 @@ def _trace(ts: np.ndarray, v: np.ndarray, start_us: int, end_us: int, points: in
         mean[has] = np.add.reduceat(v, idx)[has] / counts[has]
     return Trace(
         window,
-        tuple(int(x) for x in edges[:-1]),
+        tuple(edges[:-1].tolist()),
         tuple(mn.tolist()),
         tuple(mx.tolist()),
         tuple(mean.tolist()),
@@ -473,10 +475,18 @@ def compile_review(inputs: ReviewInputs) -> BatchReview:
     start, end = b.start_us, period_end(b, inputs.now_us)
     versions = limit_versions_in_force(inputs.limit_sets, start, end)
     sets = {(ls.id, ls.version): ls for ls, _ in inputs.limit_sets}
-    tags = tuple(
-        compile_tag(ti, start, end, versions, sets, inputs.trace_points)
-        for ti in sorted(inputs.tags, key=lambda t: (t.room, t.tag))
-    )
+    ordered = sorted(inputs.tags, key=lambda t: (t.room, t.tag))
+
+    def one(ti: TagInput) -> TagReview:
+        return compile_tag(ti, start, end, versions, sets, inputs.trace_points)
+
+    if inputs.workers > 1 and len(ordered) > 1:
+        # tags are independent and numpy lets go of the GIL in the heavy parts
+        # (partition, reductions): same result, order kept by map
+        with ThreadPoolExecutor(inputs.workers) as pool:
+            tags = tuple(pool.map(one, ordered))
+    else:
+        tags = tuple(one(ti) for ti in ordered)
     n, head, brk = inputs.audit_verdict
     review = BatchReview(
         batch_id=b.id,

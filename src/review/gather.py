@@ -88,6 +88,9 @@ def _connect_ro(path: Path) -> sqlite3.Connection:
         f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
     )
     conn.execute("pragma busy_timeout=5000")
+    # map the file instead of copying every page through read(): a third faster on a
+    # review's few hundred MB of segments
+    conn.execute("pragma mmap_size=4294967296")
     return conn
 
 
@@ -262,6 +265,7 @@ def gather(
         audit_entries=list(entries.values()),
         audit_verdict=trail.verify(),
         quarantined=quarantined_count(store.path, paths, start, end),
+        workers=threads,
     )
 
 
