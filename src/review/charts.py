@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+import numpy as np
 from reportlab.lib import colors
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable
@@ -43,6 +44,21 @@ def _fmt(x: float) -> str:
     if ax >= 100:
         return f"{x:.0f}"
     return f"{x:.4g}"
+
+
+def _runs(has: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) index ranges of the consecutive True values in ``has``."""
+    edges = np.diff(np.concatenate([[0], has.astype(np.int8), [0]]))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def _path_ops(xs: np.ndarray, ys: np.ndarray) -> str:
+    """PDF path operators of a polyline: ``x y m`` then ``x y l`` per further point."""
+    pts = np.empty(2 * xs.size, dtype=np.float64)
+    pts[0::2], pts[1::2] = xs, ys
+    return ("%.2f %.2f m\n" + "%.2f %.2f l\n" * (xs.size - 1)) % tuple(pts.tolist())
 
 
 class TraceChart(Flowable):
@@ -124,41 +140,29 @@ class TraceChart(Flowable):
             c.drawPath(p, stroke=1, fill=0)
             c.setFillColor(GAP)
             c.drawString(xa + 1, top - 7, f"gap ({g.cause})")
-        # envelope and mean
+        # envelope and mean: one literal path per run of windows with values. Formatted
+        # in one go rather than a lineTo call per point: a 500-tag report has 900,000
+        # points, and per-point path calls were most of its rendering time
         tr = t.trace
         if tr is not None and tr.start_us:
-            half = tr.window_us
-            runs: list[list[int]] = []
-            cur: list[int] = []
-            for i, m in enumerate(tr.mean):
-                if m == m:
-                    cur.append(i)
-                elif cur:
-                    runs.append(cur)
-                    cur = []
-            if cur:
-                runs.append(cur)
+            mid = np.asarray(tr.start_us, dtype=np.float64) + tr.window_us // 2
+            xs = left + pw * (np.clip(mid, self.start_us, self.end_us) - self.start_us) / span
+            mean = np.asarray(tr.mean, dtype=np.float64)
+            y_mn = bottom + ph * (np.asarray(tr.min, dtype=np.float64) - y0) / (y1 - y0)
+            y_mx = bottom + ph * (np.asarray(tr.max, dtype=np.float64) - y0) / (y1 - y0)
+            y_mean = bottom + ph * (mean - y0) / (y1 - y0)
+            runs = _runs(~np.isnan(mean))
             c.setFillColor(ENVELOPE)
             c.setStrokeColor(ENVELOPE)
             c.setLineWidth(0.4)
-            for run in runs:
-                p = c.beginPath()
-                xs = [x_of(tr.start_us[i] + half // 2) for i in run]
-                p.moveTo(xs[0], y_of(tr.max[run[0]]))
-                for x, i in zip(xs[1:], run[1:], strict=True):
-                    p.lineTo(x, y_of(tr.max[i]))
-                for x, i in zip(reversed(xs), reversed(run), strict=True):
-                    p.lineTo(x, y_of(tr.min[i]))
-                p.close()
-                c.drawPath(p, stroke=1, fill=1)
+            for a, b in runs:
+                ring_x = np.concatenate([xs[a:b], xs[a:b][::-1]])
+                ring_y = np.concatenate([y_mx[a:b], y_mn[a:b][::-1]])
+                c.addLiteral(_path_ops(ring_x, ring_y) + "h B")  # close, fill and stroke
             c.setStrokeColor(MEAN)
             c.setLineWidth(0.6)
-            for run in runs:
-                p = c.beginPath()
-                p.moveTo(x_of(tr.start_us[run[0]] + half // 2), y_of(tr.mean[run[0]]))
-                for i in run[1:]:
-                    p.lineTo(x_of(tr.start_us[i] + half // 2), y_of(tr.mean[i]))
-                c.drawPath(p, stroke=1, fill=0)
+            for a, b in runs:
+                c.addLiteral(_path_ops(xs[a:b], y_mean[a:b]) + "S")
         # limits (each version over the time it was in force)
         for lim in t.limits:
             xa = x_of(lim.from_us)
@@ -199,7 +203,7 @@ class TraceChart(Flowable):
             c.drawCentredString(x, bottom - 8, label)
             tick += step
         c.drawRightString(right, bottom - 8 if hours > 48 else 1, "UTC")
-        if tr is None or not any(m == m for m in tr.mean):
+        if tr is None or not any(m == m for m in tr.mean):  # NaN != NaN: no values
             c.setFont("Helvetica-Oblique", 8)
             c.drawCentredString(left + pw / 2, bottom + ph / 2, "no Good values in the period")
         c.restoreState()
