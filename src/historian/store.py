@@ -492,6 +492,12 @@ class Store:
         )
         return 0 if row is None else int(row[0])
 
+    def reset_segments(self) -> None:
+        """Delete every segment and the cursor: the next passes derive them all anew."""
+        with self._lock, self._tx():
+            self._w.execute("delete from segments")
+            self._w.execute("delete from meta where key='segments_last_id'")
+
     def index_segments(self, max_rows: int = 50_000) -> int:
         """Fold up to ``max_rows`` readings committed after the cursor into their segments.
 
