@@ -13,7 +13,14 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from api import admin_routes, audit_routes, monitoring_routes, release_routes, session_routes
+from api import (
+    admin_routes,
+    audit_routes,
+    monitoring_routes,
+    release_routes,
+    session_routes,
+    validation_routes,
+)
 from api.metrics import Exposition, flatten
 from api.middleware import BodyLimit, SecurityHeaders
 from api.models import AUTH, ErrorOut, Responses
@@ -465,4 +472,5 @@ def create_app(
     app.include_router(audit_routes.router)
     app.include_router(monitoring_routes.router)
     app.include_router(release_routes.router)
+    app.include_router(validation_routes.router)
     return app

@@ -660,7 +660,8 @@ def summarise(inputs: ValidationInputs) -> ProcessValidationSummary:
     """The process validation summary of ``inputs`` (pure; same inputs, same summary).
 
     Only ended batches count (a running batch's record is not complete); a batch without
-    press CPP readings is listed as excluded with the reason.
+    press CPP readings is listed as excluded with the reason. CPPs with a validated range
+    come first, then the others, each by tag.
     """
     pol = inputs.policy
     sets = {(ls.id, ls.version): ls for ls, _ in inputs.limit_sets}
@@ -681,7 +682,12 @@ def summarise(inputs: ValidationInputs) -> ProcessValidationSummary:
         for ti in bd.tags:
             if ti.kind in PRESS_KINDS:
                 rows[ti.tag].append((bd, ti))
-    cpps = tuple(_cpp(tag, rows[tag], inputs.limit_sets, sets, pol) for tag in sorted(rows))
+    cpps = tuple(
+        sorted(
+            (_cpp(tag, rows[tag], inputs.limit_sets, sets, pol) for tag in rows),
+            key=lambda c: (c.lsl is None and c.usl is None, c.tag),  # validated ones first
+        )
+    )
     counts = {v: sum(1 for c in cpps if c.verdict == v) for v in VERDICTS}
     what = inputs.product or "all products"
     if not included:

@@ -85,6 +85,8 @@ EXPECTED: dict[tuple[str, str], Permission | str | None] = {
     ("GET", "/api/batches/{batch_id}/decisions"): P.READ_AUDIT,
     ("POST", "/api/batches/{batch_id}/decision"): P.APPROVE,
     ("GET", "/api/excursions"): P.READ_LIVE,
+    ("GET", "/api/process-validation"): P.READ_AUDIT,
+    ("GET", "/api/equipment"): P.READ_AUDIT,
 }
 
 

@@ -7,6 +7,7 @@ import json
 import math
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -386,6 +387,13 @@ def test_running_other_product_no_press_and_non_press_tags():
     assert [b.id for b in s_all.batches] == ["B-8", "B-9"] and s_all.product is None
 
 
+def test_cpps_with_a_validated_range_come_first():
+    b = batch(1)
+    early = "site/area/compression/press-01/a_ejection_force"  # sorts before TAG, no range
+    d = BatchData(b, (tag_input(b, [1.0, 2.0], tag=early), tag_input(b, [14.0, 16.0])))
+    assert [c.tag for c in run([d]).cpps] == [TAG, early]
+
+
 def test_batches_are_taken_in_start_order():
     later, earlier = data(2, [20.0, 21.0]), data(1, [10.0, 11.0])
     c = only(run([later, earlier]))
@@ -618,3 +626,179 @@ def test_equipment_sorted_by_id_and_usage_through_tags():
                              NOW)  # fmt: skip
     assert [o.id for o in out] == ["a-press", "pc-01"]
     assert [u.calibration_status for u in out[1].out_of_status] == ["overdue"]
+
+
+# ------------------------------------------------------------- gather from a real store
+
+
+def test_gather_from_a_real_store_and_books(tmp_path):
+    from audit.trail import AuditTrail
+    from collector.reading import Quality, Reading, now_us
+    from edge.config import load_config
+    from edge.service import EdgeService
+    from historian.store import Store
+    from monitoring.engine import Books, MonitoringEngine
+    from review.validation_gather import equipment_view, process_validation
+
+    example = Path(__file__).parents[2] / "examples" / "plant.toml"
+    comp = "acme-basel/solid-dose/compression"
+    force, speed = f"{comp}/press-01/main_compression_force", f"{comp}/press-01/turret_speed"
+    cfg, sha = load_config(example)
+    db = tmp_path / "s.db"
+    cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"path": db})})
+    store = Store(db)
+    EdgeService(cfg, sha, store)  # registers the tags
+    store.start_run(sha, [t.path for t in cfg.tags])
+    trail = AuditTrail(db)
+    books = Books.open(trail)
+    try:
+        engine = MonitoringEngine(cfg, sha, store, books)
+        engine.start()
+        t0 = now_us() + 5 * S
+        store.commit([Reading(f"{comp}/press-01/state", "EXECUTE", Quality.GOOD, t0 - S)])
+        b1 = [14.0, 16.0] * 10  # mean 15, every moving range 2
+        b2 = [15.0, 17.0] * 10 + [19.0] * 3  # an action excursion above 18 at the end
+        for i, (bid, values) in enumerate((("PV-1", b1), ("PV-2", b2))):
+            start = t0 + i * 100 * S
+            books.batches.start("mes", Batch(bid, "Paracetamol", ("press-01",),
+                                             ("compression",), start))  # fmt: skip
+            store.commit([Reading(force, v, Quality.GOOD, start + j * S)
+                          for j, v in enumerate(values)])  # fmt: skip
+            store.commit([Reading(speed, 40.0, Quality.BAD, start + S, message="no answer")])
+            engine.step()
+            books.batches.end("mes", bid, start + 50 * S)
+        books.batches.start("mes", Batch("PV-3", "Paracetamol", ("press-01",),
+                                         ("compression",), t0 + 300 * S))  # fmt: skip
+        books.batches.start("mes", Batch("OTHER-1", "Ibuprofen", ("press-01",),
+                                         ("compression",), t0 + 400 * S, t0 + 450 * S))  # fmt: skip
+        s = process_validation(store, books, cfg, t0 + 500 * S, product="Paracetamol",
+                               policy=Policy(min_batches=2))  # fmt: skip
+        capped = process_validation(store, books, cfg, t0 + 500 * S, max_batches=1)
+        eqs = {e.id: e for e in equipment_view(books, cfg, t0 + 500 * S)}
+    finally:
+        books.close()
+        trail.close()
+        store.close()
+    assert [b.id for b in s.batches] == ["PV-1", "PV-2"]
+    assert [(e.batch_id, e.reason) for e in s.excluded] == [
+        ("PV-3", "still running: only ended batches count")
+    ]
+    cpps = {c.tag: c for c in s.cpps}
+    assert set(cpps) == {t.path for t in cfg.tags if t.kind.value == "press_parameter"}
+    c = cpps[force]
+    f1, f2 = c.batches
+    assert (f1.n, f1.mean, f1.capability.lsl, f1.capability.usl) == (20, 15.0, 12.0, 18.0)
+    assert f1.cpk == pytest.approx(3 / (3 * W))  # min(18 - 15, 15 - 12) / (3 * 2/1.128)
+    assert f1.excursions == 0 and f1.limit_set is not None
+    assert f2.n == 23 and f2.max == 19.0 and f2.action_excursions >= 1
+    # the excursion raised a deviation naming PV-2 and the force tag
+    assert [d.status for d in f2.deviations] == ["open"]
+    assert c.overall.n == 43 and c.verdict == NOT_CAPABLE
+    assert cpps[speed].batches[0].n == 0  # Bad readings only
+    assert [b.id for b in capped.batches] == ["OTHER-1"] and "newest 1 of 3" in capped.notes[0]
+    press = eqs["press-01"]
+    assert press.qualification_status == "qualified" and press.calibration_status == "not_recorded"
+    assert press.batches_used == 4 and press.out_of_status == ()
+    assert eqs["pc-comp-01"].batches_used == 4  # its tags were in the batches' room
+
+
+# --------------------------------------------------------------------------- the API
+
+
+def test_answer_models_match_the_summary_exactly():
+    import typing
+
+    from api.validation_routes import CppOut, EquipmentOut, ProcessValidationOut
+    from review.validation import VERDICTS
+
+    devs = (dev(1, TAG, ("B-1",)),)
+    s = run([data(1, alternating(15.0, 1.0), deviations=devs), *cpk_batches(2.0, 0.9)[1:]])
+    d = json.loads(json.dumps(s.to_dict()))
+    assert ProcessValidationOut.model_validate(d).model_dump() == d
+    (o,) = equipment_overview([eq(q=date(2026, 9, 1))], [(batch(1), {"press-01"})], NOW)
+    e = json.loads(json.dumps(o.to_dict()))
+    assert e["out_of_status"] and EquipmentOut.model_validate(e).model_dump() == e
+    assert set(typing.get_args(CppOut.model_fields["verdict"].annotation)) == set(VERDICTS)
+
+
+@pytest.fixture
+def inspector(tmp_path):
+    import warnings
+
+    from audit.trail import AuditTrail
+    from edge.api_wiring import build_api
+    from edge.config import load_config
+    from edge.service import EdgeService
+    from historian.store import Store
+    from identity.roles import Role
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    cfg, sha = load_config(Path(__file__).parents[2] / "examples" / "plant.toml")
+    db = tmp_path / "s.db"
+    cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"path": db})})
+    store, trail = Store(db), AuditTrail(db)
+    parts = build_api(cfg, EdgeService(cfg, sha, store), trail)
+    token = parts.directory.create_token("system", "insp", Role.INSPECTOR, "test")
+    c = TestClient(parts.app, base_url="http://127.0.0.1")
+    c.headers["Authorization"] = f"Bearer {token}"
+    yield c
+    parts.close()
+    trail.close()
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "params, status, phrase",
+    [
+        ({}, 200, None),
+        ({"product": "Paracetamol 500 mg tablets", "start": "2026-01-01T00:00:00Z"}, 200, None),
+        ({"start": "2026-01-01T00:00:00"}, 422, "start '2026-01-01T00:00:00' has no time zone"),
+        ({"end": "2026-01-01T00:00:00"}, 422, "end '2026-01-01T00:00:00' has no time zone"),
+        ({"start": "2026-02-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, 422, "not before"),
+        ({"start": "0001-01-01T00:00:00Z"}, 422, "outside 1970-01-01 to 9999-01-01"),
+        ({"end": "9999-12-31T23:59:59Z"}, 422, "outside 1970-01-01 to 9999-01-01"),
+        ({"start": "yesterday"}, 422, "datetime"),
+        ({"cpk_target": "0.5"}, 422, "greater than or equal to 1"),
+        ({"min_batches": "0"}, 422, "greater than or equal to 1"),
+        ({"product": ""}, 422, "at least 1 character"),
+    ],
+)
+def test_process_validation_parameters(inspector, params, status, phrase):
+    r = inspector.get("/api/process-validation", params=params)
+    assert r.status_code == status, r.text
+    if phrase:
+        assert phrase in json.dumps(r.json()["detail"])
+    else:
+        body = r.json()
+        assert body["cpps"] == [] and body["batches"] == [] and "a person" in body["text"]
+        assert body["compiled"].endswith("Z")
+
+
+def test_equipment_answer(inspector):
+    r = inspector.get("/api/equipment")
+    assert r.status_code == 200
+    by_id = {e["id"]: e for e in r.json()}
+    press = by_id["press-01"]
+    assert (press["kind"], press["room"], press["qualified_until"]) == (
+        "tablet_press", "compression", "2027-09-30")  # fmt: skip
+    assert press["calibration_status"] == "not_recorded" and press["batches_used"] == 0
+    today = date.today()
+    left = (date(2027, 9, 30) - today).days
+    assert press["qualification_days_remaining"] == left
+    assert press["qualification_status"] == ("qualified" if left >= 0 else "expired")
+
+
+def test_the_page_loads_its_script_and_style_under_a_strict_csp(inspector):
+    page = inspector.get("/validation")
+    assert page.status_code == 200 and 'src="/validation.js"' in page.text
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "unsafe" not in csp
+    assert "<script>" not in page.text and "style=" not in page.text  # nothing inline
+    js = inspector.get("/validation.js")
+    assert js.headers["content-type"].startswith("text/javascript")
+    assert "eval(" not in js.text and "new Function" not in js.text and "style=" not in js.text
+    assert inspector.get("/validation.css").headers["content-type"].startswith("text/css")
+    assert 'href="/validation"' in inspector.get("/batch").text
