@@ -167,6 +167,32 @@ def batch_evidence(batch_id: str, request: Request, who: Principal = READ_AUDIT)
                         background=BackgroundTask(_cleanup, tmp))  # fmt: skip
 
 
+@router.get(
+    "/api/deviations/{dev_id}/report.pdf",
+    tags=["release"],
+    response_class=FileResponse,
+    responses={**NOT_FOUND, 200: {"content": {"application/pdf": {}}}},
+)
+def deviation_report(dev_id: str, request: Request, who: Principal = READ_AUDIT) -> FileResponse:
+    """The deviation investigation file (PDF): evidence with its trace, alarm history,
+    investigation, signatures with their validity, and the record's audit trail."""
+    from review.investigation import gather_investigation, render_investigation_pdf
+
+    engine = engine_of(request)
+    trail = access_of(request).trail
+    try:
+        f = gather_investigation(engine.store, engine.books, trail, engine.cfg,
+                                 request.app.state.signatures, dev_id, now_us())  # fmt: skip
+    except KeyError:
+        raise HTTPException(404, f"no deviation {dev_id!r}") from None
+    tmp = Path(tempfile.mkdtemp(prefix="gmp-edge-deviation-")) / f"investigation-{dev_id}.pdf"
+    render_investigation_pdf(f, tmp)
+    trail.append(who.actor, "deviation.file_exported", "deviation", dev_id, "", None,
+                 {"sha256": _file_sha(tmp), "version": f.deviation.version})  # fmt: skip
+    return FileResponse(tmp, media_type="application/pdf", filename=tmp.name,
+                        background=BackgroundTask(_cleanup, tmp))  # fmt: skip
+
+
 def _file_sha(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:

@@ -119,6 +119,18 @@ async def test_batch_review_release_report_and_evidence(plant, tmp_path):
                               text=True, check=True).stdout  # fmt: skip
         assert BATCH in text and "trh-comp-01" in text
 
+        # the inspector's copy of the excursion deviation's investigation file
+        (dev,) = await _for(c, temp)
+        r = await c.get(f"/api/deviations/{dev['id']}/report.pdf")
+        assert r.status_code == 200 and r.content.startswith(b"%PDF"), r.text[:300]
+        (tmp_path / "deviation.pdf").write_bytes(r.content)
+        text = subprocess.run([require_tool("pdftotext"), str(tmp_path / "deviation.pdf"), "-"],
+                              capture_output=True, text=True, check=True).stdout  # fmt: skip
+        for want in (dev["id"], temp, "HVAC reheat valve", "CAPA-2026-021", "approval", "valid",
+                     "condition_active", "UTC"):  # fmt: skip
+            assert want in text, want
+        assert (await c.get("/api/deviations/DEV-NONE/report.pdf")).status_code == 404
+
         # the evidence package verifies offline; one changed byte fails it
         r = await c.get(f"/api/batches/{BATCH}/evidence.zip")
         assert r.status_code == 200

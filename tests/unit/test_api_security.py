@@ -81,6 +81,7 @@ EXPECTED: dict[tuple[str, str], Permission | str | None] = {
     ("POST", "/api/batches/{batch_id}/end"): P.ACKNOWLEDGE,
     ("GET", "/api/batches/{batch_id}/review"): P.READ_AUDIT,
     ("GET", "/api/batches/{batch_id}/report.pdf"): P.READ_AUDIT,
+    ("GET", "/api/deviations/{dev_id}/report.pdf"): P.READ_AUDIT,
     ("GET", "/api/batches/{batch_id}/evidence.zip"): P.READ_AUDIT,
     ("GET", "/api/batches/{batch_id}/decisions"): P.READ_AUDIT,
     ("POST", "/api/batches/{batch_id}/decision"): P.APPROVE,
