@@ -10,7 +10,7 @@ from importlib import resources
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from api import (
@@ -39,6 +39,13 @@ from signatures.register import SignatureRegister
 MAX_RAW = 100_000
 
 
+#: Files the pages load (an allow-list: nothing else under /static is served).
+STATIC_ASSETS = {
+    "status.js": "text/javascript",
+    "status.css": "text/css",
+    "batch.js": "text/javascript",
+    "batch.css": "text/css",
+}
 NOT_FOUND: Responses = {404: {"model": ErrorOut, "description": "unknown tag"}}
 BAD_RANGE: Responses = {400: {"model": ErrorOut, "description": "timestamp or range not usable"}}
 
@@ -236,6 +243,15 @@ def create_app(
     @app.get("/batch", response_class=HTMLResponse, include_in_schema=False)
     def batch_page() -> str:
         return resources.files("api").joinpath("static/batch.html").read_text("utf-8")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static_asset(name: str) -> Response:
+        # the pages' scripts and styles live in files so the CSP can forbid inline code
+        kind = STATIC_ASSETS.get(name)
+        if kind is None:
+            raise HTTPException(404, "no such file")
+        text = resources.files("api").joinpath(f"static/{name}").read_text("utf-8")
+        return Response(text, media_type=kind)
 
     @live.get("/api/health", response_model=HealthOut, tags=["status"])
     def health() -> HealthOut:

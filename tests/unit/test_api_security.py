@@ -342,6 +342,16 @@ def test_security_headers_and_no_cors(env):
     page = c.get("/", headers={"Origin": "https://evil.example"})
     assert page.status_code == 200
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    for path in ("/", "/batch"):
+        csp = c.get(path).headers["content-security-policy"]
+        # scripts and styles come from files: an injected inline script would not run
+        assert "script-src 'self';" in csp and "style-src 'self';" in csp, csp
+        assert "unsafe" not in csp and "<script>" not in c.get(path).text
+    for name, kind in (("batch.js", "text/javascript"), ("status.css", "text/css")):
+        r = c.get(f"/static/{name}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith(kind)
+    assert c.get("/static/..%2Fapp.py").status_code == 404
+    assert c.get("/static/status.html").status_code == 404  # only the allow-listed assets
     assert page.headers["x-frame-options"] == "DENY"
     assert page.headers["x-content-type-options"] == "nosniff"
     assert "access-control-allow-origin" not in page.headers
