@@ -36,6 +36,8 @@ from review.compile import (
 )
 from review.model import BatchReview
 
+#: Audit actions recording that a record was exported (read), not changed.
+EXPORT_SUFFIX = "_exported"
 #: Tag kinds without numeric values (PackML state, batch id, status words): not reviewed.
 NON_NUMERIC_KINDS = frozenset({"state", "batch_id", "status"})
 _DTYPE = np.dtype([("ts", "i8"), ("v", "f8"), ("q", "i1")])
@@ -241,7 +243,11 @@ def gather(
 
     def add(found: Sequence[AuditEntry]) -> None:
         for e in found:
-            entries[e.seq] = e
+            # a report or package handed out reads the record, it does not change it: were
+            # exports part of the review, opening the PDF would invalidate the review a
+            # reviewer is about to sign (ADR 0017); the trail itself keeps them
+            if not e.action.endswith(EXPORT_SUFFIX):
+                entries[e.seq] = e
 
     add(trail.entries(record_type="batch", record_id=batch_id))
     for d in deviations:

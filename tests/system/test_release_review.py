@@ -190,6 +190,11 @@ async def _page_hold(base_url: str, tmp_path) -> None:
         page = await (
             await browser.new_context(viewport={"width": 1280, "height": 1400})
         ).new_page()
+        refused: list[str] = []  # CSP refusals and script errors would show here (a 401
+        # before sign-in and the missing favicon are expected console errors)
+        page.on("console", lambda m: refused.append(m.text)
+                if "Content Security Policy" in m.text else None)  # fmt: skip
+        page.on("pageerror", lambda e: refused.append(str(e)))
         await page.goto(f"{base_url}/batch?id={BATCH}")
         await page.fill("#user_id", "qa.approver")
         await page.fill("#password", PEOPLE_PASSWORD)
@@ -198,6 +203,14 @@ async def _page_hold(base_url: str, tmp_path) -> None:
         await expect(page.locator('#blockers li[data-code="deviation_open"]').first).to_be_visible()
         await expect(page.locator("#chart rect.excursion").first).to_be_attached()
         await expect(page.locator("#chart polyline.mean")).to_be_attached()
+        # the page's export links download with the reviewer's session
+        href = await page.locator("#report-link").get_attribute("href")
+        assert href == f"/api/batches/{BATCH}/report.pdf"
+        pdf = await page.request.get(f"{base_url}{href}")
+        assert pdf.ok and (await pdf.body()).startswith(b"%PDF")
+        devfile = await page.locator("a.devfile").first.get_attribute("href")
+        assert devfile and devfile.endswith("/report.pdf")
+        assert (await page.request.get(f"{base_url}{devfile}")).ok
         await page.select_option("#decision", "hold")
         await page.fill("#comment", "open deviations: hold until closed")
         await page.fill("#sig_password", PEOPLE_PASSWORD)
@@ -207,6 +220,7 @@ async def _page_hold(base_url: str, tmp_path) -> None:
         )
         await page.screenshot(path=str(tmp_path / "batch.png"), full_page=True)
         await browser.close()
+        assert not refused, refused
 
 
 def _diff(a, b, path=""):

@@ -444,6 +444,10 @@ def test_review_batch_gathers_from_a_real_store_and_books(tmp_path):
         engine.step()
         books.batches.end("qa1", "B-7", t0 + 200 * S)
         r = review_batch(store, books, trail, cfg, "B-7", t0 + 300 * S)
+        # handing out the report reads the record: the review (and its hash) stay the same
+        trail.append("qa1", "batch.report_exported", "batch", "B-7", "", None, {"sha256": "x"})
+        again = review_batch(store, books, trail, cfg, "B-7", t0 + 300 * S)
+        assert again.audit_entries == r.audit_entries
     finally:
         books.close()
         trail.close()

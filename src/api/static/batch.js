@@ -36,6 +36,10 @@ async function load(id) {
   const rv = current.review, b = rv.batch, rd = rv.readiness;
   $("review").classList.remove("hidden");
   $("title").textContent = `Batch ${b.id} — ${b.product}`;
+  const bid = encodeURIComponent(b.id);
+  $("report-link").href = `/api/batches/${bid}/report.pdf`;
+  $("evidence-link").href = `/api/batches/${bid}/evidence.zip`;
+  $("excursions-link").href = `/api/excursions?batch=${bid}&format=csv`;
   $("meta").textContent = `${b.start} → ${b.end || "running"} · rooms ${b.rooms.join(", ")} · equipment ${b.equipment.join(", ") || "—"} · ` +
     `config ${[...new Set(rv.config_versions.map(c => (c.config_sha256 || "").slice(0, 12)))].join(", ")} · limit sets ${rv.limit_sets.map(l => l.set_id + " v" + l.version).join(", ")}`;
   $("recommendation").textContent = "Recommendation: " + rd.recommendation;
@@ -50,7 +54,8 @@ async function load(id) {
     <td>${t.excursions.length}</td><td>${t.capability && t.capability.cpk !== null ? t.capability.cpk.toFixed(2) : "—"}</td></tr>`).join("");
   document.querySelectorAll("tr.tagrow").forEach(tr => tr.onclick = () => chart(+tr.dataset.i));
   $("deviations").innerHTML = rv.deviations.map(d => `<tr data-deviation="${esc(d.id)}"><td>${esc(d.id)}</td><td>${esc(d.title)}</td>
-    <td>${esc(d.status)}</td><td>${esc(d.classification || d.proposed_classification || "")}</td></tr>`).join("") || "<tr><td>none linked</td></tr>";
+    <td>${esc(d.status)}</td><td>${esc(d.classification || d.proposed_classification || "")}</td>
+    <td><a class="devfile" href="/api/deviations/${encodeURIComponent(d.id)}/report.pdf">investigation file (PDF)</a></td></tr>`).join("") || "<tr><td>none linked</td></tr>";
   $("equipment").innerHTML = rv.equipment.map(e => `<tr><td>${esc(e.id)}</td><td class="${e.flagged ? "blocker" : ""}">qualification ${esc(e.qualification_status)}, calibration ${esc(e.calibration_status)}${e.reason ? " — " + esc(e.reason) : ""}</td></tr>`).join("") || "<tr><td>none</td></tr>";
   $("decisions").innerHTML = current.decisions.map(d => `<p class="decision" data-decision="${esc(d.decision)}">${esc(d.id)}: <b>${esc(d.decision)}</b> — ${esc(d.comment)}<br>
     ${d.signatures.signatures.map(s => `<span class="msg">signed by ${esc(s.printed_name)} (${esc(s.signer)}), ${esc(s.meaning)}, ${esc(s.signed_at)} — ${s.valid ? "valid" : "NO LONGER VALID"}</span>`).join("<br>")}</p>`).join("");
