@@ -201,6 +201,24 @@ def _stats(v: np.ndarray) -> Stats:
     )
 
 
+def capability_indices(
+    mean: float, sigma: float | None, lsl: float | None, usl: float | None
+) -> tuple[float | None, float | None]:
+    """(two-sided index, nearer-side index) for ``sigma``: Cp/Cpk or Pp/Ppk.
+
+    The two-sided index needs both limits; either is None when sigma is not positive.
+    """
+    if sigma is None or sigma <= 0:
+        return None, None
+    p = (usl - lsl) / (6 * sigma) if lsl is not None and usl is not None else None
+    sides = []
+    if usl is not None:
+        sides.append((usl - mean) / (3 * sigma))
+    if lsl is not None:
+        sides.append((mean - lsl) / (3 * sigma))
+    return p, min(sides)
+
+
 def capability(v: np.ndarray, lsl: float | None, usl: float | None) -> Capability:
     """Cp/Cpk (sigma from the average moving range) and Pp/Ppk (overall sigma).
 
@@ -214,19 +232,8 @@ def capability(v: np.ndarray, lsl: float | None, usl: float | None) -> Capabilit
     s_overall = float(v.std(ddof=1))
     s_within = float(np.abs(np.diff(v)).mean()) / D2
 
-    def idx(sigma: float) -> tuple[float | None, float | None]:
-        if sigma <= 0:
-            return None, None
-        p = (usl - lsl) / (6 * sigma) if lsl is not None and usl is not None else None
-        sides = []
-        if usl is not None:
-            sides.append((usl - mean) / (3 * sigma))
-        if lsl is not None:
-            sides.append((mean - lsl) / (3 * sigma))
-        return p, min(sides)
-
-    cp, cpk = idx(s_within)
-    pp, ppk = idx(s_overall)
+    cp, cpk = capability_indices(mean, s_within, lsl, usl)
+    pp, ppk = capability_indices(mean, s_overall, lsl, usl)
     return Capability(lsl, usl, n, mean, s_within, s_overall, cp, cpk, pp, ppk)
 
 

@@ -166,6 +166,30 @@ def read_raw_arrays(
     return _by_tag(store_path, paths, start_us, end_us, threads, _read_rows)
 
 
+def tag_input(
+    cfg: PlantConfig,
+    tag: Tag,
+    records: np.ndarray,
+    gaps: Sequence[Gap] = (),
+    transitions: Sequence[AlarmTransition] = (),
+) -> TagInput:
+    """A configured tag's review input from its records (fields ts, v, q) and events."""
+    seg = tag.segments
+    return TagInput(
+        tag=tag.path,
+        room=seg[2],
+        equipment=seg[3],
+        unit=tag.unit,
+        kind=tag.kind.value,
+        interval_s=expected_interval_s(cfg, tag),
+        ts_us=records["ts"],
+        value=records["v"],
+        quality=records["q"],
+        gaps=tuple(gaps),
+        transitions=tuple(transitions),
+    )
+
+
 def quarantined_count(store_path: Path, paths: Sequence[str], start_us: int, end_us: int) -> int:
     """Readings of ``paths`` in ``[start_us, end_us)`` held in the forwarding quarantine."""
     if not paths:
@@ -212,25 +236,9 @@ def gather(
     for tr in books.alarms.history(None, start, max(now_us, end) + 1, limit=10_000_000):
         if tr.tag in in_scope:
             trs[tr.tag].append(tr)
-    inputs: list[TagInput] = []
-    for t in tags:
-        a = arrays[t.path]
-        seg = t.segments
-        inputs.append(
-            TagInput(
-                tag=t.path,
-                room=seg[2],
-                equipment=seg[3],
-                unit=t.unit,
-                kind=t.kind.value,
-                interval_s=expected_interval_s(cfg, t),
-                ts_us=a["ts"],
-                value=a["v"],
-                quality=a["q"],
-                gaps=tuple(gaps.get(t.path, ())),
-                transitions=tuple(trs.get(t.path, ())),
-            )
-        )
+    inputs = [
+        tag_input(cfg, t, arrays[t.path], gaps.get(t.path, ()), trs.get(t.path, ())) for t in tags
+    ]
     used_eq = set(batch.equipment) | {t.segments[3] for t in tags}
     equipment = [
         EquipmentInfo(e.id, e.kind, e.room, e.name, e.qualified_until, e.calibration_due)

@@ -43,6 +43,7 @@ from review.compile import (
     PRESS_KINDS,
     EquipmentInfo,
     TagInput,
+    capability_indices,
     compile_tag,
     equipment_status,
     limit_versions_in_force,
@@ -365,21 +366,6 @@ class ProcessValidationSummary:
 # ---------------------------------------------------------------------- statistics
 
 
-def _indices(
-    mean: float, sigma: float | None, lsl: float | None, usl: float | None
-) -> tuple[float | None, float | None]:
-    """(two-sided index, nearer-side index) as ``review.compile.capability`` computes them."""
-    if sigma is None or sigma <= 0:
-        return None, None
-    p = (usl - lsl) / (6 * sigma) if lsl is not None and usl is not None else None
-    sides = []
-    if usl is not None:
-        sides.append((usl - mean) / (3 * sigma))
-    if lsl is not None:
-        sides.append((mean - lsl) / (3 * sigma))
-    return p, min(sides)
-
-
 def pooled_capability(
     segments: Sequence[np.ndarray], lsl: float | None, usl: float | None
 ) -> Capability:
@@ -400,8 +386,8 @@ def pooled_capability(
     ranges = [np.abs(np.diff(s)) for s in segs if s.size >= 2]
     s_within = float(np.concatenate(ranges).mean()) / D2 if ranges else None
     s_overall = float(allv.std(ddof=1))
-    cp, cpk = _indices(mean, s_within, lsl, usl)
-    pp, ppk = _indices(mean, s_overall, lsl, usl)
+    cp, cpk = capability_indices(mean, s_within, lsl, usl)
+    pp, ppk = capability_indices(mean, s_overall, lsl, usl)
     return Capability(lsl, usl, n, mean, s_within, s_overall, cp, cpk, pp, ppk)
 
 

@@ -16,8 +16,8 @@ from deviations.batch import Batch
 from edge.config import PlantConfig, Tag
 from historian.store import Store
 from monitoring.engine import Books
-from review.compile import PRESS_KINDS, EquipmentInfo, TagInput
-from review.gather import expected_interval_s, read_tag_arrays, tags_in_scope
+from review.compile import PRESS_KINDS, EquipmentInfo
+from review.gather import read_tag_arrays, tag_input, tags_in_scope
 from review.validation import (
     BatchData,
     EquipmentOverview,
@@ -84,25 +84,12 @@ def gather_validation(
         tags = tags_of[b.id]
         assert b.end_us is not None
         arrays = read_tag_arrays(store.path, [t.path for t in tags], b.start_us, b.end_us, threads)
-        inputs = []
-        for t in tags:
-            a = arrays[t.path]
-            seg = t.segments
-            inputs.append(
-                TagInput(
-                    tag=t.path,
-                    room=seg[2],
-                    equipment=seg[3],
-                    unit=t.unit,
-                    kind=t.kind.value,
-                    interval_s=expected_interval_s(cfg, t),
-                    ts_us=a["ts"],
-                    value=a["v"],
-                    quality=a["q"],
-                    # from the batch start on, as the batch review reads them
-                    transitions=tuple(x for x in transitions[t.path] if x.at_us >= b.start_us),
-                )
-            )
+        inputs = [
+            # transitions from the batch start on, as the batch review reads them
+            tag_input(cfg, t, arrays[t.path],
+                      transitions=[x for x in transitions[t.path] if x.at_us >= b.start_us])
+            for t in tags
+        ]  # fmt: skip
         batches.append(BatchData(b, tuple(inputs), tuple(books.deviations.for_batch(b.id))))
     batches += [BatchData(b) for b in found if b.end_us is None]
     return ValidationInputs(
