@@ -9,14 +9,21 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
+import random
+import sqlite3
 import stat
+import struct
 import subprocess
 import sys
+import threading
 import tracemalloc
 import zipfile
 from pathlib import Path
+from unittest.mock import patch
 
+import pydantic_core
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -35,7 +42,7 @@ from deviations.model import (
     Source,
 )
 from edge.config import load_config
-from evidence import keys
+from evidence import keys, package
 from evidence import verify as ev
 from evidence.package import EvidenceError, build_package
 from historian.store import Store
@@ -478,3 +485,237 @@ def test_large_export_streams(tmp_path):
         assert ev.verify_package(info.path).ok
     finally:
         e.close()
+
+
+# --------------------------------------------------------------- readings.csv, exactly
+
+# values the store keeps as float64 that the CSV must give back bit for bit; -0.0 is
+# stored by SQLite as 0 (REAL affinity keeps integral reals as integers), so it reads
+# back as 0.0 and the CSV says so
+EDGE_VALUES = [
+    1e-300, -0.0, 0.0, 0.1, 123456789.123456789, 5, 21.0, -21.5, 0.30000000000000004,
+    1 / 3, -2 / 3, 1e-4, 9.999999999999999e-05, 1.5e-05, 1e15, 9999999999999998.0, 1e16,
+    1e22, 2.0**53, 2.0**53 + 2, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308,
+    2.0**-35, math.nextafter(2.0**-35, 0), 2.0**56, math.nextafter(2.0**56, 0), -(2.0**56),
+    128.0, math.nextafter(128.0, 0), -128.0, math.nextafter(-128.0, 0), 1.0, -1.0,
+    math.nextafter(1.0, 0), 1e-12, 7.25e-09, 3.5e17, 12.5, float("inf"), float("-inf"),
+]  # fmt: skip
+TEXTS = ["EXECUTE", 'say "hi", twice', "line\nbreak", "cr\rlf\r\n", "", "ümlaut, ok"]
+
+
+def tricky_readings(n: int = 3000, seed: int = 7) -> list[Reading]:
+    """In-scope and out-of-scope tags, every kind of row, interleaved, some late."""
+    rng = random.Random(seed)
+    out: list[Reading] = []
+    for i in range(n):
+        ts = T0 + i * S // 10
+        kind = i % 17
+        tag = (TEMP, RH, PRESS, OUTSIDE)[i % 4]
+        if kind == 0:
+            out.append(Reading(TEMP, EDGE_VALUES[(i // 17) % len(EDGE_VALUES)], Quality.GOOD, ts))
+        elif kind == 1:
+            out.append(Reading(PRESS, TEXTS[(i // 17) % len(TEXTS)], Quality.GOOD, ts))
+        elif kind == 2:
+            out.append(Reading.bad(tag, ts, TEXTS[(i // 17) % len(TEXTS)] + ", no answer",
+                                   Cause.NETWORK))  # fmt: skip
+        elif kind == 3:  # OPC UA: the device's own time, received 1.5 ms later
+            out.append(Reading(tag, rng.uniform(-5, 5), Quality.GOOD, ts + 1500, ts))
+        elif kind == 4:
+            out.append(Reading(tag, rng.uniform(0, 3000), Quality.UNCERTAIN, ts,
+                               message="drift"))  # fmt: skip
+        elif kind == 5:  # a late reading of an earlier second
+            out.append(Reading(tag, rng.random(), Quality.GOOD, ts - 60 * S))
+        elif kind == 6:
+            bits = rng.getrandbits(64)
+            v = struct.unpack("<d", struct.pack("<Q", bits))[0]
+            out.append(Reading(tag, None if math.isnan(v) else v, Quality.GOOD, ts))
+        else:
+            out.append(Reading(tag, rng.gauss(21, 3) * 10 ** rng.randint(-6, 9), Quality.GOOD, ts))
+    return out
+
+
+def csv_rows(data: bytes) -> list[list[str]]:
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    assert rows[0] == list(package.READINGS_COLUMNS)
+    return rows[1:]
+
+
+def export(db: Path, tag_ids: dict[int, str], start: int, end: int, **kw) -> bytes:
+    conns = package._snapshot(db, kw.pop("workers", 2))
+    try:
+        out = io.BytesIO()
+        package._write_readings(conns, tag_ids, start, end, out.write, **kw)
+        return out.getvalue()
+    finally:
+        for c in conns:
+            c.close()
+
+
+def scope_ids(db: Path, paths: list[str]) -> dict[int, str]:
+    with sqlite3.connect(db) as conn:
+        return {tid: p for tid, p in conn.execute("select id, path from tags") if p in paths}
+
+
+def test_readings_csv_gives_every_stored_value_back_bit_for_bit(env):
+    env.store.commit(tricky_readings())
+    info = env.build(now_us=NOW)
+    assert ev.verify_package(info.path).ok
+    rows = csv_rows(members(info.path)["readings.csv"])
+    with sqlite3.connect(env.db) as conn:
+        ids = {p: tid for tid, p in conn.execute("select id, path from tags")}
+        scope = [ids[TEMP], ids[RH], ids[PRESS]]
+        stored = conn.execute(
+            "select tag_id, ts_us, ts_edge_us, ts_source_us, value, quality, text, message,"
+            f" cause from readings where tag_id in ({','.join('?' * len(scope))})"
+            " and ts_us >= ? and ts_us < ? order by rowid", (*scope, T0, END),
+        ).fetchall()  # fmt: skip
+    paths = {tid: p for p, tid in ids.items()}
+    assert len(rows) == len(stored) > 1000
+    kinds = set()
+    for row, (tid, ts, edge, src, value, q, text, message, cause) in zip(rows, stored,
+                                                                          strict=True):  # fmt: skip
+        assert row[0] == paths[tid]
+        assert row[1:8] == [str(ts), package.iso_us(ts), str(edge), package.iso_us(edge),
+                            "" if src is None else str(src),
+                            "" if src is None else package.iso_us(src),
+                            package.QUALITY_NAMES[q]]  # fmt: skip
+        if value is None:
+            assert row[8] == ""
+        else:
+            assert struct.pack("<d", float(row[8])) == struct.pack("<d", value), (row, value)
+            assert row[8] == repr(value)  # the shortest round trip, as always
+            kinds.add(type(value).__name__)
+        assert row[9:] == [text or "", message or "", cause or ""]
+    values = {r[8] for r in rows}
+    assert {repr(float(v)) for v in EDGE_VALUES} - {"-0.0"} <= values  # -0.0: stored as 0.0
+    assert any("\n" in r[10] for r in rows) and any('"' in r[9] for r in rows)
+    assert kinds == {"float"}
+
+
+def test_fast_export_is_byte_for_byte_the_row_by_row_formatter(env):
+    env.store.commit(tricky_readings(5000))
+    ids = scope_ids(env.db, [TEMP, RH, PRESS])
+    start, end = T0 - 30 * S, T0 + 400 * S
+    reference = export(env.db, ids, start, end, fast=False)
+    assert len(csv_rows(reference)) > 3000
+    for kw in ({}, {"sql_filter": True}, {"sql_filter": False}, {"chunk_rows": 7},
+               {"chunk_rows": 100, "workers": 1}, {"chunk_rows": 333, "workers": 3},
+               {"chunk_rows": 64, "sql_filter": True}):  # fmt: skip
+        assert export(env.db, ids, start, end, **kw) == reference, kw
+    # without pydantic_core's float formatting (repr for every value): the same bytes
+    with patch.object(package, "_JSON_FLOATS", False):
+        assert export(env.db, ids, start, end, chunk_rows=500) == reference
+
+
+def test_fast_export_of_times_and_ids_outside_its_fixed_widths(tmp_path):
+    """Times before 2001 or after 2286, tag ids that overflow the row codes, foreign rows:
+    the row-by-row formatter takes them, with the same bytes."""
+    store = Store(tmp_path / "s.db")
+    store.register_tags([("a/b/r1/e/t1", "u", "k", "d"), ("a/b/r1/e/t2", "u", "k", "d")])
+    old = 946_684_800 * S  # 2000-01-01
+    late = 10**16 + 12_345  # 2286-11-20
+    store.commit([Reading("a/b/r1/e/t1", 1.5, Quality.GOOD, old + i * S) for i in range(50)]
+                 + [Reading("a/b/r1/e/t2", 2.5, Quality.GOOD, late + i * S) for i in range(50)]
+                 + [Reading("a/b/r1/e/t1", 3.5, Quality.GOOD, late + 7, old + 3)])  # fmt: skip
+    store.close()
+    db = tmp_path / "s.db"
+    ids = scope_ids(db, ["a/b/r1/e/t1", "a/b/r1/e/t2"])
+    for start, end in ((old, old + 3600 * S), (late, late + 3600 * S), (0, 2**62)):
+        reference = export(db, ids, start, end, fast=False)
+        for kw in ({}, {"sql_filter": True}, {"chunk_rows": 16}):
+            assert export(db, ids, start, end, **kw) == reference
+    # a foreign writer: a text in the value column, a tag id so large the codes overflow
+    with sqlite3.connect(db) as conn:
+        conn.execute("insert into tags(id, path) values(?, 'a/b/r1/e/huge')", (2**58,))
+        conn.executemany(
+            "insert into readings(tag_id, ts_us, ts_edge_us, value, quality) values(?,?,?,?,0)",
+            [(2**58, T0 + i, T0 + i, 1.25, ) for i in range(20)]
+            + [(ids_t1, T0 + 99, T0 + 99, "abc") for ids_t1 in [min(ids)]],
+        )  # fmt: skip
+    big = scope_ids(db, ["a/b/r1/e/t1", "a/b/r1/e/huge"])
+    reference = export(db, big, T0, T0 + S, fast=False)
+    assert b"'abc'" in reference and reference.count(b"\n") == 22
+    for kw in ({}, {"sql_filter": True}, {"chunk_rows": 5}):
+        assert export(db, big, T0, T0 + S, **kw) == reference
+
+
+def test_unknown_quality_stops_the_export(env):
+    env.store.commit([Reading(TEMP, 1.0, Quality.GOOD, T0 + i * S) for i in range(10)])
+    ids = scope_ids(env.db, [TEMP])
+    for q in (3, 4, 7, -1):
+        with sqlite3.connect(env.db) as conn:
+            conn.execute("update readings set quality = ? where ts_us = ?", (q, T0 + 5 * S))
+        for fast in (True, False):
+            with pytest.raises(EvidenceError, match="unknown quality"):
+                export(env.db, ids, T0, END, fast=fast)
+
+
+def test_json_float_formatting_is_repr_where_the_export_uses_it():
+    rng = random.Random(3)
+    values = [0.0, 1e-4, 9999999999999998.0]
+    values += [rng.uniform(2.0**e, 2.0 ** (e + 1)) * rng.choice((1, -1))
+               for e in range(-14, 54) for _ in range(2000)]  # fmt: skip
+    values += [rng.randint(0, 10 ** rng.randint(1, 16)) / 10 ** rng.randint(0, 12)
+               for _ in range(50_000)]  # fmt: skip
+    values += [struct.unpack("<f", struct.pack("<I", rng.getrandbits(32)))[0]
+               for _ in range(50_000)]  # fmt: skip
+    values = [v for v in values if v == 0 or package._JSON_MIN <= abs(v) < package._JSON_MAX]
+    assert package._JSON_FLOATS
+    got = pydantic_core.to_json(values)[1:-1].split(b",")
+    assert got == [repr(v).encode() for v in values]
+
+
+def test_snapshot_readers_see_one_state_while_the_collector_commits(env):
+    conns = package._snapshot(env.db, 3)
+    try:
+        assert len(conns) == 3
+        before = conns[0].execute("select count(*) from readings").fetchone()[0]
+        env.store.commit([Reading(TEMP, 2.0, Quality.GOOD, T0 + i * S + 1) for i in range(100)])
+        counts = [c.execute("select count(*) from readings").fetchone()[0] for c in conns]
+        assert counts == [before] * 3
+        out = io.BytesIO()
+        per_tag = package._write_readings(conns, scope_ids(env.db, [TEMP]), T0, END, out.write,
+                                          chunk_rows=10)  # fmt: skip
+        assert per_tag == {TEMP: 121} and out.getvalue().count(b"\n") == 122  # as populated
+    finally:
+        for c in conns:
+            c.close()
+    # without write access for the lock: one reader
+    real = sqlite3.connect
+
+    def no_rw(database, *a, **kw):
+        if "mode=rw" in str(database):
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+        return real(database, *a, **kw)
+
+    with patch.object(package.sqlite3, "connect", no_rw):
+        conns = package._snapshot(env.db, 2)
+    assert len(conns) == 1
+    conns[0].close()
+
+
+def test_pipeline_stops_every_thread_on_the_first_failure():
+    before = threading.active_count()
+
+    def worker(a: int, b: int) -> tuple[list[bytes], int]:
+        if a == 5:
+            raise ValueError("boom")
+        return [b"%d" % a], 1
+
+    with pytest.raises(ValueError, match="boom"):
+        package._pipeline([(i, i) for i in range(40)], [worker, worker], lambda d: None)
+    assert threading.active_count() == before
+    written: list[bytes] = []
+
+    def write(data: bytes) -> None:
+        if len(written) == 3:
+            raise OSError("disk full")
+        written.append(data)
+
+    ok = lambda a, b: ([b"%d," % a], 1)  # noqa: E731
+    with pytest.raises(OSError, match="disk full"):
+        package._pipeline([(i, i) for i in range(40)], [ok, ok, ok], write)
+    assert threading.active_count() == before and written == [b"0,", b"1,", b"2,"]
+    out: list[bytes] = []
+    assert package._pipeline([(i, i) for i in range(25)], [ok] * 3, out.append) == 25
+    assert out == [b"%d," % i for i in range(25)]  # in job order
