@@ -8,7 +8,7 @@ Timed:
   (a) the raw limit: a bare ``select <the 9 columns> from readings where rowid between``
       loop over the same rowid range (fetchall, nothing else), and the export's own
       SQLite part alone (its chunk queries on one connection, no formatting);
-  (b) ``package._write_readings``: into a SHA-256 + CRC-32 sink (what the ZIP member's
+  (b) ``readings_csv.write_readings``: into a SHA-256 + CRC-32 sink (what the ZIP member's
       writer does, minus the file), into the ZIP member ``readings.csv`` as build_package
       writes it (stored, and deflated at level 1: the target, >= 1 M readings/s, is for
       this member), and ``build_package`` end to end (the whole signed ZIP).
@@ -41,7 +41,7 @@ from pathlib import Path
 import psutil
 
 from audit.trail import AuditTrail
-from evidence import keys
+from evidence import keys, readings_csv
 from evidence import package as pkg
 from evidence.verify import verify_package
 from historian.store import Store
@@ -159,10 +159,11 @@ def main() -> None:
     assert batch is not None and batch.end_us is not None
     start, end = batch.start_us, batch.end_us
     now = end + 3600 * S
-    print(f"store {db.name}: batch {BATCH} {pkg.iso_us(start)} .. {pkg.iso_us(end)}")
+    iso = readings_csv.iso_us
+    print(f"store {db.name}: batch {BATCH} {iso(start)} .. {iso(end)}")
     print(f"machine: {machine_load()}")
 
-    conns = pkg._snapshot(db, pkg._WORKERS)
+    conns = readings_csv.snapshot(db, readings_csv._WORKERS)
     rooms, equipment = set(batch.rooms), set(batch.equipment)
     tag_ids = {
         int(tid): str(p)
@@ -181,22 +182,22 @@ def main() -> None:
     def raw_fetch() -> int:
         conn = conns[0]
         n = 0
-        for a in range(lo, hi + 1, pkg._CHUNK_ROWS):
+        for a in range(lo, hi + 1, readings_csv._CHUNK_ROWS):
             n += len(conn.execute(
                 "select tag_id, ts_us, ts_edge_us, ts_source_us, value, quality, text,"
                 " message, cause from readings where rowid between ? and ?",
-                (a, a + pkg._CHUNK_ROWS - 1),
+                (a, a + readings_csv._CHUNK_ROWS - 1),
             ).fetchall())  # fmt: skip
         return n
 
     def raw_lists() -> int:
         conn = conns[0]
-        plan = pkg._Readings(tag_ids, start, end, False)
+        plan = readings_csv._Readings(tag_ids, start, end, False)
         saved, conn.text_factory = conn.text_factory, bytes
         n = 0
         try:
-            for a in range(lo, hi + 1, pkg._CHUNK_ROWS):
-                b = min(a + pkg._CHUNK_ROWS - 1, hi)
+            for a in range(lo, hi + 1, readings_csv._CHUNK_ROWS):
+                b = min(a + readings_csv._CHUNK_ROWS - 1, hi)
                 codes = conn.execute(plan.chunk_sql, (*plan.code_params, a, b, *plan.params))
                 n += codes.fetchone()[0].count(b",") + 1
         finally:
@@ -208,7 +209,7 @@ def main() -> None:
     def export(fast: bool = True) -> int:
         sink = Sink()
         sinks.append(sink)
-        counts = pkg._write_readings(conns, tag_ids, start, end, sink, fast=fast)
+        counts = readings_csv.write_readings(conns, tag_ids, start, end, sink, fast=fast)
         return sum(counts.values())
 
     def member(level: int | None) -> Callable[[], int]:
@@ -217,7 +218,7 @@ def main() -> None:
                 zipfile.ZipFile(RESULTS / "evidence-member.zip", "w") as zf,
                 pkg._ZipWriter(zf).stream("readings.csv", level=level) as write,
             ):
-                counts = pkg._write_readings(conns, tag_ids, start, end, write)
+                counts = readings_csv.write_readings(conns, tag_ids, start, end, write)
             return sum(counts.values())
 
         return run

@@ -42,7 +42,7 @@ from deviations.model import (
     Source,
 )
 from edge.config import load_config
-from evidence import keys, package
+from evidence import keys, readings_csv
 from evidence import verify as ev
 from evidence.package import EvidenceError, build_package
 from historian.store import Store
@@ -536,15 +536,15 @@ def tricky_readings(n: int = 3000, seed: int = 7) -> list[Reading]:
 
 def csv_rows(data: bytes) -> list[list[str]]:
     rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
-    assert rows[0] == list(package.READINGS_COLUMNS)
+    assert rows[0] == list(readings_csv.READINGS_COLUMNS)
     return rows[1:]
 
 
 def export(db: Path, tag_ids: dict[int, str], start: int, end: int, **kw) -> bytes:
-    conns = package._snapshot(db, kw.pop("workers", 2))
+    conns = readings_csv.snapshot(db, kw.pop("workers", 2))
     try:
         out = io.BytesIO()
-        package._write_readings(conns, tag_ids, start, end, out.write, **kw)
+        readings_csv.write_readings(conns, tag_ids, start, end, out.write, **kw)
         return out.getvalue()
     finally:
         for c in conns:
@@ -575,10 +575,10 @@ def test_readings_csv_gives_every_stored_value_back_bit_for_bit(env):
     for row, (tid, ts, edge, src, value, q, text, message, cause) in zip(rows, stored,
                                                                           strict=True):  # fmt: skip
         assert row[0] == paths[tid]
-        assert row[1:8] == [str(ts), package.iso_us(ts), str(edge), package.iso_us(edge),
+        assert row[1:8] == [str(ts), readings_csv.iso_us(ts), str(edge), readings_csv.iso_us(edge),
                             "" if src is None else str(src),
-                            "" if src is None else package.iso_us(src),
-                            package.QUALITY_NAMES[q]]  # fmt: skip
+                            "" if src is None else readings_csv.iso_us(src),
+                            readings_csv.QUALITY_NAMES[q]]  # fmt: skip
         if value is None:
             assert row[8] == ""
         else:
@@ -603,7 +603,7 @@ def test_fast_export_is_byte_for_byte_the_row_by_row_formatter(env):
                {"chunk_rows": 64, "sql_filter": True}):  # fmt: skip
         assert export(env.db, ids, start, end, **kw) == reference, kw
     # without pydantic_core's float formatting (repr for every value): the same bytes
-    with patch.object(package, "_JSON_FLOATS", False):
+    with patch.object(readings_csv, "_JSON_FLOATS", False):
         assert export(env.db, ids, start, end, chunk_rows=500) == reference
 
 
@@ -646,7 +646,7 @@ def test_unknown_quality_stops_the_export(env):
         with sqlite3.connect(env.db) as conn:
             conn.execute("update readings set quality = ? where ts_us = ?", (q, T0 + 5 * S))
         for fast in (True, False):
-            with pytest.raises(EvidenceError, match="unknown quality"):
+            with pytest.raises(readings_csv.ExportError, match="unknown quality"):
                 export(env.db, ids, T0, END, fast=fast)
 
 
@@ -659,14 +659,15 @@ def test_json_float_formatting_is_repr_where_the_export_uses_it():
                for _ in range(50_000)]  # fmt: skip
     values += [struct.unpack("<f", struct.pack("<I", rng.getrandbits(32)))[0]
                for _ in range(50_000)]  # fmt: skip
-    values = [v for v in values if v == 0 or package._JSON_MIN <= abs(v) < package._JSON_MAX]
-    assert package._JSON_FLOATS
+    lo, hi = readings_csv._JSON_MIN, readings_csv._JSON_MAX
+    values = [v for v in values if v == 0 or lo <= abs(v) < hi]
+    assert readings_csv._JSON_FLOATS
     got = pydantic_core.to_json(values)[1:-1].split(b",")
     assert got == [repr(v).encode() for v in values]
 
 
 def test_snapshot_readers_see_one_state_while_the_collector_commits(env):
-    conns = package._snapshot(env.db, 3)
+    conns = readings_csv.snapshot(env.db, 3)
     try:
         assert len(conns) == 3
         before = conns[0].execute("select count(*) from readings").fetchone()[0]
@@ -674,7 +675,7 @@ def test_snapshot_readers_see_one_state_while_the_collector_commits(env):
         counts = [c.execute("select count(*) from readings").fetchone()[0] for c in conns]
         assert counts == [before] * 3
         out = io.BytesIO()
-        per_tag = package._write_readings(conns, scope_ids(env.db, [TEMP]), T0, END, out.write,
+        per_tag = readings_csv.write_readings(conns, scope_ids(env.db, [TEMP]), T0, END, out.write,
                                           chunk_rows=10)  # fmt: skip
         assert per_tag == {TEMP: 121} and out.getvalue().count(b"\n") == 122  # as populated
     finally:
@@ -688,8 +689,8 @@ def test_snapshot_readers_see_one_state_while_the_collector_commits(env):
             raise sqlite3.OperationalError("attempt to write a readonly database")
         return real(database, *a, **kw)
 
-    with patch.object(package.sqlite3, "connect", no_rw):
-        conns = package._snapshot(env.db, 2)
+    with patch.object(readings_csv.sqlite3, "connect", no_rw):
+        conns = readings_csv.snapshot(env.db, 2)
     assert len(conns) == 1
     conns[0].close()
 
@@ -703,7 +704,7 @@ def test_pipeline_stops_every_thread_on_the_first_failure():
         return [b"%d" % a], 1
 
     with pytest.raises(ValueError, match="boom"):
-        package._pipeline([(i, i) for i in range(40)], [worker, worker], lambda d: None)
+        readings_csv._pipeline([(i, i) for i in range(40)], [worker, worker], lambda d: None)
     assert threading.active_count() == before
     written: list[bytes] = []
 
@@ -714,8 +715,8 @@ def test_pipeline_stops_every_thread_on_the_first_failure():
 
     ok = lambda a, b: ([b"%d," % a], 1)  # noqa: E731
     with pytest.raises(OSError, match="disk full"):
-        package._pipeline([(i, i) for i in range(40)], [ok, ok, ok], write)
+        readings_csv._pipeline([(i, i) for i in range(40)], [ok, ok, ok], write)
     assert threading.active_count() == before and written == [b"0,", b"1,", b"2,"]
     out: list[bytes] = []
-    assert package._pipeline([(i, i) for i in range(25)], [ok] * 3, out.append) == 25
+    assert readings_csv._pipeline([(i, i) for i in range(25)], [ok] * 3, out.append) == 25
     assert out == [b"%d," % i for i in range(25)]  # in job order
