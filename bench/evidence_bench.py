@@ -168,7 +168,7 @@ def main() -> None:
     tag_ids = {
         int(tid): str(p)
         for tid, p in conns[0].execute("select id, path from tags")
-        if pkg._in_scope(str(p), rooms, equipment)
+        if pkg.in_batch_scope(str(p), rooms, equipment)
     }
     lo, hi = (
         conns[0]

@@ -9,12 +9,13 @@ import hashlib
 import io
 import json
 import tempfile
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
@@ -22,6 +23,7 @@ from api.audit_routes import ManifestOut, manifest_out
 from api.models import AUTH, CONFLICT, NOT_FOUND, Password, Strict, UserId
 from api.monitoring_routes import engine_of
 from api.security import Principal, access_of, reauthenticate, require
+from api.streaming import stream_writes
 from api.timefmt import iso
 from collector.reading import now_us
 from identity.roles import Permission
@@ -165,6 +167,43 @@ def batch_evidence(batch_id: str, request: Request, who: Principal = READ_AUDIT)
     )  # fmt: skip
     return FileResponse(tmp, media_type="application/zip", filename=tmp.name,
                         background=BackgroundTask(_cleanup, tmp))  # fmt: skip
+
+
+@router.get(
+    "/api/batches/{batch_id}/readings.csv",
+    tags=["release"],
+    response_class=StreamingResponse,
+    responses={**NOT_FOUND, 200: {"content": {"text/csv": {}}}},
+)
+def batch_readings(batch_id: str, request: Request, who: Principal = READ_AUDIT) -> Response:
+    """The raw data of the batch: every reading of the tags in its rooms and equipment in
+    its window, all columns of the original record, in commit order, streamed. The same
+    bytes as ``readings.csv`` in the evidence package (which adds hashes and a signature)."""
+    from evidence.package import in_batch_scope
+    from evidence.readings_csv import snapshot, write_readings
+    from review.compile import period_end
+
+    engine = engine_of(request)
+    batch = engine.books.batches.get(batch_id)
+    if batch is None:
+        raise HTTPException(404, f"no batch {batch_id!r}")
+    start, end = batch.start_us, period_end(batch, now_us())
+    rooms, equipment = set(batch.rooms), set(batch.equipment)
+    (conn,) = snapshot(engine.store.path, 1)  # one snapshot: the counts check the rows
+    tag_ids = {int(tid): str(p) for tid, p in conn.execute("select id, path from tags")
+               if in_batch_scope(str(p), rooms, equipment)}  # fmt: skip
+    access_of(request).trail.append(who.actor, "batch.readings_exported", "batch", batch_id, "",
+                                    None, {"start": iso(start), "end": iso(end),
+                                           "tags": len(tag_ids)})  # fmt: skip
+
+    def produce(write: Callable[[bytes], None]) -> None:
+        try:
+            write_readings([conn], tag_ids, start, end, write)
+        finally:
+            conn.close()
+
+    return StreamingResponse(stream_writes(produce), media_type="text/csv", headers={
+        "content-disposition": f'attachment; filename="readings-{batch_id}.csv"'})  # fmt: skip
 
 
 @router.get(

@@ -150,7 +150,8 @@ class _ZipWriter:
             self.files.append(FileEntry(path, len(data), hashlib.sha256(data).hexdigest()))
 
 
-def _in_scope(path: str, rooms: set[str], equipment: set[str]) -> bool:
+def in_batch_scope(path: str, rooms: set[str], equipment: set[str]) -> bool:
+    """A tag path naming one of the batch's rooms (3rd segment) or equipment (4th)."""
     seg = path.split("/")
     return (len(seg) > 2 and seg[2] in rooms) or (len(seg) > 3 and seg[3] in equipment)
 
@@ -323,7 +324,7 @@ def build_package(
         tag_ids = {
             int(tid): str(path)
             for tid, path in sconn.execute("select id, path from tags")
-            if _in_scope(str(path), rooms, equipment)
+            if in_batch_scope(str(path), rooms, equipment)
         }
         scope = sorted(tag_ids.values())
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:

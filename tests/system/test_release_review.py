@@ -143,6 +143,11 @@ async def test_batch_review_release_report_and_evidence(plant, tmp_path):
             names = z.namelist()
             assert "manifest.json" in names and "readings.csv" in names
             files = {n: z.read(n) for n in names}
+        # the raw data download is the package's readings.csv, byte for byte
+        raw = await c.get(f"/api/batches/{BATCH}/readings.csv")
+        assert raw.status_code == 200 and raw.headers["content-type"].startswith("text/csv")
+        assert raw.content == files["readings.csv"]
+        assert raw.content.count(b"\n") > 100
         csv = bytearray(files["readings.csv"])
         csv[len(csv) // 2] ^= 0x01
         files["readings.csv"] = bytes(csv)

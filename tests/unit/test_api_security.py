@@ -83,6 +83,7 @@ EXPECTED: dict[tuple[str, str], Permission | str | None] = {
     ("GET", "/api/batches/{batch_id}/report.pdf"): P.READ_AUDIT,
     ("GET", "/api/deviations/{dev_id}/report.pdf"): P.READ_AUDIT,
     ("GET", "/api/batches/{batch_id}/evidence.zip"): P.READ_AUDIT,
+    ("GET", "/api/batches/{batch_id}/readings.csv"): P.READ_AUDIT,
     ("GET", "/api/batches/{batch_id}/decisions"): P.READ_AUDIT,
     ("POST", "/api/batches/{batch_id}/decision"): P.APPROVE,
     ("GET", "/api/excursions"): P.READ_LIVE,
