@@ -39,6 +39,7 @@ async function load(id) {
   const bid = encodeURIComponent(b.id);
   $("report-link").href = `/api/batches/${bid}/report.pdf`;
   $("evidence-link").href = `/api/batches/${bid}/evidence.zip`;
+  $("readings-link").href = `/api/batches/${bid}/readings.csv`;
   $("excursions-link").href = `/api/excursions?batch=${bid}&format=csv`;
   $("meta").textContent = `${b.start} → ${b.end || "running"} · rooms ${b.rooms.join(", ")} · equipment ${b.equipment.join(", ") || "—"} · ` +
     `config ${[...new Set(rv.config_versions.map(c => (c.config_sha256 || "").slice(0, 12)))].join(", ")} · limit sets ${rv.limit_sets.map(l => l.set_id + " v" + l.version).join(", ")}`;
