@@ -34,8 +34,10 @@ PAGE_CSP = (
 # the store counts µs since the epoch; beyond year 9999 no time can be shown
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+# as everywhere in this API: a time without a zone or an empty range is 400, a value of
+# the wrong type or outside its bounds 422 (FastAPI's validation)
 BAD_QUERY: Responses = {
-    422: {"model": ErrorOut, "description": "a parameter is not usable; the detail says why"}
+    400: {"model": ErrorOut, "description": "a time or range is not usable; the detail says why"}
 }
 
 
@@ -226,9 +228,9 @@ def _when(name: str, dt: datetime | None) -> int | None:
     if dt is None:
         return None
     if dt.tzinfo is None:
-        raise HTTPException(422, f"{name} {dt.isoformat()!r} has no time zone; add Z or +00:00")
+        raise HTTPException(400, f"{name} {dt.isoformat()!r} has no time zone; add Z or +00:00")
     if not EARLIEST <= dt < LATEST:
-        raise HTTPException(422, f"{name} {dt.isoformat()!r} is outside 1970-01-01 to 9999-01-01")
+        raise HTTPException(400, f"{name} {dt.isoformat()!r} is outside 1970-01-01 to 9999-01-01")
     return int(dt.timestamp() * 1_000_000)
 
 
@@ -265,7 +267,7 @@ def process_validation_summary(
     record; a person concludes whether the process remains in its validated state."""
     s, e = _when("start", start), _when("end", end)
     if s is not None and e is not None and s >= e:
-        raise HTTPException(422, f"start {start} is not before end {end}")
+        raise HTTPException(400, f"start {start} is not before end {end}")
     engine = engine_of(request)
     summary = process_validation(
         engine.store, engine.books, engine.cfg, now_us(), product, s, e,
