@@ -8,6 +8,7 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v influxd >/dev/null 2>&1 || need+=(influxdb)
 command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
 command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
+command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)  # PDF pages -> images, text
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "system-deps: installing ${need[*]}" >&2
 if [ "$(id -u)" -ne 0 ]; then
@@ -17,6 +18,6 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq "${need[@]}" >/dev/null
-for c in mbpoll chromium influxd victoria-metrics mosquitto; do
+for c in mbpoll chromium influxd victoria-metrics mosquitto pdftoppm pdftotext; do
   command -v "$c" >/dev/null 2>&1 || { echo "system-deps: $c still missing after install" >&2; exit 1; }
 done
