@@ -441,6 +441,31 @@ def test_readings_count_and_config_checks(env):
     assert_fails(r, "config.sha256: does not match the SHA-256 of config/plant.toml")
 
 
+@pytest.mark.parametrize(
+    ("column", "forged", "problem"),
+    [
+        (4, "2001-01-01T00:00:00.000000Z", "ISO time differs from its µs value"),  # ts_edge
+        (6, "2001-01-01T00:00:00.000000Z", "ISO time differs from its µs value"),  # ts_source
+        (2, "2001-01-01T00:00:00.000000Z", "ISO time differs from its µs value"),  # ts
+        (7, "excellent", "unknown quality 'excellent'"),
+    ],
+)
+def test_row_checks_in_a_resigned_package(env, column, forged, problem):
+    """A row altered and the package re-signed with the box's key: the row checks name it."""
+    info = env.build()
+    m = members(info.path)
+    key = keys.load_or_create(env.key_path)
+    rows = list(csv.reader(io.StringIO(m["readings.csv"].decode())))
+    rows[3][column] = forged
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    data = out.getvalue().encode()
+    man = remanifest(m, {"readings.csv": data})
+    r = ev.verify_package(rewrite(info.path, env.tmp / "row.zip", {
+        "readings.csv": data, "manifest.json": man, "manifest.sig": key.sign(man)}))  # fmt: skip
+    assert_fails(r, "readings.csv: line 4: " + problem)
+
+
 def test_not_a_zip(tmp_path):
     p = tmp_path / "x.zip"
     p.write_bytes(b"hello")
