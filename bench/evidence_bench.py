@@ -77,8 +77,10 @@ def build_store(db: Path, n_tags: int, hours: float) -> None:
     ).rowcount
     conn.execute("commit")
     conn.close()
-    print(f"  {n:,} readings ({bad:,} Bad with a message, {opc:,} with a source time, "
-          f"{text:,} text), {db.stat().st_size / 1e9:.2f} GB")  # fmt: skip
+    print(
+        f"  {n:,} readings ({bad:,} Bad with a message, {opc:,} with a source time, "
+        f"{text:,} text), {db.stat().st_size / 1e9:.2f} GB"
+    )
 
 
 def machine_load(seconds: float = 0.5) -> str:
@@ -138,8 +140,11 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--rebuild", action="store_true")
-    ap.add_argument("--reference", action="store_true",
-                    help="also time the row-by-row formatter and compare its bytes")  # fmt: skip
+    ap.add_argument(
+        "--reference",
+        action="store_true",
+        help="also time the row-by-row formatter and compare its bytes",
+    )
     ap.add_argument("--verify", action="store_true", help="also time verify_package")
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -183,11 +188,13 @@ def main() -> None:
         conn = conns[0]
         n = 0
         for a in range(lo, hi + 1, readings_csv._CHUNK_ROWS):
-            n += len(conn.execute(
-                "select tag_id, ts_us, ts_edge_us, ts_source_us, value, quality, text,"
-                " message, cause from readings where rowid between ? and ?",
-                (a, a + readings_csv._CHUNK_ROWS - 1),
-            ).fetchall())  # fmt: skip
+            n += len(
+                conn.execute(
+                    "select tag_id, ts_us, ts_edge_us, ts_source_us, value, quality, text,"
+                    " message, cause from readings where rowid between ? and ?",
+                    (a, a + readings_csv._CHUNK_ROWS - 1),
+                ).fetchall()
+            )
         return n
 
     def raw_lists() -> int:
@@ -228,10 +235,19 @@ def main() -> None:
     def package(level: int | None) -> Callable[[], int]:
         def run() -> int:
             info = pkg.build_package(
-                RESULTS / "evidence-bench.zip", store=store, trail=trail, books=books,
-                signatures=signatures, cfg=cfg, config_path=config_path, batch_id=BATCH,
-                review=None, key_path=keys.key_path_for(db), now_us=now, readings_level=level,
-            )  # fmt: skip
+                RESULTS / "evidence-bench.zip",
+                store=store,
+                trail=trail,
+                books=books,
+                signatures=signatures,
+                cfg=cfg,
+                config_path=config_path,
+                batch_id=BATCH,
+                review=None,
+                key_path=keys.key_path_for(db),
+                now_us=now,
+                readings_level=level,
+            )
             infos.append(info)
             return info.readings
 
@@ -244,20 +260,30 @@ def main() -> None:
     print(f"(a) raw limit, the export's SQLite part alone (1 conn.):  {fmt(lists)}")
     rates, n = timed(args.runs, export)
     size = sinks[-1].size
-    print(f"(b) _write_readings -> SHA-256 + CRC-32 only:           {fmt(rates)}  "
-          f"({n:,} readings, {size / 1e6:.0f} MB of CSV)")  # fmt: skip
+    print(
+        f"(b) _write_readings -> SHA-256 + CRC-32 only:           {fmt(rates)}  "
+        f"({n:,} readings, {size / 1e6:.0f} MB of CSV)"
+    )
     m_stored, n = timed(args.runs, member(None))
-    print(f"(b) _write_readings -> ZIP member readings.csv, stored: {fmt(m_stored)}  "
-          f"(target >= 1 M/s: {'met' if max(m_stored) >= 1e6 else 'NOT met'})")  # fmt: skip
+    print(
+        f"(b) _write_readings -> ZIP member readings.csv, stored: {fmt(m_stored)}  "
+        f"(target >= 1 M/s: {'met' if max(m_stored) >= 1e6 else 'NOT met'})"
+    )
     m_deflated, n = timed(args.runs, member(1))
-    print(f"(b) _write_readings -> ZIP member, deflate level 1:     {fmt(m_deflated)}  "
-          f"(target >= 1 M/s: {'met' if max(m_deflated) >= 1e6 else 'NOT met'})")  # fmt: skip
+    print(
+        f"(b) _write_readings -> ZIP member, deflate level 1:     {fmt(m_deflated)}  "
+        f"(target >= 1 M/s: {'met' if max(m_deflated) >= 1e6 else 'NOT met'})"
+    )
     stored, n = timed(args.runs, package(None))
-    print(f"(b) build_package, whole signed ZIP, readings stored:   {fmt(stored)}  "
-          f"(ZIP {infos[-1].size / 1e6:.0f} MB)")  # fmt: skip
+    print(
+        f"(b) build_package, whole signed ZIP, readings stored:   {fmt(stored)}  "
+        f"(ZIP {infos[-1].size / 1e6:.0f} MB)"
+    )
     deflated, n = timed(args.runs, package(1))
-    print(f"(b) build_package, whole signed ZIP, deflate level 1:   {fmt(deflated)}  "
-          f"(ZIP {infos[-1].size / 1e6:.0f} MB)")  # fmt: skip
+    print(
+        f"(b) build_package, whole signed ZIP, deflate level 1:   {fmt(deflated)}  "
+        f"(ZIP {infos[-1].size / 1e6:.0f} MB)"
+    )
     best = max(raw)
     print(
         f"\nto the bare select's best: _write_readings {max(rates) / best:.2f}x; "
@@ -276,8 +302,10 @@ def main() -> None:
         t = time.perf_counter()
         report = verify_package(path, infos[-1].key_fingerprint)
         el = time.perf_counter() - t
-        print(f"verify_package: {'VERIFIED' if report.ok else report.problems} in {el:.1f} s "
-              f"({infos[-1].readings / el / 1e6:.2f} M readings/s)")  # fmt: skip
+        print(
+            f"verify_package: {'VERIFIED' if report.ok else report.problems} in {el:.1f} s "
+            f"({infos[-1].readings / el / 1e6:.2f} M readings/s)"
+        )
     for c in conns:
         c.close()
     signatures.close()

@@ -118,12 +118,28 @@ def raw_floor(port: int, n: int, rate: float) -> list[float]:
 def save(book: AlarmBook, i: int) -> None:
     at = time.time_ns() // 1000
     alarm = Alarm(
-        id=f"{TAG}#action_high#{i}", tag=TAG, kind=ConditionKind.ACTION_HIGH,
-        priority=Priority.HIGH, state=AlarmState.UNACKNOWLEDGED, condition_active=True,
-        raised_us=at, last_transition_us=at, last_event=AlarmEvent.CONDITION_ACTIVE,
-    )  # fmt: skip
-    t = Transition(alarm.id, TAG, Priority.HIGH, AlarmEvent.CONDITION_ACTIVE, AlarmState.NORMAL,
-                   AlarmState.UNACKNOWLEDGED, "system", at, "", {"value": 30.0})  # fmt: skip
+        id=f"{TAG}#action_high#{i}",
+        tag=TAG,
+        kind=ConditionKind.ACTION_HIGH,
+        priority=Priority.HIGH,
+        state=AlarmState.UNACKNOWLEDGED,
+        condition_active=True,
+        raised_us=at,
+        last_transition_us=at,
+        last_event=AlarmEvent.CONDITION_ACTIVE,
+    )
+    t = Transition(
+        alarm.id,
+        TAG,
+        Priority.HIGH,
+        AlarmEvent.CONDITION_ACTIVE,
+        AlarmState.NORMAL,
+        AlarmState.UNACKNOWLEDGED,
+        "system",
+        at,
+        "",
+        {"value": 30.0},
+    )
     book.save(alarm, [t])
 
 

@@ -84,10 +84,15 @@ class NewTokenOut(TokenOut):
 
 def _user(u: User) -> UserOut:
     return UserOut(
-        id=u.id, full_name=u.full_name, role=u.role, active=u.active, locked=u.locked,
-        failed_attempts=u.failed_attempts, must_change_password=u.password_changed_us == 0,
+        id=u.id,
+        full_name=u.full_name,
+        role=u.role,
+        active=u.active,
+        locked=u.locked,
+        failed_attempts=u.failed_attempts,
+        must_change_password=u.password_changed_us == 0,
         password_changed=iso(u.password_changed_us) if u.password_changed_us else None,
-    )  # fmt: skip
+    )
 
 
 def _refused(exc: IdentityError) -> HTTPException:
@@ -167,9 +172,12 @@ def reset_password(
 def _token(t: dict[str, object]) -> TokenOut:
     revoked = t["revoked_us"]
     return TokenOut(
-        id=str(t["id"]), role=Role(str(t["role"])), created=iso(int(str(t["created_us"]))) or "",
-        created_by=str(t["created_by"]), revoked=iso(int(str(revoked))) if revoked else None,
-    )  # fmt: skip
+        id=str(t["id"]),
+        role=Role(str(t["role"])),
+        created=iso(int(str(t["created_us"]))) or "",
+        created_by=str(t["created_by"]),
+        revoked=iso(int(str(revoked))) if revoked else None,
+    )
 
 
 @router.get("/api/tokens", response_model=list[TokenOut])

@@ -328,28 +328,51 @@ def create_app(
         now = now_us()
         for s in rt.device_statuses():
             lab = {"device": s.device_id, "protocol": s.protocol}
-            m.add("gmp_edge_device_connected", "gauge", "1 if connected", s.state.value ==
-                  "connected", lab)  # fmt: skip
+            m.add(
+                "gmp_edge_device_connected",
+                "gauge",
+                "1 if connected",
+                s.state.value == "connected",
+                lab,
+            )
             for key in ("polls", "failed_polls", "missed_polls", "readings", "disconnects"):
-                m.add(f"gmp_edge_device_{key}_total", "counter", f"device {key}",
-                      getattr(s, key), lab)  # fmt: skip
+                m.add(
+                    f"gmp_edge_device_{key}_total", "counter", f"device {key}", getattr(s, key), lab
+                )
             if s.last_good_us is not None:
-                m.add("gmp_edge_device_lag_seconds", "gauge", "since the last good poll",
-                      (now - s.last_good_us) / 1e6, lab)  # fmt: skip
+                m.add(
+                    "gmp_edge_device_lag_seconds",
+                    "gauge",
+                    "since the last good poll",
+                    (now - s.last_good_us) / 1e6,
+                    lab,
+                )
         st = monitoring.stats
         m.add("gmp_edge_evaluated_readings_total", "counter", "readings evaluated", st.readings)
-        m.add("gmp_edge_evaluation_lag_readings", "gauge", "committed, not yet evaluated",
-              st.lag_readings)  # fmt: skip
+        m.add(
+            "gmp_edge_evaluation_lag_readings",
+            "gauge",
+            "committed, not yet evaluated",
+            st.lag_readings,
+        )
         m.add(
             "gmp_edge_alarm_latency_p99_ms",
             "gauge",
             "commit -> alarm persisted",
             st.as_dict()["alarm_latency_ms_p99"],
         )
-        m.add("gmp_edge_active_alarms", "gauge", "alarms not in normal state",
-              len(monitoring.books.alarms.active()))  # fmt: skip
-        m.add("gmp_edge_open_deviations", "gauge", "deviations open",
-              len(monitoring.books.deviations.list("open")))  # fmt: skip
+        m.add(
+            "gmp_edge_active_alarms",
+            "gauge",
+            "alarms not in normal state",
+            len(monitoring.books.alarms.active()),
+        )
+        m.add(
+            "gmp_edge_open_deviations",
+            "gauge",
+            "deviations open",
+            len(monitoring.books.deviations.list("open")),
+        )
         if monitoring.notify_status is not None:
             ns = monitoring.notify_status()
             m.add(
@@ -404,12 +427,16 @@ def create_app(
             values = [_value(live[t.path]) for t in in_room if t.path in live]
             tracker = monitoring.trackers.get(room.id)
             batch = running.get(room.id)
-            out.append(RoomStatusOut(
-                room=room, tags=len(in_room), values=values,
-                production_state=tracker.state if tracker else None,
-                batch=batch.id if batch else None,
-                alarms=[alarm_out(a) for a in by_room.get(room.id, [])],
-            ))  # fmt: skip
+            out.append(
+                RoomStatusOut(
+                    room=room,
+                    tags=len(in_room),
+                    values=values,
+                    production_state=tracker.state if tracker else None,
+                    batch=batch.id if batch else None,
+                    alarms=[alarm_out(a) for a in by_room.get(room.id, [])],
+                )
+            )
         return out
 
     @live.get(

@@ -65,11 +65,21 @@ def entries_out(request: Request, **filters: object) -> list[AuditEntryOut]:
     """Audit entries matching ``filters``, as the API shows them."""
     trail = access_of(request).trail
     return [
-        AuditEntryOut(seq=e.seq, ts=iso(e.ts_us) or "", actor=e.actor, action=e.action,
-                      record_type=e.record_type, record_id=e.record_id, reason=e.reason,
-                      old=e.old, new=e.new, prev_hash=e.prev_hash, hash=e.hash)
+        AuditEntryOut(
+            seq=e.seq,
+            ts=iso(e.ts_us) or "",
+            actor=e.actor,
+            action=e.action,
+            record_type=e.record_type,
+            record_id=e.record_id,
+            reason=e.reason,
+            old=e.old,
+            new=e.new,
+            prev_hash=e.prev_hash,
+            hash=e.hash,
+        )
         for e in trail.entries(**filters)  # type: ignore[arg-type]
-    ]  # fmt: skip
+    ]
 
 
 @router.get("/api/audit", response_model=list[AuditEntryOut], tags=["audit"], responses=BAD_REQUEST)
@@ -87,8 +97,15 @@ def audit_entries(
     start_us, end_us = _us(start), _us(end)
     if start_us is not None and end_us is not None and start_us >= end_us:
         raise HTTPException(400, "start must be before end")
-    return entries_out(request, record_type=record_type, record_id=record_id, actor=actor,
-                    start_us=start_us, end_us=end_us, limit=limit)  # fmt: skip
+    return entries_out(
+        request,
+        record_type=record_type,
+        record_id=record_id,
+        actor=actor,
+        start_us=start_us,
+        end_us=end_us,
+        limit=limit,
+    )
 
 
 @router.get("/api/audit/head", response_model=ChainOut, tags=["audit"])
@@ -103,18 +120,27 @@ def audit_verify(request: Request, who: Principal = READ_AUDIT) -> ChainOut:
     """Walk the whole hash chain; names the first broken entry if any."""
     n, head, brk = access_of(request).trail.verify()
     return ChainOut(
-        entries=n, head_seq=n, head_sha256=head, at=iso(now_us()) or "", intact=brk is None,
-        first_break_seq=brk.seq if brk else None, break_reason=brk.reason if brk else None,
-    )  # fmt: skip
+        entries=n,
+        head_seq=n,
+        head_sha256=head,
+        at=iso(now_us()) or "",
+        intact=brk is None,
+        first_break_seq=brk.seq if brk else None,
+        break_reason=brk.reason if brk else None,
+    )
 
 
 @router.get(
     "/api/audit/export",
     tags=["audit"],
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}, "application/json": {}},
-                     "description": "the whole trail with its head"}},
-)  # fmt: skip
+    responses={
+        200: {
+            "content": {"text/csv": {}, "application/json": {}},
+            "description": "the whole trail with its head",
+        }
+    },
+)
 def audit_export(
     request: Request,
     format: Literal["csv", "json"] = "csv",
@@ -123,16 +149,26 @@ def audit_export(
     """The whole trail as CSV or JSON; the chain head is in the headers (and audited)."""
     trail = access_of(request).trail
     seq, digest = trail.head()
-    trail.append(who.actor, "audit.exported", "audit", "trail", f"export as {format}", None,
-                 {"head_seq": seq, "head_sha256": digest})  # fmt: skip
+    trail.append(
+        who.actor,
+        "audit.exported",
+        "audit",
+        "trail",
+        f"export as {format}",
+        None,
+        {"head_seq": seq, "head_sha256": digest},
+    )
     body = trail.export(format)
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
     return Response(
         body,
         media_type="text/csv" if format == "csv" else "application/json",
-        headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.{format}"',
-                 "X-Audit-Head-Seq": str(seq), "X-Audit-Head-Sha256": digest},
-    )  # fmt: skip
+        headers={
+            "Content-Disposition": f'attachment; filename="audit-{stamp}.{format}"',
+            "X-Audit-Head-Seq": str(seq),
+            "X-Audit-Head-Sha256": digest,
+        },
+    )
 
 
 # -- signatures ------------------------------------------------------------------------
@@ -179,13 +215,24 @@ def manifest_out(reg: SignatureRegister, record_type: str, record_id: str) -> Ma
     """The manifest of a record, for every route that shows the record."""
     m = reg.manifest(record_type, record_id)
     return ManifestOut(
-        record_type=record_type, record_id=record_id, current_sha256=m.content_sha256,
-        signatures=[SignatureOut(
-            id=s.signature.id, signer=s.signature.signer, printed_name=s.signature.printed_name,
-            meaning=s.signature.meaning, signed_at=iso(s.signature.ts_us) or "",
-            reason=s.signature.reason, content_sha256=s.signature.content_sha256,
-            valid=s.valid, validity=s.why) for s in m.signatures],
-    )  # fmt: skip
+        record_type=record_type,
+        record_id=record_id,
+        current_sha256=m.content_sha256,
+        signatures=[
+            SignatureOut(
+                id=s.signature.id,
+                signer=s.signature.signer,
+                printed_name=s.signature.printed_name,
+                meaning=s.signature.meaning,
+                signed_at=iso(s.signature.ts_us) or "",
+                reason=s.signature.reason,
+                content_sha256=s.signature.content_sha256,
+                valid=s.valid,
+                validity=s.why,
+            )
+            for s in m.signatures
+        ],
+    )
 
 
 def _register(request: Request) -> SignatureRegister:
@@ -218,18 +265,34 @@ def sign(body: SignIn, request: Request, who: Principal = SIGNED_IN) -> Manifest
     """Sign a record. The password is asked again; the signed content's hash must match."""
     access = access_of(request)
     reg = _register(request)
-    signer = reauthenticate(request, who, body.user_id, body.password, body.record_type,
-                            body.record_id, "signature not executed")  # fmt: skip
+    signer = reauthenticate(
+        request,
+        who,
+        body.user_id,
+        body.password,
+        body.record_type,
+        body.record_id,
+        "signature not executed",
+    )
     try:
-        reg.sign(body.record_type, body.record_id, body.content_sha256, who.id,
-                 signer.full_name, signer.role, body.meaning, body.reason)  # fmt: skip
+        reg.sign(
+            body.record_type,
+            body.record_id,
+            body.content_sha256,
+            who.id,
+            signer.full_name,
+            signer.role,
+            body.meaning,
+            body.reason,
+        )
     except UnknownRecord as exc:
         raise HTTPException(404, str(exc)) from None
     except RecordChanged as exc:
         raise HTTPException(409, str(exc)) from None
     except SigningRefused as exc:
-        access.trail.append(who.actor, "signature.refused", body.record_type, body.record_id,
-                            str(exc))  # fmt: skip
+        access.trail.append(
+            who.actor, "signature.refused", body.record_type, body.record_id, str(exc)
+        )
         raise HTTPException(403, str(exc)) from None
     return manifest_out(reg, body.record_type, body.record_id)
 
@@ -279,12 +342,21 @@ def _reviews(request: Request) -> AuditReviews:
 def _review_out(request: Request, r: AuditReview) -> ReviewOut:
     m = manifest_out(_register(request), "audit_review", r.id)
     return ReviewOut(
-        id=r.id, period_start=iso(r.start_us) or "", period_end=iso(r.end_us) or "",
-        first_seq=r.first_seq, last_seq=r.last_seq, last_hash=r.last_hash, entries=r.entries,
-        comment=r.comment, created_by=r.created_by, created=iso(r.created_us) or "",
-        updated=iso(r.updated_us) or "", content_sha256=m.current_sha256 or "", signatures=m,
+        id=r.id,
+        period_start=iso(r.start_us) or "",
+        period_end=iso(r.end_us) or "",
+        first_seq=r.first_seq,
+        last_seq=r.last_seq,
+        last_hash=r.last_hash,
+        entries=r.entries,
+        comment=r.comment,
+        created_by=r.created_by,
+        created=iso(r.created_us) or "",
+        updated=iso(r.updated_us) or "",
+        content_sha256=m.current_sha256 or "",
+        signatures=m,
         audit_trail=entries_out(request, record_type="audit_review", record_id=r.id),
-    )  # fmt: skip
+    )
 
 
 @router.get("/api/audit-reviews", response_model=list[ReviewOut], tags=["audit"])
@@ -294,9 +366,11 @@ def list_reviews(request: Request, who: Principal = READ_AUDIT) -> list[ReviewOu
 
 
 @router.get(
-    "/api/audit-reviews/{review_id}", response_model=ReviewOut, tags=["audit"],
+    "/api/audit-reviews/{review_id}",
+    response_model=ReviewOut,
+    tags=["audit"],
     responses=NOT_FOUND,
-)  # fmt: skip
+)
 def get_review(review_id: str, request: Request, who: Principal = READ_AUDIT) -> ReviewOut:
     """One review with its signatures (and whether each still applies) and its trail."""
     r = _reviews(request).get(review_id)
@@ -306,9 +380,12 @@ def get_review(review_id: str, request: Request, who: Principal = READ_AUDIT) ->
 
 
 @router.post(
-    "/api/audit-reviews", response_model=ReviewOut, status_code=201, tags=["audit"],
+    "/api/audit-reviews",
+    response_model=ReviewOut,
+    status_code=201,
+    tags=["audit"],
     responses=BAD_REQUEST,
-)  # fmt: skip
+)
 def create_review(body: ReviewIn, request: Request, who: Principal = REVIEW) -> ReviewOut:
     """Record a review of the trail over a period (then sign it: review, approval)."""
     require_person(who, request)
@@ -322,9 +399,11 @@ def create_review(body: ReviewIn, request: Request, who: Principal = REVIEW) -> 
 
 
 @router.patch(
-    "/api/audit-reviews/{review_id}", response_model=ReviewOut, tags=["audit"],
+    "/api/audit-reviews/{review_id}",
+    response_model=ReviewOut,
+    tags=["audit"],
     responses={**BAD_REQUEST, **NOT_FOUND},
-)  # fmt: skip
+)
 def amend_review(
     review_id: str, body: ReviewAmendIn, request: Request, who: Principal = REVIEW
 ) -> ReviewOut:

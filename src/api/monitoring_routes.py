@@ -89,14 +89,24 @@ class AlarmOut(BaseModel):
 def alarm_out(a: Alarm) -> AlarmOut:
     """An alarm as the API shows it."""
     return AlarmOut(
-        id=a.id, tag=a.tag, kind=a.kind.value, priority=a.priority.value, state=a.state.value,
-        condition_active=a.condition_active, raised=iso(a.raised_us), cleared=iso(a.cleared_us),
-        value_at_trip=a.value_at_trip, limit_at_trip=a.limit_at_trip,
+        id=a.id,
+        tag=a.tag,
+        kind=a.kind.value,
+        priority=a.priority.value,
+        state=a.state.value,
+        condition_active=a.condition_active,
+        raised=iso(a.raised_us),
+        cleared=iso(a.cleared_us),
+        value_at_trip=a.value_at_trip,
+        limit_at_trip=a.limit_at_trip,
         limit_set=f"{a.limit_set_id} v{a.limit_set_version}" if a.limit_set_id else None,
-        acknowledged_by=a.acked_by, acknowledged=iso(a.acked_us), ack_comment=a.ack_comment,
-        shelved_by=a.shelved_by, shelved_until=iso(a.shelved_until_us),
+        acknowledged_by=a.acked_by,
+        acknowledged=iso(a.acked_us),
+        ack_comment=a.ack_comment,
+        shelved_by=a.shelved_by,
+        shelved_until=iso(a.shelved_until_us),
         shelve_reason=a.shelve_reason,
-    )  # fmt: skip
+    )
 
 
 class TransitionOut(BaseModel):
@@ -154,9 +164,11 @@ def active_alarms(request: Request, who: Principal = READ) -> list[AlarmOut]:
 
 
 @router.get(
-    "/api/alarms/history", response_model=list[TransitionOut], tags=["alarms"],
+    "/api/alarms/history",
+    response_model=list[TransitionOut],
+    tags=["alarms"],
     responses=BAD_REQUEST,
-)  # fmt: skip
+)
 def alarm_history(
     request: Request,
     tag: str | None = Query(None, max_length=300),
@@ -171,17 +183,27 @@ def alarm_history(
     if s is not None and e is not None and s >= e:
         raise HTTPException(400, "start must be before end")
     return [
-        TransitionOut(alarm_id=t.alarm_id, tag=t.tag, event=t.event.value,
-                      from_state=t.from_state.value, to_state=t.to_state.value, actor=t.actor,
-                      at=iso(t.at_us) or "", reason=t.reason, detail=dict(t.detail or {}))
+        TransitionOut(
+            alarm_id=t.alarm_id,
+            tag=t.tag,
+            event=t.event.value,
+            from_state=t.from_state.value,
+            to_state=t.to_state.value,
+            actor=t.actor,
+            at=iso(t.at_us) or "",
+            reason=t.reason,
+            detail=dict(t.detail or {}),
+        )
         for t in engine_of(request).books.alarms.history(tag, s, e, limit)
-    ]  # fmt: skip
+    ]
 
 
 @router.get(
-    "/api/alarms/metrics", response_model=AlarmMetricsOut, tags=["alarms"],
+    "/api/alarms/metrics",
+    response_model=AlarmMetricsOut,
+    tags=["alarms"],
     responses=BAD_REQUEST,
-)  # fmt: skip
+)
 def alarm_metrics(
     request: Request,
     hours: float = Query(24, ge=0.01, le=24 * 90),
@@ -195,13 +217,14 @@ def alarm_metrics(
     trs = engine_of(request).books.alarms.history(None, start, end, 1_000_000)
     periods = metrics.floods(trs)
     return AlarmMetricsOut(
-        start=iso(start) or "", end=iso(end) or "",
+        start=iso(start) or "",
+        end=iso(end) or "",
         annunciated=sum(1 for t in trs if metrics.is_annunciation(t)),
         chattering=[_iso_fields(_asdict(c)) for c in metrics.chattering(trs)],
         floods=[_iso_fields(_asdict(f)) for f in periods],
         time_in_flood_pct=round(100 * metrics.time_in_flood(periods, start, end), 3),
         standing=[_iso_fields(_asdict(x)) for x in metrics.standing_alarms(trs, end)],
-    )  # fmt: skip
+    )
 
 
 def _asdict(obj: Any) -> dict[str, Any]:
@@ -263,9 +286,11 @@ def unshelve(body: AlarmReasonIn, request: Request, who: Principal = ACK) -> Ala
 
 
 @router.post(
-    "/api/alarms/out-of-service", response_model=AlarmOut, tags=["alarms"],
+    "/api/alarms/out-of-service",
+    response_model=AlarmOut,
+    tags=["alarms"],
     responses=ALARM_ACTION,
-)  # fmt: skip
+)
 def out_of_service(body: AlarmReasonIn, request: Request, who: Principal = CONFIGURE) -> AlarmOut:
     """Take an alarm out of service (maintenance of its instrument), with a reason."""
     require_person(who, request)
@@ -277,9 +302,11 @@ def out_of_service(body: AlarmReasonIn, request: Request, who: Principal = CONFI
 
 
 @router.post(
-    "/api/alarms/return-to-service", response_model=AlarmOut, tags=["alarms"],
+    "/api/alarms/return-to-service",
+    response_model=AlarmOut,
+    tags=["alarms"],
     responses=ALARM_ACTION,
-)  # fmt: skip
+)
 def return_to_service(
     body: AlarmReasonIn, request: Request, who: Principal = CONFIGURE
 ) -> AlarmOut:
@@ -319,14 +346,22 @@ def deviation_out(request: Request, d: Deviation) -> DeviationOut:
     """A deviation as every route shows it, with manifest and trail."""
     m = manifest_out(request.app.state.signatures, "deviation", d.id)
     return DeviationOut(
-        id=d.id, title=d.title, status=d.status.value, source=d.source.value,
+        id=d.id,
+        title=d.title,
+        status=d.status.value,
+        source=d.source.value,
         proposed_classification=d.proposed_classification.value,
         final_classification=d.final_classification.value if d.final_classification else None,
-        discovered=iso(d.discovered_us) or "", report_due=iso(d.report_due_us) or "",
-        close_due=iso(d.close_due_us) or "", affected_batch_ids=list(d.affected_batch_ids),
-        version=d.version, record=_iso_fields(d.to_dict()), content_sha256=m.current_sha256 or "",
-        signatures=m, audit_trail=entries_out(request, record_type="deviation", record_id=d.id),
-    )  # fmt: skip
+        discovered=iso(d.discovered_us) or "",
+        report_due=iso(d.report_due_us) or "",
+        close_due=iso(d.close_due_us) or "",
+        affected_batch_ids=list(d.affected_batch_ids),
+        version=d.version,
+        record=_iso_fields(d.to_dict()),
+        content_sha256=m.current_sha256 or "",
+        signatures=m,
+        audit_trail=entries_out(request, record_type="deviation", record_id=d.id),
+    )
 
 
 class InvestigateIn(Strict):
@@ -403,33 +438,49 @@ def list_deviations(
 
 
 @router.get(
-    "/api/deviations/{dev_id}", response_model=DeviationOut, tags=["deviations"],
+    "/api/deviations/{dev_id}",
+    response_model=DeviationOut,
+    tags=["deviations"],
     responses=NOT_FOUND,
-)  # fmt: skip
+)
 def get_deviation(dev_id: str, request: Request, who: Principal = READ) -> DeviationOut:
     """One deviation with its evidence, signatures and audit trail."""
     return deviation_out(request, _deviation(request, dev_id))
 
 
 @router.post(
-    "/api/deviations/{dev_id}/investigate", response_model=DeviationOut, tags=["deviations"],
+    "/api/deviations/{dev_id}/investigate",
+    response_model=DeviationOut,
+    tags=["deviations"],
     responses=DEV_ACTION,
-)  # fmt: skip
+)
 def investigate(
     dev_id: str, body: InvestigateIn, request: Request, who: Principal = REVIEW
 ) -> DeviationOut:
     """Open -> under investigation."""
     require_person(who, request)
     dev = _deviation(request, dev_id)
-    return _transition(request, dev, lambda d: start_investigation(
-        d, body.expected_version, actor=who.id, at_us=now_us(), investigator=body.investigator,
-        note=body.note), body.expected_version)  # fmt: skip
+    return _transition(
+        request,
+        dev,
+        lambda d: start_investigation(
+            d,
+            body.expected_version,
+            actor=who.id,
+            at_us=now_us(),
+            investigator=body.investigator,
+            note=body.note,
+        ),
+        body.expected_version,
+    )
 
 
 @router.post(
-    "/api/deviations/{dev_id}/amend", response_model=DeviationOut, tags=["deviations"],
+    "/api/deviations/{dev_id}/amend",
+    response_model=DeviationOut,
+    tags=["deviations"],
     responses=DEV_ACTION,
-)  # fmt: skip
+)
 def amend_deviation(
     dev_id: str, body: AmendIn, request: Request, who: Principal = REVIEW
 ) -> DeviationOut:
@@ -439,50 +490,89 @@ def amend_deviation(
     changes = body.model_dump(exclude={"expected_version", "reason"}, exclude_none=True)
     if "affected_batch_ids" in changes:
         changes["affected_batch_ids"] = tuple(changes["affected_batch_ids"])
-    return _transition(request, dev, lambda d: amend(
-        d, body.expected_version, actor=who.id, at_us=now_us(), reason=body.reason,
-        changes=changes), body.expected_version)  # fmt: skip
+    return _transition(
+        request,
+        dev,
+        lambda d: amend(
+            d,
+            body.expected_version,
+            actor=who.id,
+            at_us=now_us(),
+            reason=body.reason,
+            changes=changes,
+        ),
+        body.expected_version,
+    )
 
 
 @router.post(
-    "/api/deviations/{dev_id}/close", response_model=DeviationOut, tags=["deviations"],
+    "/api/deviations/{dev_id}/close",
+    response_model=DeviationOut,
+    tags=["deviations"],
     responses={**DEV_ACTION, 401: {"description": "password wrong: nothing closed"}},
-)  # fmt: skip
+)
 def close_deviation(
     dev_id: str, body: CloseIn, request: Request, who: Principal = APPROVE
 ) -> DeviationOut:
     """Under investigation -> closed, signed by you (password asked again)."""
-    signer = reauthenticate(request, who, body.user_id, body.password, "deviation", dev_id,
-                            "not closed")  # fmt: skip
+    signer = reauthenticate(
+        request, who, body.user_id, body.password, "deviation", dev_id, "not closed"
+    )
     dev = _deviation(request, dev_id)
-    out = _transition(request, dev, lambda d: close(
-        d, body.expected_version, actor=who.id, at_us=now_us(),
-        impact_assessment=body.impact_assessment, root_cause=body.root_cause,
-        final_classification=body.final_classification, capa_ref=body.capa_ref,
-        classification_rationale=body.classification_rationale, note=body.note,
-    ), body.expected_version)  # fmt: skip
+    out = _transition(
+        request,
+        dev,
+        lambda d: close(
+            d,
+            body.expected_version,
+            actor=who.id,
+            at_us=now_us(),
+            impact_assessment=body.impact_assessment,
+            root_cause=body.root_cause,
+            final_classification=body.final_classification,
+            capa_ref=body.capa_ref,
+            classification_rationale=body.classification_rationale,
+            note=body.note,
+        ),
+        body.expected_version,
+    )
     reg = request.app.state.signatures
     try:
-        reg.sign("deviation", dev_id, out.content_sha256, who.id, signer.full_name,
-                 signer.role, Meaning.APPROVAL, body.note or "deviation closed")  # fmt: skip
+        reg.sign(
+            "deviation",
+            dev_id,
+            out.content_sha256,
+            who.id,
+            signer.full_name,
+            signer.role,
+            Meaning.APPROVAL,
+            body.note or "deviation closed",
+        )
     except SigningRefused as exc:  # e.g. the approver raised it by hand: closed, unsigned
         raise HTTPException(403, f"closed, but not signed: {exc}") from None
     return deviation_out(request, _deviation(request, dev_id))
 
 
 @router.post(
-    "/api/deviations/{dev_id}/cancel", response_model=DeviationOut, tags=["deviations"],
+    "/api/deviations/{dev_id}/cancel",
+    response_model=DeviationOut,
+    tags=["deviations"],
     responses=DEV_ACTION,
-)  # fmt: skip
+)
 def cancel_deviation(
     dev_id: str, body: CancelIn, request: Request, who: Principal = APPROVE
 ) -> DeviationOut:
     """Cancel a deviation raised in error (reason required)."""
     require_person(who, request)
     dev = _deviation(request, dev_id)
-    return _transition(request, dev, lambda d: cancel(
-        d, body.expected_version, actor=who.id, at_us=now_us(), reason=body.reason),
-        body.expected_version)  # fmt: skip
+    return _transition(
+        request,
+        dev,
+        lambda d: cancel(
+            d, body.expected_version, actor=who.id, at_us=now_us(), reason=body.reason
+        ),
+        body.expected_version,
+    )
 
 
 # -- limit sets --------------------------------------------------------------------------
@@ -541,24 +631,35 @@ def limit_set_out(request: Request, ls: LimitSet, status: str) -> LimitSetOut:
     rid = f"{ls.id}@v{ls.version}"
     m = manifest_out(request.app.state.signatures, "limit_set", rid)
     return LimitSetOut(
-        id=ls.id, version=ls.version, status=status, effective_from=iso(ls.effective_from_us),
-        reason=ls.reason, proposed_by=ls.proposed_by, approved_by=ls.approved_by,
-        limits=[t.to_dict() for t in ls.limits], record_id=rid,
-        content_sha256=m.current_sha256 or "", signatures=m,
-    )  # fmt: skip
+        id=ls.id,
+        version=ls.version,
+        status=status,
+        effective_from=iso(ls.effective_from_us),
+        reason=ls.reason,
+        proposed_by=ls.proposed_by,
+        approved_by=ls.approved_by,
+        limits=[t.to_dict() for t in ls.limits],
+        record_id=rid,
+        content_sha256=m.current_sha256 or "",
+        signatures=m,
+    )
 
 
 @router.get("/api/limit-sets", response_model=list[LimitSetOut], tags=["limits"])
 def limit_sets(request: Request, who: Principal = READ) -> list[LimitSetOut]:
     """Every version (in force, proposed, superseded, rejected), newest first."""
-    return [limit_set_out(request, ls, st)
-            for ls, st in engine_of(request).books.limit_sets.history()]  # fmt: skip
+    return [
+        limit_set_out(request, ls, st) for ls, st in engine_of(request).books.limit_sets.history()
+    ]
 
 
 @router.post(
-    "/api/limit-sets", response_model=LimitSetOut, status_code=201, tags=["limits"],
+    "/api/limit-sets",
+    response_model=LimitSetOut,
+    status_code=201,
+    tags=["limits"],
     responses=BAD_REQUEST,
-)  # fmt: skip
+)
 def propose(body: ProposalIn, request: Request, who: Principal = CONFIGURE) -> LimitSetOut:
     """Propose a new version; a QA approver (not you) approves it by signing it."""
     require_person(who, request)
@@ -569,8 +670,14 @@ def propose(body: ProposalIn, request: Request, who: Principal = CONFIGURE) -> L
         entries = tuple(TagLimits.from_dict(d) for d in body.limits)
     except (KeyError, TypeError, ValueError) as exc:
         raise HTTPException(400, f"limits: {exc}") from None
-    ls = LimitSet(id=current.id, version=current.version + 1, effective_from_us=now_us(),
-                  reason=body.reason, proposed_by=who.id, limits=entries)  # fmt: skip
+    ls = LimitSet(
+        id=current.id,
+        version=current.version + 1,
+        effective_from_us=now_us(),
+        reason=body.reason,
+        proposed_by=who.id,
+        limits=entries,
+    )
     problems = validate_limit_set(ls, {t.path for t in engine.cfg.tags})
     if problems:
         raise HTTPException(400, [str(p) for p in problems])
@@ -579,9 +686,11 @@ def propose(body: ProposalIn, request: Request, who: Principal = CONFIGURE) -> L
 
 
 @router.post(
-    "/api/limit-sets/{set_id}/{version}/what-if", response_model=WhatIfOut, tags=["limits"],
+    "/api/limit-sets/{set_id}/{version}/what-if",
+    response_model=WhatIfOut,
+    tags=["limits"],
     responses={**BAD_REQUEST, **NOT_FOUND},
-)  # fmt: skip
+)
 def what_if_route(
     set_id: str, version: Version, body: WhatIfIn, request: Request, who: Principal = READ
 ) -> WhatIfOut:
@@ -605,21 +714,31 @@ def what_if_route(
         n += len(rows)
         data[tag] = (
             np.fromiter((r.ts_us for r in rows), np.int64, len(rows)),
-            np.fromiter((r.value if isinstance(r.value, int | float) else np.nan for r in rows),
-                        np.float64, len(rows)),
+            np.fromiter(
+                (r.value if isinstance(r.value, int | float) else np.nan for r in rows),
+                np.float64,
+                len(rows),
+            ),
             np.fromiter((int(r.quality) for r in rows), np.int8, len(rows)),
-        )  # fmt: skip
+        )
     timeline = next(iter(engine.evaluators.values())).timeline if engine.evaluators else ()
     result = what_if(replace_effective(ls, start), data, timeline)
-    per_tag = {tag: {"excursions": {c.value: k for c, k in s.excursions.items()},
-                     "seconds_beyond": {c.value: round(v / 1e6, 3)
-                                        for c, v in s.time_beyond_us.items()}}
-               for tag, s in result.summary.items()}  # fmt: skip
+    per_tag = {
+        tag: {
+            "excursions": {c.value: k for c, k in s.excursions.items()},
+            "seconds_beyond": {c.value: round(v / 1e6, 3) for c, v in s.time_beyond_us.items()},
+        }
+        for tag, s in result.summary.items()
+    }
     return WhatIfOut(
-        limit_set=f"{ls.id} v{ls.version}", start=iso(start) or "", end=iso(end) or "",
-        readings=n, excursions=len(result.excursions), per_tag=per_tag,
+        limit_set=f"{ls.id} v{ls.version}",
+        start=iso(start) or "",
+        end=iso(end) or "",
+        readings=n,
+        excursions=len(result.excursions),
+        per_tag=per_tag,
         seconds=round(time.perf_counter() - t0, 3),
-    )  # fmt: skip
+    )
 
 
 def replace_effective(ls: LimitSet, start_us: int) -> LimitSet:
@@ -630,9 +749,11 @@ def replace_effective(ls: LimitSet, start_us: int) -> LimitSet:
 
 
 @router.post(
-    "/api/limit-sets/{set_id}/{version}/reject", response_model=LimitSetOut, tags=["limits"],
+    "/api/limit-sets/{set_id}/{version}/reject",
+    response_model=LimitSetOut,
+    tags=["limits"],
     responses={**BAD_REQUEST, **NOT_FOUND},
-)  # fmt: skip
+)
 def reject(
     set_id: str, version: Version, body: CancelReasonIn, request: Request, who: Principal = APPROVE
 ) -> LimitSetOut:
@@ -678,10 +799,15 @@ def batch_out(request: Request, b: Batch) -> BatchOut:
     """A batch with the deviations that name it."""
     devs = engine_of(request).books.deviations.for_batch(b.id)
     return BatchOut(
-        id=b.id, product=b.product, equipment=list(b.equipment), rooms=list(b.rooms),
-        start=iso(b.start_us) or "", end=iso(b.end_us), in_progress=b.end_us is None,
+        id=b.id,
+        product=b.product,
+        equipment=list(b.equipment),
+        rooms=list(b.rooms),
+        start=iso(b.start_us) or "",
+        end=iso(b.end_us),
+        in_progress=b.end_us is None,
         deviations=[d.id for d in devs],
-    )  # fmt: skip
+    )
 
 
 @router.get("/api/batches", response_model=list[BatchOut], tags=["batches"])
@@ -691,9 +817,12 @@ def batches(request: Request, who: Principal = READ) -> list[BatchOut]:
 
 
 @router.post(
-    "/api/batches", response_model=BatchOut, status_code=201, tags=["batches"],
+    "/api/batches",
+    response_model=BatchOut,
+    status_code=201,
+    tags=["batches"],
     responses=BAD_REQUEST,
-)  # fmt: skip
+)
 def start_batch(body: BatchIn, request: Request, who: Principal = ACK) -> BatchOut:
     """Start a batch in rooms and on equipment (the MES may do this with its token)."""
     engine = engine_of(request)
@@ -703,18 +832,22 @@ def start_batch(body: BatchIn, request: Request, who: Principal = ACK) -> BatchO
         raise HTTPException(400, f"unknown rooms {unknown}")
     start = _us(body.start) if body.start else now_us()
     try:
-        b = engine.books.batches.start(who.actor, Batch(body.id, body.product,
-                                       tuple(body.equipment), tuple(body.rooms), start, None),
-                                       body.reason)  # fmt: skip
+        b = engine.books.batches.start(
+            who.actor,
+            Batch(body.id, body.product, tuple(body.equipment), tuple(body.rooms), start, None),
+            body.reason,
+        )
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
     return batch_out(request, b)
 
 
 @router.post(
-    "/api/batches/{batch_id}/end", response_model=BatchOut, tags=["batches"],
+    "/api/batches/{batch_id}/end",
+    response_model=BatchOut,
+    tags=["batches"],
     responses={**BAD_REQUEST, **NOT_FOUND},
-)  # fmt: skip
+)
 def end_batch(
     batch_id: str, body: CancelReasonIn, request: Request, who: Principal = ACK
 ) -> BatchOut:

@@ -51,8 +51,9 @@ def decisions_of(request: Request) -> DecisionBook:
 def _review(request: Request, batch_id: str) -> BatchReview:
     engine = engine_of(request)
     try:
-        return review_batch(engine.store, engine.books, access_of(request).trail, engine.cfg,
-                            batch_id, now_us())  # fmt: skip
+        return review_batch(
+            engine.store, engine.books, access_of(request).trail, engine.cfg, batch_id, now_us()
+        )
     except BatchNotFound as exc:
         raise HTTPException(404, str(exc)) from None
 
@@ -88,17 +89,26 @@ class ReviewOut(BaseModel):
 def _decisions(request: Request, batch_id: str) -> list[DecisionOut]:
     reg = request.app.state.signatures
     return [
-        DecisionOut(id=d.id, decision=d.decision, comment=d.comment, decided_by=d.decided_by,
-                    decided=iso(d.decided_us) or "", review_sha256=d.review_sha256,
-                    blockers=d.blockers, signatures=manifest_out(reg, "batch_decision", d.id))
+        DecisionOut(
+            id=d.id,
+            decision=d.decision,
+            comment=d.comment,
+            decided_by=d.decided_by,
+            decided=iso(d.decided_us) or "",
+            review_sha256=d.review_sha256,
+            blockers=d.blockers,
+            signatures=manifest_out(reg, "batch_decision", d.id),
+        )
         for d in decisions_of(request).for_batch(batch_id)
-    ]  # fmt: skip
+    ]
 
 
 @router.get(
-    "/api/batches/{batch_id}/review", response_model=ReviewOut, tags=["release"],
+    "/api/batches/{batch_id}/review",
+    response_model=ReviewOut,
+    tags=["release"],
     responses=NOT_FOUND,
-)  # fmt: skip
+)
 def batch_review(
     batch_id: str,
     request: Request,
@@ -125,14 +135,20 @@ def batch_report(batch_id: str, request: Request, who: Principal = READ_AUDIT) -
     review = _review(request, batch_id)
     decisions = [
         {"name": s.printed_name, "meaning": s.meaning, "time": s.signed_at, "valid": s.valid}
-        for d in _decisions(request, batch_id) for s in d.signatures.signatures
-    ]  # fmt: skip
+        for d in _decisions(request, batch_id)
+        for s in d.signatures.signatures
+    ]
     tmp = Path(tempfile.mkdtemp(prefix="gmp-edge-report-")) / f"EM-report-{batch_id}.pdf"
     render_pdf(review, tmp, decisions)
-    access_of(request).trail.append(who.actor, "batch.report_exported", "batch", batch_id, "",
-                                    None, {"sha256": _file_sha(tmp)})  # fmt: skip
-    return FileResponse(tmp, media_type="application/pdf", filename=tmp.name,
-                        background=BackgroundTask(_cleanup, tmp))  # fmt: skip
+    access_of(request).trail.append(
+        who.actor, "batch.report_exported", "batch", batch_id, "", None, {"sha256": _file_sha(tmp)}
+    )
+    return FileResponse(
+        tmp,
+        media_type="application/pdf",
+        filename=tmp.name,
+        background=BackgroundTask(_cleanup, tmp),
+    )
 
 
 @router.get(
@@ -151,22 +167,40 @@ def batch_evidence(batch_id: str, request: Request, who: Principal = READ_AUDIT)
     tmp = Path(tempfile.mkdtemp(prefix="gmp-edge-evidence-")) / f"evidence-{batch_id}.zip"
     try:
         info = build_package(
-        tmp, store=engine.store, trail=access_of(request).trail, books=engine.books,
-        signatures=request.app.state.signatures, cfg=engine.cfg,
-        config_path=request.app.state.config_path, batch_id=batch_id,
-        review=review.to_dict(), key_path=key_path_for(engine.cfg.store.path),
-        now_us=now_us(),
-        )  # fmt: skip
+            tmp,
+            store=engine.store,
+            trail=access_of(request).trail,
+            books=engine.books,
+            signatures=request.app.state.signatures,
+            cfg=engine.cfg,
+            config_path=request.app.state.config_path,
+            batch_id=batch_id,
+            review=review.to_dict(),
+            key_path=key_path_for(engine.cfg.store.path),
+            now_us=now_us(),
+        )
     except EvidenceError as exc:
         _cleanup(tmp)
         raise HTTPException(409, f"no evidence package: {exc}") from None
     access_of(request).trail.append(
-        who.actor, "batch.evidence_exported", "batch", batch_id, "", None,
-        {"sha256": _file_sha(tmp), "key_fingerprint": info.key_fingerprint,
-         "readings": info.readings},
-    )  # fmt: skip
-    return FileResponse(tmp, media_type="application/zip", filename=tmp.name,
-                        background=BackgroundTask(_cleanup, tmp))  # fmt: skip
+        who.actor,
+        "batch.evidence_exported",
+        "batch",
+        batch_id,
+        "",
+        None,
+        {
+            "sha256": _file_sha(tmp),
+            "key_fingerprint": info.key_fingerprint,
+            "readings": info.readings,
+        },
+    )
+    return FileResponse(
+        tmp,
+        media_type="application/zip",
+        filename=tmp.name,
+        background=BackgroundTask(_cleanup, tmp),
+    )
 
 
 @router.get(
@@ -190,11 +224,20 @@ def batch_readings(batch_id: str, request: Request, who: Principal = READ_AUDIT)
     start, end = batch.start_us, period_end(batch, now_us())
     rooms, equipment = set(batch.rooms), set(batch.equipment)
     conns = snapshot(engine.store.path, 2)  # two readers on one snapshot, as the package
-    tag_ids = {int(tid): str(p) for tid, p in conns[0].execute("select id, path from tags")
-               if in_batch_scope(str(p), rooms, equipment)}  # fmt: skip
-    access_of(request).trail.append(who.actor, "batch.readings_exported", "batch", batch_id, "",
-                                    None, {"start": iso(start), "end": iso(end),
-                                           "tags": len(tag_ids)})  # fmt: skip
+    tag_ids = {
+        int(tid): str(p)
+        for tid, p in conns[0].execute("select id, path from tags")
+        if in_batch_scope(str(p), rooms, equipment)
+    }
+    access_of(request).trail.append(
+        who.actor,
+        "batch.readings_exported",
+        "batch",
+        batch_id,
+        "",
+        None,
+        {"start": iso(start), "end": iso(end), "tags": len(tag_ids)},
+    )
 
     def produce(write: Callable[[bytes], None]) -> None:
         try:
@@ -203,8 +246,11 @@ def batch_readings(batch_id: str, request: Request, who: Principal = READ_AUDIT)
             for c in conns:
                 c.close()
 
-    return StreamingResponse(stream_writes(produce), media_type="text/csv", headers={
-        "content-disposition": f'attachment; filename="readings-{batch_id}.csv"'})  # fmt: skip
+    return StreamingResponse(
+        stream_writes(produce),
+        media_type="text/csv",
+        headers={"content-disposition": f'attachment; filename="readings-{batch_id}.csv"'},
+    )
 
 
 @router.get(
@@ -221,16 +267,34 @@ def deviation_report(dev_id: str, request: Request, who: Principal = READ_AUDIT)
     engine = engine_of(request)
     trail = access_of(request).trail
     try:
-        f = gather_investigation(engine.store, engine.books, trail, engine.cfg,
-                                 request.app.state.signatures, dev_id, now_us())  # fmt: skip
+        f = gather_investigation(
+            engine.store,
+            engine.books,
+            trail,
+            engine.cfg,
+            request.app.state.signatures,
+            dev_id,
+            now_us(),
+        )
     except KeyError:
         raise HTTPException(404, f"no deviation {dev_id!r}") from None
     tmp = Path(tempfile.mkdtemp(prefix="gmp-edge-deviation-")) / f"investigation-{dev_id}.pdf"
     render_investigation_pdf(f, tmp)
-    trail.append(who.actor, "deviation.file_exported", "deviation", dev_id, "", None,
-                 {"sha256": _file_sha(tmp), "version": f.deviation.version})  # fmt: skip
-    return FileResponse(tmp, media_type="application/pdf", filename=tmp.name,
-                        background=BackgroundTask(_cleanup, tmp))  # fmt: skip
+    trail.append(
+        who.actor,
+        "deviation.file_exported",
+        "deviation",
+        dev_id,
+        "",
+        None,
+        {"sha256": _file_sha(tmp), "version": f.deviation.version},
+    )
+    return FileResponse(
+        tmp,
+        media_type="application/pdf",
+        filename=tmp.name,
+        background=BackgroundTask(_cleanup, tmp),
+    )
 
 
 def _file_sha(path: Path) -> str:
@@ -276,24 +340,37 @@ def decide(
     batch_id: str, body: DecisionIn, request: Request, who: Principal = APPROVE
 ) -> DecisionOut:
     """Record and sign a decision on the review you saw (meaning: responsibility)."""
-    signer = reauthenticate(request, who, body.user_id, body.password, "batch", batch_id,
-                            "not decided")  # fmt: skip
+    signer = reauthenticate(
+        request, who, body.user_id, body.password, "batch", batch_id, "not decided"
+    )
     review = _review(request, batch_id).to_dict()
     current = review_sha256(review)
     if current != body.review_sha256:
-        raise HTTPException(409, "the review changed since it was shown (new data, deviation "
-                                 "or signature); look at it again before deciding")  # fmt: skip
+        raise HTTPException(
+            409,
+            "the review changed since it was shown (new data, deviation "
+            "or signature); look at it again before deciding",
+        )
     blockers = len((review.get("readiness") or {}).get("blockers", []))
     try:
-        d = decisions_of(request).record(who.id, batch_id, body.decision, body.comment,
-                                         current, blockers)  # fmt: skip
+        d = decisions_of(request).record(
+            who.id, batch_id, body.decision, body.comment, current, blockers
+        )
     except DecisionError as exc:
         raise HTTPException(409, str(exc)) from None
     reg = request.app.state.signatures
     seen = reg.current_hash("batch_decision", d.id)
     try:
-        reg.sign("batch_decision", d.id, seen, who.id, signer.full_name, signer.role,
-                 Meaning.RESPONSIBILITY, body.comment)  # fmt: skip
+        reg.sign(
+            "batch_decision",
+            d.id,
+            seen,
+            who.id,
+            signer.full_name,
+            signer.role,
+            Meaning.RESPONSIBILITY,
+            body.comment,
+        )
     except SigningRefused as exc:
         raise HTTPException(403, f"recorded, but not signed: {exc}") from None
     (out,) = [x for x in _decisions(request, batch_id) if x.id == d.id]
@@ -377,17 +454,35 @@ def excursion_history(
     }
     items = search(
         excursions(engine.books.alarms.history(None, None, None, 1_000_000), deviation_of),
-        room=room, tag=tag, level=level, status=status, start_us=s, end_us=e, scope=scope,
-    )  # fmt: skip
+        room=room,
+        tag=tag,
+        level=level,
+        status=status,
+        start_us=s,
+        end_us=e,
+        scope=scope,
+    )
     items.sort(key=lambda x: x.start_us, reverse=True)
     page = [
-        ExcursionOut(alarm_id=x.alarm_id, tag=x.tag, room=x.room, kind=x.kind, level=x.level,
-                     priority=x.priority, start=iso(x.start_us) or "", end=iso(x.end_us),
-                     open=x.open, value_at_trip=x.value_at_trip, limit=x.limit,
-                     limit_set=x.limit_set, acknowledged_by=x.acknowledged_by,
-                     ack_comment=x.ack_comment, deviation_id=x.deviation_id)
+        ExcursionOut(
+            alarm_id=x.alarm_id,
+            tag=x.tag,
+            room=x.room,
+            kind=x.kind,
+            level=x.level,
+            priority=x.priority,
+            start=iso(x.start_us) or "",
+            end=iso(x.end_us),
+            open=x.open,
+            value_at_trip=x.value_at_trip,
+            limit=x.limit,
+            limit_set=x.limit_set,
+            acknowledged_by=x.acknowledged_by,
+            ack_comment=x.ack_comment,
+            deviation_id=x.deviation_id,
+        )
         for x in items[offset : offset + limit]
-    ]  # fmt: skip
+    ]
     if format == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)

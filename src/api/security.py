@@ -86,23 +86,37 @@ class Access:
             s = self.sessions.get(session_id, now_us())
             if s is None:
                 raise HTTPException(
-                    401, "session expired or signed out; sign in again",
+                    401,
+                    "session expired or signed out; sign in again",
                     {"WWW-Authenticate": "Bearer"},
-                )  # fmt: skip
+                )
             if request.method not in SAFE_METHODS and request.headers.get(CSRF_HEADER) != s.csrf:
                 raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header for this session")
-            return Principal(id=s.user_id, name=s.full_name, role=s.role, kind="person",
-                             password_expired=s.password_expired)  # fmt: skip
+            return Principal(
+                id=s.user_id,
+                name=s.full_name,
+                role=s.role,
+                kind="person",
+                password_expired=s.password_expired,
+            )
         raise HTTPException(
-            401, "sign in (POST /api/session) or send an API token",
+            401,
+            "sign in (POST /api/session) or send an API token",
             {"WWW-Authenticate": "Bearer"},
-        )  # fmt: skip
+        )
 
     def refuse(self, request: Request, who: Principal, why: str) -> HTTPException:
         """A 403, audited when the refused request would have changed something."""
         if request.method not in SAFE_METHODS:
-            self.trail.append(who.actor, "access.denied", "api", request.url.path, why,
-                              None, {"method": request.method, "role": who.role.value})  # fmt: skip
+            self.trail.append(
+                who.actor,
+                "access.denied",
+                "api",
+                request.url.path,
+                why,
+                None,
+                {"method": request.method, "role": who.role.value},
+            )
         return HTTPException(403, why)
 
 
@@ -119,8 +133,9 @@ def require(
         access: Access = request.app.state.access
         who = access.principal(request, token, session_id)
         if who.password_expired and not allow_expired_password:
-            raise HTTPException(403, "your password has expired; change it first "
-                                     "(POST /api/session/password)")  # fmt: skip
+            raise HTTPException(
+                403, "your password has expired; change it first (POST /api/session/password)"
+            )
         if permission is not None and not allowed(who.role, permission):
             raise access.refuse(
                 request, who, f"role {who.role.value} lacks permission {permission.value}"
@@ -159,8 +174,13 @@ def reauthenticate(
     require_person(who, request)
     access = access_of(request)
     if user_id != who.id:
-        access.trail.append(who.actor, "signature.refused", record_type, record_id,
-                            f"signing as {user_id} while signed in as {who.id}")  # fmt: skip
+        access.trail.append(
+            who.actor,
+            "signature.refused",
+            record_type,
+            record_id,
+            f"signing as {user_id} while signed in as {who.id}",
+        )
         raise HTTPException(403, "you can only sign as yourself")
     check = access.directory.authenticate(user_id, password, purpose="signature")
     if not check.ok or check.user is None:

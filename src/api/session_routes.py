@@ -46,9 +46,11 @@ class PasswordChangeIn(Strict):
 @router.post(
     "/api/session",
     response_model=SessionOut,
-    responses={401: {"model": ErrorOut, "description": "wrong user id or password, locked"},
-               429: {"model": ErrorOut, "description": "too many attempts; see Retry-After"}},
-)  # fmt: skip
+    responses={
+        401: {"model": ErrorOut, "description": "wrong user id or password, locked"},
+        429: {"model": ErrorOut, "description": "too many attempts; see Retry-After"},
+    },
+)
 def sign_in(body: SignInIn, request: Request, response: Response) -> SessionOut:
     """Sign in with user id and password; sets the session cookie (HttpOnly, SameSite)."""
     access = access_of(request)
@@ -59,10 +61,18 @@ def sign_in(body: SignInIn, request: Request, response: Response) -> SessionOut:
         access.signin_per_user.retry_after_s(f"user:{body.user_id}", now),
     )
     if wait > 0:
-        access.trail.append(f"client:{client}", "signin.rate_limited", "user", body.user_id,
-                            f"sign-in attempts over the limit; retry in {wait:.0f} s")  # fmt: skip
-        raise HTTPException(429, "too many sign-in attempts; wait and try again",
-                            {"Retry-After": str(max(1, round(wait)))})  # fmt: skip
+        access.trail.append(
+            f"client:{client}",
+            "signin.rate_limited",
+            "user",
+            body.user_id,
+            f"sign-in attempts over the limit; retry in {wait:.0f} s",
+        )
+        raise HTTPException(
+            429,
+            "too many sign-in attempts; wait and try again",
+            {"Retry-After": str(max(1, round(wait)))},
+        )
     result = access.directory.authenticate(body.user_id, body.password)
     if not result.ok or result.user is None:
         raise HTTPException(401, result.reason)
@@ -71,9 +81,14 @@ def sign_in(body: SignInIn, request: Request, response: Response) -> SessionOut:
         user.id, user.full_name, user.role, now_us(), result.password_expired
     )
     response.set_cookie(
-        COOKIE, sid, httponly=True, samesite="strict", secure=access.cookie_secure, path="/",
+        COOKIE,
+        sid,
+        httponly=True,
+        samesite="strict",
+        secure=access.cookie_secure,
+        path="/",
         max_age=int(access.sessions.max_us / 1_000_000),
-    )  # fmt: skip
+    )
     return _out(s.user_id, s.full_name, s.role, s.csrf, s.password_expired, s.created_us, access)
 
 
@@ -81,11 +96,15 @@ def _out(
     uid: str, name: str, role: Role, csrf: str, expired: bool, created: int, access: Access
 ) -> SessionOut:
     return SessionOut(
-        user_id=uid, full_name=name, role=role,
-        permissions=sorted(p.value for p in PERMISSIONS[role]), csrf_token=csrf,
-        password_expired=expired, idle_timeout_s=access.sessions.idle_us / 1_000_000,
+        user_id=uid,
+        full_name=name,
+        role=role,
+        permissions=sorted(p.value for p in PERMISSIONS[role]),
+        csrf_token=csrf,
+        password_expired=expired,
+        idle_timeout_s=access.sessions.idle_us / 1_000_000,
         signed_in=iso(created) or "",
-    )  # fmt: skip
+    )
 
 
 @router.get("/api/session", response_model=SessionOut, responses=AUTH)

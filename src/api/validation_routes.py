@@ -134,8 +134,9 @@ class CppOut(_Out):
     below_minimum: int = Field(description="batches with Cpk below 1.0")
     trend: TrendOut
     verdict: Literal["capable", "marginal", "not capable", "insufficient data"]
-    text: str = Field(description="the verdict's reasons; the software summarises, a person "
-                      "concludes")  # fmt: skip
+    text: str = Field(
+        description="the verdict's reasons; the software summarises, a person concludes"
+    )
     notes: list[str]
 
 
@@ -270,9 +271,16 @@ def process_validation_summary(
         raise HTTPException(400, f"start {start} is not before end {end}")
     engine = engine_of(request)
     summary = process_validation(
-        engine.store, engine.books, engine.cfg, now_us(), product, s, e,
-        Policy(cpk_target=cpk_target, min_batches=min_batches), max_batches,
-    )  # fmt: skip
+        engine.store,
+        engine.books,
+        engine.cfg,
+        now_us(),
+        product,
+        s,
+        e,
+        Policy(cpk_target=cpk_target, min_batches=min_batches),
+        max_batches,
+    )
     return ProcessValidationOut.model_validate(summary.to_dict())
 
 

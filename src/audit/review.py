@@ -93,8 +93,10 @@ class AuditReviews:
 
     def list(self) -> list[AuditReview]:
         """Every review, newest first."""
-        ids = [r[0] for r in self._conn.execute(
-            "select id from audit_reviews order by created_us desc")]  # fmt: skip
+        ids = [
+            r[0]
+            for r in self._conn.execute("select id from audit_reviews order by created_us desc")
+        ]
         return [r for r in map(self.get, ids) if r is not None]
 
     # SignableRecords
@@ -133,13 +135,14 @@ class AuditReviews:
             review_id = f"AR-{count + 1:05d}"
             tx.conn.execute(
                 "insert into audit_reviews values(?,?,?,?,?,?,?,?,?,?,?)",
-                (review_id, start_us, end_us, first, last, last_hash, n, comment, actor, now,
-                 now),
-            )  # fmt: skip
-            review = AuditReview(review_id, start_us, end_us, first, last, last_hash, n,
-                                 comment, actor, now, now)  # fmt: skip
-            tx.append(actor, "audit_review.created", RECORD_TYPE, review_id, "", None,
-                      review.content())  # fmt: skip
+                (review_id, start_us, end_us, first, last, last_hash, n, comment, actor, now, now),
+            )
+            review = AuditReview(
+                review_id, start_us, end_us, first, last, last_hash, n, comment, actor, now, now
+            )
+            tx.append(
+                actor, "audit_review.created", RECORD_TYPE, review_id, "", None, review.content()
+            )
         return review
 
     def amend(self, actor: str, review_id: str, comment: str, reason: str) -> AuditReview:
@@ -158,8 +161,15 @@ class AuditReviews:
                 "update audit_reviews set comment=?, updated_us=? where id=?",
                 (comment, now_us(), review_id),
             )
-            tx.append(actor, "audit_review.amended", RECORD_TYPE, review_id, reason,
-                      {"comment": row[0]}, {"comment": comment})  # fmt: skip
+            tx.append(
+                actor,
+                "audit_review.amended",
+                RECORD_TYPE,
+                review_id,
+                reason,
+                {"comment": row[0]},
+                {"comment": comment},
+            )
         review = self.get(review_id)
         assert review is not None
         return review

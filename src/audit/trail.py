@@ -49,9 +49,18 @@ begin select raise(abort, 'the audit trail is append-only'); end;
 """
 
 COLUMNS = (
-    "seq", "ts_us", "actor", "action", "record_type", "record_id", "reason", "old", "new",
-    "prev_hash", "hash",
-)  # fmt: skip
+    "seq",
+    "ts_us",
+    "actor",
+    "action",
+    "record_type",
+    "record_id",
+    "reason",
+    "old",
+    "new",
+    "prev_hash",
+    "hash",
+)
 
 
 class AuditTransaction:
@@ -79,11 +88,23 @@ class AuditTransaction:
         digest = entry_hash(prev, body)
         self.conn.execute(
             f"insert into audit({', '.join(COLUMNS)}) values({', '.join('?' * 11)})",
-            (seq, ts, actor, action, record_type, record_id, reason,
-             json.dumps(old), json.dumps(new), prev, digest),
-        )  # fmt: skip
-        return AuditEntry(seq, ts, actor, action, record_type, record_id, reason, old, new,
-                          prev, digest)  # fmt: skip
+            (
+                seq,
+                ts,
+                actor,
+                action,
+                record_type,
+                record_id,
+                reason,
+                json.dumps(old),
+                json.dumps(new),
+                prev,
+                digest,
+            ),
+        )
+        return AuditEntry(
+            seq, ts, actor, action, record_type, record_id, reason, old, new, prev, digest
+        )
 
 
 class AuditTrail:
@@ -137,8 +158,19 @@ class AuditTrail:
 
     def _rows(self, sql: str, args: tuple[object, ...] = ()) -> Iterator[AuditEntry]:
         for r in self._conn.execute(sql, args):
-            yield AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
-                             json.loads(r[7]), json.loads(r[8]), r[9], r[10])  # fmt: skip
+            yield AuditEntry(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                json.loads(r[7]),
+                json.loads(r[8]),
+                r[9],
+                r[10],
+            )
 
     def entries(
         self,
@@ -152,8 +184,7 @@ class AuditTrail:
         """Entries matching every given filter, oldest first."""
         where: list[str] = []
         args: list[object] = []
-        for col, val in (("record_type", record_type), ("record_id", record_id),
-                         ("actor", actor)):  # fmt: skip
+        for col, val in (("record_type", record_type), ("record_id", record_id), ("actor", actor)):
             if val is not None:
                 where.append(f"{col}=?")
                 args.append(val)
@@ -197,8 +228,13 @@ class AuditTrail:
         w = csv.writer(buf)
         w.writerow(["ts", *COLUMNS])
         for e in entries:
-            w.writerow([iso(e.ts_us), *(
-                json.dumps(getattr(e, c)) if c in ("old", "new") else getattr(e, c)
-                for c in COLUMNS
-            )])  # fmt: skip
+            w.writerow(
+                [
+                    iso(e.ts_us),
+                    *(
+                        json.dumps(getattr(e, c)) if c in ("old", "new") else getattr(e, c)
+                        for c in COLUMNS
+                    ),
+                ]
+            )
         return buf.getvalue()

@@ -260,14 +260,16 @@ class _Board:
 
     def row(self, title: str) -> None:
         self._newline()
-        self.panels.append({
-            "collapsed": False,
-            "gridPos": {"h": 1, "w": 24, "x": 0, "y": self.y},
-            "id": self._next_id(),
-            "panels": [],
-            "title": title,
-            "type": "row",
-        })  # fmt: skip
+        self.panels.append(
+            {
+                "collapsed": False,
+                "gridPos": {"h": 1, "w": 24, "x": 0, "y": self.y},
+                "id": self._next_id(),
+                "panels": [],
+                "title": title,
+                "type": "row",
+            }
+        )
         self.y += 1
 
     def _newline(self) -> None:

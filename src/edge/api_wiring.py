@@ -59,9 +59,11 @@ def build_api(
     """The FastAPI app over ``service`` with accounts, sessions, signatures and the
     monitoring engine (started: limits installed, state restored; run it as a task)."""
     directory = Directory(
-        cfg.store.path, trail, max_failed_attempts=cfg.security.max_failed_signins,
+        cfg.store.path,
+        trail,
+        max_failed_attempts=cfg.security.max_failed_signins,
         password_max_age_days=cfg.security.password_max_age_days,
-    )  # fmt: skip
+    )
     access = Access(
         directory=directory,
         trail=trail,
@@ -81,9 +83,15 @@ def build_api(
     decisions = DecisionBook(trail)
     signatures.register(decisions)
     app = create_app(
-        ServiceRuntime(service), access, signatures, reviews, engine, decisions,
-        config_path=config_path, tls=cfg.api.tls,
-    )  # fmt: skip
+        ServiceRuntime(service),
+        access,
+        signatures,
+        reviews,
+        engine,
+        decisions,
+        config_path=config_path,
+        tls=cfg.api.tls,
+    )
     return ApiParts(app, directory, signatures, reviews, engine, decisions)
 
 
@@ -107,8 +115,15 @@ def demo_accounts(directory: Directory) -> list[tuple[str, str, str]]:
     made = []
     for uid, name, role in DEMO_ACCOUNTS:
         password = secrets.token_urlsafe(12) + "-Aa7"  # letters, digit, symbol: passes the rules
-        directory.create_user("system:demo", uid, name, role, password,
-                              "demo account on a simulated plant", must_change=False)  # fmt: skip
+        directory.create_user(
+            "system:demo",
+            uid,
+            name,
+            role,
+            password,
+            "demo account on a simulated plant",
+            must_change=False,
+        )
         made.append((uid, role.value, password))
     return made
 
@@ -118,13 +133,22 @@ def notification_dispatcher(cfg: PlantConfig, trail: AuditTrail) -> Dispatcher:
     is audited (nothing is lost silently)."""
 
     def dropped(n: Notification, sink: str, reason: str) -> None:
-        trail.append("system:notify", "notification.dropped", n.record_type, n.record_id,
-                     f"{sink}: {reason}", None, {"kind": n.kind, "title": n.title})  # fmt: skip
+        trail.append(
+            "system:notify",
+            "notification.dropped",
+            n.record_type,
+            n.record_id,
+            f"{sink}: {reason}",
+            None,
+            {"kind": n.kind, "title": n.title},
+        )
 
     return Dispatcher(
-        build_notifiers(cfg.notify), queue_size=cfg.notify.queue_size,
-        on_drop=dropped, drain_timeout_s=cfg.notify.drain_timeout_s,
-    )  # fmt: skip
+        build_notifiers(cfg.notify),
+        queue_size=cfg.notify.queue_size,
+        on_drop=dropped,
+        drain_timeout_s=cfg.notify.drain_timeout_s,
+    )
 
 
 def notify_from_thread(dispatcher: Dispatcher) -> Notify:
@@ -132,9 +156,14 @@ def notify_from_thread(dispatcher: Dispatcher) -> Notify:
     loop = asyncio.get_running_loop()
 
     def notify(
-        kind: str, priority: str, title: str, text: str, record_type: str, record_id: str,
+        kind: str,
+        priority: str,
+        title: str,
+        text: str,
+        record_type: str,
+        record_id: str,
         data: dict[str, Any],
-    ) -> None:  # fmt: skip
+    ) -> None:
         n = Notification(kind, priority, title, text, record_type, record_id, now_us(), data)
         loop.call_soon_threadsafe(dispatcher.submit, n)
 

@@ -79,9 +79,15 @@ async def serve(
     if cfg.api.tls:
         ssl = {"ssl_certfile": str(cfg.api.tls_certfile), "ssl_keyfile": str(cfg.api.tls_keyfile)}
     server = uvicorn.Server(
-        uvicorn.Config(parts.app, host=cfg.api.host, port=cfg.api.port, log_level="warning",
-                       server_header=False, **ssl)
-    )  # fmt: skip
+        uvicorn.Config(
+            parts.app,
+            host=cfg.api.host,
+            port=cfg.api.port,
+            log_level="warning",
+            server_header=False,
+            **ssl,
+        )
+    )
     tasks = [
         asyncio.create_task(watch_clock(trail, stop), name="clock"),
         asyncio.create_task(
@@ -243,23 +249,39 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if args.action == "verify":
             n, head, brk = trail.verify()
             if brk is not None:
-                print(f"audit trail BROKEN at entry {brk.seq}: {brk.reason} "
-                      f"({n} entries read, {cfg.store.path})")  # fmt: skip
+                print(
+                    f"audit trail BROKEN at entry {brk.seq}: {brk.reason} "
+                    f"({n} entries read, {cfg.store.path})"
+                )
                 return 1
             print(f"audit trail intact: {n} entries, head sha256 {head} ({cfg.store.path})")
             if args.expect_head and args.expect_head != head:
-                print(f"but the head differs from the anchor {args.expect_head}: entries were "
-                      "removed or rewritten after it was taken")  # fmt: skip
+                print(
+                    f"but the head differs from the anchor {args.expect_head}: entries were "
+                    "removed or rewritten after it was taken"
+                )
                 return 1
             return 0
         if args.action == "export":
             sys.stdout.write(trail.export(args.format))
             return 0
-        for e in trail.entries(record_type=args.record_type, record_id=args.record_id,
-                               actor=args.actor):  # fmt: skip
-            print(json.dumps({"seq": e.seq, "ts": iso(e.ts_us), "actor": e.actor,
-                              "action": e.action, "record": f"{e.record_type}/{e.record_id}",
-                              "reason": e.reason, "old": e.old, "new": e.new}))  # fmt: skip
+        for e in trail.entries(
+            record_type=args.record_type, record_id=args.record_id, actor=args.actor
+        ):
+            print(
+                json.dumps(
+                    {
+                        "seq": e.seq,
+                        "ts": iso(e.ts_us),
+                        "actor": e.actor,
+                        "action": e.action,
+                        "record": f"{e.record_type}/{e.record_id}",
+                        "reason": e.reason,
+                        "old": e.old,
+                        "new": e.new,
+                    }
+                )
+            )
         return 0
     finally:
         trail.close()
@@ -306,8 +328,18 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         import os
 
         password = os.environ.get(ic.password_env) if ic.password_env else None
-        result = asyncio.run(reconcile(ic.url, ic.database, scope, start, end, counts,
-                                       username=ic.username, password=password))  # fmt: skip
+        result = asyncio.run(
+            reconcile(
+                ic.url,
+                ic.database,
+                scope,
+                start,
+                end,
+                counts,
+                username=ic.username,
+                password=password,
+            )
+        )
     finally:
         store.close()
         trail.close()
@@ -318,8 +350,11 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         flag = "" if not (r.missing or r.extra) else "  <-- differs"
         bad += bool(flag)
         print(f"{path:<70} {r.local:>8} {r.remote:>8} {r.missing:>8} {r.extra:>8}{flag}")
-    print("complete: InfluxDB equals the local record" if not bad
-          else f"{bad} tag(s) differ from the local record")  # fmt: skip
+    print(
+        "complete: InfluxDB equals the local record"
+        if not bad
+        else f"{bad} tag(s) differ from the local record"
+    )
     return 1 if bad else 0
 
 
@@ -342,8 +377,10 @@ def cmd_segments(args: argparse.Namespace) -> int:
             total, t0 = 0, time.monotonic()
             while n := store.index_segments(max_rows=200_000):
                 total += n
-                print(f"  folded {total:,} readings ({total / (time.monotonic() - t0):,.0f}/s)",
-                      flush=True)  # fmt: skip
+                print(
+                    f"  folded {total:,} readings ({total / (time.monotonic() - t0):,.0f}/s)",
+                    flush=True,
+                )
             print(f"segments up to date: reading id {store.segments_cursor()}")
             return 0
 
@@ -366,16 +403,22 @@ def cmd_segments(args: argparse.Namespace) -> int:
                 checked += int(raw[p].size)
                 if fast[p].tobytes() != raw[p].tobytes():
                     differ.append(p)
-                    print(f"DIFFERS {p}: segments give {fast[p].size} readings, the readings "
-                          f"table {raw[p].size}")  # fmt: skip
+                    print(
+                        f"DIFFERS {p}: segments give {fast[p].size} readings, the readings "
+                        f"table {raw[p].size}"
+                    )
         window = f"{iso(start)} .. {iso(end)}" if args.start or args.end else "all time"
         if differ:
-            print(f"{len(differ)} of {len(paths)} tags differ ({window}); the readings table "
-                  "is the record: 'gmp-edge segments rebuild' derives them anew")  # fmt: skip
+            print(
+                f"{len(differ)} of {len(paths)} tags differ ({window}); the readings table "
+                "is the record: 'gmp-edge segments rebuild' derives them anew"
+            )
             return 1
-        print(f"segments equal the readings table: {checked:,} readings of {len(paths)} tags, "
-              f"{window}; {store.last_reading_id() - store.segments_cursor():,} not folded yet "
-              "(read from the table)")  # fmt: skip
+        print(
+            f"segments equal the readings table: {checked:,} readings of {len(paths)} tags, "
+            f"{window}; {store.last_reading_id() - store.segments_cursor():,} not folded yet "
+            "(read from the table)"
+        )
         return 0
     finally:
         store.close()
@@ -403,10 +446,18 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     reg = SignatureRegister(trail)
     try:
         info = build_package(
-            args.file, store=store, trail=trail, books=books, signatures=reg, cfg=cfg,
-            config_path=args.config, batch_id=args.batch, review=None,
-            key_path=key_path_for(cfg.store.path), now_us=now_us(),
-        )  # fmt: skip
+            args.file,
+            store=store,
+            trail=trail,
+            books=books,
+            signatures=reg,
+            cfg=cfg,
+            config_path=args.config,
+            batch_id=args.batch,
+            review=None,
+            key_path=key_path_for(cfg.store.path),
+            now_us=now_us(),
+        )
     except EvidenceError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 1
@@ -414,11 +465,20 @@ def cmd_evidence(args: argparse.Namespace) -> int:
         reg.close()
         books.close()
         store.close()
-    trail.append("system:cli", "batch.evidence_exported", "batch", args.batch, "", None,
-                 {"sha256": info.sha256, "key_fingerprint": info.key_fingerprint})  # fmt: skip
+    trail.append(
+        "system:cli",
+        "batch.evidence_exported",
+        "batch",
+        args.batch,
+        "",
+        None,
+        {"sha256": info.sha256, "key_fingerprint": info.key_fingerprint},
+    )
     trail.close()
-    print(f"{info.path}: {info.readings:,} readings, sha256 {info.sha256}, "
-          f"signed by key {info.key_fingerprint}")  # fmt: skip
+    print(
+        f"{info.path}: {info.readings:,} readings, sha256 {info.sha256}, "
+        f"signed by key {info.key_fingerprint}"
+    )
     return 0
 
 

@@ -20,11 +20,17 @@ def clock_status() -> dict[str, object]:
         try:
             out = subprocess.run(
                 ["timedatectl", "show", "-p", "NTPSynchronized", "-p", "NTP", "--value"],
-                capture_output=True, text=True, timeout=2, check=False,
-            ).stdout.split()  # fmt: skip
+                capture_output=True,
+                text=True,
+                timeout=2,
+                check=False,
+            ).stdout.split()
             if len(out) == 2:
-                return {"source": "timedatectl", "ntp_enabled": out[0] == "yes",
-                        "synchronized": out[1] == "yes"}  # fmt: skip
+                return {
+                    "source": "timedatectl",
+                    "ntp_enabled": out[0] == "yes",
+                    "synchronized": out[1] == "yes",
+                }
         except (OSError, subprocess.SubprocessError):
             pass
     if Path("/run/systemd/timesync/synchronized").exists():
@@ -43,8 +49,9 @@ class ClockJump:
 class ClockWatch:
     """Compares wall-clock and monotonic progress between samples (pure given its inputs)."""
 
-    def __init__(self, threshold_s: float = 1.0, wall: float | None = None,
-                 mono: float | None = None):  # fmt: skip
+    def __init__(
+        self, threshold_s: float = 1.0, wall: float | None = None, mono: float | None = None
+    ):
         self.threshold_s = threshold_s
         self._wall = time.time() if wall is None else wall
         self._mono = time.monotonic() if mono is None else mono

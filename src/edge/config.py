@@ -611,10 +611,12 @@ def load_config(path: str | Path) -> tuple[PlantConfig, str]:
     if not cfg.store.path.is_absolute():
         updates["store"] = cfg.store.model_copy(update={"path": (base / cfg.store.path).resolve()})
     if cfg.api.tls_certfile is not None and cfg.api.tls_keyfile is not None:
-        api = cfg.api.model_copy(update={
-            "tls_certfile": (base / cfg.api.tls_certfile).resolve(),
-            "tls_keyfile": (base / cfg.api.tls_keyfile).resolve(),
-        })  # fmt: skip
+        api = cfg.api.model_copy(
+            update={
+                "tls_certfile": (base / cfg.api.tls_certfile).resolve(),
+                "tls_keyfile": (base / cfg.api.tls_keyfile).resolve(),
+            }
+        )
         for name, file in (("tls_certfile", api.tls_certfile), ("tls_keyfile", api.tls_keyfile)):
             if file is None or not file.is_file():
                 raise ConfigError(path, [f"api.{name}: no such file (got {str(file)!r})"])

@@ -71,8 +71,9 @@ def influx_sink(cfg: PlantConfig, cfg_path: str, environ: Mapping[str, str]) -> 
         assert token is not None and ic.org and ic.bucket
         return InfluxV2Sink(ic.url, token, ic.org, ic.bucket, gzip=ic.gzip)
     password = _secret(cfg_path, "influxdb.password_env", ic.password_env, environ)
-    return InfluxV1Sink(ic.url, ic.database, ic.retention_policy, ic.username, password,
-                        gzip=ic.gzip)  # fmt: skip
+    return InfluxV1Sink(
+        ic.url, ic.database, ic.retention_policy, ic.username, password, gzip=ic.gzip
+    )
 
 
 def build_forwarding(
@@ -90,9 +91,14 @@ def build_forwarding(
     store = service.store
     sink = influx_sink(cfg, cfg_path, environ)
     if sink is not None and cfg.influxdb is not None:
-        readings = Forwarder(store, sink, reading_encoder(meta_from_config(cfg)), "influxdb",
-                             batch_size=cfg.influxdb.batch_size,
-                             flush_interval_s=cfg.influxdb.flush_interval_s)  # fmt: skip
+        readings = Forwarder(
+            store,
+            sink,
+            reading_encoder(meta_from_config(cfg)),
+            "influxdb",
+            batch_size=cfg.influxdb.batch_size,
+            flush_interval_s=cfg.influxdb.flush_interval_s,
+        )
         service.commit_listeners.append(readings.wake)
         service.forwarders["influxdb"] = readings.status
         fw.runs.append(readings.run)
@@ -110,17 +116,23 @@ def build_forwarding(
             while not stop.is_set():
                 n = int(readings.status().get("quarantined") or 0)
                 await asyncio.to_thread(
-                    engine.system_condition, "influxdb_quarantine", n > 0, float(n), 0.0,
+                    engine.system_condition,
+                    "influxdb_quarantine",
+                    n > 0,
+                    float(n),
+                    0.0,
                     f"{n} reading(s) refused by InfluxDB are in quarantine"
-                    if n else "no reading in quarantine",
-                )  # fmt: skip
+                    if n
+                    else "no reading in quarantine",
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=10)
 
         fw.runs.append(watch_quarantine)
         if cfg.influxdb.events:
-            events = EventForwarder(store, trail, sink, "influxdb",
-                                    flush_interval_s=cfg.influxdb.flush_interval_s)  # fmt: skip
+            events = EventForwarder(
+                store, trail, sink, "influxdb", flush_interval_s=cfg.influxdb.flush_interval_s
+            )
             service.forwarders["influxdb-events"] = events.status
             fw.runs.append(events.run)
 
@@ -150,15 +162,32 @@ def _mqtt(
         books = engine.books.batches
         actor = f"mqtt:mes:{cmd.raw.get('sender', 'mes')}"
         if cmd.command == "start":
-            await asyncio.to_thread(books.start, actor, Batch(
-                cmd.batch_id, cmd.product, tuple(cmd.equipment), tuple(cmd.rooms), cmd.at_us,
-                None), "MES command over MQTT")  # fmt: skip
+            await asyncio.to_thread(
+                books.start,
+                actor,
+                Batch(
+                    cmd.batch_id,
+                    cmd.product,
+                    tuple(cmd.equipment),
+                    tuple(cmd.rooms),
+                    cmd.at_us,
+                    None,
+                ),
+                "MES command over MQTT",
+            )
         else:
-            await asyncio.to_thread(books.end, actor, cmd.batch_id, cmd.at_us,
-                                    "MES command over MQTT")  # fmt: skip
+            await asyncio.to_thread(
+                books.end, actor, cmd.batch_id, cmd.at_us, "MES command over MQTT"
+            )
 
-    pub = MqttPublisher(cfg.mqtt, service.store.path, {t.path: t.unit for t in cfg.tags},
-                        cfg.site.id, on_batch_command=batch_command, environ=environ)  # fmt: skip
+    pub = MqttPublisher(
+        cfg.mqtt,
+        service.store.path,
+        {t.path: t.unit for t in cfg.tags},
+        cfg.site.id,
+        on_batch_command=batch_command,
+        environ=environ,
+    )
     service.commit_listeners.append(pub.committed)
     service.forwarders["mqtt"] = lambda: pub.status().to_dict()
     interval = cfg.mqtt.status_interval_s
@@ -170,18 +199,28 @@ def _mqtt(
             for room in cfg.rooms:
                 tracker = engine.trackers.get(room.id)
                 alarms = rooms.get(room.id, [])
-                pub.publish_room_status(room.id, {
-                    "grade": room.grade.value if room.grade else None,
-                    "production_state": tracker.state if tracker else None,
-                    "batch": running.get(room.id),
-                    "alarms": [{"id": a.id, "state": a.state.value,
-                                "priority": a.priority.value} for a in alarms],
-                })  # fmt: skip
+                pub.publish_room_status(
+                    room.id,
+                    {
+                        "grade": room.grade.value if room.grade else None,
+                        "production_state": tracker.state if tracker else None,
+                        "batch": running.get(room.id),
+                        "alarms": [
+                            {"id": a.id, "state": a.state.value, "priority": a.priority.value}
+                            for a in alarms
+                        ],
+                    },
+                )
             for d in service.device_statuses():
-                pub.publish_device_status(d.device_id, {
-                    "state": d.state.value, "protocol": d.protocol,
-                    "last_good_us": d.last_good_us, "last_error": d.last_error,
-                })  # fmt: skip
+                pub.publish_device_status(
+                    d.device_id,
+                    {
+                        "state": d.state.value,
+                        "protocol": d.protocol,
+                        "last_good_us": d.last_good_us,
+                        "last_error": d.last_error,
+                    },
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)
 
@@ -207,13 +246,21 @@ async def watch_disk_budget(
         share = used / budget
         if share >= HIGH_WATER:
             await asyncio.to_thread(
-                engine.system_condition, "disk_budget", True, float(used), budget * HIGH_WATER,
+                engine.system_condition,
+                "disk_budget",
+                True,
+                float(used),
+                budget * HIGH_WATER,
                 f"store uses {share:.0%} of its {budget / 2**20:.0f} MiB disk budget",
-            )  # fmt: skip
+            )
         elif share < LOW_WATER:
             await asyncio.to_thread(
-                engine.system_condition, "disk_budget", False, float(used), budget * HIGH_WATER,
+                engine.system_condition,
+                "disk_budget",
+                False,
+                float(used),
+                budget * HIGH_WATER,
                 f"store back to {share:.0%} of its disk budget",
-            )  # fmt: skip
+            )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=every_s)

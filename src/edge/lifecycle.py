@@ -51,13 +51,23 @@ def audit_start(trail: AuditTrail, config_path: str | Path, config_sha256: str) 
     anchor(trail, "start")
     path = str(Path(config_path).resolve())
     trail.append(
-        SYSTEM_ACTOR, "config.loaded", "config", path, "service start",
-        None, {"sha256": config_sha256},
-    )  # fmt: skip
+        SYSTEM_ACTOR,
+        "config.loaded",
+        "config",
+        path,
+        "service start",
+        None,
+        {"sha256": config_sha256},
+    )
     trail.append(
-        SYSTEM_ACTOR, "service.started", "service", "gmp-edge", "",
-        None, {"version": VERSION, "config_sha256": config_sha256, "clock": clock_status()},
-    )  # fmt: skip
+        SYSTEM_ACTOR,
+        "service.started",
+        "service",
+        "gmp-edge",
+        "",
+        None,
+        {"version": VERSION, "config_sha256": config_sha256, "clock": clock_status()},
+    )
 
 
 def audit_stop(trail: AuditTrail, reason: str = "stop requested") -> None:
@@ -76,7 +86,12 @@ async def watch_clock(trail: AuditTrail, stop: asyncio.Event, every_s: float = 1
         if jump is not None:
             log.warning("wall clock stepped by %+.3f s", jump.delta_s)
             await asyncio.to_thread(
-                trail.append, SYSTEM_ACTOR, "clock.corrected", "clock", "system",
+                trail.append,
+                SYSTEM_ACTOR,
+                "clock.corrected",
+                "clock",
+                "system",
                 "wall clock stepped against the monotonic clock",
-                None, {"delta_s": round(jump.delta_s, 6)},
-            )  # fmt: skip
+                None,
+                {"delta_s": round(jump.delta_s, 6)},
+            )

@@ -101,6 +101,7 @@ class PackageInfo:
 
 # ------------------------------------------------------------------------------ helpers
 
+
 def _iso_opt(us: int | None) -> str | None:
     return None if us is None else iso_us(us)
 
@@ -235,9 +236,18 @@ def _limit_versions(books: Books, start_us: int, end_us: int) -> list[tuple[Any,
 
 
 _AUDIT_COLUMNS = (
-    "seq", "ts_us", "actor", "action", "record_type", "record_id", "reason", "old", "new",
-    "prev_hash", "hash",
-)  # fmt: skip
+    "seq",
+    "ts_us",
+    "actor",
+    "action",
+    "record_type",
+    "record_id",
+    "reason",
+    "old",
+    "new",
+    "prev_hash",
+    "hash",
+)
 
 
 def _write_audit(
@@ -345,29 +355,45 @@ def build_package(
             cw = csv.writer(buf, lineterminator="\n")
             cw.writerow(GAPS_COLUMNS)
             for g in gaps:
-                cw.writerow([g.id, g.tag, g.start_us, iso_us(g.start_us),
-                             "" if g.end_us is None else g.end_us,
-                             "" if g.end_us is None else iso_us(g.end_us),
-                             g.cause, g.message])  # fmt: skip
+                cw.writerow(
+                    [
+                        g.id,
+                        g.tag,
+                        g.start_us,
+                        iso_us(g.start_us),
+                        "" if g.end_us is None else g.end_us,
+                        "" if g.end_us is None else iso_us(g.end_us),
+                        g.cause,
+                        g.message,
+                    ]
+                )
             w.add("gaps.csv", buf.getvalue().encode())
 
             transitions = sorted(
-                (t for tag in scope
-                 for t in books.alarms.history(tag, start_us, end_us, limit=_ALL)),
+                (
+                    t
+                    for tag in scope
+                    for t in books.alarms.history(tag, start_us, end_us, limit=_ALL)
+                ),
                 key=lambda t: (t.at_us, t.tag),
-            )  # fmt: skip
+            )
             w.add("alarm_transitions.json", _json([t.to_dict() for t in transitions]))
 
             deviations = sorted(books.deviations.for_batch(batch_id), key=lambda d: d.id)
             w.add(
                 "excursions/deviations.json",
-                _json([
-                    {"deviation": d.to_dict(),
-                     "signatures": _signature_manifest(signatures, "deviation", d.id,
-                                                       d.to_dict())}
-                    for d in deviations
-                ]),
-            )  # fmt: skip
+                _json(
+                    [
+                        {
+                            "deviation": d.to_dict(),
+                            "signatures": _signature_manifest(
+                                signatures, "deviation", d.id, d.to_dict()
+                            ),
+                        }
+                        for d in deviations
+                    ]
+                ),
+            )
 
             from monitoring.records import limit_set_record_id
 
@@ -375,21 +401,36 @@ def build_package(
             limit_ids = [limit_set_record_id(ls.id, ls.version) for ls, _, _ in versions]
             w.add(
                 "limit_sets.json",
-                _json([
-                    {"record_id": rid, "status": st, "in_force_from_us": ls.effective_from_us,
-                     "in_force_until_us": until, "limit_set": ls.to_dict(),
-                     "signatures": _signature_manifest(signatures, "limit_set", rid,
-                                                       ls.content())}
-                    for (ls, st, until), rid in zip(versions, limit_ids, strict=True)
-                ]),
-            )  # fmt: skip
+                _json(
+                    [
+                        {
+                            "record_id": rid,
+                            "status": st,
+                            "in_force_from_us": ls.effective_from_us,
+                            "in_force_until_us": until,
+                            "limit_set": ls.to_dict(),
+                            "signatures": _signature_manifest(
+                                signatures, "limit_set", rid, ls.content()
+                            ),
+                        }
+                        for (ls, st, until), rid in zip(versions, limit_ids, strict=True)
+                    ]
+                ),
+            )
 
             runs = [
-                {"id": i, "started_us": a, "started": iso_us(a), "stopped_us": b,
-                 "stopped": _iso_opt(b), "config_sha256": sha, "note": note}
+                {
+                    "id": i,
+                    "started_us": a,
+                    "started": iso_us(a),
+                    "stopped_us": b,
+                    "stopped": _iso_opt(b),
+                    "config_sha256": sha,
+                    "note": note,
+                }
                 for i, a, b, sha, note in store.service_runs()
                 if a < end_us and (b is None or b > start_us)
-            ]  # fmt: skip
+            ]
             w.add("service_runs.json", _json(runs))
 
             relevant: set[int] = set()

@@ -23,9 +23,19 @@ import numpy as np
 import pydantic_core
 
 READINGS_COLUMNS = (
-    "tag", "ts_us", "ts", "ts_edge_us", "ts_edge", "ts_source_us", "ts_source", "quality",
-    "value", "text", "message", "cause",
-)  # fmt: skip
+    "tag",
+    "ts_us",
+    "ts",
+    "ts_edge_us",
+    "ts_edge",
+    "ts_source_us",
+    "ts_source",
+    "quality",
+    "value",
+    "text",
+    "message",
+    "cause",
+)
 QUALITY_NAMES = ("good", "uncertain", "bad")
 _ALL = 2**62
 
@@ -70,8 +80,9 @@ def snapshot(path: Path, readers: int) -> list[sqlite3.Connection]:
     lock: sqlite3.Connection | None = None
     if readers > 1:
         try:
-            lock = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None,
-                                   timeout=1)  # fmt: skip  # busy: one reader will do
+            lock = sqlite3.connect(
+                f"file:{path}?mode=rw", uri=True, isolation_level=None, timeout=1
+            )  # busy: one reader will do
             lock.execute("begin immediate")
         except sqlite3.Error:  # read-only file or directory, or the lock not granted
             if lock is not None:
@@ -193,8 +204,20 @@ _JSON_MIN, _JSON_MAX = 1e-4, 1e16
 
 
 def _json_floats_match_repr() -> bool:
-    probes = [0.0, 1e-4, 0.1, 0.30000000000000004, 21.0, 1500.5, 123456789.12345679,
-              9999999999999998.0, 2.0**52 + 1, 4.35e-4, -7.25, 1 / 3]  # fmt: skip
+    probes = [
+        0.0,
+        1e-4,
+        0.1,
+        0.30000000000000004,
+        21.0,
+        1500.5,
+        123456789.12345679,
+        9999999999999998.0,
+        2.0**52 + 1,
+        4.35e-4,
+        -7.25,
+        1 / 3,
+    ]
     try:
         return all(pydantic_core.to_json(v) == repr(v).encode() for v in probes)
     except Exception:  # an API change: fall back to repr
@@ -246,8 +269,14 @@ def _stamps_direct(us: np.ndarray) -> np.ndarray:
 
 
 # Structured views that copy whole fields (a stamp is one 44-byte item, not 44 columns).
-_STAMP_ITEM = np.dtype({"names": ["stamp", "frac1", "frac2"], "formats": ["S44", "S6", "S6"],
-                        "offsets": [0, 10, 37], "itemsize": _STAMP_LEN})  # fmt: skip
+_STAMP_ITEM = np.dtype(
+    {
+        "names": ["stamp", "frac1", "frac2"],
+        "formats": ["S44", "S6", "S6"],
+        "offsets": [0, 10, 37],
+        "itemsize": _STAMP_LEN,
+    }
+)
 _DIGITS3 = np.array([b"%03d" % i for i in range(1000)], dtype="S3")
 _QUALITY_FIELDS = [f"{q},".encode() for q in QUALITY_NAMES]
 _QUALITY_ITEMS = np.array(_QUALITY_FIELDS, dtype="S10")
@@ -347,10 +376,17 @@ def _row_bytes(
     """One row by the reference formatter (``tail``: text,message,cause as SQL quotes them)."""
     t = iso_us(ts).encode()
     return b"%s,%d,%s,%d,%s,%s,%s,%s%s,%s\n" % (
-        path, ts, t, edge, t if edge == ts else iso_us(edge).encode(),
-        b"" if src is None else b"%d" % src, b"" if src is None else iso_us(src).encode(),
-        _quality(q), value, tail or b",,",
-    )  # fmt: skip
+        path,
+        ts,
+        t,
+        edge,
+        t if edge == ts else iso_us(edge).encode(),
+        b"" if src is None else b"%d" % src,
+        b"" if src is None else iso_us(src).encode(),
+        _quality(q),
+        value,
+        tail or b",,",
+    )
 
 
 class _Readings:
@@ -439,9 +475,15 @@ class _Readings:
         return b"".join(out), len(out)
 
     def _format_lists(
-        self, scratch: _Scratch, n: int, codes_b: bytes, values_b: bytes, edges_b: bytes,
-        sources_b: bytes | None, rows_by_id: Callable[[list[int]], list[tuple[Any, ...]]],
-    ) -> tuple[list[bytes], int] | None:  # fmt: skip
+        self,
+        scratch: _Scratch,
+        n: int,
+        codes_b: bytes,
+        values_b: bytes,
+        edges_b: bytes,
+        sources_b: bytes | None,
+        rows_by_id: Callable[[list[int]], list[tuple[Any, ...]]],
+    ) -> tuple[list[bytes], int] | None:
         codes = _int_list(codes_b, n)
         vcodes = _int_list(values_b, n)
         edge_d = _int_list(edges_b, n)
@@ -483,10 +525,13 @@ class _Readings:
         if (quality == 3).any():
             raise ExportError("readings: unknown quality 3 in the store")
         srcs = src[has_src]
-        if (min(ts.min(), edge.min(), srcs.min(initial=_US_MIN)) < _US_MIN
-                or max(ts.max(), edge.max(), srcs.max(initial=0)) >= _US_MAX):  # fmt: skip
-            data, n = self._format_arrays(ts, tag, quality, edge, src, has_src, vcodes, odd_at,
-                                          odd_rows)  # fmt: skip
+        if (
+            min(ts.min(), edge.min(), srcs.min(initial=_US_MIN)) < _US_MIN
+            or max(ts.max(), edge.max(), srcs.max(initial=0)) >= _US_MAX
+        ):
+            data, n = self._format_arrays(
+                ts, tag, quality, edge, src, has_src, vcodes, odd_at, odd_rows
+            )
             return [data], n
         values = self._values(vcodes)
         heads = self.after[tag].tolist()  # ",,,\n" ends the row before
@@ -549,16 +594,24 @@ class _Readings:
             others = np.flatnonzero(~fast)
         else:
             out, others = [b""] * len(vcodes), np.arange(len(vcodes))
-        for i, is_number, v in zip(others.tolist(), numeric[others].tolist(),
-                                   floats[others].tolist(), strict=True):  # fmt: skip
+        for i, is_number, v in zip(
+            others.tolist(), numeric[others].tolist(), floats[others].tolist(), strict=True
+        ):
             out[i] = repr(v).encode() if is_number else b""
         return out
 
     def _format_arrays(
-        self, ts: np.ndarray, tag: np.ndarray, quality: np.ndarray, edge: np.ndarray,
-        src: np.ndarray, has_src: np.ndarray, vcodes: np.ndarray, odd_at: np.ndarray,
+        self,
+        ts: np.ndarray,
+        tag: np.ndarray,
+        quality: np.ndarray,
+        edge: np.ndarray,
+        src: np.ndarray,
+        has_src: np.ndarray,
+        vcodes: np.ndarray,
+        odd_at: np.ndarray,
         odd_rows: list[tuple[Any, ...]],
-    ) -> tuple[bytes, int]:  # fmt: skip
+    ) -> tuple[bytes, int]:
         """Rows with times outside 2001..2286, by the reference formatter from the lists."""
         values = self._values(vcodes)
         tails: list[bytes | None] = [None] * len(ts)
@@ -634,8 +687,9 @@ def write_readings(
         else:
             total = 0
             for a, b in ranges:
-                data, n = plan._format_rows(conn.execute(plan.rows_sql, (a, b, *plan.params))
-                                            .fetchall())  # fmt: skip
+                data, n = plan._format_rows(
+                    conn.execute(plan.rows_sql, (a, b, *plan.params)).fetchall()
+                )
                 total += n
                 write(data)
     finally:
@@ -703,5 +757,3 @@ def _pipeline(
         for t in threads:
             t.join()
     return total
-
-

@@ -36,9 +36,19 @@ SUPPORTED_VERSIONS = (1,)
 GENESIS = "0" * 64
 UNSIGNED = ("manifest.json", "manifest.sig")  # the two files the manifest cannot list
 READINGS_COLUMNS = [
-    "tag", "ts_us", "ts", "ts_edge_us", "ts_edge", "ts_source_us", "ts_source", "quality",
-    "value", "text", "message", "cause",
-]  # fmt: skip
+    "tag",
+    "ts_us",
+    "ts",
+    "ts_edge_us",
+    "ts_edge",
+    "ts_source_us",
+    "ts_source",
+    "quality",
+    "value",
+    "text",
+    "message",
+    "cause",
+]
 QUALITY_NAMES = frozenset(("good", "uncertain", "bad"))
 MAX_ROW_PROBLEMS = 10
 
@@ -114,9 +124,15 @@ def _iso(us: int) -> str:
 # what reading a damaged or doctored member can raise (flag bits can claim encryption or
 # an unsupported compression: RuntimeError, NotImplementedError)
 _DAMAGE = (
-    zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, RuntimeError,
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    ValueError,
+    KeyError,
+    RuntimeError,
     NotImplementedError,
-)  # fmt: skip
+)
 
 
 class _Check:
@@ -276,20 +292,35 @@ def _audit(c: _Check, manifest: dict[str, Any]) -> None:
                 broken = True
                 break
             if prev is not None and e["prev_hash"] != prev:
-                c.problem(f"audit.json: entry {seq}: previous-hash link does not match entry "
-                          f"{seq - 1}: chain broken")  # fmt: skip
+                c.problem(
+                    f"audit.json: entry {seq}: previous-hash link does not match entry "
+                    f"{seq - 1}: chain broken"
+                )
                 broken = True
                 break
-            body = canonical(seq, e["ts_us"], e["actor"], e["action"], e["record_type"],
-                             e["record_id"], e["reason"], e["old"], e["new"])  # fmt: skip
+            body = canonical(
+                seq,
+                e["ts_us"],
+                e["actor"],
+                e["action"],
+                e["record_type"],
+                e["record_id"],
+                e["reason"],
+                e["old"],
+                e["new"],
+            )
             if entry_hash(e["prev_hash"], body) != e["hash"]:
-                c.problem(f"audit.json: entry {seq}: content does not match its hash "
-                          "(the entry was altered)")  # fmt: skip
+                c.problem(
+                    f"audit.json: entry {seq}: content does not match its hash "
+                    "(the entry was altered)"
+                )
                 broken = True
                 break
         except (KeyError, TypeError, AttributeError) as exc:
-            c.problem(f"audit.json: entry after {expected - 1 if expected else '?'} is malformed "
-                      f"({exc!r})")  # fmt: skip
+            c.problem(
+                f"audit.json: entry after {expected - 1 if expected else '?'} is malformed "
+                f"({exc!r})"
+            )
             broken = True
             break
         prev = e["hash"]
@@ -300,8 +331,11 @@ def _audit(c: _Check, manifest: dict[str, Any]) -> None:
     if entries and entries[-1]["seq"] != last:
         c.problem(f"audit.json: last entry is {entries[-1]['seq']}, the segment says {last}")
         return
-    if (info.get("segment_first_seq"), info.get("segment_last_seq"), info.get("segment_entries")
-            ) != (first, last, n):  # fmt: skip
+    if (
+        info.get("segment_first_seq"),
+        info.get("segment_last_seq"),
+        info.get("segment_entries"),
+    ) != (first, last, n):
         c.problem(
             f"audit.json: segment {first}..{last} ({n} entries) is not the one manifest.json "
             f"states ({info.get('segment_first_seq')}..{info.get('segment_last_seq')})"
@@ -366,11 +400,14 @@ def _readings(c: _Check, manifest: dict[str, Any]) -> None:
     stated: dict[str, int] = info.get("per_tag", {})
     differ = sorted(k for k in set(stated) | set(counts) if stated.get(k, 0) != counts.get(k, 0))
     for k in differ:
-        c.problem(f"{name}: {counts.get(k, 0)} rows of tag {k}, manifest.json states "
-                  f"{stated.get(k, 0)}")  # fmt: skip
+        c.problem(
+            f"{name}: {counts.get(k, 0)} rows of tag {k}, manifest.json states {stated.get(k, 0)}"
+        )
     if not bad and not differ:
-        c.checked.append(f"{name}: {sum(counts.values())} rows of {len(counts)} tags parse, "
-                         "counts per tag match manifest.json")  # fmt: skip
+        c.checked.append(
+            f"{name}: {sum(counts.values())} rows of {len(counts)} tags parse, "
+            "counts per tag match manifest.json"
+        )
 
 
 def _config(c: _Check, manifest: dict[str, Any]) -> None:
@@ -417,8 +454,9 @@ def _records(c: _Check, manifest: dict[str, Any]) -> None:
                 c.problem(f"gaps.csv: cannot be parsed ({exc})")
             else:
                 if len(rows) - 1 != counts.get("gaps"):
-                    c.problem(f"gaps.csv: {len(rows) - 1} gaps, manifest.json states "
-                              f"{counts.get('gaps')}")  # fmt: skip
+                    c.problem(
+                        f"gaps.csv: {len(rows) - 1} gaps, manifest.json states {counts.get('gaps')}"
+                    )
 
 
 def verify_package(path: str | Path, expected_fingerprint: str | None = None) -> VerifyReport:
@@ -450,13 +488,14 @@ def _verify(zf: zipfile.ZipFile, expected_fingerprint: str | None) -> VerifyRepo
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             c.problem(f"manifest.json: not valid JSON ({exc})")
     if not isinstance(manifest, dict):
-        return VerifyReport(False, c.problems or ["manifest.json: unusable"], c.checked,
-                            None, fp)  # fmt: skip
+        return VerifyReport(False, c.problems or ["manifest.json: unusable"], c.checked, None, fp)
     if manifest.get("format") != FORMAT or manifest.get("format_version") not in (
         SUPPORTED_VERSIONS
     ):
-        c.problem(f"manifest.json: format {manifest.get('format')!r} version "
-                  f"{manifest.get('format_version')!r} is not supported")  # fmt: skip
+        c.problem(
+            f"manifest.json: format {manifest.get('format')!r} version "
+            f"{manifest.get('format_version')!r} is not supported"
+        )
         return VerifyReport(False, c.problems, c.checked, manifest.get("batch_id"), fp)
     stated_fp = manifest.get("edge_box", {}).get("key_fingerprint")
     if fp is not None and stated_fp != fp:

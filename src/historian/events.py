@@ -42,17 +42,23 @@ def _alarm_line(row: tuple[Any, ...]) -> str:
     parts = tag.split("/")
     detail = t.get("detail") or {}
     fields: dict[str, float | int | bool | str | None] = {
-        "seq": int(seq), "alarm_id": t["alarm_id"], "event": t["event"],
-        "from_state": t["from_state"], "state": t["to_state"], "actor": t["actor"],
+        "seq": int(seq),
+        "alarm_id": t["alarm_id"],
+        "event": t["event"],
+        "from_state": t["from_state"],
+        "state": t["to_state"],
+        "actor": t["actor"],
         "reason": t.get("reason") or "",
-    }  # fmt: skip
+    }
     for key in ("value", "limit"):
         if isinstance(detail.get(key), int | float):
             fields[key] = float(detail[key])
     tags = {
-        "room": parts[2] if len(parts) > 2 else "", "tag": parts[-1],
-        "kind": t["alarm_id"].rpartition("#")[2], "priority": t["priority"],
-    }  # fmt: skip
+        "room": parts[2] if len(parts) > 2 else "",
+        "tag": parts[-1],
+        "kind": t["alarm_id"].rpartition("#")[2],
+        "priority": t["priority"],
+    }
     return encode_event("alarm_event", tags, fields, int(t["at_us"]))
 
 
@@ -65,9 +71,12 @@ def _deviation_line(row: tuple[Any, ...]) -> str:
     cls = body.get("proposed_classification") or body.get("final_classification") or ""
     tags = {"room": str(evidence.get("room", "")), "classification": str(cls)}
     fields: dict[str, float | int | bool | str | None] = {
-        "seq": int(seq), "id": record_id, "action": action, "actor": actor,
+        "seq": int(seq),
+        "id": record_id,
+        "action": action,
+        "actor": actor,
         "status": str(body.get("status", "")),
-    }  # fmt: skip
+    }
     return encode_event("deviation_event", tags, fields, int(ts_us))
 
 
@@ -152,11 +161,20 @@ class EventForwarder:
                 self.stats.refused += len(rows)
                 self.stats.last_error = result.reason
                 await asyncio.to_thread(
-                    self.trail.append, "system:forwarder", "forward.refused", "destination",
-                    self.destination, result.reason, None,
-                    {"stream": source.stream, "first": int(rows[0][0]), "last": last,
-                     "lines": lines[:20]},
-                )  # fmt: skip
+                    self.trail.append,
+                    "system:forwarder",
+                    "forward.refused",
+                    "destination",
+                    self.destination,
+                    result.reason,
+                    None,
+                    {
+                        "stream": source.stream,
+                        "first": int(rows[0][0]),
+                        "last": last,
+                        "lines": lines[:20],
+                    },
+                )
             await asyncio.to_thread(self.store.outbox_ack, self.destination, last, source.stream)
             self.stats.sent[source.stream] = self.stats.sent.get(source.stream, 0) + len(rows)
             done += len(rows)
@@ -178,6 +196,8 @@ class EventForwarder:
     def status(self) -> dict[str, object]:
         """Counters for the health API."""
         return {
-            "sent": sum(self.stats.sent.values()), "refused": self.stats.refused,
-            "retries": self.stats.retries, "last_error": self.stats.last_error,
-        }  # fmt: skip
+            "sent": sum(self.stats.sent.values()),
+            "refused": self.stats.refused,
+            "retries": self.stats.retries,
+            "last_error": self.stats.last_error,
+        }

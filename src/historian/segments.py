@@ -29,8 +29,7 @@ RECORD = np.dtype([("ts", "<i8"), ("v", "<f8"), ("q", "i1")])
 SOURCE = np.dtype([("rid", "<i8"), ("tid", "<i8"), ("ts", "<i8"), ("v", "<f8"), ("q", "i1")])
 #: SQL columns giving a :data:`SOURCE` row (shared by the indexer and the readers' tail).
 SOURCE_COLUMNS = (
-    "rowid, tag_id, ts_us, coalesce(value, 0.0),"
-    " case when value is null then 3 else quality end"
+    "rowid, tag_id, ts_us, coalesce(value, 0.0), case when value is null then 3 else quality end"
 )
 
 EMPTY = np.zeros(0, dtype=RECORD)

@@ -486,9 +486,7 @@ class Store:
     def segments_cursor(self) -> int:
         """The last reading id folded into the segments (0: none yet)."""
         row = (
-            self._reader()
-            .execute("select value from meta where key='segments_last_id'")
-            .fetchone()
+            self._reader().execute("select value from meta where key='segments_last_id'").fetchone()
         )
         return 0 if row is None else int(row[0])
 
@@ -510,8 +508,7 @@ class Store:
         last = self.segments_cursor()
         rows = np.fromiter(
             r.execute(
-                f"select {seg.SOURCE_COLUMNS} from readings where rowid > ? order by rowid"
-                " limit ?",
+                f"select {seg.SOURCE_COLUMNS} from readings where rowid > ? order by rowid limit ?",
                 (last, max_rows),
             ),
             dtype=seg.SOURCE,

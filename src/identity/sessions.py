@@ -47,8 +47,9 @@ class Sessions:
     ) -> tuple[str, Session]:
         """Start a session; returns the id for the cookie (never stored) and the session."""
         sid = secrets.token_urlsafe(32)
-        s = Session(user_id, full_name, role, now_us, now_us, secrets.token_urlsafe(24),
-                    password_expired)  # fmt: skip
+        s = Session(
+            user_id, full_name, role, now_us, now_us, secrets.token_urlsafe(24), password_expired
+        )
         with self._lock:
             self._by_digest[_digest(sid)] = s
         return sid, s

@@ -106,8 +106,7 @@ class Directory:
         ).fetchone()
         if row is None:
             return None
-        return User(row[0], row[1], Role(row[2]), bool(row[3]), row[4] is not None, row[5],
-                    row[6])  # fmt: skip
+        return User(row[0], row[1], Role(row[2]), bool(row[3]), row[4] is not None, row[5], row[6])
 
     def get(self, user_id: str) -> User:
         """The user, or IdentityError."""
@@ -163,8 +162,15 @@ class Directory:
                 )
             except sqlite3.IntegrityError:
                 raise IdentityError(f"user {user_id!r} exists already") from None
-            tx.append(actor, "user.created", "user", user_id, reason, None,
-                      {"full_name": full_name, "role": role.value})  # fmt: skip
+            tx.append(
+                actor,
+                "user.created",
+                "user",
+                user_id,
+                reason,
+                None,
+                {"full_name": full_name, "role": role.value},
+            )
         return self.get(user_id)
 
     def create_first_administrator(self, user_id: str, full_name: str, password: str) -> User:
@@ -172,9 +178,14 @@ class Directory:
         if self.has_users():
             raise IdentityError("users exist already; an administrator creates further users")
         return self.create_user(
-            "system:cli", user_id, full_name, Role.ADMINISTRATOR, password,
-            "first administrator, created on the edge box's command line", must_change=False,
-        )  # fmt: skip
+            "system:cli",
+            user_id,
+            full_name,
+            Role.ADMINISTRATOR,
+            password,
+            "first administrator, created on the edge box's command line",
+            must_change=False,
+        )
 
     def change_role(self, actor: str, user_id: str, role: Role, reason: str) -> User:
         """Give a user another role (audited with old and new)."""
@@ -184,8 +195,15 @@ class Directory:
         self._require_reason(reason)
         with self.trail.atomic() as tx:
             tx.conn.execute("update users set role=? where id=?", (role.value, user_id))
-            tx.append(actor, "user.role_changed", "user", user_id, reason,
-                      {"role": user.role.value}, {"role": role.value})  # fmt: skip
+            tx.append(
+                actor,
+                "user.role_changed",
+                "user",
+                user_id,
+                reason,
+                {"role": user.role.value},
+                {"role": role.value},
+            )
         return self.get(user_id)
 
     def set_active(self, actor: str, user_id: str, active: bool, reason: str) -> User:
@@ -196,8 +214,15 @@ class Directory:
             raise IdentityError("nobody deactivates their own account")
         with self.trail.atomic() as tx:
             tx.conn.execute("update users set active=? where id=?", (int(active), user_id))
-            tx.append(actor, "user.activated" if active else "user.deactivated", "user",
-                      user_id, reason, {"active": user.active}, {"active": active})  # fmt: skip
+            tx.append(
+                actor,
+                "user.activated" if active else "user.deactivated",
+                "user",
+                user_id,
+                reason,
+                {"active": user.active},
+                {"active": active},
+            )
         return self.get(user_id)
 
     def unlock(self, actor: str, user_id: str, reason: str) -> User:
@@ -253,16 +278,18 @@ class Directory:
         ).fetchone()
         user = self._user(user_id)
         if row is None or user is None:
-            self.trail.append(f"unknown:{user_id}"[:64], f"{purpose}.failed", "user", user_id,
-                              "unknown user id")  # fmt: skip
+            self.trail.append(
+                f"unknown:{user_id}"[:64], f"{purpose}.failed", "user", user_id, "unknown user id"
+            )
             return SignIn(False, None, "wrong user id or password")
         if not user.active:
             self.trail.append(user_id, f"{purpose}.failed", "user", user_id, "account deactivated")
             return SignIn(False, None, "wrong user id or password")
         if user.locked:
             self.trail.append(user_id, f"{purpose}.failed", "user", user_id, "account locked")
-            return SignIn(False, None, "account locked after repeated failures; ask an "
-                                       "administrator")  # fmt: skip
+            return SignIn(
+                False, None, "account locked after repeated failures; ask an administrator"
+            )
         if not verify_password(row[0], password):
             with self.trail.atomic() as tx:
                 # read the count inside the transaction: two wrong passwords at once count twice
@@ -277,14 +304,21 @@ class Directory:
                     "update users set failed_attempts=?, locked_us=? where id=?",
                     (n, now if locked else None, user_id),
                 )
-                tx.append(user_id, f"{purpose}.failed", "user", user_id,
-                          f"wrong password (attempt {n})")  # fmt: skip
+                tx.append(
+                    user_id, f"{purpose}.failed", "user", user_id, f"wrong password (attempt {n})"
+                )
                 if locked:
-                    tx.append("system:gmp-edge", "user.locked", "user", user_id,
-                              f"{n} failed sign-ins in a row")  # fmt: skip
+                    tx.append(
+                        "system:gmp-edge",
+                        "user.locked",
+                        "user",
+                        user_id,
+                        f"{n} failed sign-ins in a row",
+                    )
             if locked:
-                return SignIn(False, None, "account locked after repeated failures; ask an "
-                                           "administrator")  # fmt: skip
+                return SignIn(
+                    False, None, "account locked after repeated failures; ask an administrator"
+                )
             return SignIn(False, None, "wrong user id or password")
         expired = user.password_changed_us == 0 or (  # 0: set by an administrator
             self.password_max_age_days is not None
@@ -293,8 +327,13 @@ class Directory:
         with self.trail.atomic() as tx:
             tx.conn.execute("update users set failed_attempts=0 where id=?", (user_id,))
             if purpose == "signin":  # a signature's own entry records its success
-                tx.append(user_id, "signin.succeeded", "user", user_id,
-                          "password expired: must change it" if expired else "")  # fmt: skip
+                tx.append(
+                    user_id,
+                    "signin.succeeded",
+                    "user",
+                    user_id,
+                    "password expired: must change it" if expired else "",
+                )
         return SignIn(True, self.get(user_id), "ok", password_expired=expired)
 
     # -- machine tokens ------------------------------------------------------------
@@ -315,8 +354,9 @@ class Directory:
                 )
             except sqlite3.IntegrityError:
                 raise IdentityError(f"token {token_id!r} exists already") from None
-            tx.append(actor, "token.created", "api_token", token_id, reason, None,
-                      {"role": role.value})  # fmt: skip
+            tx.append(
+                actor, "token.created", "api_token", token_id, reason, None, {"role": role.value}
+            )
         return token
 
     def revoke_token(self, actor: str, token_id: str, reason: str) -> None:

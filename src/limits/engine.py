@@ -313,10 +313,20 @@ class _EntryMachine:
             xs = x if high else -x
             events.extend(
                 self._limit_kernel(
-                    cond, carry, sign, t, xs, w, single_window, pos, markers,
-                    sign * th.value, th.inclusive, float(th.value),
+                    cond,
+                    carry,
+                    sign,
+                    t,
+                    xs,
+                    w,
+                    single_window,
+                    pos,
+                    markers,
+                    sign * th.value,
+                    th.inclusive,
+                    float(th.value),
                 )
-            )  # fmt: skip
+            )
         events.extend(self._monitor_kernel(ts, good_q, inwin, wid, single_window, markers))
         self.last_ts = last
         events.sort(key=lambda e: (e.ts_us, _CONDITION_ORDER[e.condition]))

@@ -44,8 +44,12 @@ from monitoring.setup import build_limit_set
 log = logging.getLogger("gmp_edge.monitoring")
 SYSTEM = "system:monitoring"
 STATE_KEY = "engine"
-_LOWER = {Priority.CRITICAL: Priority.HIGH, Priority.HIGH: Priority.MEDIUM,
-          Priority.MEDIUM: Priority.LOW, Priority.LOW: Priority.LOW}  # fmt: skip
+_LOWER = {
+    Priority.CRITICAL: Priority.HIGH,
+    Priority.HIGH: Priority.MEDIUM,
+    Priority.MEDIUM: Priority.LOW,
+    Priority.LOW: Priority.LOW,
+}
 MINUTE_US = 60_000_000
 
 
@@ -62,8 +66,13 @@ class Books:
     @classmethod
     def open(cls, trail: AuditTrail) -> Books:
         """Open every book on the trail's database file."""
-        return cls(AlarmBook(trail), DeviationBook(trail), BatchBook(trail),
-                   LimitSetBook(trail), EngineState(trail.path))  # fmt: skip
+        return cls(
+            AlarmBook(trail),
+            DeviationBook(trail),
+            BatchBook(trail),
+            LimitSetBook(trail),
+            EngineState(trail.path),
+        )
 
     def close(self) -> None:
         """Close every book."""
@@ -89,12 +98,15 @@ class EngineStats:
         lat = sorted(self.alarm_latency_ms)
         p = (lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))], 2)) if lat else None
         return {
-            "steps": self.steps, "readings": self.readings, "out_of_order": self.out_of_order,
-            "lag_readings": self.lag_readings, "last_step_ms": self.last_step_ms,
+            "steps": self.steps,
+            "readings": self.readings,
+            "out_of_order": self.out_of_order,
+            "lag_readings": self.lag_readings,
+            "last_step_ms": self.last_step_ms,
             "error": self.error,
             "alarm_latency_ms_p50": p(0.5) if p else None,
             "alarm_latency_ms_p99": p(0.99) if p else None,
-        }  # fmt: skip
+        }
 
 
 Notify = Callable[[str, str, str, str, str, str, dict[str, Any]], None]
@@ -102,11 +114,19 @@ Notify = Callable[[str, str, str, str, str, str, dict[str, Any]], None]
 
 def _policy(cfg: PlantConfig) -> AlarmPolicy:
     m = cfg.monitoring
-    realarm = {} if m.realarm_minutes is None else {
-        p: int(m.realarm_minutes * MINUTE_US) for p in Priority}  # fmt: skip
-    escalate = {} if m.escalate_after_minutes is None else {
-        p: (int(m.escalate_after_minutes * MINUTE_US),)
-        for p in (Priority.CRITICAL, Priority.HIGH)}  # fmt: skip
+    realarm = (
+        {}
+        if m.realarm_minutes is None
+        else {p: int(m.realarm_minutes * MINUTE_US) for p in Priority}
+    )
+    escalate = (
+        {}
+        if m.escalate_after_minutes is None
+        else {
+            p: (int(m.escalate_after_minutes * MINUTE_US),)
+            for p in (Priority.CRITICAL, Priority.HIGH)
+        }
+    )
     return AlarmPolicy(int(m.max_shelve_hours * 3600 * 1_000_000), realarm, escalate)
 
 
@@ -138,11 +158,16 @@ class MonitoringEngine:
         self._grade = {r.id: (r.grade.value if r.grade else None) for r in cfg.rooms}
         self._entry: dict[str, LimitEntry] = {e.tag: e for e in cfg.limits}
         self.trackers: dict[str, ProductionTracker] = {
-            p.room: ProductionTracker(p.room, p.state, p.state_tag,
-                                      frozenset(p.in_operation_values), p.batch_tag,
-                                      p.equipment)
+            p.room: ProductionTracker(
+                p.room,
+                p.state,
+                p.state_tag,
+                frozenset(p.in_operation_values),
+                p.batch_tag,
+                p.equipment,
+            )
             for p in cfg.production
-        }  # fmt: skip
+        }
         self._product = {p.room: p.product for p in cfg.production}
         self._state_tags = {p.state_tag: p.room for p in cfg.production if p.state_tag}
         self._batch_tags = {p.batch_tag: p.room for p in cfg.production if p.batch_tag}
@@ -173,8 +198,13 @@ class MonitoringEngine:
             else:
                 self.cursor = self.store.last_reading_id()
             self._use(in_force, saved if saved and not changed else None)
-            log.info("monitoring with limit set %s v%d (%d tags), from reading %d",
-                     in_force.id, in_force.version, len(in_force.limits), self.cursor)  # fmt: skip
+            log.info(
+                "monitoring with limit set %s v%d (%d tags), from reading %d",
+                in_force.id,
+                in_force.version,
+                len(in_force.limits),
+                self.cursor,
+            )
 
     def _use(self, limit_set: LimitSet, saved: dict[str, Any] | None) -> None:
         """Build one evaluator per room for ``limit_set`` (restoring saved timers if any)."""
@@ -188,7 +218,9 @@ class MonitoringEngine:
             st = saved_rooms.get(room)
             tracker = self.trackers.get(room)
             if st is not None and (st["limit_set_id"], st["limit_set_version"]) == (
-                limit_set.id, limit_set.version):  # fmt: skip
+                limit_set.id,
+                limit_set.version,
+            ):
                 evaluators[room] = Evaluator.from_state(subset, st)
             else:
                 # a fresh evaluator starts in the room's current production state
@@ -294,8 +326,9 @@ class MonitoringEngine:
                 ts = np.fromiter((r.ts_us for r in dedup), np.int64, len(dedup))
                 val = np.fromiter(
                     (r.value if isinstance(r.value, int | float) else np.nan for r in dedup),
-                    np.float64, len(dedup),
-                )  # fmt: skip
+                    np.float64,
+                    len(dedup),
+                )
                 q = np.fromiter((int(r.quality) for r in dedup), np.int8, len(dedup))
                 for e in ev.feed(tag, ts, val, q):
                     self._on_event(e, now)
@@ -331,9 +364,18 @@ class MonitoringEngine:
                 )
         if started is not None and books.get(started) is None:
             equipment = (tracker.equipment,) if tracker.equipment else ()
-            books.start(actor, Batch(started, self._product.get(tracker.room, ""), equipment,
-                                     (tracker.room,), ts, None),
-                        "batch id appeared on the equipment")  # fmt: skip
+            books.start(
+                actor,
+                Batch(
+                    started,
+                    self._product.get(tracker.room, ""),
+                    equipment,
+                    (tracker.room,),
+                    ts,
+                    None,
+                ),
+                "batch id appeared on the equipment",
+            )
 
     # -- condition changes -> alarms and deviations ------------------------------------
 
@@ -356,21 +398,33 @@ class MonitoringEngine:
         alarm = self._alarm(e.tag, kind)
         at = now if now is not None else now_us()
         if e.active and not alarm.condition_active:
-            new, tr = am.activate(alarm, e.ts_us, value=e.value, limit=e.limit,
-                                  limit_set_id=e.limit_set_id,
-                                  limit_set_version=e.limit_set_version,
-                                  actor=SYSTEM, reason=e.reason.value)  # fmt: skip
+            new, tr = am.activate(
+                alarm,
+                e.ts_us,
+                value=e.value,
+                limit=e.limit,
+                limit_set_id=e.limit_set_id,
+                limit_set_version=e.limit_set_version,
+                actor=SYSTEM,
+                reason=e.reason.value,
+            )
             self.books.alarms.save(new, [tr])
             self._activated = True
-            self._announce("alarm.raised", new, f"{kind.value} on {e.tag}",
-                           f"value {e.value} beyond {e.limit} (limit set {e.limit_set_id} "
-                           f"v{e.limit_set_version})")  # fmt: skip
-            if kind in (ConditionKind.ACTION_HIGH, ConditionKind.ACTION_LOW,
-                        ConditionKind.MONITORING_UNAVAILABLE):  # fmt: skip
+            self._announce(
+                "alarm.raised",
+                new,
+                f"{kind.value} on {e.tag}",
+                f"value {e.value} beyond {e.limit} (limit set {e.limit_set_id} "
+                f"v{e.limit_set_version})",
+            )
+            if kind in (
+                ConditionKind.ACTION_HIGH,
+                ConditionKind.ACTION_LOW,
+                ConditionKind.MONITORING_UNAVAILABLE,
+            ):
                 self._maybe_raise(e, new, at)
         elif not e.active and alarm.condition_active:
-            new, tr = am.clear(alarm, e.ts_us, value=e.value, actor=SYSTEM,
-                               reason=e.reason.value)  # fmt: skip
+            new, tr = am.clear(alarm, e.ts_us, value=e.value, actor=SYSTEM, reason=e.reason.value)
             self.books.alarms.save(new, [tr])
             dev_id = self.open_excursions.pop(new.id, None)
             if dev_id is not None:
@@ -391,14 +445,24 @@ class MonitoringEngine:
         start = e.excursion_start_us
         stop = end if end is not None else e.ts_us
         return ExcursionSummary(
-            tag=e.tag, room=room, kind=kind, start_us=start, duration_us=max(0, stop - start),
-            production_state=ProductionState(state or "at_rest"), end_us=end, peak=e.peak,
-            grade=self._grade.get(room), equipment=self._equipment_of.get(e.tag),
-            continuous_monitoring=bool(self._entry.get(e.tag)
-                                       and self._entry[e.tag].continuous_monitoring),
-            excursion_id=f"{alarm.id}@{start}", limit_set_id=e.limit_set_id,
-            limit_set_version=e.limit_set_version, alarm_ids=(alarm.id,),
-        )  # fmt: skip
+            tag=e.tag,
+            room=room,
+            kind=kind,
+            start_us=start,
+            duration_us=max(0, stop - start),
+            production_state=ProductionState(state or "at_rest"),
+            end_us=end,
+            peak=e.peak,
+            grade=self._grade.get(room),
+            equipment=self._equipment_of.get(e.tag),
+            continuous_monitoring=bool(
+                self._entry.get(e.tag) and self._entry[e.tag].continuous_monitoring
+            ),
+            excursion_id=f"{alarm.id}@{start}",
+            limit_set_id=e.limit_set_id,
+            limit_set_version=e.limit_set_version,
+            alarm_ids=(alarm.id,),
+        )
 
     def _maybe_raise(self, e: LimitEvent, alarm: Alarm, at: int) -> None:
         summary = self._summary(e, alarm, None)
@@ -410,8 +474,14 @@ class MonitoringEngine:
         lost = summary.kind is ExcursionKind.MONITORING_LOSS
         what = "Monitoring lost" if lost else "Action limit exceeded"
         title = f"{what}: {e.tag.split('/', 2)[-1]}"
-        dev, tr = draft(decision, summary, deviation_id=self.books.deviations.next_id(at),
-                        title=title, discovered_us=at, actor=SYSTEM)  # fmt: skip
+        dev, tr = draft(
+            decision,
+            summary,
+            deviation_id=self.books.deviations.next_id(at),
+            title=title,
+            discovered_us=at,
+            actor=SYSTEM,
+        )
         dev = self.books.deviations.create(dev, tr)
         self.open_excursions[alarm.id] = dev.id
         cls = dev.proposed_classification.value if dev.proposed_classification else ""
@@ -419,31 +489,49 @@ class MonitoringEngine:
 
     def _excursion_ended(self, dev_id: str, e: LimitEvent, alarm: Alarm, at: int) -> None:
         dev = self.books.deviations.get(dev_id)
-        if dev is None or dev.evidence is None or dev.status.value not in (
-            "open", "under_investigation"):  # fmt: skip
+        if (
+            dev is None
+            or dev.evidence is None
+            or dev.status.value not in ("open", "under_investigation")
+        ):
             return
         ev = dev.evidence
         end = e.ts_us
         summary = ExcursionSummary(
-            tag=ev.tag, room=ev.room, kind=ev.kind, start_us=ev.start_us,
-            duration_us=max(0, end - ev.start_us), production_state=ev.production_state,
-            end_us=end, peak=alarm.value_at_trip if e.peak is None else e.peak,
-            grade=ev.grade, equipment=ev.equipment, excursion_id=ev.excursion_id,
-            limit_set_id=ev.limit_set_id, limit_set_version=ev.limit_set_version,
-            alarm_ids=ev.alarm_ids, continuous_monitoring=ev.kind is ExcursionKind.MONITORING_LOSS,
-        )  # fmt: skip
+            tag=ev.tag,
+            room=ev.room,
+            kind=ev.kind,
+            start_us=ev.start_us,
+            duration_us=max(0, end - ev.start_us),
+            production_state=ev.production_state,
+            end_us=end,
+            peak=alarm.value_at_trip if e.peak is None else e.peak,
+            grade=ev.grade,
+            equipment=ev.equipment,
+            excursion_id=ev.excursion_id,
+            limit_set_id=ev.limit_set_id,
+            limit_set_version=ev.limit_set_version,
+            alarm_ids=ev.alarm_ids,
+            continuous_monitoring=ev.kind is ExcursionKind.MONITORING_LOSS,
+        )
         if ev.peak is not None and summary.peak is not None:
             worse = max if e.condition is Condition.ACTION_HIGH else min
             summary = replace(summary, peak=worse(ev.peak, summary.peak))
         changes: dict[str, Any] = {"evidence": Evidence.from_summary(summary)}
         decision = decide(summary, self.books.batches.list(), at)
-        if dev.proposed_classification and escalates(dev.proposed_classification,
-                                                     decision.classification):  # fmt: skip
+        if dev.proposed_classification and escalates(
+            dev.proposed_classification, decision.classification
+        ):
             changes["proposed_classification"] = decision.classification
             changes["proposal_rule"] = decision.rule_name
-        new, tr = amend(dev, dev.version, actor=SYSTEM, at_us=at,
-                        reason="excursion ended: end, duration and peak recorded",
-                        changes=changes)  # fmt: skip
+        new, tr = amend(
+            dev,
+            dev.version,
+            actor=SYSTEM,
+            at_us=at,
+            reason="excursion ended: end, duration and peak recorded",
+            changes=changes,
+        )
         self.books.deviations.update(new, tr, dev.version)
 
     # -- out of trend ----------------------------------------------------------------
@@ -453,23 +541,30 @@ class MonitoringEngine:
         if entry is None or entry.trend is None:
             return
         rule = entry.trend
-        good = [(r.ts_us, float(r.value)) for r in readings
-                if r.quality is Quality.GOOD and isinstance(r.value, int | float)]  # fmt: skip
+        good = [
+            (r.ts_us, float(r.value))
+            for r in readings
+            if r.quality is Quality.GOOD and isinstance(r.value, int | float)
+        ]
         if not good:
             return
         buf = self.trend.setdefault(tag, [])
         start = len(buf)
         buf.extend(v for _, v in good)
         x = np.asarray(buf, dtype=np.float64)
-        signals = (ewma(x, rule.mean, rule.sigma).signals if rule.method == "ewma"
-                   else cusum(x, rule.mean, rule.sigma).signals)  # fmt: skip
+        signals = (
+            ewma(x, rule.mean, rule.sigma).signals
+            if rule.method == "ewma"
+            else cusum(x, rule.mean, rule.sigma).signals
+        )
         fired = {int(i) for i in signals if int(i) >= start}
         alarm = self._alarm(tag, ConditionKind.OOT)
         for offset, (ts, v) in enumerate(good):
             i = start + offset
             if i in fired and not alarm.condition_active:
-                alarm, tr = am.activate(alarm, ts, value=v, actor=SYSTEM,
-                                        reason=f"{rule.method} out of trend")  # fmt: skip
+                alarm, tr = am.activate(
+                    alarm, ts, value=v, actor=SYSTEM, reason=f"{rule.method} out of trend"
+                )
                 self.books.alarms.save(alarm, [tr])
                 self._activated = True
                 self._announce(
@@ -491,10 +586,12 @@ class MonitoringEngine:
             if result.transitions:
                 self.books.alarms.save(result.alarm, list(result.transitions))
             for esc in result.escalations:
-                self._announce("alarm.escalated", result.alarm,
-                               f"unacknowledged {result.alarm.kind.value} on {alarm.tag}",
-                               f"escalation level {esc.level}: unacknowledged since "
-                               f"{esc.unack_since_us}")  # fmt: skip
+                self._announce(
+                    "alarm.escalated",
+                    result.alarm,
+                    f"unacknowledged {result.alarm.kind.value} on {alarm.tag}",
+                    f"escalation level {esc.level}: unacknowledged since {esc.unack_since_us}",
+                )
 
     def act(self, alarm_id: str, fn: Callable[[Alarm], tuple[Alarm, Any]]) -> Alarm:
         """Apply a person's action (acknowledge, shelve...) under the engine's lock."""
@@ -508,26 +605,45 @@ class MonitoringEngine:
 
     def _announce(self, kind: str, alarm: Alarm, title: str, text: str) -> None:
         if self.notify is not None:
-            self.notify(kind, alarm.priority.value, title, text, "alarm", alarm.id,
-                        {"state": alarm.state.value, "tag": alarm.tag})  # fmt: skip
+            self.notify(
+                kind,
+                alarm.priority.value,
+                title,
+                text,
+                "alarm",
+                alarm.id,
+                {"state": alarm.state.value, "tag": alarm.tag},
+            )
 
     def _announce_deviation(
         self, kind: str, dev_id: str, title: str, cls: str, data: dict[str, Any]
     ) -> None:
         if self.notify is not None:
             prio = "critical" if cls == "critical" else "high"
-            self.notify(kind, prio, title, f"proposed classification {cls}", "deviation",
-                        dev_id, {"classification": cls})  # fmt: skip
+            self.notify(
+                kind,
+                prio,
+                title,
+                f"proposed classification {cls}",
+                "deviation",
+                dev_id,
+                {"classification": cls},
+            )
 
     def _save(self) -> None:
-        self.books.state.save(STATE_KEY, {
-            "cursor": self.cursor,
-            "limit_set": [self.limit_set.id, self.limit_set.version] if self.limit_set else None,
-            "evaluators": {room: ev.state() for room, ev in self.evaluators.items()},
-            "production": {room: t.to_dict() for room, t in self.trackers.items()},
-            "open_excursions": self.open_excursions,
-            "trend": self.trend,
-        })  # fmt: skip
+        self.books.state.save(
+            STATE_KEY,
+            {
+                "cursor": self.cursor,
+                "limit_set": [self.limit_set.id, self.limit_set.version]
+                if self.limit_set
+                else None,
+                "evaluators": {room: ev.state() for room, ev in self.evaluators.items()},
+                "production": {room: t.to_dict() for room, t in self.trackers.items()},
+                "open_excursions": self.open_excursions,
+                "trend": self.trend,
+            },
+        )
         self.stats.lag_readings = max(0, self.store.last_reading_id() - self.cursor)
 
     def system_condition(
@@ -544,8 +660,9 @@ class MonitoringEngine:
                 alarm_id, tag, ConditionKind.ACTION_HIGH, Priority.CRITICAL
             )
             if active and not alarm.condition_active:
-                new, tr = am.activate(alarm, now_us(), value=value, limit=limit, actor=SYSTEM,
-                                      reason=reason)  # fmt: skip
+                new, tr = am.activate(
+                    alarm, now_us(), value=value, limit=limit, actor=SYSTEM, reason=reason
+                )
                 self.books.alarms.save(new, [tr])
                 self._announce("alarm.raised", new, f"edge box: {name}", reason)
             elif not active and alarm.condition_active:

@@ -138,9 +138,14 @@ class AlarmBook(_Book):
                 "insert into alarms(id, tag, state, last_transition_us, json) values(?,?,?,?,?)"
                 " on conflict(id) do update set tag=excluded.tag, state=excluded.state,"
                 " last_transition_us=excluded.last_transition_us, json=excluded.json",
-                (alarm.id, alarm.tag, alarm.state.value, alarm.last_transition_us,
-                 _dumps(alarm.to_dict())),
-            )  # fmt: skip
+                (
+                    alarm.id,
+                    alarm.tag,
+                    alarm.state.value,
+                    alarm.last_transition_us,
+                    _dumps(alarm.to_dict()),
+                ),
+            )
             for t in transitions:
                 tx.conn.execute(
                     "insert into alarm_transitions(alarm_id, tag, at_us, json) values(?,?,?,?)",
@@ -242,9 +247,16 @@ class DeviationBook(_Book):
                 tx.conn.execute(
                     "insert into deviations(id, status, version, discovered_us, raised_by,"
                     " updated_us, json) values(?,?,?,?,?,?,?)",
-                    (dev.id, dev.status.value, dev.version, dev.discovered_us, dev.raised_by,
-                     transition.at_us, _dumps(dev.to_dict())),
-                )  # fmt: skip
+                    (
+                        dev.id,
+                        dev.status.value,
+                        dev.version,
+                        dev.discovered_us,
+                        dev.raised_by,
+                        transition.at_us,
+                        _dumps(dev.to_dict()),
+                    ),
+                )
             except sqlite3.IntegrityError:
                 raise RecordError(f"deviation {dev.id} exists already") from None
             self._link_batches(tx.conn, dev)
@@ -269,9 +281,15 @@ class DeviationBook(_Book):
             cur = tx.conn.execute(
                 "update deviations set status=?, version=?, updated_us=?, json=?"
                 " where id=? and version=?",
-                (dev.status.value, dev.version, transition.at_us, _dumps(dev.to_dict()), dev.id,
-                 expected_version),
-            )  # fmt: skip
+                (
+                    dev.status.value,
+                    dev.version,
+                    transition.at_us,
+                    _dumps(dev.to_dict()),
+                    dev.id,
+                    expected_version,
+                ),
+            )
             if cur.rowcount == 0:
                 row = tx.conn.execute(
                     "select version from deviations where id=?", (dev.id,)
@@ -352,9 +370,14 @@ class BatchBook(_Book):
             try:
                 tx.conn.execute(
                     "insert into batches(id, product, start_us, end_us, json) values(?,?,?,?,?)",
-                    (batch.id, batch.product, batch.start_us, batch.end_us,
-                     _dumps(batch.to_dict())),
-                )  # fmt: skip
+                    (
+                        batch.id,
+                        batch.product,
+                        batch.start_us,
+                        batch.end_us,
+                        _dumps(batch.to_dict()),
+                    ),
+                )
             except sqlite3.IntegrityError:
                 raise RecordError(f"batch {batch.id} exists already") from None
             tx.append(actor, "batch.started", "batch", batch.id, reason, None, batch.to_dict())
@@ -376,8 +399,15 @@ class BatchBook(_Book):
                 "update batches set end_us=?, json=? where id=?",
                 (end_us, _dumps(new.to_dict()), batch_id),
             )
-            tx.append(actor, "batch.ended", "batch", batch_id, reason, {"end_us": None},
-                      {"end_us": end_us})  # fmt: skip
+            tx.append(
+                actor,
+                "batch.ended",
+                "batch",
+                batch_id,
+                reason,
+                {"end_us": None},
+                {"end_us": end_us},
+            )
         return new
 
     def get(self, batch_id: str) -> Batch | None:
@@ -481,9 +511,19 @@ class LimitSetBook(_Book):
             "insert into limit_sets(id, version, status, origin, proposed_by, approved_by,"
             " effective_from_us, created_us, decided_by, decided_us, json)"
             " values(?,?,?,?,?,?,?,?,?,?,?)",
-            (ls.id, ls.version, status, origin, ls.proposed_by, ls.approved_by,
-             ls.effective_from_us, now, *decided, _dumps(ls.to_dict())),
-        )  # fmt: skip
+            (
+                ls.id,
+                ls.version,
+                status,
+                origin,
+                ls.proposed_by,
+                ls.approved_by,
+                ls.effective_from_us,
+                now,
+                *decided,
+                _dumps(ls.to_dict()),
+            ),
+        )
 
     @staticmethod
     def _approved(conn: sqlite3.Connection, set_id: str) -> LimitSet | None:
@@ -502,10 +542,15 @@ class LimitSetBook(_Book):
             "update limit_sets set status=? where id=? and version=?",
             (SUPERSEDED, prev.id, prev.version),
         )
-        tx.append(actor, "limit_set.superseded", self.record_type,
-                  limit_set_record_id(prev.id, prev.version),
-                  f"superseded by version {by.version}", {"status": APPROVED},
-                  {"status": SUPERSEDED, "superseded_by": by.version})  # fmt: skip
+        tx.append(
+            actor,
+            "limit_set.superseded",
+            self.record_type,
+            limit_set_record_id(prev.id, prev.version),
+            f"superseded by version {by.version}",
+            {"status": APPROVED},
+            {"status": SUPERSEDED, "superseded_by": by.version},
+        )
 
     def propose(self, actor: str, limit_set: LimitSet, reason: str) -> LimitSet:
         """Store a new version (max + 1 for that id) with status proposed (audited)."""
@@ -518,8 +563,15 @@ class LimitSetBook(_Book):
             version = self._next_version(tx.conn, limit_set.id)
             ls = replace(limit_set, version=version, proposed_by=actor, approved_by=None)
             self._insert(tx.conn, ls, PROPOSED, "proposal", now)
-            tx.append(actor, "limit_set.proposed", self.record_type,
-                      limit_set_record_id(ls.id, version), reason, None, ls.content())  # fmt: skip
+            tx.append(
+                actor,
+                "limit_set.proposed",
+                self.record_type,
+                limit_set_record_id(ls.id, version),
+                reason,
+                None,
+                ls.content(),
+            )
         return ls
 
     def install_baseline(self, limit_set: LimitSet, source: str) -> tuple[LimitSet, bool]:
@@ -550,9 +602,15 @@ class LimitSetBook(_Book):
             ls = replace(limit_set, version=version, approved_by=source, effective_from_us=now)
             self._insert(tx.conn, ls, APPROVED, "baseline", now)
             self._supersede(tx, source, current, ls)
-            tx.append(source, "limit_set.installed", self.record_type,
-                      limit_set_record_id(ls.id, version), "validated configuration",
-                      None if current is None else current.content(), ls.content())  # fmt: skip
+            tx.append(
+                source,
+                "limit_set.installed",
+                self.record_type,
+                limit_set_record_id(ls.id, version),
+                "validated configuration",
+                None if current is None else current.content(),
+                ls.content(),
+            )
         return ls, True
 
     def approve(self, actor: str, set_id: str, version: int, effective_from_us: int) -> LimitSet:
@@ -576,15 +634,32 @@ class LimitSetBook(_Book):
             tx.conn.execute(
                 "update limit_sets set status=?, approved_by=?, effective_from_us=?,"
                 " decided_by=?, decided_us=?, json=? where id=? and version=?",
-                (APPROVED, actor, effective_from_us, actor, now, _dumps(new.to_dict()), set_id,
-                 version),
-            )  # fmt: skip
+                (
+                    APPROVED,
+                    actor,
+                    effective_from_us,
+                    actor,
+                    now,
+                    _dumps(new.to_dict()),
+                    set_id,
+                    version,
+                ),
+            )
             self._supersede(tx, actor, prev, new)
-            tx.append(actor, "limit_set.approved", self.record_type, rid, "",
-                      {"status": PROPOSED, "effective_from_us": ls.effective_from_us},
-                      {"status": APPROVED, "approved_by": actor,
-                       "effective_from_us": effective_from_us,
-                       "supersedes": None if prev is None else prev.version})  # fmt: skip
+            tx.append(
+                actor,
+                "limit_set.approved",
+                self.record_type,
+                rid,
+                "",
+                {"status": PROPOSED, "effective_from_us": ls.effective_from_us},
+                {
+                    "status": APPROVED,
+                    "approved_by": actor,
+                    "effective_from_us": effective_from_us,
+                    "supersedes": None if prev is None else prev.version,
+                },
+            )
         return new
 
     def reject(self, actor: str, set_id: str, version: int, reason: str) -> LimitSet:
@@ -601,8 +676,15 @@ class LimitSetBook(_Book):
                 " where id=? and version=?",
                 (REJECTED, actor, now_us(), set_id, version),
             )
-            tx.append(actor, "limit_set.rejected", self.record_type, rid, reason,
-                      {"status": PROPOSED}, {"status": REJECTED})  # fmt: skip
+            tx.append(
+                actor,
+                "limit_set.rejected",
+                self.record_type,
+                rid,
+                reason,
+                {"status": PROPOSED},
+                {"status": REJECTED},
+            )
         return ls
 
     def current(self, set_id: str) -> LimitSet | None:

@@ -41,10 +41,15 @@ def _entry_limits(cfg: PlantConfig, entry: LimitEntry) -> TagLimits:
     if entry.preset is not None:
         state = next(iter(applies)) if applies is not None and len(applies) == 1 else None
         base = default_tag_limits(
-            entry.tag, kind, grade=grade, state=state, deadband=entry.deadband,
-            on_delay_s=entry.on_delay_s, off_delay_s=entry.off_delay_s,
+            entry.tag,
+            kind,
+            grade=grade,
+            state=state,
+            deadband=entry.deadband,
+            on_delay_s=entry.on_delay_s,
+            off_delay_s=entry.off_delay_s,
             delay_justification=entry.delay_justification,
-        )  # fmt: skip
+        )
     else:
         base = TagLimits(entry.tag, kind=kind, grade=grade)
 
@@ -81,10 +86,13 @@ def build_limit_set(cfg: PlantConfig, proposed_by: str, effective_from_us: int) 
     if problems:
         raise LimitConfigError(problems)
     ls = LimitSet(
-        id=cfg.monitoring.limit_set_id, version=1, effective_from_us=effective_from_us,
-        reason="limits of the validated plant configuration", proposed_by=proposed_by,
+        id=cfg.monitoring.limit_set_id,
+        version=1,
+        effective_from_us=effective_from_us,
+        reason="limits of the validated plant configuration",
+        proposed_by=proposed_by,
         limits=tuple(entries),
-    )  # fmt: skip
+    )
     index = {e.tag: i for i, e in enumerate(cfg.limits)}
     for prob in validate_limit_set(ls, {t.path for t in cfg.tags}):
         where = f"limits[{index[prob.tag]}]({prob.tag})" if prob.tag in index else "limits"

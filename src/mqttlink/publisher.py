@@ -541,8 +541,11 @@ class MqttPublisher:
         self._connects += 1
         log.info(
             "mqtt: connected to %s:%s as %s (session present: %s)",
-            self.cfg.host, self.cfg.port, self.client_id, session_present,
-        )  # fmt: skip
+            self.cfg.host,
+            self.cfg.port,
+            self.client_id,
+            session_present,
+        )
         self._set_wake()
 
     def _drain_acks(self) -> None:

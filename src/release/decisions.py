@@ -67,11 +67,15 @@ class BatchDecision:
     def content(self) -> dict[str, object]:
         """What the signature covers."""
         return {
-            "batch_id": self.batch_id, "n": self.n, "decision": self.decision.value,
-            "comment": self.comment, "review_sha256": self.review_sha256,
-            "blockers": self.blockers, "decided_by": self.decided_by,
+            "batch_id": self.batch_id,
+            "n": self.n,
+            "decision": self.decision.value,
+            "comment": self.comment,
+            "review_sha256": self.review_sha256,
+            "blockers": self.blockers,
+            "decided_by": self.decided_by,
             "decided": iso(self.decided_us),
-        }  # fmt: skip
+        }
 
 
 class DecisionBook:
@@ -93,14 +97,25 @@ class DecisionBook:
         if row is None:
             return None
         r = list(row)
-        return BatchDecision(str(r[0]), str(r[1]), int(str(r[2])), Decision(str(r[3])),
-                             str(r[4]), str(r[5]), int(str(r[6])), str(r[7]),
-                             int(str(r[8])))  # fmt: skip
+        return BatchDecision(
+            str(r[0]),
+            str(r[1]),
+            int(str(r[2])),
+            Decision(str(r[3])),
+            str(r[4]),
+            str(r[5]),
+            int(str(r[6])),
+            str(r[7]),
+            int(str(r[8])),
+        )
 
     def get(self, decision_id: str) -> BatchDecision | None:
         """One decision."""
-        return self._row(self._conn.execute(
-            "select * from batch_decisions where id=?", (decision_id,)).fetchone())  # fmt: skip
+        return self._row(
+            self._conn.execute(
+                "select * from batch_decisions where id=?", (decision_id,)
+            ).fetchone()
+        )
 
     def for_batch(self, batch_id: str) -> list[BatchDecision]:
         """Every decision on a batch, oldest first."""
@@ -132,15 +147,34 @@ class DecisionBook:
                 "select coalesce(max(n), 0) + 1 from batch_decisions where batch_id=?",
                 (batch_id,),
             ).fetchone()[0]
-            d = BatchDecision(f"{batch_id}#{n}", batch_id, n, decision, comment, review_sha256,
-                              blockers, actor, now)  # fmt: skip
+            d = BatchDecision(
+                f"{batch_id}#{n}",
+                batch_id,
+                n,
+                decision,
+                comment,
+                review_sha256,
+                blockers,
+                actor,
+                now,
+            )
             tx.conn.execute(
                 "insert into batch_decisions values(?,?,?,?,?,?,?,?,?)",
-                (d.id, d.batch_id, d.n, d.decision.value, d.comment, d.review_sha256,
-                 d.blockers, d.decided_by, d.decided_us),
-            )  # fmt: skip
-            tx.append(actor, "batch.decision_recorded", RECORD_TYPE, d.id, comment, None,
-                      d.content())  # fmt: skip
+                (
+                    d.id,
+                    d.batch_id,
+                    d.n,
+                    d.decision.value,
+                    d.comment,
+                    d.review_sha256,
+                    d.blockers,
+                    d.decided_by,
+                    d.decided_us,
+                ),
+            )
+            tx.append(
+                actor, "batch.decision_recorded", RECORD_TYPE, d.id, comment, None, d.content()
+            )
         return d
 
     # SignableRecords

@@ -66,14 +66,25 @@ def excursions(
             d = t.detail or {}
             ls = d.get("limit_set_id")
             open_[t.alarm_id] = ExcursionRecord(
-                t.alarm_id, t.tag, parts[2] if len(parts) > 2 else "", kind, _level(kind),
-                t.priority.value, t.at_us, None, _num(d.get("value")), _num(d.get("limit")),
-                f"{ls} v{d.get('limit_set_version')}" if ls else None, None, None,
+                t.alarm_id,
+                t.tag,
+                parts[2] if len(parts) > 2 else "",
+                kind,
+                _level(kind),
+                t.priority.value,
+                t.at_us,
                 None,
-            )  # fmt: skip
+                _num(d.get("value")),
+                _num(d.get("limit")),
+                f"{ls} v{d.get('limit_set_version')}" if ls else None,
+                None,
+                None,
+                None,
+            )
         elif t.event is AlarmEvent.ACKNOWLEDGE and t.alarm_id in open_:
-            open_[t.alarm_id] = replace(open_[t.alarm_id], acknowledged_by=t.actor,
-                                        ack_comment=t.reason)  # fmt: skip
+            open_[t.alarm_id] = replace(
+                open_[t.alarm_id], acknowledged_by=t.actor, ack_comment=t.reason
+            )
         elif t.event is AlarmEvent.CONDITION_CLEARED and t.alarm_id in open_:
             done.append(replace(open_.pop(t.alarm_id), end_us=t.at_us))
     out = sorted(done + list(open_.values()), key=lambda e: e.start_us)

@@ -362,15 +362,23 @@ def render_investigation_pdf(f: InvestigationFile, path: str | Path) -> Path:
     def footer(canvas: Canvas, doc: SimpleDocTemplate) -> None:
         canvas.saveState()
         canvas.setFont("Helvetica", 7)
-        canvas.drawString(15 * mm, 8 * mm, f"{title} - v{f.deviation.version} - compiled "
-                          f"{utc(f.compiled_us)}")  # fmt: skip
+        canvas.drawString(
+            15 * mm, 8 * mm, f"{title} - v{f.deviation.version} - compiled {utc(f.compiled_us)}"
+        )
         canvas.drawRightString(A4[0] - 15 * mm, 8 * mm, f"page {doc.page}")
         canvas.restoreState()
 
     doc = SimpleDocTemplate(
-        str(path), pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=14 * mm,
-        bottomMargin=15 * mm, title=title, author="gmp-edge", subject="deviation investigation",
-    )  # fmt: skip
+        str(path),
+        pagesize=A4,
+        leftMargin=15 * mm,
+        rightMargin=15 * mm,
+        topMargin=14 * mm,
+        bottomMargin=15 * mm,
+        title=title,
+        author="gmp-edge",
+        subject="deviation investigation",
+    )
     story: list[Any] = [
         *_record(f),
         *_evidence(f),

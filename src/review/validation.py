@@ -802,9 +802,16 @@ def equipment_overview(
             st = equipment_status(eq, b.start_us, period_end(b, now_us))
             if st.flagged:
                 lapsed.append(
-                    OutOfStatusUse(b.id, b.product, b.start_us, b.end_us,
-                                   st.qualification_status, st.calibration_status, st.reason)
-                )  # fmt: skip
+                    OutOfStatusUse(
+                        b.id,
+                        b.product,
+                        b.start_us,
+                        b.end_us,
+                        st.qualification_status,
+                        st.calibration_status,
+                        st.reason,
+                    )
+                )
         qd, cd = _days(eq.qualified_until, today), _days(eq.calibration_due, today)
         text = (
             f"{_phrase('qualification', eq.qualified_until, qd, 'valid until', 'expired after')}; "

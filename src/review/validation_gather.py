@@ -86,10 +86,14 @@ def gather_validation(
         arrays = read_tag_arrays(store.path, [t.path for t in tags], b.start_us, b.end_us, threads)
         inputs = [
             # transitions from the batch start on, as the batch review reads them
-            tag_input(cfg, t, arrays[t.path],
-                      transitions=[x for x in transitions[t.path] if x.at_us >= b.start_us])
+            tag_input(
+                cfg,
+                t,
+                arrays[t.path],
+                transitions=[x for x in transitions[t.path] if x.at_us >= b.start_us],
+            )
             for t in tags
-        ]  # fmt: skip
+        ]
         batches.append(BatchData(b, tuple(inputs), tuple(books.deviations.for_batch(b.id))))
     batches += [BatchData(b) for b in found if b.end_us is None]
     return ValidationInputs(

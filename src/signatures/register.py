@@ -115,8 +115,9 @@ class SignatureRegister:
             " ts_us, reason from signatures where record_type=? and record_id=? order by id",
             (record_type, record_id),
         ).fetchall()
-        return [Signature(r[0], r[1], r[2], r[3], r[4], r[5], Meaning(r[6]), r[7], r[8])
-                for r in rows]  # fmt: skip
+        return [
+            Signature(r[0], r[1], r[2], r[3], r[4], r[5], Meaning(r[6]), r[7], r[8]) for r in rows
+        ]
 
     def manifest(self, record_type: str, record_id: str) -> Manifest:
         """Signatures with validity against the record's current content."""
@@ -154,8 +155,9 @@ class SignatureRegister:
                 f"{record_type} {record_id} changed since it was shown (now sha256 {current}); "
                 "review it again before signing"
             )
-        earlier = [s for s in self.signatures(record_type, record_id)
-                   if s.content_sha256 == current]  # fmt: skip
+        earlier = [
+            s for s in self.signatures(record_type, record_id) if s.content_sha256 == current
+        ]
         check_may_sign(signer, role, meaning, kind.author(record_id), earlier)
         ts = now_us()
         with self.trail.atomic() as tx:
@@ -163,19 +165,39 @@ class SignatureRegister:
                 cur = tx.conn.execute(
                     "insert into signatures(record_type, record_id, content_sha256, signer,"
                     " printed_name, meaning, ts_us, reason) values(?,?,?,?,?,?,?,?)",
-                    (record_type, record_id, current, signer, printed_name, meaning.value, ts,
-                     reason),
-                )  # fmt: skip
+                    (
+                        record_type,
+                        record_id,
+                        current,
+                        signer,
+                        printed_name,
+                        meaning.value,
+                        ts,
+                        reason,
+                    ),
+                )
             except sqlite3.IntegrityError:
                 raise SigningRefused(
                     f"{signer} has already signed this content as {meaning.value}"
                 ) from None
             sig_id = int(cur.lastrowid or 0)
-            tx.append(signer, "signature.executed", record_type, record_id, reason, None,
-                      {"signature_id": sig_id, "meaning": meaning.value,
-                       "printed_name": printed_name, "content_sha256": current})  # fmt: skip
-        sig = Signature(sig_id, record_type, record_id, current, signer, printed_name, meaning,
-                        ts, reason)  # fmt: skip
+            tx.append(
+                signer,
+                "signature.executed",
+                record_type,
+                record_id,
+                reason,
+                None,
+                {
+                    "signature_id": sig_id,
+                    "meaning": meaning.value,
+                    "printed_name": printed_name,
+                    "content_sha256": current,
+                },
+            )
+        sig = Signature(
+            sig_id, record_type, record_id, current, signer, printed_name, meaning, ts, reason
+        )
         # a record kind may act on its signatures (an approved limit set takes effect)
         hook = getattr(kind, "signed", None)
         if hook is not None:

@@ -64,7 +64,7 @@ async def test_alert_only_temperature_alarm_no_deviation_and_operator_actions(pl
         c = edge.client
         await plant.inject(
             event(EventKind.TEMPERATURE_EXCURSION, "trh-gran-01", 12, magnitude=3.5)
-        )  # fmt: skip 21 -> 24.5 degC: alert 24, action 25
+        )  # 21 -> 24.5 degC: alert 24, action 25
         (alarm,) = await until(lambda: alarms(c, tag=tag), what="alert alarm")
         assert alarm["kind"] == "alert_high" and alarm["state"] == "unacknowledged"
         assert alarm["priority"] == "low"  # configured medium; alerts one step lower
@@ -73,25 +73,32 @@ async def test_alert_only_temperature_alarm_no_deviation_and_operator_actions(pl
         # an operator acknowledges with a comment; a viewer may not; no comment is refused
         op = await edge.person("operator")
         viewer = await edge.person("viewer")
-        r = await viewer.post("/api/alarms/acknowledge", json={"alarm_id": alarm["id"],
-                                                               "comment": "seen"})  # fmt: skip
+        r = await viewer.post(
+            "/api/alarms/acknowledge", json={"alarm_id": alarm["id"], "comment": "seen"}
+        )
         assert r.status_code == 403
         r = await op.post("/api/alarms/acknowledge", json={"alarm_id": alarm["id"]})
         assert r.status_code == 422
-        r = await op.post("/api/alarms/acknowledge", json={
-            "alarm_id": alarm["id"], "comment": "HVAC technician informed"})  # fmt: skip
+        r = await op.post(
+            "/api/alarms/acknowledge",
+            json={"alarm_id": alarm["id"], "comment": "HVAC technician informed"},
+        )
         assert r.status_code == 200, r.text
         assert r.json()["acknowledged_by"] == "operator"
         # acknowledging again: not allowed in that state, nothing changes
-        r = await op.post("/api/alarms/acknowledge", json={"alarm_id": alarm["id"],
-                                                           "comment": "again"})  # fmt: skip
+        r = await op.post(
+            "/api/alarms/acknowledge", json={"alarm_id": alarm["id"], "comment": "again"}
+        )
         assert r.status_code == 409
         # the excursion passes: the alarm returns to normal; never a deviation
         await until(lambda: _not(alarms(c, tag=tag)), 30, "return to normal")
         assert await deviations(c) == []
         hist = (await c.get("/api/alarms/history", params={"tag": tag})).json()
-        assert [h["event"] for h in hist] == ["condition_active", "acknowledge",
-                                              "condition_cleared"]  # fmt: skip
+        assert [h["event"] for h in hist] == [
+            "condition_active",
+            "acknowledge",
+            "condition_cleared",
+        ]
         assert hist[1]["actor"] == "operator" and hist[1]["reason"] == "HVAC technician informed"
         metrics = (await c.get("/api/alarms/metrics")).json()
         assert metrics["annunciated"] == 1 and metrics["chattering"] == []
@@ -124,7 +131,7 @@ async def test_action_excursion_past_on_delay_raises_classified_deviation_linked
         assert batches[0]["id"] == "B-2026-0001" and batches[0]["in_progress"]
         await plant.inject(
             event(EventKind.TEMPERATURE_EXCURSION, "trh-comp-01", 15, magnitude=4.0)
-        )  # fmt: skip 21.5 -> 25.5: action 24
+        )  # 21.5 -> 25.5: action 24
         # the same disturbance also drags RH down (absolute humidity stays): find ours
         (dev,) = await until(lambda: _for_tag(c, tag), what="deviation")
         assert dev["source"] == "excursion" and dev["status"] == "open"
@@ -160,23 +167,35 @@ async def _qa_lifecycle(edge, dev: dict) -> None:
     approver = await edge.person("qa.approver")
     path = f"/api/deviations/{dev['id']}"
     v = dev["version"]
-    r = await reviewer.post(f"{path}/investigate", json={
-        "expected_version": v, "investigator": "qa.reviewer",
-        "note": "HVAC reheat valve stuck; checking logs"})  # fmt: skip
+    r = await reviewer.post(
+        f"{path}/investigate",
+        json={
+            "expected_version": v,
+            "investigator": "qa.reviewer",
+            "note": "HVAC reheat valve stuck; checking logs",
+        },
+    )
     assert r.status_code == 200, r.text
     v2 = r.json()["version"]
     # a second person acting on the old version at the same time is refused
-    r = await reviewer.post(f"{path}/investigate", json={
-        "expected_version": v, "investigator": "qa.reviewer", "note": "again"})  # fmt: skip
+    r = await reviewer.post(
+        f"{path}/investigate",
+        json={"expected_version": v, "investigator": "qa.reviewer", "note": "again"},
+    )
     assert r.status_code in (400, 409)
-    body = {"expected_version": v2, "final_classification": "major",
-            "impact_assessment": "Product temperature-insensitive; no impact on B-2026-0001",
-            "root_cause": "Reheat valve actuator failure", "user_id": "qa.approver",
-            "password": PEOPLE_PASSWORD}  # fmt: skip
+    body = {
+        "expected_version": v2,
+        "final_classification": "major",
+        "impact_assessment": "Product temperature-insensitive; no impact on B-2026-0001",
+        "root_cause": "Reheat valve actuator failure",
+        "user_id": "qa.approver",
+        "password": PEOPLE_PASSWORD,
+    }
     r = await approver.post(f"{path}/close", json=body)  # major needs a CAPA reference
     assert r.status_code == 400 and "capa" in r.text.lower()
-    r = await approver.post(f"{path}/close", json={**body, "capa_ref": "CAPA-2026-017",
-                                                   "password": "Wrong-Pass-2026!"})  # fmt: skip
+    r = await approver.post(
+        f"{path}/close", json={**body, "capa_ref": "CAPA-2026-017", "password": "Wrong-Pass-2026!"}
+    )
     assert r.status_code == 401
     assert (await edge.client.get(path)).json()["status"] == "under_investigation"
     r = await approver.post(f"{path}/close", json={**body, "capa_ref": "CAPA-2026-017"})
@@ -242,8 +261,9 @@ async def test_press_force_drift_out_of_trend_first_then_deviation(plant, tmp_pa
         await plant.inject(event(EventKind.PRESS_FORCE_DRIFT, "press-01", 30, magnitude=30))
         (dev,) = await until(lambda: deviations(c), 40, "force deviation")
         hist = (await c.get("/api/alarms/history", params={"tag": tag})).json()
-        raised = [(h["alarm_id"].split("#")[1], h["at"]) for h in hist
-                  if h["event"] == "condition_active"]  # fmt: skip
+        raised = [
+            (h["alarm_id"].split("#")[1], h["at"]) for h in hist if h["event"] == "condition_active"
+        ]
         kinds = [k for k, _ in raised]
         assert kinds.index("oot") < kinds.index("action_high"), raised
         assert dev["affected_batch_ids"] == ["B-2026-0001"]
@@ -253,11 +273,14 @@ async def test_device_disconnect_during_batch_is_a_monitoring_loss_deviation(pla
     async with running_edge(config(plant, tmp_path)) as edge:
         c = edge.client
         mes = await edge.person("operator")
-        r = await mes.post("/api/batches", json={"id": "G-2026-0042", "product": "Granulate X",
-                                                 "rooms": ["granulation"]})  # fmt: skip
+        r = await mes.post(
+            "/api/batches",
+            json={"id": "G-2026-0042", "product": "Granulate X", "rooms": ["granulation"]},
+        )
         assert r.status_code == 201, r.text
-        await plant.inject(event(EventKind.DEVICE_DISCONNECT, "pc-gran-01", 8,
-                                 mode=DisconnectMode.RESET))  # fmt: skip
+        await plant.inject(
+            event(EventKind.DEVICE_DISCONNECT, "pc-gran-01", 8, mode=DisconnectMode.RESET)
+        )
         (dev,) = await until(lambda: deviations(c), 30, "monitoring-loss deviation")
         assert dev["source"] == "monitoring_loss"
         assert dev["affected_batch_ids"] == ["G-2026-0042"]
@@ -284,8 +307,9 @@ async def test_engineer_proposes_what_if_and_qa_approves_by_signature(api):
             t["alert_high"] = {"value": 30.0, "inclusive": False}
     r = await engineer.post("/api/limit-sets", json={"reason": "x", "limits": bad})
     assert r.status_code == 400 and "alert" in r.text
-    r = await engineer.post("/api/limit-sets", json={"reason": "tighter after HVAC upgrade",
-                                                     "limits": tighter})  # fmt: skip
+    r = await engineer.post(
+        "/api/limit-sets", json={"reason": "tighter after HVAC upgrade", "limits": tighter}
+    )
     assert r.status_code == 201, r.text
     proposal = r.json()
     assert proposal["status"] == "proposed" and proposal["version"] == 2
@@ -299,9 +323,14 @@ async def test_engineer_proposes_what_if_and_qa_approves_by_signature(api):
     assert wi["excursions"] >= 1 and wi["per_tag"][tag]["excursions"]["action_high"] >= 1
     assert len((await client.get("/api/audit")).json()) == n_audit
     # the engineer cannot approve their own proposal; the QA approver signs it into force
-    body = {"record_type": "limit_set", "record_id": proposal["record_id"],
-            "content_sha256": proposal["content_sha256"], "meaning": "approval",
-            "reason": "reviewed what-if", "password": PEOPLE_PASSWORD}  # fmt: skip
+    body = {
+        "record_type": "limit_set",
+        "record_id": proposal["record_id"],
+        "content_sha256": proposal["content_sha256"],
+        "meaning": "approval",
+        "reason": "reviewed what-if",
+        "password": PEOPLE_PASSWORD,
+    }
     r = await engineer.post("/api/signatures", json={**body, "user_id": "engineer"})
     assert r.status_code == 403
     r = await approver.post("/api/signatures", json={**body, "user_id": "qa.approver"})

@@ -207,14 +207,28 @@ def save_alarm(book: AlarmBook, i: int, tag: str = DP) -> None:
     """One alarm transition (normal -> unacknowledged) of a fresh alarm point."""
     at = T0 + i * S
     alarm = Alarm(
-        id=f"{tag}#action_high#{i}", tag=tag, kind=ConditionKind.ACTION_HIGH,
-        priority=Priority.HIGH, state=AlarmState.UNACKNOWLEDGED, condition_active=True,
-        raised_us=at, last_transition_us=at, last_event=AlarmEvent.CONDITION_ACTIVE,
-    )  # fmt: skip
+        id=f"{tag}#action_high#{i}",
+        tag=tag,
+        kind=ConditionKind.ACTION_HIGH,
+        priority=Priority.HIGH,
+        state=AlarmState.UNACKNOWLEDGED,
+        condition_active=True,
+        raised_us=at,
+        last_transition_us=at,
+        last_event=AlarmEvent.CONDITION_ACTIVE,
+    )
     t = Transition(
-        alarm.id, tag, Priority.HIGH, AlarmEvent.CONDITION_ACTIVE, AlarmState.NORMAL,
-        AlarmState.UNACKNOWLEDGED, "system", at, "", {"value": 12.5 + i, "limit": 10.0},
-    )  # fmt: skip
+        alarm.id,
+        tag,
+        Priority.HIGH,
+        AlarmEvent.CONDITION_ACTIVE,
+        AlarmState.NORMAL,
+        AlarmState.UNACKNOWLEDGED,
+        "system",
+        at,
+        "",
+        {"value": 12.5 + i, "limit": 10.0},
+    )
     book.save(alarm, [t])
 
 
@@ -249,8 +263,9 @@ def assert_schema(msgs: list[Msg], schema: str) -> None:
 
 async def test_readings_arrive_on_isa95_topics_with_schema_valid_json(broker, store):
     sub = Subscriber(broker.port, [f"{PREFIX}/solid-dose/#"])
-    pub = MqttPublisher(make_cfg(broker.port, "edge-r", readings={"mode": "all"}), store.path,
-                        UNITS, SITE)  # fmt: skip
+    pub = MqttPublisher(
+        make_cfg(broker.port, "edge-r", readings={"mode": "all"}), store.path, UNITS, SITE
+    )
     run = Running(pub)
     try:
         await run.connected()
@@ -300,8 +315,10 @@ async def test_report_by_exception_suppresses_unchanged_values(broker, store):
         dps = [10.0, 10.2, 10.4, 10.6, 10.6, 9.0]  # deadband 0.5 Pa
         batch = []
         for i, (t, d) in enumerate(zip(temps, dps, strict=True)):
-            batch += [Reading(TEMP, t, Quality.GOOD, T0 + i * S), Reading(DP, d, Quality.GOOD,
-                      T0 + i * S)]  # fmt: skip
+            batch += [
+                Reading(TEMP, t, Quality.GOOD, T0 + i * S),
+                Reading(DP, d, Quality.GOOD, T0 + i * S),
+            ]
         batch.append(Reading(TEMP, 20.0, Quality.UNCERTAIN, T0 + 10 * S))  # quality changed
         store.commit(batch)
         pub.committed()
@@ -361,8 +378,10 @@ async def test_alarm_and_deviation_events_qos1_exactly_once_in_order(broker, sto
         devs = sub.on(f"{PREFIX}/events/deviations")
         assert_schema(devs, "gmp-edge/deviation-event/1")
         assert [d.body["deviation_id"] for d in devs] == [
-            "DEV-2026-0000", "DEV-2026-0020", "DEV-2026-0040",
-        ]  # fmt: skip
+            "DEV-2026-0000",
+            "DEV-2026-0020",
+            "DEV-2026-0040",
+        ]
         assert devs[0].body["action"] == "raise" and devs[0].body["changes"]["status"] == "open"
         seqs = [d.body["seq"] for d in devs]
         assert seqs == sorted(seqs)
@@ -484,9 +503,12 @@ async def test_last_will_is_retained_when_the_connection_dies(broker, store, tmp
     late.close()
     assert will.retain
     assert will.body == {
-        "schema": "gmp-edge/edge-status/1", "online": False, "reason": "connection lost",
-        "site": "acme", "client_id": "edge-lwt",
-    }  # fmt: skip
+        "schema": "gmp-edge/edge-status/1",
+        "online": False,
+        "reason": "connection lost",
+        "site": "acme",
+        "client_id": "edge-lwt",
+    }
 
 
 async def test_mes_batch_commands_reach_the_callback_or_are_rejected_with_a_reason(broker, store):
@@ -508,9 +530,16 @@ async def test_mes_batch_commands_reach_the_callback_or_are_rejected_with_a_reas
             raw = body if isinstance(body, bytes) else json.dumps(body).encode()
             mes.client.publish(f"{PREFIX}/commands/batches", raw, qos=1)
 
-        send({"command": "start", "batch_id": "B-42", "product": "Paracetamol 500 mg",
-              "rooms": ["granulation"], "equipment": ["press-01"],
-              "at": "2026-09-20T08:00:00+02:00"})  # fmt: skip
+        send(
+            {
+                "command": "start",
+                "batch_id": "B-42",
+                "product": "Paracetamol 500 mg",
+                "rooms": ["granulation"],
+                "equipment": ["press-01"],
+                "at": "2026-09-20T08:00:00+02:00",
+            }
+        )
         send({"command": "start", "batch_id": "B-43", "rooms": ["granulation"]})
         send(b"{not json")
         send({"command": "pause", "batch_id": "B-42"})
@@ -519,8 +548,11 @@ async def test_mes_batch_commands_reach_the_callback_or_are_rejected_with_a_reas
         await until(lambda: len(received) == 2, what="2 accepted commands")
         await until(lambda: len(mes.on(f"{PREFIX}/commands/rejected")) == 4, what="4 rejected")
         start, end = received
-        assert (start.command, start.batch_id, start.product) == ("start", "B-42",
-                                                                  "Paracetamol 500 mg")  # fmt: skip
+        assert (start.command, start.batch_id, start.product) == (
+            "start",
+            "B-42",
+            "Paracetamol 500 mg",
+        )
         assert start.rooms == ("granulation",) and start.equipment == ("press-01",)
         assert start.at_us == 1_789_884_000 * S  # 06:00Z
         assert (end.command, end.batch_id) == ("end", "B-42")
@@ -543,8 +575,10 @@ async def test_broker_stop_leaves_the_last_will_retained_until_the_box_reconnect
     # mosquitto publishes the wills of its clients when it shuts down (and persists retained)
     pub = MqttPublisher(
         make_cfg(broker.port, "edge-bstop", reconnect_min_s=4, reconnect_max_s=4),
-        store.path, UNITS, SITE,
-    )  # fmt: skip
+        store.path,
+        UNITS,
+        SITE,
+    )
     run = Running(pub)
     try:
         await run.connected()

@@ -30,15 +30,27 @@ async def _close_all(edge) -> None:
     approver = await edge.person("qa.approver")
     for d in await deviations(edge.client):
         path = f"/api/deviations/{d['id']}"
-        r = await reviewer.post(f"{path}/investigate", json={
-            "expected_version": d["version"], "investigator": "qa.reviewer",
-            "note": "checked HVAC and counter logs"})  # fmt: skip
+        r = await reviewer.post(
+            f"{path}/investigate",
+            json={
+                "expected_version": d["version"],
+                "investigator": "qa.reviewer",
+                "note": "checked HVAC and counter logs",
+            },
+        )
         assert r.status_code == 200, r.text
-        r = await approver.post(f"{path}/close", json={
-            "expected_version": r.json()["version"], "final_classification": "major",
-            "impact_assessment": "no product impact: tablets in closed containers",
-            "root_cause": "HVAC reheat valve", "capa_ref": "CAPA-2026-021",
-            "user_id": "qa.approver", "password": PEOPLE_PASSWORD})  # fmt: skip
+        r = await approver.post(
+            f"{path}/close",
+            json={
+                "expected_version": r.json()["version"],
+                "final_classification": "major",
+                "impact_assessment": "no product impact: tablets in closed containers",
+                "root_cause": "HVAC reheat valve",
+                "capa_ref": "CAPA-2026-021",
+                "user_id": "qa.approver",
+                "password": PEOPLE_PASSWORD,
+            },
+        )
         assert r.status_code == 200, r.text
     await reviewer.aclose()
     await approver.aclose()
@@ -58,10 +70,14 @@ async def test_batch_review_release_report_and_evidence(plant, tmp_path):
     async with running_edge(cfg, config_path=str(cfg_path)) as edge:
         c = edge.client
         await until(lambda: _batch(c), what="batch from the press")
-        await plant.inject(ScenarioEvent(0, EventKind.TEMPERATURE_EXCURSION, "trh-comp-01", 12,
-                                         4.0))  # fmt: skip
-        await plant.inject(ScenarioEvent(0, EventKind.DEVICE_DISCONNECT, "pc-comp-01", 6,
-                                         mode=DisconnectMode.RESET))  # fmt: skip
+        await plant.inject(
+            ScenarioEvent(0, EventKind.TEMPERATURE_EXCURSION, "trh-comp-01", 12, 4.0)
+        )
+        await plant.inject(
+            ScenarioEvent(
+                0, EventKind.DEVICE_DISCONNECT, "pc-comp-01", 6, mode=DisconnectMode.RESET
+            )
+        )
         await until(lambda: _for(c, temp), 40, "temperature deviation")
         await until(lambda: _ended(c, temp), 40, "excursion over")
         op = await edge.person("operator")
@@ -80,9 +96,16 @@ async def test_batch_review_release_report_and_evidence(plant, tmp_path):
         assert "deviation_open" in codes
         assert rv["readiness"]["recommendation"] != "release"
         approver = await edge.person("qa.approver")
-        r = await approver.post(f"/api/batches/{BATCH}/decision", json={
-            "decision": "release", "comment": "try", "review_sha256": review["review_sha256"],
-            "user_id": "qa.approver", "password": PEOPLE_PASSWORD})  # fmt: skip
+        r = await approver.post(
+            f"/api/batches/{BATCH}/decision",
+            json={
+                "decision": "release",
+                "comment": "try",
+                "review_sha256": review["review_sha256"],
+                "user_id": "qa.approver",
+                "password": PEOPLE_PASSWORD,
+            },
+        )
         assert r.status_code == 409 and "blocker" in r.json()["detail"]
 
         # the reviewer's page: sign in, see the blockers and the chart, sign a hold
@@ -96,16 +119,28 @@ async def test_batch_review_release_report_and_evidence(plant, tmp_path):
         review = await _settled(c)
         blockers = review["review"]["readiness"]["blockers"]
         assert not [b for b in blockers if b["code"].startswith("deviation")], blockers
-        r = await approver.post(f"/api/batches/{BATCH}/decision", json={
-            "decision": "hold" if blockers else "release", "comment": "EM record complete",
-            "review_sha256": "0" * 64, "user_id": "qa.approver",
-            "password": PEOPLE_PASSWORD})  # fmt: skip
+        r = await approver.post(
+            f"/api/batches/{BATCH}/decision",
+            json={
+                "decision": "hold" if blockers else "release",
+                "comment": "EM record complete",
+                "review_sha256": "0" * 64,
+                "user_id": "qa.approver",
+                "password": PEOPLE_PASSWORD,
+            },
+        )
         assert r.status_code == 409 and "changed since" in r.json()["detail"]
         decision = "hold" if blockers else "release"
-        r = await approver.post(f"/api/batches/{BATCH}/decision", json={
-            "decision": decision, "comment": "EM record complete",
-            "review_sha256": review["review_sha256"], "user_id": "qa.approver",
-            "password": PEOPLE_PASSWORD})  # fmt: skip
+        r = await approver.post(
+            f"/api/batches/{BATCH}/decision",
+            json={
+                "decision": decision,
+                "comment": "EM record complete",
+                "review_sha256": review["review_sha256"],
+                "user_id": "qa.approver",
+                "password": PEOPLE_PASSWORD,
+            },
+        )
         assert r.status_code == 201, (r.text, blockers)
         assert r.json()["signatures"]["signatures"][0]["valid"] is True
         await approver.aclose()
@@ -115,8 +150,9 @@ async def test_batch_review_release_report_and_evidence(plant, tmp_path):
         assert r.status_code == 200 and r.content.startswith(b"%PDF")
         pdf = tmp_path / "report.pdf"
         pdf.write_bytes(r.content)
-        text = subprocess.run([require_tool("pdftotext"), str(pdf), "-"], capture_output=True,
-                              text=True, check=True).stdout  # fmt: skip
+        text = subprocess.run(
+            [require_tool("pdftotext"), str(pdf), "-"], capture_output=True, text=True, check=True
+        ).stdout
         assert BATCH in text and "trh-comp-01" in text
 
         # the inspector's copy of the excursion deviation's investigation file
@@ -124,10 +160,22 @@ async def test_batch_review_release_report_and_evidence(plant, tmp_path):
         r = await c.get(f"/api/deviations/{dev['id']}/report.pdf")
         assert r.status_code == 200 and r.content.startswith(b"%PDF"), r.text[:300]
         (tmp_path / "deviation.pdf").write_bytes(r.content)
-        text = subprocess.run([require_tool("pdftotext"), str(tmp_path / "deviation.pdf"), "-"],
-                              capture_output=True, text=True, check=True).stdout  # fmt: skip
-        for want in (dev["id"], temp, "HVAC reheat valve", "CAPA-2026-021", "approval", "valid",
-                     "condition_active", "UTC"):  # fmt: skip
+        text = subprocess.run(
+            [require_tool("pdftotext"), str(tmp_path / "deviation.pdf"), "-"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for want in (
+            dev["id"],
+            temp,
+            "HVAC reheat valve",
+            "CAPA-2026-021",
+            "approval",
+            "valid",
+            "condition_active",
+            "UTC",
+        ):
             assert want in text, want
         assert (await c.get("/api/deviations/DEV-NONE/report.pdf")).status_code == 404
 
@@ -136,8 +184,11 @@ async def test_batch_review_release_report_and_evidence(plant, tmp_path):
         assert r.status_code == 200
         pkg = tmp_path / "evidence.zip"
         pkg.write_bytes(r.content)
-        ok = subprocess.run([sys.executable, "-m", "edge.cli", "evidence", "verify", str(pkg)],
-                            capture_output=True, text=True)  # fmt: skip
+        ok = subprocess.run(
+            [sys.executable, "-m", "edge.cli", "evidence", "verify", str(pkg)],
+            capture_output=True,
+            text=True,
+        )
         assert ok.returncode == 0, ok.stdout + ok.stderr
         with zipfile.ZipFile(pkg) as z:
             names = z.namelist()
@@ -155,8 +206,9 @@ async def test_batch_review_release_report_and_evidence(plant, tmp_path):
         with zipfile.ZipFile(bad, "w") as z:
             for n in names:
                 z.writestr(n, files[n])
-        no = subprocess.run([sys.executable, "-m", "evidence", "verify", str(bad)],
-                            capture_output=True, text=True)  # fmt: skip
+        no = subprocess.run(
+            [sys.executable, "-m", "evidence", "verify", str(bad)], capture_output=True, text=True
+        )
         assert no.returncode == 1 and "readings.csv" in no.stdout + no.stderr
 
         # the excursion history finds the excursion by batch and level
@@ -197,8 +249,10 @@ async def _page_hold(base_url: str, tmp_path) -> None:
         ).new_page()
         refused: list[str] = []  # CSP refusals and script errors would show here (a 401
         # before sign-in and the missing favicon are expected console errors)
-        page.on("console", lambda m: refused.append(m.text)
-                if "Content Security Policy" in m.text else None)  # fmt: skip
+        page.on(
+            "console",
+            lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+        )
         page.on("pageerror", lambda e: refused.append(str(e)))
         await page.goto(f"{base_url}/batch?id={BATCH}")
         await page.fill("#user_id", "qa.approver")

@@ -243,27 +243,42 @@ async def test_sigkill_loses_nothing_committed_and_downtime_is_a_gap(plant, tmp_
     # the audit trail shows two starts (with the config's hash) and only one stop
     listing = subprocess.run(
         gmp_edge("audit", "list", "--config", str(cfg_path)),
-        capture_output=True, text=True, timeout=60, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     actions = [json.loads(line)["action"] for line in listing.splitlines()]
     life = [a for a in actions if a.startswith(("config.", "service."))]
     assert life == [
-        "config.loaded", "service.started", "config.loaded", "service.started", "service.stopped"
-    ]  # fmt: skip
+        "config.loaded",
+        "service.started",
+        "config.loaded",
+        "service.started",
+        "service.stopped",
+    ]
     assert actions.count("limit_set.installed") == 1  # the same config twice: one version
     first = json.loads(listing.splitlines()[0])
     assert first["new"]["sha256"] == hashlib.sha256(cfg_path.read_bytes()).hexdigest()
     assert first["ts"].endswith("+00:00")
-    ok = subprocess.run(gmp_edge("audit", "verify", "--config", str(cfg_path)),
-                        capture_output=True, text=True, timeout=60)  # fmt: skip
+    ok = subprocess.run(
+        gmp_edge("audit", "verify", "--config", str(cfg_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ok.returncode == 0 and f"intact: {len(actions)} entries" in ok.stdout
     # tamper with the database file behind the product's back: verify names the entry
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("drop trigger audit_no_update")
     conn.execute("update audit set reason='nothing to see' where seq=3")
     conn.close()
-    bad = subprocess.run(gmp_edge("audit", "verify", "--config", str(cfg_path)),
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    bad = subprocess.run(
+        gmp_edge("audit", "verify", "--config", str(cfg_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 1
     assert "BROKEN at entry 3" in bad.stdout
 
@@ -332,19 +347,35 @@ def test_first_administrator_from_the_command_line(tmp_path):
         .replace('path = "../var/demo/gmp-edge.db"', f'path = "{tmp_path / "s.db"}"')
     )
     (tmp_path / "plant.toml").write_text(cfg)
-    args = ["users", "create-admin", "--config", str(tmp_path / "plant.toml"),
-            "--user-id", "ada", "--name", "Ada Admin", "--password-stdin"]  # fmt: skip
-    weak = subprocess.run(gmp_edge(*args), input="weak\n", capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
+    args = [
+        "users",
+        "create-admin",
+        "--config",
+        str(tmp_path / "plant.toml"),
+        "--user-id",
+        "ada",
+        "--name",
+        "Ada Admin",
+        "--password-stdin",
+    ]
+    weak = subprocess.run(
+        gmp_edge(*args), input="weak\n", capture_output=True, text=True, timeout=60
+    )
     assert weak.returncode == 1 and "at least 12 characters" in weak.stderr
-    ok = subprocess.run(gmp_edge(*args), input="Strong-Pass-2026\n", capture_output=True,
-                        text=True, timeout=60)  # fmt: skip
+    ok = subprocess.run(
+        gmp_edge(*args), input="Strong-Pass-2026\n", capture_output=True, text=True, timeout=60
+    )
     assert ok.returncode == 0, ok.stderr
-    again = subprocess.run(gmp_edge(*args), input="Strong-Pass-2026\n", capture_output=True,
-                           text=True, timeout=60)  # fmt: skip
+    again = subprocess.run(
+        gmp_edge(*args), input="Strong-Pass-2026\n", capture_output=True, text=True, timeout=60
+    )
     assert again.returncode == 1 and "users exist already" in again.stderr
-    listing = subprocess.run(gmp_edge("users", "list", "--config", str(tmp_path / "plant.toml")),
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    listing = subprocess.run(
+        gmp_edge("users", "list", "--config", str(tmp_path / "plant.toml")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert listing.stdout.split("\t")[:3] == ["ada", "administrator", "active"]
 
 
@@ -362,14 +393,19 @@ def test_segments_check_finds_a_tampered_segment_and_rebuild_mends_it(tmp_path):
     tags = [t.path for t in cfg.tags[:3]]
     store.register_tags((p, "", "", "") for p in tags)
     t0 = 1_790_000_000_000_000
-    store.commit([Reading(p, float(i), Quality.GOOD, t0 + i * 1_000_000)
-                  for i in range(300) for p in tags])  # fmt: skip
+    store.commit(
+        [Reading(p, float(i), Quality.GOOD, t0 + i * 1_000_000) for i in range(300) for p in tags]
+    )
     store.index_segments(max_rows=500)  # part folded, the rest read from the table
     store.close()
 
     def run(action: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(gmp_edge("segments", action, "--config", str(cfg_path)),
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        return subprocess.run(
+            gmp_edge("segments", action, "--config", str(cfg_path)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     ok = run("check")
     assert ok.returncode == 0, ok.stdout + ok.stderr

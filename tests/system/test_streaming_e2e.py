@@ -74,8 +74,11 @@ async def test_influx_outage_and_sigkill_end_with_every_point_exactly_once(plant
     procs: list[subprocess.Popen] = []
 
     def start() -> subprocess.Popen:
-        p = subprocess.Popen(gmp_edge("run", "--config", str(cfg_path)),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        p = subprocess.Popen(
+            gmp_edge("run", "--config", str(cfg_path)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         procs.append(p)
         return p
 
@@ -87,7 +90,7 @@ async def test_influx_outage_and_sigkill_end_with_every_point_exactly_once(plant
         influx.kill()
         await plant.inject(
             ScenarioEvent(0, EventKind.TEMPERATURE_EXCURSION, "trh-gran-01", 8, 3.5)
-        )  # fmt: skip an alert alarm while it is away
+        )  # an alert alarm while it is away
         stuck = cursor(db, "influxdb")
         await wait_for_rows(db, last_id(db) + 300)
         assert cursor(db, "influxdb") == stuck
@@ -104,8 +107,10 @@ async def test_influx_outage_and_sigkill_end_with_every_point_exactly_once(plant
         cfg = parse_config(data, cfg_path)
         store = Store(db)
         try:
-            counts = {t.path: len({r.ts_us for r in store.readings(t.path, 0, 2**62, 10**7)})
-                      for t in cfg.tags}  # fmt: skip
+            counts = {
+                t.path: len({r.ts_us for r in store.readings(t.path, 0, 2**62, 10**7)})
+                for t in cfg.tags
+            }
         finally:
             store.close()
         end = now_us() + 86_400_000_000
@@ -113,9 +118,12 @@ async def test_influx_outage_and_sigkill_end_with_every_point_exactly_once(plant
         assert {p: r for p, r in rec.items() if r.missing or r.extra} == {}
         assert sum(r.remote for r in rec.values()) == sum(counts.values()) > 500
         # the same answer from the command a reviewer runs
-        r = subprocess.run(gmp_edge("reconcile", "--config", str(cfg_path), "--start",
-                                    "2020-01-01T00:00:00Z"), capture_output=True, text=True,
-                           timeout=60)  # fmt: skip
+        r = subprocess.run(
+            gmp_edge("reconcile", "--config", str(cfg_path), "--start", "2020-01-01T00:00:00Z"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert r.returncode == 0 and "complete: InfluxDB equals the local record" in r.stdout, (
             r.stdout + r.stderr
         )

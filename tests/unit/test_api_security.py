@@ -108,8 +108,9 @@ def env(tmp_path):
     d.create_first_administrator("admin", "Ada Admin", ADMIN_PW)
     for role in Role:
         if role is not Role.ADMINISTRATOR:
-            d.create_user("admin", uid(role), f"Pat {role.value.title()}", role, PW, "test",
-                          must_change=False)  # fmt: skip
+            d.create_user(
+                "admin", uid(role), f"Pat {role.value.title()}", role, PW, "test", must_change=False
+            )
     yield parts, trail
     parts.close()
     trail.close()
@@ -242,8 +243,10 @@ def test_unknown_user_gets_the_same_answer_as_a_wrong_password(env):
 def test_sign_in_is_rate_limited_per_user(env):
     parts, trail = env
     c = client(parts)
-    codes = [c.post("/api/session", json={"user_id": "inspector", "password": "x"}).status_code
-             for _ in range(7)]  # fmt: skip
+    codes = [
+        c.post("/api/session", json={"user_id": "inspector", "password": "x"}).status_code
+        for _ in range(7)
+    ]
     assert codes[:5] == [401] * 5 and codes[5:] == [429, 429]
     r = c.post("/api/session", json={"user_id": "inspector", "password": "x"})
     assert int(r.headers["retry-after"]) >= 1
@@ -281,15 +284,24 @@ def test_session_expires_when_idle(env):
 def test_new_user_must_change_the_administrators_password_first(env):
     parts, trail = env
     admin = signed_in(parts, "admin", ADMIN_PW)
-    r = admin.post("/api/users", json={"user_id": "jdoe", "full_name": "Jane Doe",
-                                       "role": "operator", "password": "Temp-Start-2026!",
-                                       "reason": "new shift operator"})  # fmt: skip
+    r = admin.post(
+        "/api/users",
+        json={
+            "user_id": "jdoe",
+            "full_name": "Jane Doe",
+            "role": "operator",
+            "password": "Temp-Start-2026!",
+            "reason": "new shift operator",
+        },
+    )
     assert r.status_code == 201 and r.json()["must_change_password"] is True
     c = signed_in(parts, "jdoe", "Temp-Start-2026!")
     r = c.get("/api/tags")
     assert r.status_code == 403 and "expired" in r.json()["detail"]
-    r = c.post("/api/session/password", json={"current_password": "Temp-Start-2026!",
-                                              "new_password": "Own-Secret-2026!"})  # fmt: skip
+    r = c.post(
+        "/api/session/password",
+        json={"current_password": "Temp-Start-2026!", "new_password": "Own-Secret-2026!"},
+    )
     assert r.status_code == 204, r.text
     r = c.get("/api/tags")
     assert r.status_code == 200, r.text
@@ -322,11 +334,22 @@ def test_bad_bodies_get_clear_errors_and_change_nothing(env):
     parts, trail = env
     admin = signed_in(parts, "admin", ADMIN_PW)
     n = trail.head()[0]
-    r = admin.post("/api/users", json={"user_id": "x1", "full_name": "X", "role": "operator",
-                                       "password": PW, "reason": "r", "isAdmin": True})  # fmt: skip
+    r = admin.post(
+        "/api/users",
+        json={
+            "user_id": "x1",
+            "full_name": "X",
+            "role": "operator",
+            "password": PW,
+            "reason": "r",
+            "isAdmin": True,
+        },
+    )
     assert r.status_code == 422 and "isAdmin" in r.text
-    r = admin.post("/api/users", json={"user_id": "x1", "full_name": "X", "role": "god",
-                                       "password": PW, "reason": "r"})  # fmt: skip
+    r = admin.post(
+        "/api/users",
+        json={"user_id": "x1", "full_name": "X", "role": "god", "password": PW, "reason": "r"},
+    )
     assert r.status_code == 422
     r = admin.post("/api/users", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422
@@ -356,8 +379,10 @@ def test_security_headers_and_no_cors(env):
     assert page.headers["x-frame-options"] == "DENY"
     assert page.headers["x-content-type-options"] == "nosniff"
     assert "access-control-allow-origin" not in page.headers
-    pre = c.options("/api/tags", headers={"Origin": "https://evil.example",
-                                          "Access-Control-Request-Method": "GET"})  # fmt: skip
+    pre = c.options(
+        "/api/tags",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+    )
     assert "access-control-allow-origin" not in pre.headers
     assert c.get("/api/tags").headers["cache-control"] == "no-store"
 
@@ -367,16 +392,26 @@ def test_security_headers_and_no_cors(env):
 
 def _review(parts) -> tuple[TestClient, dict]:
     reviewer = signed_in(parts, "qa.reviewer")
-    r = reviewer.post("/api/audit-reviews", json={
-        "start": "2020-01-01T00:00:00Z", "end": "2030-01-01T00:00:00Z",
-        "comment": "All entries checked; no unexplained changes."})  # fmt: skip
+    r = reviewer.post(
+        "/api/audit-reviews",
+        json={
+            "start": "2020-01-01T00:00:00Z",
+            "end": "2030-01-01T00:00:00Z",
+            "comment": "All entries checked; no unexplained changes.",
+        },
+    )
     if r.status_code == 400:  # the period must have ended: take up to now
         from datetime import UTC, datetime
 
         end = datetime.now(UTC).isoformat()
-        r = reviewer.post("/api/audit-reviews", json={
-            "start": "2020-01-01T00:00:00Z", "end": end,
-            "comment": "All entries checked; no unexplained changes."})  # fmt: skip
+        r = reviewer.post(
+            "/api/audit-reviews",
+            json={
+                "start": "2020-01-01T00:00:00Z",
+                "end": end,
+                "comment": "All entries checked; no unexplained changes.",
+            },
+        )
     assert r.status_code == 201, r.text
     return reviewer, r.json()
 
@@ -392,7 +427,7 @@ def sign(c: TestClient, rec: dict, user: str, meaning: str, password: str = PW, 
         "password": password,
     }
     body.update(kw)
-    return c.post("/api/signatures", json=body)  # fmt: skip
+    return c.post("/api/signatures", json=body)
 
 
 def test_signature_manifest_and_invalidation_by_a_later_change(env):
@@ -411,9 +446,10 @@ def test_signature_manifest_and_invalidation_by_a_later_change(env):
     ]
     assert all(s["signed_at"].endswith("Z") for s in manifest)
     # the record changes afterwards: both signatures show as no longer valid
-    r = reviewer.patch(f"/api/audit-reviews/{rec['id']}",
-                       json={"comment": "Corrected: one entry explained later.",
-                             "reason": "typo in finding"})  # fmt: skip
+    r = reviewer.patch(
+        f"/api/audit-reviews/{rec['id']}",
+        json={"comment": "Corrected: one entry explained later.", "reason": "typo in finding"},
+    )
     assert r.status_code == 200
     after = r.json()
     assert after["content_sha256"] != rec["content_sha256"]
@@ -421,8 +457,12 @@ def test_signature_manifest_and_invalidation_by_a_later_change(env):
     assert "changed after it was signed" in after["signatures"]["signatures"][0]["validity"]
     # the record's own trail shows creation, amendment (old/new) and both signatures
     actions = [e["action"] for e in after["audit_trail"]]
-    assert actions == ["audit_review.created", "signature.executed", "signature.executed",
-                       "audit_review.amended"]  # fmt: skip
+    assert actions == [
+        "audit_review.created",
+        "signature.executed",
+        "signature.executed",
+        "audit_review.amended",
+    ]
     amended = after["audit_trail"][-1]
     assert amended["old"]["comment"].startswith("All entries") and amended["reason"]
     # signing the old content again is refused: the signer must look at the new one
@@ -461,8 +501,9 @@ def test_signature_refusals(env):
     m = client(parts)
     m.headers["Authorization"] = f"Bearer {token}"
     assert sign(m, rec, "mes", "approval").status_code == 403
-    manifest = approver.get("/api/signatures", params={"record_type": "audit_review",
-                                                       "record_id": rec["id"]}).json()  # fmt: skip
+    manifest = approver.get(
+        "/api/signatures", params={"record_type": "audit_review", "record_id": rec["id"]}
+    ).json()
     assert len(manifest["signatures"]) == 1
     refused = [e for e in trail.entries(record_id=rec["id"]) if e.action == "signature.refused"]
     assert len(refused) >= 4

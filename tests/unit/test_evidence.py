@@ -95,11 +95,18 @@ class Env:
 
     def build(self, name: str = "p.zip", now_us: int = NOW, batch_id: str = "B-1", **kw):
         return build_package(
-            self.tmp / name, store=self.store, trail=self.trail, books=self.books,
-            signatures=self.register, cfg=self.cfg, config_path=EXAMPLE, batch_id=batch_id,
+            self.tmp / name,
+            store=self.store,
+            trail=self.trail,
+            books=self.books,
+            signatures=self.register,
+            cfg=self.cfg,
+            config_path=EXAMPLE,
+            batch_id=batch_id,
             review=kw.get("review", {"verdict": "ready", "reviewer": "qa.ann"}),
-            key_path=self.key_path, now_us=now_us,
-        )  # fmt: skip
+            key_path=self.key_path,
+            now_us=now_us,
+        )
 
 
 def populate(env: Env) -> None:
@@ -109,8 +116,7 @@ def populate(env: Env) -> None:
         "eng.eve", LimitSet("LS-comp", 0, 0, "initial", "eng.eve"), "first limits"
     )
     b.limit_sets.approve("qa.ann", "LS-comp", ls.version, T0 - 10 * S)
-    b.batches.start("op.olga", Batch("B-1", "Paracetamol 500", ("press-01",), ("compression",),
-                                     T0))  # fmt: skip
+    b.batches.start("op.olga", Batch("B-1", "Paracetamol 500", ("press-01",), ("compression",), T0))
     readings = []
     for i in range(-5, 130):  # some before the window, some after
         readings.append(Reading(TEMP, 21.0 + i / 100, Quality.GOOD, T0 + i * S))
@@ -122,29 +128,58 @@ def populate(env: Env) -> None:
     env.store.record_gap(TEMP, T0 + 30 * S, T0 + 32 * S, Cause.NETWORK, "missed polls")
     env.store.record_gap(OUTSIDE, T0 + 30 * S, T0 + 32 * S, Cause.NETWORK, "missed polls")
     env.trail.append("admin", "user.created", "user", "qa.ann", "", None, {"role": "qa"})
-    a1, t1 = am.activate(am.new_alarm("AL-1", TEMP, ConditionKind.ACTION_HIGH, Priority.HIGH),
-                         T0 + 40 * S, value=24.5, limit=24.0)  # fmt: skip
+    a1, t1 = am.activate(
+        am.new_alarm("AL-1", TEMP, ConditionKind.ACTION_HIGH, Priority.HIGH),
+        T0 + 40 * S,
+        value=24.5,
+        limit=24.0,
+    )
     a2, t2 = am.acknowledge(a1, T0 + 50 * S, user="op.olga", comment="doors closed")
     b.alarms.save(a2, [t1, t2])
     dev, dt = lc.raise_deviation(
-        deviation_id="DEV-2026-0001", title="Temperature above action limit",
+        deviation_id="DEV-2026-0001",
+        title="Temperature above action limit",
         source=Source.EXCURSION,
-        proposed_classification=Classification.MINOR, discovered_us=T0 + 60 * S, actor="system",
+        proposed_classification=Classification.MINOR,
+        discovered_us=T0 + 60 * S,
+        actor="system",
         affected_batch_ids=("B-1",),
-        evidence=Evidence(tag=TEMP, room="compression", kind=ExcursionKind.ACTION,
-                          production_state=ProductionState.IN_OPERATION, start_us=T0 + 40 * S,
-                          duration_us=20 * S, end_us=T0 + 60 * S, peak=24.5),
-    )  # fmt: skip
+        evidence=Evidence(
+            tag=TEMP,
+            room="compression",
+            kind=ExcursionKind.ACTION,
+            production_state=ProductionState.IN_OPERATION,
+            start_us=T0 + 40 * S,
+            duration_us=20 * S,
+            end_us=T0 + 60 * S,
+            peak=24.5,
+        ),
+    )
     b.deviations.create(dev, dt)
     b.batches.end("op.olga", "B-1", END)
     env.register.register(b.deviations)
     env.register.register(Decisions())
     seen = env.register.current_hash("deviation", dev.id)
-    env.register.sign("deviation", dev.id, seen, "qa.ann", "Ann Quality", Role.QA_REVIEWER,
-                      Meaning.REVIEW, "reviewed")  # fmt: skip
-    env.register.sign("batch_decision", "B-1", env.register.current_hash("batch_decision", "B-1"),
-                      "qp.quinn", "Quinn QP", Role.QA_APPROVER, Meaning.RESPONSIBILITY,
-                      "released")  # fmt: skip
+    env.register.sign(
+        "deviation",
+        dev.id,
+        seen,
+        "qa.ann",
+        "Ann Quality",
+        Role.QA_REVIEWER,
+        Meaning.REVIEW,
+        "reviewed",
+    )
+    env.register.sign(
+        "batch_decision",
+        "B-1",
+        env.register.current_hash("batch_decision", "B-1"),
+        "qp.quinn",
+        "Quinn QP",
+        Role.QA_APPROVER,
+        Meaning.RESPONSIBILITY,
+        "released",
+    )
     env.trail.append("admin", "user.created", "user", "late", "", None, None)
 
 
@@ -204,10 +239,21 @@ def test_package_builds_and_verifies(env):
     assert stat.S_IMODE(os.stat(env.key_path).st_mode) == 0o600
     m = members(info.path)
     assert list(m) == [
-        "readings.csv", "gaps.csv", "alarm_transitions.json", "excursions/deviations.json",
-        "limit_sets.json", "service_runs.json", "audit.json", "signatures.json", "review.json",
-        "config/plant.toml", "config.sha256", "public_key.pem", "manifest.json", "manifest.sig",
-    ]  # fmt: skip
+        "readings.csv",
+        "gaps.csv",
+        "alarm_transitions.json",
+        "excursions/deviations.json",
+        "limit_sets.json",
+        "service_runs.json",
+        "audit.json",
+        "signatures.json",
+        "review.json",
+        "config/plant.toml",
+        "config.sha256",
+        "public_key.pem",
+        "manifest.json",
+        "manifest.sig",
+    ]
     assert m["config/plant.toml"] == EXAMPLE.read_bytes()
     assert m["public_key.pem"] == keys.public_pem(keys.load_or_create(env.key_path))
 
@@ -226,8 +272,13 @@ def test_package_builds_and_verifies(env):
     assert man["readings"]["per_tag"][PRESS] == 1
     assert OUTSIDE not in man["readings"]["per_tag"]
     assert info.readings == man["readings"]["rows"] == 242
-    assert man["counts"] == {"gaps": 1, "alarm_transitions": 2, "deviations": 1,
-                             "limit_set_versions": 1, "batch_decision_signatures": 1}  # fmt: skip
+    assert man["counts"] == {
+        "gaps": 1,
+        "alarm_transitions": 2,
+        "deviations": 1,
+        "limit_set_versions": 1,
+        "batch_decision_signatures": 1,
+    }
     assert man["audit"]["chain_check_at_export"]["intact"] is True
     assert man["audit"]["head_seq"] == env.trail.head()[0]
     assert {f["path"] for f in man["files"]} == set(m) - {"manifest.json", "manifest.sig"}
@@ -247,8 +298,14 @@ def test_package_builds_and_verifies(env):
     seqs = [e["seq"] for e in audit["entries"]]
     assert seqs == list(range(seqs[0], seqs[-1] + 1))
     actions = {e["action"] for e in audit["entries"]}
-    assert {"batch.started", "batch.ended", "deviation.raise", "alarm.acknowledge",
-            "limit_set.approved", "signature.executed"} <= actions  # fmt: skip
+    assert {
+        "batch.started",
+        "batch.ended",
+        "deviation.raise",
+        "alarm.acknowledge",
+        "limit_set.approved",
+        "signature.executed",
+    } <= actions
     assert "user.created" in actions  # in between: the whole segment is there
     assert not any(e["record_id"] == "late" for e in audit["entries"])  # after the segment
 
@@ -347,13 +404,21 @@ def test_audit_entry_changed_with_manifest_recomputed(env):
     r = ev.verify_package(
         rewrite(info.path, env.tmp / "t.zip", {"audit.json": new_audit, "manifest.json": man})
     )
-    assert_fails(r, "manifest.sig: the signature does not match",
-                 f"audit.json: entry {victim['seq']}: content does not match its hash")  # fmt: skip
+    assert_fails(
+        r,
+        "manifest.sig: the signature does not match",
+        f"audit.json: entry {victim['seq']}: content does not match its hash",
+    )
     assert not any("audit.json: SHA-256" in p for p in r.problems)
     # even re-signed with the box's own key, the chain gives it away
     key = keys.load_or_create(env.key_path)
-    r = ev.verify_package(rewrite(info.path, env.tmp / "u.zip", {
-        "audit.json": new_audit, "manifest.json": man, "manifest.sig": key.sign(man)}))  # fmt: skip
+    r = ev.verify_package(
+        rewrite(
+            info.path,
+            env.tmp / "u.zip",
+            {"audit.json": new_audit, "manifest.json": man, "manifest.sig": key.sign(man)},
+        )
+    )
     assert r.problems == [
         f"audit.json: entry {victim['seq']}: content does not match its hash (the entry was "
         "altered)"
@@ -362,8 +427,13 @@ def test_audit_entry_changed_with_manifest_recomputed(env):
     del audit["entries"][1]
     short = json.dumps(audit).encode()
     man = remanifest(m, {"audit.json": short})
-    r = ev.verify_package(rewrite(info.path, env.tmp / "v.zip", {
-        "audit.json": short, "manifest.json": man, "manifest.sig": key.sign(man)}))  # fmt: skip
+    r = ev.verify_package(
+        rewrite(
+            info.path,
+            env.tmp / "v.zip",
+            {"audit.json": short, "manifest.json": man, "manifest.sig": key.sign(man)},
+        )
+    )
     assert_fails(r, "audit.json: entry", "missing")
 
 
@@ -389,14 +459,18 @@ def test_forged_key_and_signature(env):
         if f["path"] == "public_key.pem":
             f["size"], f["sha256"] = len(pem), hashlib.sha256(pem).hexdigest()
     man_bytes = json.dumps(man, sort_keys=True, indent=1).encode()
-    path = rewrite(info.path, env.tmp / "t.zip", {
-        "public_key.pem": pem, "manifest.json": man_bytes, "manifest.sig": forged.sign(man_bytes)
-    })  # fmt: skip
+    path = rewrite(
+        info.path,
+        env.tmp / "t.zip",
+        {"public_key.pem": pem, "manifest.json": man_bytes, "manifest.sig": forged.sign(man_bytes)},
+    )
     # self-consistent: only the fingerprint tells
     assert ev.verify_package(path).ok
     r = ev.verify_package(path, real_fp)
-    assert_fails(r, f"public_key.pem: key fingerprint {keys.fingerprint(forged)} is not the "
-                    f"expected {real_fp}")  # fmt: skip
+    assert_fails(
+        r,
+        f"public_key.pem: key fingerprint {keys.fingerprint(forged)} is not the expected {real_fp}",
+    )
     assert ev.verify_package(info.path, real_fp.upper()).ok
 
 
@@ -430,8 +504,13 @@ def test_readings_count_and_config_checks(env):
     lines = m["readings.csv"].split(b"\n")
     cut = b"\n".join(lines[:5] + lines[6:])
     man = remanifest(m, {"readings.csv": cut})
-    r = ev.verify_package(rewrite(info.path, env.tmp / "t.zip", {
-        "readings.csv": cut, "manifest.json": man, "manifest.sig": key.sign(man)}))  # fmt: skip
+    r = ev.verify_package(
+        rewrite(
+            info.path,
+            env.tmp / "t.zip",
+            {"readings.csv": cut, "manifest.json": man, "manifest.sig": key.sign(man)},
+        )
+    )
     assert_fails(r, "readings.csv: ", "manifest.json states")
     # config changed together with its listed hash, config.sha256 left alone
     cfg = m["config/plant.toml"] + b"\n# edited\n"
@@ -461,8 +540,13 @@ def test_row_checks_in_a_resigned_package(env, column, forged, problem):
     csv.writer(out, lineterminator="\n").writerows(rows)
     data = out.getvalue().encode()
     man = remanifest(m, {"readings.csv": data})
-    r = ev.verify_package(rewrite(info.path, env.tmp / "row.zip", {
-        "readings.csv": data, "manifest.json": man, "manifest.sig": key.sign(man)}))  # fmt: skip
+    r = ev.verify_package(
+        rewrite(
+            info.path,
+            env.tmp / "row.zip",
+            {"readings.csv": data, "manifest.json": man, "manifest.sig": key.sign(man)},
+        )
+    )
     assert_fails(r, "readings.csv: line 4: " + problem)
 
 
@@ -479,9 +563,13 @@ def test_command_line(env, capsys):
     assert ev.main(["verify", str(info.path), "--fingerprint", "00" * 32]) == 1
     assert "PROBLEM: public_key.pem" in capsys.readouterr().out
     src = Path(__file__).parents[2] / "src"
-    run = subprocess.run([sys.executable, "-m", "evidence", "verify", str(info.path)],
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(src)},
-                         check=False)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "evidence", "verify", str(info.path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(src)},
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     assert "VERIFIED" in run.stdout
 
@@ -496,8 +584,13 @@ def test_large_export_streams(tmp_path):
         e.books.batches.end("op", "B-9", T0 + 100_000 * S)
         tags = [TEMP, RH]
         for start in range(0, 100_000, 25_000):
-            e.store.commit([Reading(t, 20.0 + (i % 97) / 7, Quality.GOOD, T0 + i * S)
-                            for i in range(start, start + 25_000) for t in tags])  # fmt: skip
+            e.store.commit(
+                [
+                    Reading(t, 20.0 + (i % 97) / 7, Quality.GOOD, T0 + i * S)
+                    for i in range(start, start + 25_000)
+                    for t in tags
+                ]
+            )
         tracemalloc.start()
         info = e.build(batch_id="B-9", review=None)
         _, peak = tracemalloc.get_traced_memory()
@@ -518,13 +611,48 @@ def test_large_export_streams(tmp_path):
 # stored by SQLite as 0 (REAL affinity keeps integral reals as integers), so it reads
 # back as 0.0 and the CSV says so
 EDGE_VALUES = [
-    1e-300, -0.0, 0.0, 0.1, 123456789.123456789, 5, 21.0, -21.5, 0.30000000000000004,
-    1 / 3, -2 / 3, 1e-4, 9.999999999999999e-05, 1.5e-05, 1e15, 9999999999999998.0, 1e16,
-    1e22, 2.0**53, 2.0**53 + 2, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308,
-    2.0**-35, math.nextafter(2.0**-35, 0), 2.0**56, math.nextafter(2.0**56, 0), -(2.0**56),
-    128.0, math.nextafter(128.0, 0), -128.0, math.nextafter(-128.0, 0), 1.0, -1.0,
-    math.nextafter(1.0, 0), 1e-12, 7.25e-09, 3.5e17, 12.5, float("inf"), float("-inf"),
-]  # fmt: skip
+    1e-300,
+    -0.0,
+    0.0,
+    0.1,
+    123456789.123456789,
+    5,
+    21.0,
+    -21.5,
+    0.30000000000000004,
+    1 / 3,
+    -2 / 3,
+    1e-4,
+    9.999999999999999e-05,
+    1.5e-05,
+    1e15,
+    9999999999999998.0,
+    1e16,
+    1e22,
+    2.0**53,
+    2.0**53 + 2,
+    5e-324,
+    2.2250738585072014e-308,
+    1.7976931348623157e308,
+    2.0**-35,
+    math.nextafter(2.0**-35, 0),
+    2.0**56,
+    math.nextafter(2.0**56, 0),
+    -(2.0**56),
+    128.0,
+    math.nextafter(128.0, 0),
+    -128.0,
+    math.nextafter(-128.0, 0),
+    1.0,
+    -1.0,
+    math.nextafter(1.0, 0),
+    1e-12,
+    7.25e-09,
+    3.5e17,
+    12.5,
+    float("inf"),
+    float("-inf"),
+]
 TEXTS = ["EXECUTE", 'say "hi", twice', "line\nbreak", "cr\rlf\r\n", "", "ümlaut, ok"]
 
 
@@ -541,13 +669,13 @@ def tricky_readings(n: int = 3000, seed: int = 7) -> list[Reading]:
         elif kind == 1:
             out.append(Reading(PRESS, TEXTS[(i // 17) % len(TEXTS)], Quality.GOOD, ts))
         elif kind == 2:
-            out.append(Reading.bad(tag, ts, TEXTS[(i // 17) % len(TEXTS)] + ", no answer",
-                                   Cause.NETWORK))  # fmt: skip
+            out.append(
+                Reading.bad(tag, ts, TEXTS[(i // 17) % len(TEXTS)] + ", no answer", Cause.NETWORK)
+            )
         elif kind == 3:  # OPC UA: the device's own time, received 1.5 ms later
             out.append(Reading(tag, rng.uniform(-5, 5), Quality.GOOD, ts + 1500, ts))
         elif kind == 4:
-            out.append(Reading(tag, rng.uniform(0, 3000), Quality.UNCERTAIN, ts,
-                               message="drift"))  # fmt: skip
+            out.append(Reading(tag, rng.uniform(0, 3000), Quality.UNCERTAIN, ts, message="drift"))
         elif kind == 5:  # a late reading of an earlier second
             out.append(Reading(tag, rng.random(), Quality.GOOD, ts - 60 * S))
         elif kind == 6:
@@ -592,18 +720,23 @@ def test_readings_csv_gives_every_stored_value_back_bit_for_bit(env):
         stored = conn.execute(
             "select tag_id, ts_us, ts_edge_us, ts_source_us, value, quality, text, message,"
             f" cause from readings where tag_id in ({','.join('?' * len(scope))})"
-            " and ts_us >= ? and ts_us < ? order by rowid", (*scope, T0, END),
-        ).fetchall()  # fmt: skip
+            " and ts_us >= ? and ts_us < ? order by rowid",
+            (*scope, T0, END),
+        ).fetchall()
     paths = {tid: p for p, tid in ids.items()}
     assert len(rows) == len(stored) > 1000
     kinds = set()
-    for row, (tid, ts, edge, src, value, q, text, message, cause) in zip(rows, stored,
-                                                                          strict=True):  # fmt: skip
+    for row, (tid, ts, edge, src, value, q, text, message, cause) in zip(rows, stored, strict=True):
         assert row[0] == paths[tid]
-        assert row[1:8] == [str(ts), readings_csv.iso_us(ts), str(edge), readings_csv.iso_us(edge),
-                            "" if src is None else str(src),
-                            "" if src is None else readings_csv.iso_us(src),
-                            readings_csv.QUALITY_NAMES[q]]  # fmt: skip
+        assert row[1:8] == [
+            str(ts),
+            readings_csv.iso_us(ts),
+            str(edge),
+            readings_csv.iso_us(edge),
+            "" if src is None else str(src),
+            "" if src is None else readings_csv.iso_us(src),
+            readings_csv.QUALITY_NAMES[q],
+        ]
         if value is None:
             assert row[8] == ""
         else:
@@ -623,9 +756,15 @@ def test_fast_export_is_byte_for_byte_the_row_by_row_formatter(env):
     start, end = T0 - 30 * S, T0 + 400 * S
     reference = export(env.db, ids, start, end, fast=False)
     assert len(csv_rows(reference)) > 3000
-    for kw in ({}, {"sql_filter": True}, {"sql_filter": False}, {"chunk_rows": 7},
-               {"chunk_rows": 100, "workers": 1}, {"chunk_rows": 333, "workers": 3},
-               {"chunk_rows": 64, "sql_filter": True}):  # fmt: skip
+    for kw in (
+        {},
+        {"sql_filter": True},
+        {"sql_filter": False},
+        {"chunk_rows": 7},
+        {"chunk_rows": 100, "workers": 1},
+        {"chunk_rows": 333, "workers": 3},
+        {"chunk_rows": 64, "sql_filter": True},
+    ):
         assert export(env.db, ids, start, end, **kw) == reference, kw
     # without pydantic_core's float formatting (repr for every value): the same bytes
     with patch.object(readings_csv, "_JSON_FLOATS", False):
@@ -639,9 +778,11 @@ def test_fast_export_of_times_and_ids_outside_its_fixed_widths(tmp_path):
     store.register_tags([("a/b/r1/e/t1", "u", "k", "d"), ("a/b/r1/e/t2", "u", "k", "d")])
     old = 946_684_800 * S  # 2000-01-01
     late = 10**16 + 12_345  # 2286-11-20
-    store.commit([Reading("a/b/r1/e/t1", 1.5, Quality.GOOD, old + i * S) for i in range(50)]
-                 + [Reading("a/b/r1/e/t2", 2.5, Quality.GOOD, late + i * S) for i in range(50)]
-                 + [Reading("a/b/r1/e/t1", 3.5, Quality.GOOD, late + 7, old + 3)])  # fmt: skip
+    store.commit(
+        [Reading("a/b/r1/e/t1", 1.5, Quality.GOOD, old + i * S) for i in range(50)]
+        + [Reading("a/b/r1/e/t2", 2.5, Quality.GOOD, late + i * S) for i in range(50)]
+        + [Reading("a/b/r1/e/t1", 3.5, Quality.GOOD, late + 7, old + 3)]
+    )
     store.close()
     db = tmp_path / "s.db"
     ids = scope_ids(db, ["a/b/r1/e/t1", "a/b/r1/e/t2"])
@@ -654,9 +795,17 @@ def test_fast_export_of_times_and_ids_outside_its_fixed_widths(tmp_path):
         conn.execute("insert into tags(id, path) values(?, 'a/b/r1/e/huge')", (2**58,))
         conn.executemany(
             "insert into readings(tag_id, ts_us, ts_edge_us, value, quality) values(?,?,?,?,0)",
-            [(2**58, T0 + i, T0 + i, 1.25, ) for i in range(20)]
+            [
+                (
+                    2**58,
+                    T0 + i,
+                    T0 + i,
+                    1.25,
+                )
+                for i in range(20)
+            ]
             + [(ids_t1, T0 + 99, T0 + 99, "abc") for ids_t1 in [min(ids)]],
-        )  # fmt: skip
+        )
     big = scope_ids(db, ["a/b/r1/e/t1", "a/b/r1/e/huge"])
     reference = export(db, big, T0, T0 + S, fast=False)
     assert b"'abc'" in reference and reference.count(b"\n") == 22
@@ -678,12 +827,17 @@ def test_unknown_quality_stops_the_export(env):
 def test_json_float_formatting_is_repr_where_the_export_uses_it():
     rng = random.Random(3)
     values = [0.0, 1e-4, 9999999999999998.0]
-    values += [rng.uniform(2.0**e, 2.0 ** (e + 1)) * rng.choice((1, -1))
-               for e in range(-14, 54) for _ in range(2000)]  # fmt: skip
-    values += [rng.randint(0, 10 ** rng.randint(1, 16)) / 10 ** rng.randint(0, 12)
-               for _ in range(50_000)]  # fmt: skip
-    values += [struct.unpack("<f", struct.pack("<I", rng.getrandbits(32)))[0]
-               for _ in range(50_000)]  # fmt: skip
+    values += [
+        rng.uniform(2.0**e, 2.0 ** (e + 1)) * rng.choice((1, -1))
+        for e in range(-14, 54)
+        for _ in range(2000)
+    ]
+    values += [
+        rng.randint(0, 10 ** rng.randint(1, 16)) / 10 ** rng.randint(0, 12) for _ in range(50_000)
+    ]
+    values += [
+        struct.unpack("<f", struct.pack("<I", rng.getrandbits(32)))[0] for _ in range(50_000)
+    ]
     lo, hi = readings_csv._JSON_MIN, readings_csv._JSON_MAX
     values = [v for v in values if v == 0 or lo <= abs(v) < hi]
     assert readings_csv._JSON_FLOATS
@@ -700,8 +854,9 @@ def test_snapshot_readers_see_one_state_while_the_collector_commits(env):
         counts = [c.execute("select count(*) from readings").fetchone()[0] for c in conns]
         assert counts == [before] * 3
         out = io.BytesIO()
-        per_tag = readings_csv.write_readings(conns, scope_ids(env.db, [TEMP]), T0, END, out.write,
-                                          chunk_rows=10)  # fmt: skip
+        per_tag = readings_csv.write_readings(
+            conns, scope_ids(env.db, [TEMP]), T0, END, out.write, chunk_rows=10
+        )
         assert per_tag == {TEMP: 121} and out.getvalue().count(b"\n") == 122  # as populated
     finally:
         for c in conns:

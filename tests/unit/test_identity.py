@@ -109,11 +109,14 @@ def test_password_expiry(directory):
 def test_role_change_is_audited_and_not_for_oneself(directory):
     directory.create_user("admin", "erik", "Erik Engineer", Role.ENGINEER, GOOD_PW, "hired")
     directory.change_role("admin", "erik", Role.QA_REVIEWER, "moved to QA")
-    (entry,) = [e for e in directory.trail.entries(record_id="erik")
-                if e.action == "user.role_changed"]  # fmt: skip
+    (entry,) = [
+        e for e in directory.trail.entries(record_id="erik") if e.action == "user.role_changed"
+    ]
     assert (entry.old, entry.new, entry.actor) == (
-        {"role": "engineer"}, {"role": "qa_reviewer"}, "admin"
-    )  # fmt: skip
+        {"role": "engineer"},
+        {"role": "qa_reviewer"},
+        "admin",
+    )
     with pytest.raises(IdentityError, match="own role"):
         directory.change_role("admin", "admin", Role.QA_APPROVER, "promotion")
 

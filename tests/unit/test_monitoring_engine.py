@@ -102,14 +102,15 @@ def test_a_limit_set_goes_into_force_only_with_an_approval_signature(env):
     seen = reg.current_hash("limit_set", rid)
     assert seen is not None
     with pytest.raises(SigningRefused, match="separation of duties"):
-        reg.sign("limit_set", rid, seen, "quinn", "Quinn QA", Role.QA_APPROVER,
-                 Meaning.APPROVAL, "")  # fmt: skip
+        reg.sign(
+            "limit_set", rid, seen, "quinn", "Quinn QA", Role.QA_APPROVER, Meaning.APPROVAL, ""
+        )
     with pytest.raises(SigningRefused, match="may not sign"):
-        reg.sign("limit_set", rid, seen, "op", "Otto Operator", Role.OPERATOR,
-                 Meaning.APPROVAL, "")  # fmt: skip
+        reg.sign("limit_set", rid, seen, "op", "Otto Operator", Role.OPERATOR, Meaning.APPROVAL, "")
     assert e.limit_set.version == 1
-    reg.sign("limit_set", rid, seen, "quincy", "Quincy QA", Role.QA_APPROVER, Meaning.APPROVAL,
-             "ok")  # fmt: skip
+    reg.sign(
+        "limit_set", rid, seen, "quincy", "Quincy QA", Role.QA_APPROVER, Meaning.APPROVAL, "ok"
+    )
     assert e.limit_set.version == 2 and e.limit_set.approved_by == "quincy"
     assert [t.action_high for t in e.limit_set.limits if t.tag == TEMP] == [Threshold(26.0)]
     # the approval signature still applies to what was approved
@@ -134,21 +135,33 @@ def entry(data, suffix):
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (lambda d: entry(d, "trh-comp-01/temperature").update(alert_high=24.5),
-         "limits[3](acme-basel/solid-dose/compression/trh-comp-01/temperature).alert_high"),
-        (lambda d: entry(d, "trh-comp-01/temperature").update(delay_justification=""),
-         "delay_justification"),
-        (lambda d: entry(d, "trh-comp-01/temperature").update(on_delay_s=-1),
-         "limits[3].on_delay_s"),
-        (lambda d: d["limits"].append({"tag": "acme-basel/solid-dose/x/y/z", "action_high": 1}),
-         "limits[6].tag: unknown tag"),
-        (lambda d: entry(d, "particles_0_5").update(action_high=4_000_000),
-         "particles_0_5).action_high"),
-        (lambda d: d["production"].append({"room": "nowhere", "state": "at_rest"}),
-         "production[2].room: unknown room"),
+        (
+            lambda d: entry(d, "trh-comp-01/temperature").update(alert_high=24.5),
+            "limits[3](acme-basel/solid-dose/compression/trh-comp-01/temperature).alert_high",
+        ),
+        (
+            lambda d: entry(d, "trh-comp-01/temperature").update(delay_justification=""),
+            "delay_justification",
+        ),
+        (
+            lambda d: entry(d, "trh-comp-01/temperature").update(on_delay_s=-1),
+            "limits[3].on_delay_s",
+        ),
+        (
+            lambda d: d["limits"].append({"tag": "acme-basel/solid-dose/x/y/z", "action_high": 1}),
+            "limits[6].tag: unknown tag",
+        ),
+        (
+            lambda d: entry(d, "particles_0_5").update(action_high=4_000_000),
+            "particles_0_5).action_high",
+        ),
+        (
+            lambda d: d["production"].append({"room": "nowhere", "state": "at_rest"}),
+            "production[2].room: unknown room",
+        ),
         (lambda d: d["production"][1].update(state="at_rest"), "give either state or state_tag"),
     ],
-)  # fmt: skip
+)
 def test_bad_limits_refuse_to_start_with_the_key_path(change, expected):
     got = problems(change)
     assert any(expected in p for p in got), got

@@ -319,9 +319,13 @@ def test_deviation_list_and_for_batch(dev_book):
     assert [d.id for d in dev_book.for_batch("B-8")] == ["DEV-2026-0002"]
     # an amendment that changes the affected batches moves the deviation
     d2b, t2b = lc.amend(
-        d2, 1, actor="qa.anna", at_us=T0 + 400, reason="B-7 was not in R101",
+        d2,
+        1,
+        actor="qa.anna",
+        at_us=T0 + 400,
+        reason="B-7 was not in R101",
         changes={"affected_batch_ids": ["B-8"]},
-    )  # fmt: skip
+    )
     dev_book.update(d2b, t2b, 1)
     assert [d.id for d in dev_book.for_batch("B-7")] == ["DEV-2026-0001"]
     assert dev_book.for_batch("B-9") == []
@@ -362,11 +366,17 @@ def test_batch_start_end_and_audit(trail, batch_book):
     assert batch_book.in_progress() == []
     e1, e2 = trail.entries(record_type="batch", record_id="B-7")
     assert (e1.actor, e1.action, e1.reason, e1.old, e1.new) == (
-        "op.olga", "batch.started", "line clearance done", None, b.to_dict(),
-    )  # fmt: skip
+        "op.olga",
+        "batch.started",
+        "line clearance done",
+        None,
+        b.to_dict(),
+    )
     assert (e2.action, e2.old, e2.new) == (
-        "batch.ended", {"end_us": None}, {"end_us": T0 + 3600_000_000},
-    )  # fmt: skip
+        "batch.ended",
+        {"end_us": None},
+        {"end_us": T0 + 3600_000_000},
+    )
 
 
 def test_batch_refusals_write_nothing(trail, batch_book):
@@ -440,8 +450,12 @@ def test_propose_numbers_versions_and_audits(trail, limit_book):
     assert limit_book.current("LS-R101") is None
     (e,) = trail.entries(record_type="limit_set", record_id="LS-R101@v1")
     assert (e.actor, e.action, e.reason, e.old, e.new) == (
-        "eng.erik", "limit_set.proposed", "tighter after PQ", None, p1.content(),
-    )  # fmt: skip
+        "eng.erik",
+        "limit_set.proposed",
+        "tighter after PQ",
+        None,
+        p1.content(),
+    )
     with pytest.raises(RecordError, match="why"):
         limit_book.propose("eng.erik", limits(), " ")
 
@@ -466,12 +480,17 @@ def test_approve_separation_of_duties_and_supersede(trail, limit_book):
     assert limit_book.current("LS-R101") == a2
     assert limit_book.status("LS-R101", 1) == "superseded"
     assert [(s.version, st) for s, st in limit_book.history("LS-R101")] == [
-        (2, "approved"), (1, "superseded"),
-    ]  # fmt: skip
+        (2, "approved"),
+        (1, "superseded"),
+    ]
     e = trail.entries(record_type="limit_set", record_id="LS-R101@v2")[-1]
     assert (e.actor, e.action, e.old["status"], e.new["status"], e.new["supersedes"]) == (
-        "qa.anna", "limit_set.approved", "proposed", "approved", 1,
-    )  # fmt: skip
+        "qa.anna",
+        "limit_set.approved",
+        "proposed",
+        "approved",
+        1,
+    )
     s = trail.entries(record_type="limit_set", record_id="LS-R101@v1")[-1]
     assert (s.action, s.old, s.new) == (
         "limit_set.superseded",
@@ -505,8 +524,11 @@ def test_reject(trail, limit_book):
         limit_book.reject("qa.anna", "LS-R101", 1, "again")
     e = trail.entries(record_type="limit_set", record_id="LS-R101@v1")[-1]
     assert (e.actor, e.action, e.reason, e.new) == (
-        "qa.anna", "limit_set.rejected", "not justified", {"status": "rejected"},
-    )  # fmt: skip
+        "qa.anna",
+        "limit_set.rejected",
+        "not justified",
+        {"status": "rejected"},
+    )
 
 
 def test_install_baseline_idempotent_and_supersedes(trail, limit_book):
@@ -517,8 +539,11 @@ def test_install_baseline_idempotent_and_supersedes(trail, limit_book):
     assert limit_book.current("LS-R101") == b1
     (e,) = trail.entries(record_type="limit_set", record_id="LS-R101@v1")
     assert (e.actor, e.action, e.old, e.new) == (
-        "config:aaa", "limit_set.installed", None, b1.content(),
-    )  # fmt: skip
+        "config:aaa",
+        "limit_set.installed",
+        None,
+        b1.content(),
+    )
 
     # same limits again (restart, other effective time, other config hash): nothing new
     n = len(trail.entries())
@@ -548,8 +573,10 @@ def test_install_baseline_keeps_an_approved_change(limit_book):
     b3, installed = limit_book.install_baseline(limits(28.0), "config:ccc")
     assert installed and b3.version == 3
     assert [(s.version, st) for s, st in limit_book.history()] == [
-        (3, "approved"), (2, "superseded"), (1, "superseded"),
-    ]  # fmt: skip
+        (3, "approved"),
+        (2, "superseded"),
+        (1, "superseded"),
+    ]
 
 
 def test_install_baseline_is_atomic(trail, limit_book, monkeypatch):

@@ -163,17 +163,25 @@ def test_validate_reports_problems():
     assert pl.validate({**body, "seq": 0}, schema) == ["$.seq: 0 < 1"]
     assert pl.validate({**body, "seq": True}, schema) == ["$.seq: bool is not integer"]
     assert "$: unexpected 'x'" in pl.validate({**body, "x": 1}, schema)
-    assert "$: missing 'unit'" in pl.validate({k: v for k, v in body.items() if k != "unit"},
-                                              schema)  # fmt: skip
+    assert "$: missing 'unit'" in pl.validate(
+        {k: v for k, v in body.items() if k != "unit"}, schema
+    )
     assert pl.validate({**body, "ts": "2026-01-01 00:00"}, schema)
 
 
 def test_event_bodies_carry_their_seq():
     t = {
-        "alarm_id": "A1", "tag": "s/a/r/e/x", "priority": "high", "event": "acknowledge",
-        "from_state": "unacknowledged", "to_state": "acknowledged", "actor": "op.jo",
-        "at_us": T0, "reason": "seen", "detail": {"comment": "ok"},
-    }  # fmt: skip
+        "alarm_id": "A1",
+        "tag": "s/a/r/e/x",
+        "priority": "high",
+        "event": "acknowledge",
+        "from_state": "unacknowledged",
+        "to_state": "acknowledged",
+        "actor": "op.jo",
+        "at_us": T0,
+        "reason": "seen",
+        "detail": {"comment": "ok"},
+    }
     a = pl.alarm_event_body(41, t, "r")
     assert a["seq"] == 41 and a["room"] == "r" and a["ts"].endswith("Z")
     assert pl.validate(a, pl.SCHEMAS[pl.ALARM_EVENT]) == []
@@ -184,8 +192,13 @@ def test_event_bodies_carry_their_seq():
 
 def test_status_bodies():
     will = pl.edge_status_body(False, "acme", "c1", reason="connection lost")
-    assert will == {"schema": pl.EDGE_STATUS, "online": False, "site": "acme",
-                    "client_id": "c1", "reason": "connection lost"}  # fmt: skip
+    assert will == {
+        "schema": pl.EDGE_STATUS,
+        "online": False,
+        "site": "acme",
+        "client_id": "c1",
+        "reason": "connection lost",
+    }
     assert pl.validate(will, pl.SCHEMAS[pl.EDGE_STATUS]) == []
     room = pl.status_body("room", "r1", {"state": "at_rest"}, T0)
     assert room["room"] == "r1" and room["state"] == "at_rest" and room["ts"].endswith("Z")
@@ -206,8 +219,13 @@ def test_valid_batch_commands():
         T0,
     )
     assert (c.command, c.batch_id, c.product, c.rooms, c.equipment, c.at_us) == (
-        "start", "B-1", "P", ("r1",), ("press-01",), T0,
-    )  # fmt: skip
+        "start",
+        "B-1",
+        "P",
+        ("r1",),
+        ("press-01",),
+        T0,
+    )
     e = pl.parse_batch_command(cmd(command="end", batch_id="B-1", at="2026-09-21T14:13:21Z"), 0)
     assert e.command == "end" and e.at_us == T0 + S
 
@@ -258,13 +276,16 @@ def test_rbe_deadband_per_kind_and_text_values():
     f = ReadingFilter(ReadingsPolicy(deadband={"dp": 0.5}))
     vals = [10.0, 10.3, 10.5, 10.51, 10.2, 9.9]
     assert run_filter(f, [sr(ts=T0 + i, value=v) for i, v in enumerate(vals)], "dp") == [
-        10.0, 10.51, 9.9,
-    ]  # fmt: skip
+        10.0,
+        10.51,
+        9.9,
+    ]
     g = ReadingFilter(ReadingsPolicy(deadband={"dp": 0.5}))
     texts = ["B-1", "B-1", "B-2"]
     assert run_filter(g, [sr(ts=T0 + i, value=v) for i, v in enumerate(texts)], "batch") == [
-        "B-1", "B-2",
-    ]  # fmt: skip
+        "B-1",
+        "B-2",
+    ]
 
 
 def test_mode_all_and_max_silence():

@@ -127,19 +127,30 @@ def _tag_input() -> TagInput:
 def test_compiled_file_has_trace_peak_history_and_sorted_records():
     dev = deviation()
     sigs = [
-        SignatureLine("Q. A. Approver", "qa.approver", "approval", T0 + 900 * S, "closed", True,
-                      "valid"),
-        SignatureLine("Q. A. Reviewer", "qa.reviewer", "review", T0 + 800 * S, "checked", False,
-                      "content changed"),
-    ]  # fmt: skip
+        SignatureLine(
+            "Q. A. Approver", "qa.approver", "approval", T0 + 900 * S, "closed", True, "valid"
+        ),
+        SignatureLine(
+            "Q. A. Reviewer",
+            "qa.reviewer",
+            "review",
+            T0 + 800 * S,
+            "checked",
+            False,
+            "content changed",
+        ),
+    ]
     audit = [
-        AuditEntry(2, T0 + 2, "qa", "deviation.closed", "deviation", "DEV-9", "", None, None,
-                   "a", "b"),
-        AuditEntry(1, T0 + 1, "system", "deviation.raised", "deviation", "DEV-9", "", None, None,
-                   "0", "a"),
-    ]  # fmt: skip
-    f = compile_investigation(dev, T0 + 7200 * S, "ab" * 32, _tag_input(), [limit_set()], sigs,
-                              audit)  # fmt: skip
+        AuditEntry(
+            2, T0 + 2, "qa", "deviation.closed", "deviation", "DEV-9", "", None, None, "a", "b"
+        ),
+        AuditEntry(
+            1, T0 + 1, "system", "deviation.raised", "deviation", "DEV-9", "", None, None, "0", "a"
+        ),
+    ]
+    f = compile_investigation(
+        dev, T0 + 7200 * S, "ab" * 32, _tag_input(), [limit_set()], sigs, audit
+    )
     assert f.window == (T0 - CONTEXT_US, T0 + 600 * S + CONTEXT_US)
     assert f.tag is not None
     assert f.tag.stats.max == 26.4 and f.tag.good == 3000  # readings inside the window only
@@ -147,8 +158,11 @@ def test_compiled_file_has_trace_peak_history_and_sorted_records():
     assert exc.peak == 26.4 and exc.start_us == T0 and exc.end_us == T0 + 600 * S
     assert [a.by for a in exc.acknowledgements] == ["op.olga"]
     # only the deviation's own alarm, in time order
-    assert [t.event.value for t in f.alarm_history] == ["condition_active", "acknowledge",
-                                                        "condition_cleared"]  # fmt: skip
+    assert [t.event.value for t in f.alarm_history] == [
+        "condition_active",
+        "acknowledge",
+        "condition_cleared",
+    ]
     assert {t.alarm_id for t in f.alarm_history} == {ALARM}
     assert [s.signer for s in f.signatures] == ["qa.reviewer", "qa.approver"]
     assert [e.seq for e in f.audit] == [1, 2]
@@ -164,14 +178,32 @@ def test_pdf_prints_the_record(tmp_path):
     if pdftotext is None:
         pytest.fail("pdftotext is not installed (run: make system-deps)")
     dev = deviation()
-    sigs = [SignatureLine("Q. A. Approver", "qa.approver", "approval", T0 + 900 * S, "closed",
-                          False, "no longer valid: the record changed")]  # fmt: skip
-    f = compile_investigation(dev, T0 + 7200 * S, "cd" * 32, _tag_input(), [limit_set()], sigs,
-                              [])  # fmt: skip
+    sigs = [
+        SignatureLine(
+            "Q. A. Approver",
+            "qa.approver",
+            "approval",
+            T0 + 900 * S,
+            "closed",
+            False,
+            "no longer valid: the record changed",
+        )
+    ]
+    f = compile_investigation(dev, T0 + 7200 * S, "cd" * 32, _tag_input(), [limit_set()], sigs, [])
     out = render_investigation_pdf(f, tmp_path / "dev.pdf")
     assert out.read_bytes().startswith(b"%PDF")
-    text = subprocess.run([pdftotext, "-layout", str(out), "-"], capture_output=True, text=True,
-                          check=True).stdout  # fmt: skip
-    for want in ("Deviation investigation file DEV-9", TAG, "door propped open", "26.4",
-                 "NOT VALID", "Q. A. Approver", "UTC", "timed out", "B-1"):  # fmt: skip
+    text = subprocess.run(
+        [pdftotext, "-layout", str(out), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    for want in (
+        "Deviation investigation file DEV-9",
+        TAG,
+        "door propped open",
+        "26.4",
+        "NOT VALID",
+        "Q. A. Approver",
+        "UTC",
+        "timed out",
+        "B-1",
+    ):
         assert want in text, want

@@ -60,9 +60,18 @@ def tag_input(b: Batch, values, tag=TAG, kind="press_parameter", quality=0, tran
     v = np.asarray(values, dtype=np.float64)
     ts = b.start_us + S * np.arange(v.size, dtype=np.int64)
     q = np.full(v.size, quality, dtype=np.int8) if np.isscalar(quality) else np.asarray(quality)
-    return TagInput(tag=tag, room="compression", equipment="press-01", unit="kN", kind=kind,
-                    interval_s=1.0, ts_us=ts, value=v, quality=q,
-                    transitions=tuple(transitions))  # fmt: skip
+    return TagInput(
+        tag=tag,
+        room="compression",
+        equipment="press-01",
+        unit="kN",
+        kind=kind,
+        interval_s=1.0,
+        ts_us=ts,
+        value=v,
+        quality=q,
+        transitions=tuple(transitions),
+    )
 
 
 def data(i: int, values, product="P", deviations=(), **kw) -> BatchData:
@@ -89,8 +98,9 @@ def d_for_cpk(cpk: float, mean: float = 15.0, lsl: float = 0.0, usl: float = 30.
 
 
 def run(batches, sets=RANGE, **policy):
-    inputs = ValidationInputs(now_us=T0 + 400 * DAY, batches=list(batches), limit_sets=sets,
-                              policy=Policy(**policy))  # fmt: skip
+    inputs = ValidationInputs(
+        now_us=T0 + 400 * DAY, batches=list(batches), limit_sets=sets, policy=Policy(**policy)
+    )
     return summarise(inputs)
 
 
@@ -139,24 +149,47 @@ def test_pooled_capability_two_batches_by_hand():
         ([], 0.0, 1.0, (0, None, None, None, None, None, None)),
         ([[], []], 0.0, 1.0, (0, None, None, None, None, None, None)),
         # one value per batch: no moving range, overall sigma only
-        ([[15.0], [16.0]], 12.0, 18.0,
-         (2, 15.5, None, None, None, 6 / (6 * math.sqrt(0.5)), 2.5 / (3 * math.sqrt(0.5)))),
+        (
+            [[15.0], [16.0]],
+            12.0,
+            18.0,
+            (2, 15.5, None, None, None, 6 / (6 * math.sqrt(0.5)), 2.5 / (3 * math.sqrt(0.5))),
+        ),
         # an empty batch does not change the others
-        ([[], [14.0, 16.0]], 12.0, 18.0,
-         (2, 15.0, 2 / 1.128, 1.128 / 2, 1.128 / 2, 6 / (6 * math.sqrt(2)),
-          3 / (3 * math.sqrt(2)))),
+        (
+            [[], [14.0, 16.0]],
+            12.0,
+            18.0,
+            (
+                2,
+                15.0,
+                2 / 1.128,
+                1.128 / 2,
+                1.128 / 2,
+                6 / (6 * math.sqrt(2)),
+                3 / (3 * math.sqrt(2)),
+            ),
+        ),
         # upper limit only: no Cp/Pp
-        ([[14.0, 16.0], [14.0, 16.0]], None, 18.0,
-         (4, 15.0, 2 / 1.128, None, 3 / (3 * 2 / 1.128), None, 3 / (3 * math.sqrt(4 / 3)))),
+        (
+            [[14.0, 16.0], [14.0, 16.0]],
+            None,
+            18.0,
+            (4, 15.0, 2 / 1.128, None, 3 / (3 * 2 / 1.128), None, 3 / (3 * math.sqrt(4 / 3))),
+        ),
         # lower limit only
-        ([[14.0, 16.0]], 12.0, None,
-         (2, 15.0, 2 / 1.128, None, 3 / (3 * 2 / 1.128), None, 3 / (3 * math.sqrt(2)))),
+        (
+            [[14.0, 16.0]],
+            12.0,
+            None,
+            (2, 15.0, 2 / 1.128, None, 3 / (3 * 2 / 1.128), None, 3 / (3 * math.sqrt(2))),
+        ),
         # no spread at all: sigma 0, no index
         ([[15.0, 15.0], [15.0]], 12.0, 18.0, (3, 15.0, 0.0, None, None, None, None)),
         # no range: no index
         ([[14.0, 16.0]], None, None, (2, 15.0, None, None, None, None, None)),
     ],
-)  # fmt: skip
+)
 def test_pooled_capability_table(segments, lsl, usl, expect):
     c = pooled_capability([np.asarray(s, dtype=float) for s in segments], lsl, usl)
     got = (c.n, c.mean, c.sigma_within, c.cp, c.cpk, c.pp, c.ppk)
@@ -189,8 +222,13 @@ def test_pooled_capability_table(segments, lsl, usl, expect):
         # a high first mean, then five rises: run of five, yet the line falls.
         # dx -2.5..2.5 (sum of squares 17.5), mean 4, dy 5,-3,-2,-1,0,1: slope -5/17.5;
         # fitted last 4 + 2.5 * slope = 23/7; to the LSL: (23/7) / (5/17.5) = 11.5 batches
-        ([9.0, 1, 2, 3, 4, 5], 0, 30, 5,
-         (6, -5 / 17.5, -500 / 17.5 / 30, 5, "rising", True, 11.5, "lsl")),
+        (
+            [9.0, 1, 2, 3, 4, 5],
+            0,
+            30,
+            5,
+            (6, -5 / 17.5, -500 / 17.5 / 30, 5, "rising", True, 11.5, "lsl"),
+        ),
         # flat: no direction, no limit ahead
         ([5.0, 5.0, 5.0], 0, 30, 6, (3, 0.0, 0.0, 1, None, False, None, None)),
         # heading up with no upper limit: nothing to reach; one-sided: no % of range
@@ -198,11 +236,19 @@ def test_pooled_capability_table(segments, lsl, usl, expect):
         # already beyond the limit: 0 batches left
         ([28.0, 30.0, 32.0], 0, 30, 6, (3, 2.0, 200 / 30, 3, "rising", False, 0.0, "usl")),
     ],
-)  # fmt: skip
+)
 def test_trend_table(means, lsl, usl, run_len, expect):
     t = trend(means, lsl, usl, run_len, "kN")
-    got = (t.points, t.slope_per_batch, t.slope_pct_of_range, t.run, t.direction, t.drift,
-           t.batches_to_limit, t.limit_side)  # fmt: skip
+    got = (
+        t.points,
+        t.slope_per_batch,
+        t.slope_pct_of_range,
+        t.run,
+        t.direction,
+        t.drift,
+        t.batches_to_limit,
+        t.limit_side,
+    )
     assert got == pytest.approx(expect)
     assert t.text.endswith(".")
 
@@ -240,7 +286,12 @@ def test_batch_figures_by_hand():
     assert (f.below_target, f.below_minimum) == (True, False)  # 1.128: between 1.0 and 1.33
     assert (f.excursions, f.action_excursions, f.deviations, f.note) == (0, 0, (), "")
     assert (c.lsl, c.usl, c.limit_set, c.signal, c.unit) == (
-        12.0, 18.0, "press v1", "main_compression_force", "kN")  # fmt: skip
+        12.0,
+        18.0,
+        "press v1",
+        "main_compression_force",
+        "kN",
+    )
 
 
 def test_batch_figures_are_the_batch_reviews():
@@ -249,11 +300,15 @@ def test_batch_figures_are_the_batch_reviews():
     sets = [(lset(action_low=12.0, action_high=18.0, alert_high=17.0), "approved")]
     d = data(1, values)
     (f,) = only(run([d], sets)).batches
-    review = compile_review(ReviewInputs(batch=d.batch, now_us=T0 + 400 * DAY,
-                                         tags=list(d.tags), limit_sets=sets))  # fmt: skip
+    review = compile_review(
+        ReviewInputs(batch=d.batch, now_us=T0 + 400 * DAY, tags=list(d.tags), limit_sets=sets)
+    )
     assert f.capability == review.tags[0].capability
-    assert (f.n, f.mean, f.std) == (review.tags[0].stats.n, review.tags[0].stats.mean,
-                                    review.tags[0].stats.std)  # fmt: skip
+    assert (f.n, f.mean, f.std) == (
+        review.tags[0].stats.n,
+        review.tags[0].stats.mean,
+        review.tags[0].stats.std,
+    )
 
 
 def test_only_good_values_inside_the_batch_period_count():
@@ -336,8 +391,7 @@ def test_limit_set_changing_between_batches():
     assert b1.cpk == pytest.approx(3 / (3 * W)) and b2.cpk == pytest.approx(2 / (3 * W))
     assert (c.lsl, c.usl, c.limit_set) == (13.0, 17.0, "press v2")  # the latest range
     assert c.overall.cpk == pytest.approx(2 / (3 * W))
-    assert any("judged against another range: B-1 (12.00 to 18.00, press v1)" in n
-               for n in c.notes)  # fmt: skip
+    assert any("judged against another range: B-1 (12.00 to 18.00, press v1)" in n for n in c.notes)
 
 
 def test_limit_set_changing_during_a_batch_uses_the_version_at_its_end():
@@ -348,9 +402,11 @@ def test_limit_set_changing_during_a_batch_uses_the_version_at_its_end():
 
 
 def test_proposed_or_rejected_versions_never_count():
-    sets = [(lset(1, 0, action_low=12.0, action_high=18.0), "approved"),
-            (lset(2, 0, action_low=14.5, action_high=15.5), "proposed"),
-            (lset(3, 0, action_low=14.5, action_high=15.5), "rejected")]  # fmt: skip
+    sets = [
+        (lset(1, 0, action_low=12.0, action_high=18.0), "approved"),
+        (lset(2, 0, action_low=14.5, action_high=15.5), "proposed"),
+        (lset(3, 0, action_low=14.5, action_high=15.5), "rejected"),
+    ]
     assert only(run([data(1, [14.0, 16.0])], sets)).limit_set == "press v1"
 
 
@@ -358,16 +414,30 @@ def test_running_other_product_no_press_and_non_press_tags():
     b_run = batch(5, ended=False)
     no_press = BatchData(batch(6), ())
     temp = data(7, [20.0, 21.0], kind="temperature", tag="site/area/compression/trh/temperature")
-    mixed = BatchData(batch(8), (
-        tag_input(batch(8), [14.0, 16.0]),
-        tag_input(batch(8), [40.0, 41.0], tag=OTHER, kind="press"),
-        tag_input(batch(8), [20.0, 21.0], tag="site/area/compression/trh/t", kind="temperature"),
-    ))  # fmt: skip
-    s = summarise(ValidationInputs(
-        now_us=T0 + 400 * DAY, limit_sets=RANGE, product="P",
-        batches=[BatchData(b_run, (tag_input(b_run, [1.0, 2.0]),)), no_press, temp, mixed,
-                 data(9, [14.0, 16.0], product="Q")],
-    ))  # fmt: skip
+    mixed = BatchData(
+        batch(8),
+        (
+            tag_input(batch(8), [14.0, 16.0]),
+            tag_input(batch(8), [40.0, 41.0], tag=OTHER, kind="press"),
+            tag_input(
+                batch(8), [20.0, 21.0], tag="site/area/compression/trh/t", kind="temperature"
+            ),
+        ),
+    )
+    s = summarise(
+        ValidationInputs(
+            now_us=T0 + 400 * DAY,
+            limit_sets=RANGE,
+            product="P",
+            batches=[
+                BatchData(b_run, (tag_input(b_run, [1.0, 2.0]),)),
+                no_press,
+                temp,
+                mixed,
+                data(9, [14.0, 16.0], product="Q"),
+            ],
+        )
+    )
     assert [b.id for b in s.batches] == ["B-8"]
     assert [(e.batch_id, e.reason) for e in s.excluded] == [
         ("B-5", "still running: only ended batches count"),
@@ -404,8 +474,18 @@ def test_batches_are_taken_in_start_order():
 
 
 def tr(alarm, event, at, **detail) -> AlarmTr:
-    return AlarmTr(f"{TAG}#{alarm}", TAG, Priority.HIGH, event, AlarmState.NORMAL,
-                   AlarmState.NORMAL, "system", at, "", detail)  # fmt: skip
+    return AlarmTr(
+        f"{TAG}#{alarm}",
+        TAG,
+        Priority.HIGH,
+        event,
+        AlarmState.NORMAL,
+        AlarmState.NORMAL,
+        "system",
+        at,
+        "",
+        detail,
+    )
 
 
 def test_excursions_from_alarm_transitions():
@@ -429,8 +509,10 @@ def test_excursions_from_alarm_transitions():
 
 def test_excursion_already_active_when_the_batch_started_counts_once():
     b = batch(1)
-    trs = [tr("action_low", AlarmEvent.CONDITION_ACTIVE, b.start_us - 60 * S),
-           tr("action_low", AlarmEvent.CONDITION_CLEARED, b.start_us + 60 * S)]  # fmt: skip
+    trs = [
+        tr("action_low", AlarmEvent.CONDITION_ACTIVE, b.start_us - 60 * S),
+        tr("action_low", AlarmEvent.CONDITION_CLEARED, b.start_us + 60 * S),
+    ]
     (f,) = only(run([BatchData(b, (tag_input(b, [14.0, 16.0], transitions=trs),))])).batches
     assert (f.excursions, f.action_excursions) == (1, 1)
 
@@ -439,12 +521,23 @@ def test_excursion_already_active_when_the_batch_started_counts_once():
 
 
 def dev(i: int, tag: str, batches: tuple[str, ...], status=Status.OPEN, final=None) -> Deviation:
-    ev = Evidence(tag, "compression", ExcursionKind.ACTION, ProductionState.IN_OPERATION,
-                  T0, 10 * S)  # fmt: skip
-    return Deviation(f"DEV-2026-{i:04d}", f"excursion {i}", Source.EXCURSION, status,
-                     Classification.MAJOR, T0 + i, "system", T0 + DAY, T0 + 30 * DAY,
-                     evidence=ev, affected_batch_ids=batches,
-                     final_classification=final)  # fmt: skip
+    ev = Evidence(
+        tag, "compression", ExcursionKind.ACTION, ProductionState.IN_OPERATION, T0, 10 * S
+    )
+    return Deviation(
+        f"DEV-2026-{i:04d}",
+        f"excursion {i}",
+        Source.EXCURSION,
+        status,
+        Classification.MAJOR,
+        T0 + i,
+        "system",
+        T0 + DAY,
+        T0 + 30 * DAY,
+        evidence=ev,
+        affected_batch_ids=batches,
+        final_classification=final,
+    )
 
 
 def test_deviations_linked_per_batch_and_tag():
@@ -465,8 +558,10 @@ def test_deviations_linked_per_batch_and_tag():
 
 def cpk_batches(*cpks: float, means=None) -> list[BatchData]:
     means = means or [15.0] * len(cpks)
-    return [data(i + 1, alternating(m, d_for_cpk(c, m))) for i, (c, m) in
-            enumerate(zip(cpks, means, strict=True))]  # fmt: skip
+    return [
+        data(i + 1, alternating(m, d_for_cpk(c, m)))
+        for i, (c, m) in enumerate(zip(cpks, means, strict=True))
+    ]
 
 
 @pytest.mark.parametrize(
@@ -507,8 +602,12 @@ def test_a_cpk_exactly_at_the_target_is_capable():
 def test_pooled_ppk_catches_batches_far_apart():
     # each batch is tight (Cpk ~ 9) but the means sit at 5 and 25 of a 0..30 range:
     # together the spread is wide. Pooled: mean 15; values 4.9,5.1,... and 24.9,25.1,...
-    batches = [data(1, alternating(5.0, 0.1)), data(2, alternating(25.0, 0.1)),
-               data(3, alternating(5.0, 0.1)), data(4, alternating(25.0, 0.1))]  # fmt: skip
+    batches = [
+        data(1, alternating(5.0, 0.1)),
+        data(2, alternating(25.0, 0.1)),
+        data(3, alternating(5.0, 0.1)),
+        data(4, alternating(25.0, 0.1)),
+    ]
     c = only(run(batches))
     assert all(f.cpk == pytest.approx(5 / (3 * 0.2 / 1.128)) for f in c.batches)
     # 40 values, each (+-10 +- 0.1) from 15: sum of squares 20 * (9.9**2 + 10.1**2)
@@ -548,8 +647,7 @@ def test_policy_is_checked(kw):
 def test_to_dict_is_json_with_zoned_times():
     s = run(cpk_batches(2.0, 1.2, 0.9))
     d = json.loads(json.dumps(s.to_dict(), allow_nan=False))
-    assert d["policy"] == {"cpk_target": 1.33, "cpk_minimum": 1.0, "min_batches": 3,
-                           "trend_run": 6}  # fmt: skip
+    assert d["policy"] == {"cpk_target": 1.33, "cpk_minimum": 1.0, "min_batches": 3, "trend_run": 6}
     assert d["batches"][0]["start"].endswith("Z") and d["compiled"].endswith("Z")
     cpp = d["cpps"][0]
     assert [b["batch_id"] for b in cpp["batches"]] == ["B-1", "B-2", "B-3"]
@@ -580,17 +678,25 @@ def eq(id="press-01", q=None, c=None) -> EquipmentInfo:
 )
 def test_equipment_status_now(q, c, expect):
     (o,) = equipment_overview([eq(q=q, c=c)], [], NOW)
-    got = (o.qualification_status, o.qualification_days_remaining, o.calibration_status,
-           o.calibration_days_remaining)  # fmt: skip
+    got = (
+        o.qualification_status,
+        o.qualification_days_remaining,
+        o.calibration_status,
+        o.calibration_days_remaining,
+    )
     assert got == expect
     assert (o.qualified_until, o.calibration_due) == (
-        None if q is None else q.isoformat(), None if c is None else c.isoformat())  # fmt: skip
+        None if q is None else q.isoformat(),
+        None if c is None else c.isoformat(),
+    )
 
 
 def test_equipment_texts():
     (o,) = equipment_overview([eq(q=date(2026, 9, 30), c=date(2026, 9, 1))], [], NOW)
-    assert o.text == ("qualification valid until 2026-09-30 (8 day(s) left); "
-                      "calibration overdue since 2026-09-01 (21 day(s) ago)")  # fmt: skip
+    assert o.text == (
+        "qualification valid until 2026-09-30 (8 day(s) left); "
+        "calibration overdue since 2026-09-01 (21 day(s) ago)"
+    )
     (o,) = equipment_overview([eq()], [], NOW)
     assert o.text == "qualification not recorded; calibration not recorded"
 
@@ -598,19 +704,23 @@ def test_equipment_texts():
 def test_batches_that_used_equipment_out_of_status():
     until = date(2026, 9, 10)  # qualification holds through 2026-09-10 UTC
     end_of_until = 1_789_084_800 * S  # 2026-09-11T00:00:00Z
-    before = Batch("B-1", "P", ("press-01",), ("compression",), end_of_until - 2 * H,
-                   end_of_until - H)  # fmt: skip
-    across = Batch("B-2", "P", ("press-01",), ("compression",), end_of_until - H,
-                   end_of_until + H)  # fmt: skip
-    after = Batch("B-3", "P", ("press-01",), ("compression",), end_of_until + DAY,
-                  end_of_until + DAY + H)  # fmt: skip
+    before = Batch(
+        "B-1", "P", ("press-01",), ("compression",), end_of_until - 2 * H, end_of_until - H
+    )
+    across = Batch("B-2", "P", ("press-01",), ("compression",), end_of_until - H, end_of_until + H)
+    after = Batch(
+        "B-3", "P", ("press-01",), ("compression",), end_of_until + DAY, end_of_until + DAY + H
+    )
     running = Batch("B-4", "P", ("press-01",), ("compression",), NOW - H, None)
     elsewhere = Batch("B-5", "P", ("press-02",), ("compression",), end_of_until + DAY, None)
     usage = [(b, set(b.equipment)) for b in (after, before, across, running, elsewhere)]
     o, o2 = equipment_overview([eq(q=until), eq("press-02", q=date(2030, 1, 1))], usage, NOW)
     assert o.batches_used == 4 and o2.batches_used == 1
     assert [(u.batch_id, u.qualification_status) for u in o.out_of_status] == [
-        ("B-2", "expired_during_batch"), ("B-3", "expired"), ("B-4", "expired")]  # fmt: skip
+        ("B-2", "expired_during_batch"),
+        ("B-3", "expired"),
+        ("B-4", "expired"),
+    ]
     assert o.out_of_status[2].end_us is None
     assert "qualification valid until 2026-09-10 (expired" in o.out_of_status[1].reason
     assert o.text.endswith("used by 3 batch(es) while out of qualification/calibration")
@@ -622,8 +732,9 @@ def test_batches_that_used_equipment_out_of_status():
 def test_equipment_sorted_by_id_and_usage_through_tags():
     b = Batch("B-1", "P", (), ("compression",), NOW - 2 * DAY, NOW - DAY)
     # the batch names no equipment, but the counter's tags were in its scope
-    out = equipment_overview([eq("pc-01", c=date(2026, 1, 1)), eq("a-press")], [(b, {"pc-01"})],
-                             NOW)  # fmt: skip
+    out = equipment_overview(
+        [eq("pc-01", c=date(2026, 1, 1)), eq("a-press")], [(b, {"pc-01"})], NOW
+    )
     assert [o.id for o in out] == ["a-press", "pc-01"]
     assert [u.calibration_status for u in out[1].out_of_status] == ["overdue"]
 
@@ -660,19 +771,27 @@ def test_gather_from_a_real_store_and_books(tmp_path):
         b2 = [15.0, 17.0] * 10 + [19.0] * 3  # an action excursion above 18 at the end
         for i, (bid, values) in enumerate((("PV-1", b1), ("PV-2", b2))):
             start = t0 + i * 100 * S
-            books.batches.start("mes", Batch(bid, "Paracetamol", ("press-01",),
-                                             ("compression",), start))  # fmt: skip
-            store.commit([Reading(force, v, Quality.GOOD, start + j * S)
-                          for j, v in enumerate(values)])  # fmt: skip
+            books.batches.start(
+                "mes", Batch(bid, "Paracetamol", ("press-01",), ("compression",), start)
+            )
+            store.commit(
+                [Reading(force, v, Quality.GOOD, start + j * S) for j, v in enumerate(values)]
+            )
             store.commit([Reading(speed, 40.0, Quality.BAD, start + S, message="no answer")])
             engine.step()
             books.batches.end("mes", bid, start + 50 * S)
-        books.batches.start("mes", Batch("PV-3", "Paracetamol", ("press-01",),
-                                         ("compression",), t0 + 300 * S))  # fmt: skip
-        books.batches.start("mes", Batch("OTHER-1", "Ibuprofen", ("press-01",),
-                                         ("compression",), t0 + 400 * S, t0 + 450 * S))  # fmt: skip
-        s = process_validation(store, books, cfg, t0 + 500 * S, product="Paracetamol",
-                               policy=Policy(min_batches=2))  # fmt: skip
+        books.batches.start(
+            "mes", Batch("PV-3", "Paracetamol", ("press-01",), ("compression",), t0 + 300 * S)
+        )
+        books.batches.start(
+            "mes",
+            Batch(
+                "OTHER-1", "Ibuprofen", ("press-01",), ("compression",), t0 + 400 * S, t0 + 450 * S
+            ),
+        )
+        s = process_validation(
+            store, books, cfg, t0 + 500 * S, product="Paracetamol", policy=Policy(min_batches=2)
+        )
         capped = process_validation(store, books, cfg, t0 + 500 * S, max_batches=1)
         eqs = {e.id: e for e in equipment_view(books, cfg, t0 + 500 * S)}
     finally:
@@ -783,7 +902,10 @@ def test_equipment_answer(inspector):
     by_id = {e["id"]: e for e in r.json()}
     press = by_id["press-01"]
     assert (press["kind"], press["room"], press["qualified_until"]) == (
-        "tablet_press", "compression", "2027-09-30")  # fmt: skip
+        "tablet_press",
+        "compression",
+        "2027-09-30",
+    )
     assert press["calibration_status"] == "not_recorded" and press["batches_used"] == 0
     today = date.today()
     left = (date(2027, 9, 30) - today).days

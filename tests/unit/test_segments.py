@@ -181,9 +181,9 @@ def test_index_pass_counts_and_catches_up(store):
     assert store.index_segments(max_rows=100) == 100
     assert store.index_segments(max_rows=100) == 50
     assert store.index_segments() == 0
-    rows = store._reader().execute(
-        "select minute_us, n from segments order by minute_us"
-    ).fetchall()
+    rows = (
+        store._reader().execute("select minute_us, n from segments order by minute_us").fetchall()
+    )
     first = (T0 // M) * M
     assert rows == [(first, 40), (first + M, 60), (first + 2 * M, 50)]
 
@@ -203,8 +203,6 @@ def test_retention_deletes_old_segments_only(store):
     store.index_segments()
     first = (T0 // M) * M
     store.apply_retention(first + 2 * M)
-    minutes = [
-        m for (m,) in store._reader().execute("select minute_us from segments order by 1")
-    ]
+    minutes = [m for (m,) in store._reader().execute("select minute_us from segments order by 1")]
     assert minutes == [first + 2 * M, first + 3 * M]
     _same(store, first + 2 * M, 2**62)
