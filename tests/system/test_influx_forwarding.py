@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from collector.reading import Cause, Quality, Reading, now_us
+from collector.reading import Cause, Quality, Reading
 from edge.config import PlantConfig, load_config
 from historian.forwarder import Drain, Forwarder, SendResult, reading_encoder
 from historian.influx import InfluxV1Sink, InfluxV2Sink, reconcile
@@ -33,6 +33,12 @@ pytestmark = pytest.mark.system
 ROOT = Path(__file__).parents[2]
 S = 1_000_000
 DAY = 86_400 * S
+WEEK = 7 * DAY
+# The readings' times are fixed, never "now": InfluxDB 1.x types a field per measurement *and
+# shard*, and the autogen policy's shard groups are 7-day buckets aligned to the Unix epoch, so
+# what a query returns may depend on which shards its range touches. T0 lies in the middle of a
+# shard group (2026-02-26 12:00 UTC, a Thursday + 3.5 days) whatever day the suite runs on.
+T0 = 2930 * WEEK + WEEK // 2
 
 
 def free_port() -> int:
@@ -213,7 +219,7 @@ def forwarder(store, cfg, sink, **kw) -> Forwarder:
 
 
 async def test_store_drained_to_influxd_reconciles_exactly(influxd, db, store, cfg):
-    t0 = now_us() - 3600 * S
+    t0 = T0
     rows = readings(cfg, t0, 400)
     commit(store, rows)
     sink = InfluxV1Sink(influxd.url, db, gzip=True)
@@ -255,7 +261,7 @@ async def test_store_drained_to_influxd_reconciles_exactly(influxd, db, store, c
 
 
 async def test_influxd_killed_and_restarted_mid_stream_loses_nothing(influxd, db, store, cfg):
-    t0 = now_us() - 600 * S
+    t0 = T0
     sink = InfluxV1Sink(influxd.url, db, timeout_s=2)
     fwd = forwarder(
         store,
@@ -302,10 +308,11 @@ async def test_influxd_killed_and_restarted_mid_stream_loses_nothing(influxd, db
 async def test_poison_point_is_quarantined_and_the_rest_lands(influxd, db, store, cfg):
     meta = meta_from_config(cfg)
     victim = "acme-basel/solid-dose/granulation/trh-gran-01/temperature"
-    t0 = now_us() - 3600 * S
-    # InfluxDB types a field per measurement *and shard* (a week here): a legacy string
-    # "value" 30 days ago conflicts only with floats sent into that old shard
+    t0 = T0
+    # a legacy string "value" 30 days before T0 (1.5 days into its shard group) conflicts only
+    # with floats sent into that old shard
     old = t0 - 30 * DAY
+    assert old // WEEK == (old + S) // WEEK != t0 // WEEK  # guards the choice of T0
     r = influxd.write(db, [f'{series_prefix(meta[victim])}value="legacy" {old * 1000}'])
     assert r.status_code == 204, r.text
     rows = readings(cfg, t0, 200)
@@ -327,7 +334,12 @@ async def test_poison_point_is_quarantined_and_the_rest_lands(influxd, db, store
     assert store.outbox_cursor("influxdb") == store.last_reading_id()
     # everything else landed: exact counts in the current range, the legacy point untouched
     await assert_reconciled(influxd.url, db, store, cfg, t0, t0 + DAY)
-    [res] = influxd.query(f"SELECT * FROM reading WHERE time < {(t0 - DAY) * 1000}", db)
+    # the query's range lies inside the old shard only: in a range that also touched T0's shard,
+    # "value" would be typed float there and InfluxDB would leave the string out of the result
+    [res] = influxd.query(
+        f"SELECT * FROM reading WHERE time >= {(old - DAY) * 1000} AND time < {(old + DAY) * 1000}",
+        db,
+    )
     [series] = res["series"]
     assert len(series["values"]) == 1
     assert series["values"][0][series["columns"].index("value")] == "legacy"
@@ -359,7 +371,7 @@ class LandedButUnacked:
 
 
 async def test_forwarder_cancelled_mid_batch_resumes_without_loss(influxd, db, store, cfg):
-    t0 = now_us() - 3600 * S
+    t0 = T0
     rows = readings(cfg, t0, 400)
     commit(store, rows)
     inner = InfluxV1Sink(influxd.url, db)
@@ -384,7 +396,7 @@ async def test_forwarder_cancelled_mid_batch_resumes_without_loss(influxd, db, s
 
 
 async def test_configuration_problems_are_retried_never_quarantined(influxd, store, cfg):
-    commit(store, readings(cfg, now_us() - 60 * S, 2))
+    commit(store, readings(cfg, T0, 2))
     cases = [
         InfluxV1Sink(influxd.url, "no_such_database"),
         InfluxV1Sink(f"http://127.0.0.1:{free_port()}", "edge"),  # nothing listening
@@ -431,7 +443,7 @@ def victoria(tmp_path):
 
 
 async def test_v2_write_api_to_victoriametrics(victoria, store, cfg):
-    t0 = now_us() - 3600 * S
+    t0 = T0
     rows = readings(cfg, t0, 100)
     commit(store, rows)
     sink = InfluxV2Sink(victoria, token="unused", org="gmp", bucket="edge")
