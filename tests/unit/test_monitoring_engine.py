@@ -3,8 +3,6 @@ only by a signed approval, and the configured limits are checked at load."""
 
 from __future__ import annotations
 
-import copy
-import tomllib
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import pytest
 
 from audit.trail import AuditTrail
 from collector.reading import Cause, Quality, Reading, now_us
-from edge.config import ConfigError, load_config, parse_config
+from edge.config import ConfigError
 from edge.service import EdgeService
 from historian.store import Store
 from identity.roles import Role
@@ -22,20 +20,17 @@ from monitoring.engine import Books, MonitoringEngine
 from signatures.manifest import Meaning, SigningRefused
 from signatures.register import SignatureRegister
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "plant.toml"
-BASE = tomllib.loads(EXAMPLE.read_text())
-TEMP = "acme-basel/solid-dose/compression/trh-comp-01/temperature"  # action 24, on-delay 30 s
-S = 1_000_000
+from .conftest import COMPRESSION, PARTICLES, TEMP, index_of, item, small_plant
+
+S = 1_000_000  # TEMP: action high 24, on-delay 30 s
 
 
 @pytest.fixture
 def env(tmp_path):
-    cfg, sha = load_config(EXAMPLE)
-    db = tmp_path / "s.db"
-    cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"path": db})})
-    store = Store(db)
+    cfg, sha = small_plant().load(tmp_path)
+    store = Store(cfg.store.path)
     EdgeService(cfg, sha, store)  # registers the tags
-    trail = AuditTrail(db)
+    trail = AuditTrail(cfg.store.path)
     opened: list[Books] = []
 
     def engine() -> MonitoringEngine:
@@ -58,8 +53,8 @@ def temps(t0: int, seconds: range, value: float) -> list[Reading]:
 
 def test_on_delay_timer_survives_a_restart(env):
     _, store, trail, engine = env
-    t0 = now_us() + 10 * S
     first = engine()
+    t0 = now_us() + 10 * S  # after the limit set the engine put in force as it started
     store.commit(temps(t0, range(20), 25.5))  # 20 s beyond action: still inside the on-delay
     first.step()
     assert first.books.alarms.active() == []
@@ -121,47 +116,51 @@ def test_a_limit_set_goes_into_force_only_with_an_approval_signature(env):
 
 
 def problems(change) -> list[str]:
-    data = copy.deepcopy(BASE)
-    change(data)
+    plant = small_plant()
+    change(plant.data)
     with pytest.raises(ConfigError) as info:
-        parse_config(data, Path("plant.toml"))
+        plant.build(Path("plant.toml"))
     return info.value.problems
 
 
-def entry(data, suffix):
-    return next(e for e in data["limits"] if e["tag"].endswith(suffix))
+def limit_key(tag: str) -> str:
+    """How a problem names the limits entry of ``tag``: its index and its tag."""
+    return f"limits[{index_of(small_plant().data['limits'], tag=tag)}]"
 
 
-@pytest.mark.parametrize(
-    ("change", "expected"),
-    [
-        (
-            lambda d: entry(d, "trh-comp-01/temperature").update(alert_high=24.5),
-            "limits[3](acme-basel/solid-dose/compression/trh-comp-01/temperature).alert_high",
-        ),
-        (
-            lambda d: entry(d, "trh-comp-01/temperature").update(delay_justification=""),
-            "delay_justification",
-        ),
-        (
-            lambda d: entry(d, "trh-comp-01/temperature").update(on_delay_s=-1),
-            "limits[3].on_delay_s",
-        ),
-        (
-            lambda d: d["limits"].append({"tag": "acme-basel/solid-dose/x/y/z", "action_high": 1}),
-            "limits[6].tag: unknown tag",
-        ),
-        (
-            lambda d: entry(d, "particles_0_5").update(action_high=4_000_000),
-            "particles_0_5).action_high",
-        ),
-        (
-            lambda d: d["production"].append({"room": "nowhere", "state": "at_rest"}),
-            "production[2].room: unknown room",
-        ),
-        (lambda d: d["production"][1].update(state="at_rest"), "give either state or state_tag"),
-    ],
-)
+CASES = [
+    (
+        lambda d: item(d["limits"], tag=TEMP).update(alert_high=24.5),
+        f"{limit_key(TEMP)}({TEMP}).alert_high",
+    ),
+    (
+        lambda d: item(d["limits"], tag=TEMP).update(delay_justification=""),
+        "delay_justification",
+    ),
+    (
+        lambda d: item(d["limits"], tag=TEMP).update(on_delay_s=-1),
+        f"{limit_key(TEMP)}.on_delay_s",
+    ),
+    (
+        lambda d: d["limits"].append({"tag": "acme/solid-dose/x/y/z", "action_high": 1}),
+        f"limits[{len(small_plant().data['limits'])}].tag: unknown tag",
+    ),
+    (  # above the Annex 1 Grade D count for 0.5 µm (3 520 000 /m3)
+        lambda d: item(d["limits"], tag=PARTICLES).update(action_high=4_000_000),
+        f"{limit_key(PARTICLES)}({PARTICLES}).action_high",
+    ),
+    (
+        lambda d: d["production"].append({"room": "nowhere", "state": "at_rest"}),
+        f"production[{len(small_plant().data['production'])}].room: unknown room",
+    ),
+    (
+        lambda d: item(d["production"], room=COMPRESSION).update(state="at_rest"),
+        "give either state or state_tag",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "expected"), CASES)
 def test_bad_limits_refuse_to_start_with_the_key_path(change, expected):
     got = problems(change)
     assert any(expected in p for p in got), got
