@@ -4,6 +4,7 @@ broker restart, retained status, last will, MES batch commands."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import os
@@ -12,8 +13,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from monitoring.records import AlarmBook
 from mqttlink import MqttConfig, MqttPublisher
 from mqttlink.payloads import SCHEMAS, validate
 from tests.system.conftest import require_tool
+from tests.waiting import until, until_sync
 
 pytestmark = pytest.mark.system
 
@@ -64,7 +64,7 @@ class Mosquitto:
         self.workdir = workdir
         (workdir / "data").mkdir(parents=True, exist_ok=True)
         self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(
+        self.base_conf = (
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             # as root mosquitto would switch to user 'mosquitto', who cannot write tmp_path
@@ -76,18 +76,24 @@ class Mosquitto:
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)])
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"mosquitto exited with {self.proc.returncode}: {self.log()[-2000:]}")
+    def start(self, only_client_prefix: str | None = None) -> None:
+        """Start and wait until it listens. ``only_client_prefix``: refuse every client whose
+        id does not start with it (mosquitto's ``clientid_prefixes``)."""
+        extra = f"clientid_prefixes {only_client_prefix}\n" if only_client_prefix else ""
+        self.conf.write_text(self.base_conf + extra)
+        proc = self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)])
+
+        def up() -> str | None:
+            if proc.poll() is not None:
+                return "exited"
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
+                    return "listening"
             except OSError:
-                time.sleep(0.05)
-        pytest.fail(f"mosquitto did not listen on {self.port}")
+                return None
+
+        if until_sync(up, 10, f"mosquitto listening on {self.port}") == "exited":
+            pytest.fail(f"mosquitto exited with {proc.returncode}: {self.log()[-2000:]}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -98,6 +104,11 @@ class Mosquitto:
     def log(self) -> str:
         p = self.workdir / "mosquitto.log"
         return p.read_text(errors="replace") if p.exists() else ""
+
+    def subacks_to(self, client_id: str) -> int:
+        """SUBACKs the broker has sent to ``client_id`` (its log is written as it goes): once
+        one is sent, the subscription is in place for every message the broker takes after."""
+        return self.log().count(f"Sending SUBACK to {client_id}\n")
 
 
 @pytest.fixture
@@ -118,7 +129,8 @@ class Msg:
 
 @dataclass
 class Subscriber:
-    """A paho client in its own thread that records what it receives."""
+    """A paho client in its own thread that records what it receives. Constructed once the
+    broker has confirmed its subscriptions (SUBACK): from then on nothing is missed."""
 
     port: int
     topics: list[str]
@@ -128,12 +140,13 @@ class Subscriber:
 
     def __post_init__(self):
         self.lock = threading.Lock()
-        self.connected = threading.Event()
+        self.subscribed = threading.Event()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5
         )
         self.client.reconnect_delay_set(1, 1)
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         props = None
         if self.persistent:
@@ -143,12 +156,16 @@ class Subscriber:
             "127.0.0.1", self.port, 5, clean_start=not self.persistent, properties=props
         )
         self.client.loop_start()
-        assert self.connected.wait(5), "subscriber did not connect"
+        if not self.subscribed.wait(30):
+            self.close()
+            pytest.fail("subscriber did not connect and subscribe")
 
     def _on_connect(self, client, userdata, flags, reason, properties):
-        for t in self.topics:
-            client.subscribe(t, qos=1)
-        self.connected.set()
+        client.subscribe([(t, 1) for t in self.topics])
+
+    def _on_subscribe(self, client, userdata, mid, reasons, properties):
+        assert not any(r.is_failure for r in reasons), reasons
+        self.subscribed.set()
 
     def _on_message(self, client, userdata, msg):
         with self.lock:
@@ -161,14 +178,6 @@ class Subscriber:
     def close(self):
         self.client.disconnect()
         self.client.loop_stop()
-
-
-async def until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or pred}")
-        await asyncio.sleep(0.02)
 
 
 def make_cfg(port: int, client_id: str, **kw) -> MqttConfig:
@@ -235,7 +244,7 @@ def save_alarm(book: AlarmBook, i: int, tag: str = DP) -> None:
 def alarm_ids(store: Store) -> list[int]:
     import sqlite3
 
-    with sqlite3.connect(store.path) as c:
+    with contextlib.closing(sqlite3.connect(store.path)) as c:
         return [r[0] for r in c.execute("select id from alarm_transitions order by id")]
 
 
@@ -247,7 +256,7 @@ class Running:
         self.stop = asyncio.Event()
         self.task = asyncio.create_task(pub.run(self.stop))
 
-    async def connected(self, timeout: float = 10) -> None:
+    async def connected(self, timeout: float = 30) -> None:
         await until(lambda: self.pub.status().connected, timeout, "publisher connected")
 
     async def close(self) -> None:
@@ -320,17 +329,20 @@ async def test_report_by_exception_suppresses_unchanged_values(broker, store):
                 Reading(DP, d, Quality.GOOD, T0 + i * S),
             ]
         batch.append(Reading(TEMP, 20.0, Quality.UNCERTAIN, T0 + 10 * S))  # quality changed
+        # QoS 0 over one connection arrives in publish order: once the sentinel (a tag not seen
+        # before, so never filtered) is in, everything published before it is in too
+        batch.append(Reading(PC, 1.0, Quality.GOOD, T0 + 11 * S))
         store.commit(batch)
         pub.committed()
-        await until(lambda: store.outbox_cursor("mqtt", "readings") == store.last_reading_id())
-        await asyncio.sleep(0.3)  # QoS 0: let the last ones land
+        await until(lambda: sub.on(f"{PREFIX}/solid-dose/compression/pc-01"), what="sentinel")
         got_t = [m.body["value"] for m in sub.on(f"{PREFIX}/solid-dose/granulation/trh-01")]
         got_d = [m.body["value"] for m in sub.on(f"{PREFIX}/solid-dose/granulation/dp-01")]
         assert got_t == [20.0, 20.1, 20.0, 20.0]
         assert got_d == [10.0, 10.6, 9.0]
         st = pub.status()
-        assert st.published_readings == 7 and st.filtered == 13 - 7
-        assert store.count_readings() == 13  # the store keeps everything
+        assert st.published_readings == 7 + 1 and st.filtered == 13 - 7
+        assert store.count_readings() == 13 + 1  # the store keeps everything
+        await until(lambda: store.outbox_cursor("mqtt", "readings") == store.last_reading_id())
     finally:
         await run.close()
         sub.close()
@@ -341,12 +353,13 @@ async def test_alarm_and_deviation_events_qos1_exactly_once_in_order(broker, sto
     sub = Subscriber(broker.port, [f"{PREFIX}/events/#"])
     pub = MqttPublisher(make_cfg(broker.port, "edge-ev"), store.path, UNITS, SITE)
     run = Running(pub)
+    dev_seqs: list[int] = []
     try:
         await run.connected()
         for i in range(60):
             save_alarm(book, i, DP if i % 3 else PC)
             if i % 20 == 0:
-                trail.append(
+                entry = trail.append(
                     "qa.anna",
                     "deviation.raise",
                     "deviation",
@@ -355,15 +368,32 @@ async def test_alarm_and_deviation_events_qos1_exactly_once_in_order(broker, sto
                     None,
                     {"status": "open", "classification": "major"},
                 )
+                dev_seqs.append(entry.seq)
             if i % 7 == 0:
                 pub.committed()
+            # pacing kept: events trickle in while the publisher runs (commits interleave with
+            # publishing); no assertion depends on how long this takes
             await asyncio.sleep(0.005)
         trail.append("qa.anna", "batch.started", "batch", "B1", "", None, {})  # not a deviation
         pub.committed()
         ids = alarm_ids(store)
-        await until(lambda: len(sub.on(f"{PREFIX}/events/alarms/")) >= 60, what="60 alarm events")
-        await until(lambda: len(sub.on(f"{PREFIX}/events/deviations")) >= 3, what="deviations")
-        await asyncio.sleep(0.5)  # duplicates would show up now
+        # cursors acked after PUBACK only, up to the last event
+        await until(lambda: store.outbox_cursor("mqtt", "alarms") == ids[-1], what="alarm cursor")
+        await until(lambda: store.outbox_cursor("mqtt", "deviations") == dev_seqs[-1])
+        await until(lambda: pub.status().events_pending == 0, what="backlog counted down to 0")
+        assert pub.status().published_events == 63
+        # a duplicate would be published before events committed after everything was acked:
+        # one sentinel per stream, and absence is proven by order, not by a wait
+        save_alarm(book, 60, PC)
+        dev_seqs.append(trail.append("qa.anna", "deviation.close", "deviation", "DEV-S").seq)
+        pub.committed()
+        ids = alarm_ids(store)
+
+        def arrived(prefix: str, seq: int) -> bool:
+            return any(m.body["seq"] == seq for m in sub.on(prefix))
+
+        await until(lambda: arrived(f"{PREFIX}/events/alarms/", ids[-1]), what="alarm sentinel")
+        await until(lambda: arrived(f"{PREFIX}/events/deviations", dev_seqs[-1]), what="sentinel")
         alarms = sub.on(f"{PREFIX}/events/alarms/")
         assert_schema(alarms, "gmp-edge/alarm-event/1")
         assert [m.body["seq"] for m in alarms] == ids  # exactly once, in commit order
@@ -381,15 +411,14 @@ async def test_alarm_and_deviation_events_qos1_exactly_once_in_order(broker, sto
             "DEV-2026-0000",
             "DEV-2026-0020",
             "DEV-2026-0040",
+            "DEV-S",
         ]
         assert devs[0].body["action"] == "raise" and devs[0].body["changes"]["status"] == "open"
-        seqs = [d.body["seq"] for d in devs]
-        assert seqs == sorted(seqs)
-        # cursors acked after PUBACK only, up to the last event
+        assert [d.body["seq"] for d in devs] == dev_seqs  # exactly once, in audit order
         await until(lambda: store.outbox_cursor("mqtt", "alarms") == ids[-1], what="alarm cursor")
-        await until(lambda: store.outbox_cursor("mqtt", "deviations") == seqs[-1])
-        st = pub.status()
-        assert st.published_events == 63 and st.events_pending == 0
+        await until(lambda: store.outbox_cursor("mqtt", "deviations") == dev_seqs[-1])
+        await until(lambda: pub.status().events_pending == 0, what="backlog counted down to 0")
+        assert pub.status().published_events == 63 + 2
     finally:
         await run.close()
         sub.close()
@@ -409,18 +438,28 @@ async def test_broker_restart_mid_stream_loses_no_events(broker, store, books):
             save_alarm(book, committed)
             committed += 1
             pub.committed()
+            # pacing kept: alarms keep coming while the broker goes away and comes back; no
+            # assertion depends on how long this takes
             await asyncio.sleep(0.01)
 
     try:
         await run.connected()
         await produce(40)
+        before = alarm_ids(store)
         broker.stop()  # events may be in flight right now
         await until(lambda: not pub.status().connected, what="publisher noticed")
-        cursor_down = store.outbox_cursor("mqtt", "alarms")
         await produce(40)  # committed while the broker is down
-        await asyncio.sleep(0.3)
-        assert store.outbox_cursor("mqtt", "alarms") == cursor_down  # nothing acked meanwhile
-        await until(lambda: pub.status().events_pending >= 40, what="backlog counted")
+        down = alarm_ids(store)
+
+        def unacked() -> int:  # events after the cursor on disk
+            cursor = store.outbox_cursor("mqtt", "alarms")
+            return sum(1 for i in down if i > cursor)
+
+        # the publisher has counted all 80 committed events: each one after its cursor pending
+        await until(lambda: pub.status().events_pending == unacked(), what="backlog counted")
+        # only PUBACKs from before the stop can have moved the cursor: none of the 40 new ones
+        assert store.outbox_cursor("mqtt", "alarms") <= before[-1]
+        assert pub.status().events_pending >= 40
         broker.start()
         await produce(total - 80)
         ids = alarm_ids(store)
@@ -441,17 +480,30 @@ async def test_broker_restart_mid_stream_loses_no_events(broker, store, books):
 
 
 async def test_retained_status_for_a_late_subscriber_and_clean_stop(broker, store):
+    # watches the status topics from before the publisher connects: what it received, the
+    # broker has taken (and retained)
+    watch = Subscriber(broker.port, [f"{PREFIX}/status/#"])
+    room_topic = f"{PREFIX}/status/rooms/granulation"
+
+    def room_states() -> list[str]:
+        return [m.body["state"] for m in watch.on(room_topic)]
+
     pub = MqttPublisher(make_cfg(broker.port, "edge-status"), store.path, UNITS, SITE)
     pub.publish_room_status("granulation", {"state": "in_operation", "batch": "B-42"})
     run = Running(pub)
     try:
         await run.connected()
+        # the status kept from before the connection is republished on connect
+        await until(lambda: room_states() == ["in_operation"], what="room status republished")
         pub.publish_device_status("dp-01", {"connected": True, "last_error": None})
         pub.publish_room_status("granulation", {"state": "at_rest", "batch": None})
-        await asyncio.sleep(0.3)
+        await until(lambda: watch.on(f"{PREFIX}/status/devices/dp-01"), what="device status")
+        await until(lambda: room_states() == ["in_operation", "at_rest"], what="room status")
         late = Subscriber(broker.port, [f"{PREFIX}/status/#"])
-        await until(lambda: len(late.on(f"{PREFIX}/status/")) >= 3, what="retained status")
-        got = {m.topic: m for m in late.on(f"{PREFIX}/status/")}
+        await until(lambda: len({m.topic for m in late.on(PREFIX)}) == 3, what="retained status")
+        got: dict[str, Msg] = {}
+        for m in late.on(f"{PREFIX}/status/"):
+            got.setdefault(m.topic, m)  # the first on each topic is the retained one
         late.close()
         edge = got[f"{PREFIX}/status/edge"]
         room = got[f"{PREFIX}/status/rooms/granulation"]
@@ -465,6 +517,7 @@ async def test_retained_status_for_a_late_subscriber_and_clean_stop(broker, stor
         assert_schema([dev], "gmp-edge/device-status/1")
     finally:
         await run.close()
+        watch.close()
     late = Subscriber(broker.port, [f"{PREFIX}/status/edge"])
     await until(lambda: late.on(f"{PREFIX}/status/edge"), what="retained edge status")
     edge = late.on(f"{PREFIX}/status/edge")[0]
@@ -524,7 +577,8 @@ async def test_mes_batch_commands_reach_the_callback_or_are_rejected_with_a_reas
     mes = Subscriber(broker.port, [f"{PREFIX}/commands/rejected"], "mes")
     try:
         await run.connected()
-        await asyncio.sleep(0.3)  # the subscription is made on connect
+        # the box subscribes on connect: commands sent before the broker has it are lost
+        await until(lambda: broker.subacks_to("edge-cmd") == 1, what="command subscription")
 
         def send(body: object) -> None:
             raw = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -573,29 +627,36 @@ async def test_mes_batch_commands_reach_the_callback_or_are_rejected_with_a_reas
 
 async def test_broker_stop_leaves_the_last_will_retained_until_the_box_reconnects(broker, store):
     # mosquitto publishes the wills of its clients when it shuts down (and persists retained)
-    pub = MqttPublisher(
-        make_cfg(broker.port, "edge-bstop", reconnect_min_s=4, reconnect_max_s=4),
-        store.path,
-        UNITS,
-        SITE,
-    )
+    topic = f"{PREFIX}/status/edge"
+    watch = Subscriber(broker.port, [topic])
+    pub = MqttPublisher(make_cfg(broker.port, "edge-bstop"), store.path, UNITS, SITE)
     run = Running(pub)
     try:
         await run.connected()
-        await asyncio.sleep(0.3)
+        await until(lambda: any(m.body["online"] for m in watch.on(topic)), what="birth")
+        watch.close()
+        # back up, but refusing the box: the will is what a subscriber finds, however long
+        # the box waits before it tries again (no race with its reconnect delay)
         broker.stop()
-        broker.start()
-        late = Subscriber(broker.port, [f"{PREFIX}/status/edge"])
-        await until(lambda: late.on(PREFIX), what="retained edge status after broker restart")
-        will = late.on(PREFIX)[0]
+        broker.start(only_client_prefix="qa-")
+        late = Subscriber(broker.port, [topic], "qa-late")
+        await until(lambda: late.on(topic), what="retained edge status after broker restart")
+        will = late.on(topic)[0]
         late.close()
         assert will.retain and will.body["online"] is False
         assert will.body["reason"] == "connection lost"
-        await until(lambda: pub.status().connects == 2, 15, "publisher back")
-        await asyncio.sleep(0.3)
-        late = Subscriber(broker.port, [f"{PREFIX}/status/edge"])
-        await until(lambda: late.on(PREFIX), what="birth after reconnect")
-        assert late.on(PREFIX)[0].body["online"] is True
+        assert pub.status().connects == 1
+        # back up for everyone: the box reconnects and its birth replaces the will
+        broker.stop()
+        broker.start()
+        watch = Subscriber(broker.port, [topic])
+        await until(lambda: any(m.body["online"] for m in watch.on(topic)), what="birth again")
+        await until(lambda: pub.status().connects == 2, what="publisher back")
+        late = Subscriber(broker.port, [topic])
+        await until(lambda: late.on(topic), what="retained birth after reconnect")
+        first = late.on(topic)[0]
         late.close()
+        assert first.retain and first.body["online"] is True
     finally:
         await run.close()
+        watch.close()
