@@ -1,15 +1,15 @@
 """Configuration: the shipped example loads; every kind of bad input is refused by name."""
 
 import copy
-import tomllib
 from pathlib import Path
 
 import pytest
 
 from edge.config import ConfigError, load_config, parse_config
 
+from .conftest import COMPRESSION, PRESS, RH, TEMP, TRH, PlantBuilder, index_of, item, small_plant
+
 EXAMPLE = Path(__file__).parents[2] / "examples" / "plant.toml"
-BASE = tomllib.loads(EXAMPLE.read_text())
 
 
 def test_example_is_valid():
@@ -20,8 +20,35 @@ def test_example_is_valid():
     assert {d.protocol for d in cfg.devices} == {"modbus", "opcua"}
 
 
-def tag_index(data, suffix):
-    return next(i for i, t in enumerate(data["tags"]) if t["path"].endswith(suffix))
+def base() -> PlantBuilder:
+    """The small plant with a scaled 16-bit register (a signed 0.1 unit raw value)."""
+    plant = small_plant()
+    plant.tag(
+        TRH,
+        "temperature_raw",
+        unit="degC",
+        modbus={"function": "input", "address": 4, "data_type": "int16", "scale": 0.1},
+    )
+    return plant
+
+
+BASE = base().data
+RAW = f"{TEMP}_raw"
+T = TEMP
+
+
+def at(section: str, **match) -> str:
+    """``section[i](id)`` of the item ``match`` selects, as a problem names it."""
+    i = index_of(BASE[section], **match)
+    return f"{section}[{i}]({next(iter(match.values()))})"
+
+
+def tag(data, path):
+    return item(data["tags"], path=path)
+
+
+def device(data, device_id):
+    return item(data["devices"], id=device_id)
 
 
 def mutate(fn):
@@ -30,10 +57,10 @@ def mutate(fn):
     return data
 
 
-def swap_source(data, suffix, kind, source):
-    tag = data["tags"][tag_index(data, suffix)]
-    tag.pop("modbus", None)
-    tag[kind] = source
+def swap_source(data, path, kind, source):
+    t = tag(data, path)
+    t.pop("modbus", None)
+    t[kind] = source
 
 
 def problems(data):
@@ -42,52 +69,49 @@ def problems(data):
     return str(info.value)
 
 
-T = "granulation/trh-gran-01/temperature"
-
-
 CASES = [
     ("unknown top-level key", lambda d: d.update(sites={}), "sites: Extra inputs"),
     (
         "unknown device key (typo)",
-        lambda d: d["devices"][0].update(polling_interval=1),
-        "devices[0](pc-gran-01).polling_interval: Extra inputs",
+        lambda d: device(d, TRH).update(polling_interval=1),
+        f"{at('devices', id=TRH)}.polling_interval: Extra inputs",
     ),
     (
         "port out of range",
-        lambda d: d["devices"][1].update(port=70000),
-        "devices[1](trh-gran-01).port: Input should be less than or equal to 65535 (got 70000)",
+        lambda d: device(d, TRH).update(port=70000),
+        f"{at('devices', id=TRH)}.port: Input should be less than or equal to 65535 (got 70000)",
     ),
     (
         "negative poll interval",
-        lambda d: d["devices"][1].update(poll_interval_s=-1),
+        lambda d: device(d, TRH).update(poll_interval_s=-1),
         "poll_interval_s: Input should be greater than 0 (got -1)",
     ),
     (
         "unknown protocol",
-        lambda d: d["devices"][1].update(protocol="profibus"),
-        "devices[1](trh-gran-01)",
+        lambda d: device(d, TRH).update(protocol="profibus"),
+        at("devices", id=TRH),
     ),
     (
         "duplicate tag path",
-        lambda d: d["tags"].append(copy.deepcopy(d["tags"][tag_index(d, T)])),
-        "path: duplicate 'acme-basel/solid-dose/granulation/trh-gran-01/temperature'",
+        lambda d: d["tags"].append(copy.deepcopy(tag(d, T))),
+        f"path: duplicate '{T}'",
     ),
     (
         "duplicate device id",
-        lambda d: d["devices"].append(copy.deepcopy(d["devices"][1])),
-        "devices[6](trh-gran-01).id: duplicate 'trh-gran-01'",
+        lambda d: d["devices"].append(copy.deepcopy(device(d, TRH))),
+        f"devices[{len(BASE['devices'])}]({TRH}).id: duplicate '{TRH}'",
     ),
     (
         "word order on a 16-bit value",
-        lambda d: d["tags"][tag_index(d, "dp1_raw")]["modbus"].update(word_order="little"),
+        lambda d: tag(d, RAW)["modbus"].update(word_order="little"),
         "word_order set on a 16-bit value (int16)",
     ),
     (
         "register overlap with conflicting types",
         lambda d: d["tags"].append(
-            {
-                "path": "acme-basel/solid-dose/granulation/trh-gran-01/rh_int",
-                "device": "trh-gran-01",
+            {  # holding registers 1..2: the second half of RH and the first of TEMP
+                "path": f"{RH}_int",
+                "device": TRH,
                 "modbus": {"address": 1, "data_type": "int32"},
             }
         ),
@@ -95,38 +119,33 @@ CASES = [
     ),
     (
         "unknown device on a tag",
-        lambda d: d["tags"][0].update(device="pc-nowhere"),
-        "tags[0](acme-basel/solid-dose/granulation/pc-gran-01/particles_0_5).device: "
-        "unknown device 'pc-nowhere'",
+        lambda d: tag(d, T).update(device="pc-nowhere"),
+        f"{at('tags', path=T)}.device: unknown device 'pc-nowhere'",
     ),
     (
         "path with an unknown room",
-        lambda d: d["tags"][tag_index(d, T)].update(
-            path="acme-basel/solid-dose/packaging/trh-gran-01/temperature"
-        ),
+        lambda d: tag(d, T).update(path=T.replace(f"/{COMPRESSION}/", "/packaging/")),
         "unknown room 'packaging'",
     ),
     (
         "path with the wrong site",
-        lambda d: d["tags"][tag_index(d, T)].update(
-            path="other/solid-dose/granulation/trh-gran-01/temperature"
-        ),
+        lambda d: tag(d, T).update(path="other/" + T.split("/", 1)[1]),
         "site segment 'other'",
     ),
     (
         "path that is not five segments",
-        lambda d: d["tags"][tag_index(d, T)].update(path="acme-basel/temperature"),
+        lambda d: tag(d, T).update(path="acme/temperature"),
         "is not site/area/room/equipment/signal",
     ),
     (
         "two sources on one tag",
-        lambda d: d["tags"][tag_index(d, T)].update(opcua={"node_id": "ns=2;s=X"}),
+        lambda d: tag(d, T).update(opcua={"node_id": "ns=2;s=X"}),
         "exactly one of modbus, record or opcua",
     ),
     (
         "opcua source on a modbus device",
         lambda d: swap_source(d, T, "opcua", {"node_id": "ns=2;s=X"}),
-        "device 'trh-gran-01' is Modbus",
+        f"device '{TRH}' is Modbus",
     ),
     (
         "record source on a device without record mode",
@@ -135,17 +154,17 @@ CASES = [
     ),
     (
         "adjacent room unknown",
-        lambda d: d["rooms"][0].update(adjacent=["warehouse"]),
-        "rooms[0](granulation).adjacent[0]: unknown room 'warehouse'",
+        lambda d: item(d["rooms"], id=COMPRESSION).update(adjacent=["warehouse"]),
+        f"{at('rooms', id=COMPRESSION)}.adjacent[0]: unknown room 'warehouse'",
     ),
     (
         "grade not a GMP grade",
-        lambda d: d["rooms"][0].update(grade="E"),
-        "rooms[0](granulation).grade",
+        lambda d: item(d["rooms"], id=COMPRESSION).update(grade="E"),
+        f"{at('rooms', id=COMPRESSION)}.grade",
     ),
     (
         "valid range inverted",
-        lambda d: d["tags"][tag_index(d, T)].update(valid_min=50.0, valid_max=10.0),
+        lambda d: tag(d, T).update(valid_min=50.0, valid_max=10.0),
         "valid_min 50.0 must be below valid_max 10.0",
     ),
     (
@@ -155,25 +174,33 @@ CASES = [
     ),
     (
         "scale zero",
-        lambda d: d["tags"][tag_index(d, "dp1_raw")]["modbus"].update(scale=0),
+        lambda d: tag(d, RAW)["modbus"].update(scale=0),
         "scale 0",
     ),
     (
         "opcua security half set",
-        lambda d: d["devices"][5].update(security_mode="Sign"),
+        lambda d: device(d, PRESS).update(security_mode="Sign"),
         "must both be 'None' or both be set",
     ),
     (
         "reconnect min above max",
-        lambda d: d["devices"][1].update(reconnect_min_s=60, reconnect_max_s=5),
+        lambda d: device(d, TRH).update(reconnect_min_s=60, reconnect_max_s=5),
         "reconnect_min_s: 60",
     ),
     (
         "commit interval above one second",
-        lambda d: d["store"].update(commit_interval_s=5),
+        lambda d: d.setdefault("store", {}).update(commit_interval_s=5),
         "store.commit_interval_s",
     ),
 ]
+
+
+def test_the_base_plant_is_valid():
+    assert {t.path for t in parse_config(copy.deepcopy(BASE), Path("plant.toml")).tags} >= {
+        T,
+        RH,
+        RAW,
+    }
 
 
 @pytest.mark.parametrize(("name", "change", "expected"), CASES, ids=[c[0] for c in CASES])
@@ -185,10 +212,11 @@ def test_bad_config_is_refused_with_key_path(name, change, expected):
 
 def test_address_below_base(tmp_path):
     def change(d):
-        d["devices"][1]["address_base"] = 1
-        d["tags"][tag_index(d, "trh-gran-01/rh")]["modbus"]["address"] = 0
+        device(d, TRH)["address_base"] = 1
+        tag(d, RH)["modbus"]["address"] = 0
 
-    assert "below the device's address_base 1" in problems(mutate(change))
+    expected = f"{at('tags', path=RH)}.modbus.address: 0 is below the device's address_base 1"
+    assert expected in problems(mutate(change))
 
 
 def test_not_toml(tmp_path):
@@ -205,8 +233,8 @@ def test_missing_file(tmp_path):
 
 def test_every_problem_is_reported_at_once():
     def change(d):
-        d["tags"][0]["device"] = "x1"
-        d["tags"][1]["device"] = "x2"
+        tag(d, T)["device"] = "x1"
+        tag(d, RH)["device"] = "x2"
 
     text = problems(mutate(change))
     assert "'x1'" in text and "'x2'" in text
