@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 
 from collector.reading import Cause, Quality
-from edge.config import load_config
 from historian.lineprotocol import (
     TagMeta,
     encode_event,
@@ -21,6 +19,8 @@ from historian.lineprotocol import (
     quote_string,
 )
 from historian.store import StoredReading
+
+from .conftest import STATE, TEMP, small_plant
 
 T = 1_790_000_000_123_456  # us
 NS = T * 1000
@@ -293,18 +293,19 @@ def test_tag_meta_from_path():
     assert TagMeta.from_path("s/a/r/e/sig/extra").signal == "sig/extra"
 
 
-def test_meta_from_example_config():
-    cfg, _ = load_config(Path(__file__).parents[2] / "examples" / "plant.toml")
+def test_meta_from_config():
+    cfg = small_plant().build()
     meta = meta_from_config(cfg)
     assert set(meta) == {t.path for t in cfg.tags}
-    m = meta["acme-basel/solid-dose/granulation/trh-gran-01/temperature"]
+    m = meta[TEMP]
     assert (m.site, m.area, m.room, m.equipment, m.signal) == (
-        "acme-basel",
+        "acme",
         "solid-dose",
-        "granulation",
-        "trh-gran-01",
+        "compression",
+        "trh-01",
         "temperature",
     )
     assert m.grade == "D"
     assert m.kind == "temperature"
-    assert m.unit == next(t.unit for t in cfg.tags if t.path.endswith("trh-gran-01/temperature"))
+    assert m.unit == "degC"
+    assert meta[STATE].unit == "" and meta[STATE].kind == "state"
