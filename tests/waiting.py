@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -25,11 +25,11 @@ class Timeout(AssertionError):
 
 
 async def until(
-    probe: Callable[[], T | Awaitable[T]],
+    probe: Callable[[], Any],
     timeout: float = 30.0,
     what: str = "",
     poll_s: float = POLL_S,
-) -> T:
+) -> Any:
     """Return the first truthy value of ``probe()`` (sync or async), or fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -38,7 +38,7 @@ async def until(
         if inspect.isawaitable(value):
             value = await value
         if value:
-            return value  # type: ignore[return-value]
+            return value
         last = value
         if time.monotonic() >= deadline:
             raise Timeout(f"not within {timeout} s: {what or probe!r} (last: {last!r})")

@@ -397,7 +397,7 @@ async def test_forwarder_cancelled_mid_batch_resumes_without_loss(influxd, db, s
 
 async def test_configuration_problems_are_retried_never_quarantined(influxd, store, cfg):
     commit(store, readings(cfg, T0, 2))
-    cases = [
+    cases: list[InfluxV1Sink | InfluxV2Sink] = [
         InfluxV1Sink(influxd.url, "no_such_database"),
         InfluxV1Sink(f"http://127.0.0.1:{free_port()}", "edge"),  # nothing listening
         InfluxV2Sink(influxd.url, "token", "org", "bucket"),  # 1.6 serves no /api/v2/write
@@ -499,6 +499,7 @@ def poison_encoder(cfg, poisoned: set[int]):
 
     def encode(r):
         line = base(r)
+        assert line is not None
         return line.replace("quality=", "POISON=") if r.ts_us in poisoned else line
 
     return encode

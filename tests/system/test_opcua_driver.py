@@ -123,7 +123,8 @@ class LocalPress:
             ("BatchId", ua.Variant(BATCH, ua.VariantType.String)),
         ]
         for n, v in values:
-            dv = ua.DataValue(v, SourceTimestamp=stamp, ServerTimestamp=stamp)
+            # asyncua annotates timestamps with its own DateTime type, a datetime at run time
+            dv = ua.DataValue(v, SourceTimestamp=stamp, ServerTimestamp=stamp)  # type: ignore[arg-type]
             await self.server.write_attribute_value(self._nodes[n].nodeid, dv)
 
     async def set_limits(self, max_read: int, max_items: int) -> None:
