@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +15,6 @@ from audit.chain import Break
 from audit.trail import AuditTrail
 from collector.reading import Quality, Reading, now_us
 from deviations.batch import Batch
-from edge.config import load_config
 from edge.service import EdgeService
 from historian.store import Gap, Store
 from limits.model import LimitSet, TagLimits, Threshold
@@ -31,6 +30,8 @@ from review.compile import (
     limit_versions_in_force,
 )
 from review.gather import review_batch
+
+from .conftest import COMPRESSION, PRESS, TEMP, small_plant
 
 S = 1_000_000
 T0 = 1_790_000_000 * S  # 2026-09-21T...Z
@@ -410,24 +411,23 @@ def test_compile_is_fast_enough_for_500_tags_8h():
         )
         for i in range(500)
     ]
-    import time
-
     b = Batch("B", "P", ("e",), tuple(f"r{i}" for i in range(20)), T0, T0 + 8 * H)
-    t = time.perf_counter()
-    compile_review(ReviewInputs(batch=b, now_us=T0 + 9 * H, tags=tags))
-    assert time.perf_counter() - t < 10  # the bench holds the real target (< 2 s)
+    # CPU time of this process, not wall time: other work on a shared machine does not count
+    cpu = time.process_time()
+    r = compile_review(ReviewInputs(batch=b, now_us=T0 + 9 * H, tags=tags))
+    assert time.process_time() - cpu < 10  # the bench holds the real target (< 2 s)
+    assert len(r.tags) == 500 and {t.good for t in r.tags} == {n}
 
 
 # ------------------------------------------------------------------ gather (store)
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "plant.toml"
-TEMP = "acme-basel/solid-dose/compression/trh-comp-01/temperature"  # action 24, on-delay 30 s
-
 
 def test_review_batch_gathers_from_a_real_store_and_books(tmp_path):
-    cfg, sha = load_config(EXAMPLE)
-    db = tmp_path / "s.db"
-    cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"path": db})})
+    plant = small_plant()  # TEMP: action high 24, on-delay 30 s
+    plant.room("granulation").modbus("trh-02", "granulation", "trh_transmitter")
+    outside = plant.tag("trh-02", "temperature", "temperature", "degC")  # not in the batch
+    cfg, sha = plant.load(tmp_path)
+    db = cfg.store.path
     store = Store(db)
     EdgeService(cfg, sha, store)  # registers the tags
     store.start_run(sha, [t.path for t in cfg.tags])
@@ -437,10 +437,11 @@ def test_review_batch_gathers_from_a_real_store_and_books(tmp_path):
         engine = MonitoringEngine(cfg, sha, store, books)
         engine.start()
         t0 = now_us() + 5 * S
-        books.batches.start("qa1", Batch("B-7", "Ibuprofen", ("press-01",), ("compression",), t0))
+        books.batches.start("qa1", Batch("B-7", "Ibuprofen", (PRESS,), (COMPRESSION,), t0))
         store.commit([Reading(TEMP, 21.0, Quality.GOOD, t0 + i * S) for i in range(30)])
         store.commit([Reading(TEMP, 25.5, Quality.GOOD, t0 + i * S) for i in range(30, 90)])
         store.commit([Reading(TEMP, 21.0, Quality.GOOD, t0 + i * S) for i in range(90, 200)])
+        store.commit([Reading(outside, 21.0, Quality.GOOD, t0 + i * S) for i in range(200)])
         engine.step()
         books.batches.end("qa1", "B-7", t0 + 200 * S)
         r = review_batch(store, books, trail, cfg, "B-7", t0 + 300 * S)
@@ -467,5 +468,6 @@ def test_review_batch_gathers_from_a_real_store_and_books(tmp_path):
     assert r.deviations and r.deviations[0].status == "open"
     assert r.readiness is not None
     assert "deviation_open" in {b.code for b in r.readiness.blockers}
-    assert all(t.room == "compression" or t.equipment == "press-01" for t in r.tags)
+    assert outside not in {t.tag for t in r.tags}
+    assert all(t.room == COMPRESSION or t.equipment == PRESS for t in r.tags)
     json.dumps(r.to_dict())
