@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
-from datetime import date
-from pathlib import Path
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -40,6 +39,8 @@ from review.validation import (
     summarise,
     trend,
 )
+
+from .conftest import COMPRESSION, COUNTER, FORCE, PRESS, PRODUCT, SPEED, STATE, small_plant
 
 S = 1_000_000
 H = 3600 * S
@@ -745,18 +746,17 @@ def test_equipment_sorted_by_id_and_usage_through_tags():
 def test_gather_from_a_real_store_and_books(tmp_path):
     from audit.trail import AuditTrail
     from collector.reading import Quality, Reading, now_us
-    from edge.config import load_config
     from edge.service import EdgeService
     from historian.store import Store
     from monitoring.engine import Books, MonitoringEngine
     from review.validation_gather import equipment_view, process_validation
 
-    example = Path(__file__).parents[2] / "examples" / "plant.toml"
-    comp = "acme-basel/solid-dose/compression"
-    force, speed = f"{comp}/press-01/main_compression_force", f"{comp}/press-01/turret_speed"
-    cfg, sha = load_config(example)
-    db = tmp_path / "s.db"
-    cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"path": db})})
+    force, speed = FORCE, SPEED
+    # qualified for a year from today (UTC): the view below is taken a few seconds from now
+    qualified = datetime.now(UTC).date() + timedelta(days=365)
+    plant = small_plant().update("equipment", "id", PRESS, qualified_until=qualified)
+    cfg, sha = plant.load(tmp_path)
+    db = cfg.store.path
     store = Store(db)
     EdgeService(cfg, sha, store)  # registers the tags
     store.start_run(sha, [t.path for t in cfg.tags])
@@ -766,14 +766,12 @@ def test_gather_from_a_real_store_and_books(tmp_path):
         engine = MonitoringEngine(cfg, sha, store, books)
         engine.start()
         t0 = now_us() + 5 * S
-        store.commit([Reading(f"{comp}/press-01/state", "EXECUTE", Quality.GOOD, t0 - S)])
+        store.commit([Reading(STATE, "EXECUTE", Quality.GOOD, t0 - S)])
         b1 = [14.0, 16.0] * 10  # mean 15, every moving range 2
         b2 = [15.0, 17.0] * 10 + [19.0] * 3  # an action excursion above 18 at the end
         for i, (bid, values) in enumerate((("PV-1", b1), ("PV-2", b2))):
             start = t0 + i * 100 * S
-            books.batches.start(
-                "mes", Batch(bid, "Paracetamol", ("press-01",), ("compression",), start)
-            )
+            books.batches.start("mes", Batch(bid, "Paracetamol", (PRESS,), (COMPRESSION,), start))
             store.commit(
                 [Reading(force, v, Quality.GOOD, start + j * S) for j, v in enumerate(values)]
             )
@@ -781,13 +779,11 @@ def test_gather_from_a_real_store_and_books(tmp_path):
             engine.step()
             books.batches.end("mes", bid, start + 50 * S)
         books.batches.start(
-            "mes", Batch("PV-3", "Paracetamol", ("press-01",), ("compression",), t0 + 300 * S)
+            "mes", Batch("PV-3", "Paracetamol", (PRESS,), (COMPRESSION,), t0 + 300 * S)
         )
         books.batches.start(
             "mes",
-            Batch(
-                "OTHER-1", "Ibuprofen", ("press-01",), ("compression",), t0 + 400 * S, t0 + 450 * S
-            ),
+            Batch("OTHER-1", "Ibuprofen", (PRESS,), (COMPRESSION,), t0 + 400 * S, t0 + 450 * S),
         )
         s = process_validation(
             store, books, cfg, t0 + 500 * S, product="Paracetamol", policy=Policy(min_batches=2)
@@ -815,10 +811,10 @@ def test_gather_from_a_real_store_and_books(tmp_path):
     assert c.overall.n == 43 and c.verdict == NOT_CAPABLE
     assert cpps[speed].batches[0].n == 0  # Bad readings only
     assert [b.id for b in capped.batches] == ["OTHER-1"] and "newest 1 of 3" in capped.notes[0]
-    press = eqs["press-01"]
+    press = eqs[PRESS]
     assert press.qualification_status == "qualified" and press.calibration_status == "not_recorded"
     assert press.batches_used == 4 and press.out_of_status == ()
-    assert eqs["pc-comp-01"].batches_used == 4  # its tags were in the batches' room
+    assert eqs[COUNTER].batches_used == 4  # its tags were in the batches' room
 
 
 # --------------------------------------------------------------------------- the API
@@ -840,13 +836,15 @@ def test_answer_models_match_the_summary_exactly():
     assert set(typing.get_args(CppOut.model_fields["verdict"].annotation)) == set(VERDICTS)
 
 
+PRESS_QUALIFIED = date(2027, 9, 30)
+
+
 @pytest.fixture
 def inspector(tmp_path):
     import warnings
 
     from audit.trail import AuditTrail
     from edge.api_wiring import build_api
-    from edge.config import load_config
     from edge.service import EdgeService
     from historian.store import Store
     from identity.roles import Role
@@ -855,10 +853,9 @@ def inspector(tmp_path):
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
 
-    cfg, sha = load_config(Path(__file__).parents[2] / "examples" / "plant.toml")
-    db = tmp_path / "s.db"
-    cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"path": db})})
-    store, trail = Store(db), AuditTrail(db)
+    plant = small_plant().update("equipment", "id", PRESS, qualified_until=PRESS_QUALIFIED)
+    cfg, sha = plant.load(tmp_path)
+    store, trail = Store(cfg.store.path), AuditTrail(cfg.store.path)
     parts = build_api(cfg, EdgeService(cfg, sha, store), trail)
     token = parts.directory.create_token("system", "insp", Role.INSPECTOR, "test")
     c = TestClient(parts.app, base_url="http://127.0.0.1")
@@ -873,7 +870,7 @@ def inspector(tmp_path):
     "params, status, phrase",
     [
         ({}, 200, None),
-        ({"product": "Paracetamol 500 mg tablets", "start": "2026-01-01T00:00:00Z"}, 200, None),
+        ({"product": PRODUCT, "start": "2026-01-01T00:00:00Z"}, 200, None),
         ({"start": "2026-01-01T00:00:00"}, 400, "start '2026-01-01T00:00:00' has no time zone"),
         ({"end": "2026-01-01T00:00:00"}, 400, "end '2026-01-01T00:00:00' has no time zone"),
         ({"start": "2026-02-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, 400, "not before"),
@@ -896,21 +893,32 @@ def test_process_validation_parameters(inspector, params, status, phrase):
         assert body["compiled"].endswith("Z")
 
 
-def test_equipment_answer(inspector):
+@pytest.mark.parametrize(
+    ("now", "left", "status"),
+    [
+        (datetime(2026, 9, 21, 14, 13, 20, tzinfo=UTC), 374, "qualified"),
+        (datetime(2027, 9, 30, 23, 59, 59, tzinfo=UTC), 0, "qualified"),  # the last day
+        (datetime(2027, 10, 1, 0, 0, 0, tzinfo=UTC), -1, "expired"),
+    ],
+    ids=["a year ahead", "last day", "day after"],
+)
+def test_equipment_answer(inspector, monkeypatch, now, left, status):
+    import api.validation_routes
+
+    # the route's clock is fixed: days remaining count UTC calendar days from that instant
+    monkeypatch.setattr(api.validation_routes, "now_us", lambda: int(now.timestamp()) * S)
     r = inspector.get("/api/equipment")
     assert r.status_code == 200
     by_id = {e["id"]: e for e in r.json()}
-    press = by_id["press-01"]
+    press = by_id[PRESS]
     assert (press["kind"], press["room"], press["qualified_until"]) == (
         "tablet_press",
-        "compression",
-        "2027-09-30",
+        COMPRESSION,
+        PRESS_QUALIFIED.isoformat(),
     )
     assert press["calibration_status"] == "not_recorded" and press["batches_used"] == 0
-    today = date.today()
-    left = (date(2027, 9, 30) - today).days
     assert press["qualification_days_remaining"] == left
-    assert press["qualification_status"] == ("qualified" if left >= 0 else "expired")
+    assert press["qualification_status"] == status
 
 
 def test_the_page_loads_its_script_and_style_under_a_strict_csp(inspector):
