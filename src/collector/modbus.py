@@ -3,6 +3,12 @@
 One connection and one request in flight per device; every call has a timeout;
 reconnects back off exponentially up to a cap; one dead device never stalls the
 others because each device runs in its own task.
+
+The driver reaches the device through one seam, :class:`ModbusTransport`: by default a
+pymodbus ``AsyncModbusTcpClient`` per connection (:func:`pymodbus_transport`); the unit
+tests pass the in-memory mock backend of :mod:`collector.modbus_fake` instead, together
+with a :class:`Clock` and an event loop on virtual time, so they need no socket and no
+real time.
 """
 
 from __future__ import annotations
@@ -10,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
@@ -68,6 +75,106 @@ def _what(function: Function, address: int, count: int) -> str:
     return f"FC{int(function):02d} {address}+{count}"
 
 
+class ModbusResponse(Protocol):
+    """What the driver reads from an answer: pymodbus's ``ModbusPDU`` has this shape.
+
+    An error answer also carries ``exception_code`` (the driver reads it with ``getattr``).
+    """
+
+    @property
+    def registers(self) -> Sequence[int]:
+        """The registers read (empty for a write or an error answer)."""
+        ...
+
+    def isError(self) -> bool:  # noqa: N802 (pymodbus's name)
+        """True for a Modbus exception answer."""
+        ...
+
+
+class ModbusTransport(Protocol):
+    """One Modbus TCP connection to a device, as the driver uses it: the driver's only seam.
+
+    Each call either returns an answer (possibly an exception answer), raises
+    ``ModbusException`` or ``OSError`` when the link fails, or never returns (the driver's
+    own timeout ends it). ``pymodbus.client.AsyncModbusTcpClient`` satisfies this as is.
+    """
+
+    @property
+    def connected(self) -> bool:
+        """True while the connection is open."""
+        ...
+
+    async def connect(self) -> bool:
+        """Open the connection; False when it cannot be opened."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        ...
+
+    def read_holding_registers(
+        self, address: int, *, count: int, device_id: int
+    ) -> Awaitable[ModbusResponse]:
+        """FC03: ``count`` holding registers from PDU ``address`` of unit ``device_id``."""
+        ...
+
+    def read_input_registers(
+        self, address: int, *, count: int, device_id: int
+    ) -> Awaitable[ModbusResponse]:
+        """FC04: ``count`` input registers from PDU ``address`` of unit ``device_id``."""
+        ...
+
+    def write_register(
+        self, address: int, value: int, *, device_id: int
+    ) -> Awaitable[ModbusResponse]:
+        """FC06: write one holding register of unit ``device_id``."""
+        ...
+
+
+TransportFactory = Callable[[ModbusDeviceSpec], ModbusTransport]
+"""Makes a new, unconnected transport for a device; called once per connect attempt."""
+
+
+def pymodbus_transport(spec: ModbusDeviceSpec) -> ModbusTransport:
+    """The real transport: a pymodbus TCP client that leaves retries and reconnects to us."""
+    return AsyncModbusTcpClient(
+        spec.host,
+        port=spec.port,
+        timeout=spec.timeout_s,
+        retries=0,
+        reconnect_delay=0,  # we own reconnects (capped backoff, status, gaps)
+        name=spec.device_id,
+    )
+
+
+class Clock(Protocol):
+    """Where the driver takes time from; tests inject a virtual one.
+
+    Sleeps and request timeouts run on the event loop's clock, so a test that injects a
+    clock also runs the driver on a loop whose ``time()`` is the clock's ``monotonic``.
+    """
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps (reconnect backoff, poll schedule)."""
+        ...
+
+    def now_us(self) -> int:
+        """Wall-clock time in integer microseconds since the Unix epoch (reading times)."""
+        ...
+
+
+class SystemClock:
+    """The real clocks: ``time.monotonic`` and :func:`collector.reading.now_us`."""
+
+    def monotonic(self) -> float:
+        """``time.monotonic()``."""
+        return time.monotonic()
+
+    def now_us(self) -> int:
+        """:func:`collector.reading.now_us`."""
+        return now_us()
+
+
 # tag, first and end offset of its registers in the response, decoder
 _PointDecoder = tuple[str, int, int, Callable[[Sequence[int]], float | Decoded]]
 
@@ -89,7 +196,13 @@ class ModbusDriver(Driver):
         points: Sequence[RegisterPoint] = (),
         record_points: Sequence[RecordPoint] = (),
         last_record_s: int | None = None,
+        *,
+        transport_factory: TransportFactory = pymodbus_transport,
+        clock: Clock | None = None,
+        backoff: Backoff | None = None,
     ):
+        """``transport_factory``, ``clock`` and ``backoff`` are seams for tests: by default
+        a pymodbus client, the system clocks and a jittered backoff from the spec."""
         self.spec = spec
         self.points = list(points)
         self.record_points = list(record_points)
@@ -115,8 +228,10 @@ class ModbusDriver(Driver):
         self.status = DeviceStatus(
             spec.device_id, "modbus", f"{spec.host}:{spec.port} unit {spec.unit_id}"
         )
-        self._client: AsyncModbusTcpClient | None = None
-        self._backoff = Backoff(spec.reconnect_min_s, spec.reconnect_max_s)
+        self._new_transport = transport_factory
+        self._clock: Clock = clock or SystemClock()
+        self._client: ModbusTransport | None = None
+        self._backoff = backoff or Backoff(spec.reconnect_min_s, spec.reconnect_max_s)
         self._next_attempt = 0.0  # monotonic time of the next connect attempt
         self._pending_gap: tuple[int, int, str] | None = None  # overwritten device records
 
@@ -129,14 +244,7 @@ class ModbusDriver(Driver):
 
     async def _connect(self) -> bool:
         self.status.state = LinkState.CONNECTING
-        client = AsyncModbusTcpClient(
-            self.spec.host,
-            port=self.spec.port,
-            timeout=self.spec.timeout_s,
-            retries=0,
-            reconnect_delay=0,  # we own reconnects (capped backoff, status, gaps)
-            name=self.spec.device_id,
-        )
+        client = self._new_transport(self.spec)
         try:
             ok = await asyncio.wait_for(client.connect(), timeout=self.spec.timeout_s * 2)
         except (TimeoutError, OSError, ModbusException) as exc:
@@ -167,7 +275,7 @@ class ModbusDriver(Driver):
 
     def _error(self, message: str) -> None:
         self.status.last_error = message
-        self.status.last_error_us = now_us()
+        self.status.last_error_us = self._clock.now_us()
 
     # -- requests ------------------------------------------------------------------
 
@@ -331,12 +439,12 @@ class ModbusDriver(Driver):
 
     async def poll_once(self) -> list[Reading]:
         """One poll: connect if due and possible, read everything, one reading per tag."""
-        ts = now_us()
+        ts = self._clock.now_us()
         if self._client is None:
-            if time.monotonic() < self._next_attempt:
+            if self._clock.monotonic() < self._next_attempt:
                 return self._all_bad(ts, self.status.last_error or "not connected", Cause.NETWORK)
             if not await self._connect():
-                self._next_attempt = time.monotonic() + self._backoff.next_delay()
+                self._next_attempt = self._clock.monotonic() + self._backoff.next_delay()
                 return self._all_bad(ts, self.status.last_error or "not connected", Cause.NETWORK)
             self._backoff.reset()
         t0 = time.perf_counter()
@@ -354,7 +462,7 @@ class ModbusDriver(Driver):
     async def run(self, sink: Sink, stop: asyncio.Event) -> None:
         """Poll on schedule until ``stop``; see :class:`collector.driver.Driver`."""
         interval = self.spec.poll_interval_s
-        due = time.monotonic()
+        due = self._clock.monotonic()
         try:
             while not stop.is_set():
                 try:
@@ -362,7 +470,9 @@ class ModbusDriver(Driver):
                 except Exception as exc:  # a bug must not stop collection silently
                     log.exception("%s poll failed", self.spec.device_id)
                     self._fail_link(f"collector error: {exc!r}")
-                    readings = self._all_bad(now_us(), f"collector error: {exc!r}", Cause.COLLECTOR)
+                    readings = self._all_bad(
+                        self._clock.now_us(), f"collector error: {exc!r}", Cause.COLLECTOR
+                    )
                 self._account(readings)
                 await sink.put(readings)
                 if self._pending_gap is not None:
@@ -375,23 +485,23 @@ class ModbusDriver(Driver):
                     await asyncio.sleep(0)
                     continue
                 due += interval
-                late = time.monotonic() - due
+                late = self._clock.monotonic() - due
                 if late > 0:
                     missed = int(late // interval) + 1
                     self.status.missed_polls += missed
-                    skipped_from = now_us() - int(late * 1_000_000)
+                    skipped_from = self._clock.now_us() - int(late * 1_000_000)
                     due += missed * interval
                     if any(r.quality is not Quality.BAD for r in readings):
                         # a failing device is already in a gap; only a healthy one needs this
                         await sink.gap(
                             [p.tag for p in self.points],
                             skipped_from,
-                            now_us(),
+                            self._clock.now_us(),
                             Cause.COLLECTOR,
                             f"{missed} poll(s) missed: the poll took longer than "
                             f"the {interval:g} s interval",
                         )
-                if await sleep_or_stop(stop, due - time.monotonic()):
+                if await sleep_or_stop(stop, due - self._clock.monotonic()):
                     break
         finally:
             if self._client is not None:
@@ -405,4 +515,4 @@ class ModbusDriver(Driver):
         if readings and all(r.quality is Quality.BAD for r in readings):
             self.status.failed_polls += 1
         elif readings:
-            self.status.last_good_us = now_us()
+            self.status.last_good_us = self._clock.now_us()
