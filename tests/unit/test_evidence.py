@@ -15,8 +15,6 @@ import random
 import sqlite3
 import stat
 import struct
-import subprocess
-import sys
 import threading
 import tracemalloc
 import zipfile
@@ -41,7 +39,6 @@ from deviations.model import (
     ProductionState,
     Source,
 )
-from edge.config import load_config
 from evidence import keys, readings_csv
 from evidence import verify as ev
 from evidence.package import EvidenceError, build_package
@@ -52,15 +49,22 @@ from monitoring.engine import Books
 from signatures.manifest import Meaning
 from signatures.register import SignatureRegister
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "plant.toml"
+from .conftest import COMPRESSION, PRESS, RH, STATE, TEMP, PlantBuilder, small_plant, tag_path
+
 S = 1_000_000
 T0 = 1_790_000_000_000_000  # 2026-09-21 UTC
 END = T0 + 120 * S
 NOW = T0 + 3600 * S
-TEMP = "acme-basel/solid-dose/compression/trh-comp-01/temperature"
-RH = "acme-basel/solid-dose/compression/trh-comp-01/rh"
-PRESS = "acme-basel/solid-dose/compression/press-01/state"
-OUTSIDE = "acme-basel/solid-dose/granulation/trh-gran-01/temperature"
+GRANULATION = "granulation"
+OUTSIDE = tag_path(GRANULATION, "trh-02", "temperature")  # outside every batch here
+
+
+def plant() -> PlantBuilder:
+    """The small plant and a second room with a temperature of its own."""
+    b = small_plant()
+    b.room(GRANULATION).modbus("trh-02", GRANULATION, "trh_transmitter")
+    assert b.tag("trh-02", "temperature", "temperature", "degC") == OUTSIDE
+    return b
 
 
 class Decisions:
@@ -77,8 +81,9 @@ class Decisions:
 
 class Env:
     def __init__(self, tmp: Path):
-        self.cfg, _ = load_config(EXAMPLE)
-        self.db = tmp / "s.db"
+        self.cfg, _ = plant().load(tmp)
+        self.config_path = tmp / "plant.toml"
+        self.db = self.cfg.store.path
         self.store = Store(self.db)
         self.store.register_tags((t.path, t.unit, t.kind.value, t.device) for t in self.cfg.tags)
         self.trail = AuditTrail(self.db)
@@ -101,7 +106,7 @@ class Env:
             books=self.books,
             signatures=self.register,
             cfg=self.cfg,
-            config_path=EXAMPLE,
+            config_path=self.config_path,
             batch_id=batch_id,
             review=kw.get("review", {"verdict": "ready", "reviewer": "qa.ann"}),
             key_path=self.key_path,
@@ -116,14 +121,14 @@ def populate(env: Env) -> None:
         "eng.eve", LimitSet("LS-comp", 0, 0, "initial", "eng.eve"), "first limits"
     )
     b.limit_sets.approve("qa.ann", "LS-comp", ls.version, T0 - 10 * S)
-    b.batches.start("op.olga", Batch("B-1", "Paracetamol 500", ("press-01",), ("compression",), T0))
+    b.batches.start("op.olga", Batch("B-1", "Paracetamol 500", (PRESS,), (COMPRESSION,), T0))
     readings = []
     for i in range(-5, 130):  # some before the window, some after
         readings.append(Reading(TEMP, 21.0 + i / 100, Quality.GOOD, T0 + i * S))
         readings.append(Reading(RH, 40.5, Quality.GOOD, T0 + i * S + 1))
         readings.append(Reading(OUTSIDE, 20.0, Quality.GOOD, T0 + i * S))
     readings.append(Reading.bad(TEMP, T0 + 30 * S + 5, 'timeout, "no answer"', Cause.NETWORK))
-    readings.append(Reading(PRESS, "EXECUTE", Quality.GOOD, T0 + 3 * S, T0 + 2 * S))
+    readings.append(Reading(STATE, "EXECUTE", Quality.GOOD, T0 + 3 * S, T0 + 2 * S))
     env.store.commit(readings)
     env.store.record_gap(TEMP, T0 + 30 * S, T0 + 32 * S, Cause.NETWORK, "missed polls")
     env.store.record_gap(OUTSIDE, T0 + 30 * S, T0 + 32 * S, Cause.NETWORK, "missed polls")
@@ -146,7 +151,7 @@ def populate(env: Env) -> None:
         affected_batch_ids=("B-1",),
         evidence=Evidence(
             tag=TEMP,
-            room="compression",
+            room=COMPRESSION,
             kind=ExcursionKind.ACTION,
             production_state=ProductionState.IN_OPERATION,
             start_us=T0 + 40 * S,
@@ -254,7 +259,7 @@ def test_package_builds_and_verifies(env):
         "manifest.json",
         "manifest.sig",
     ]
-    assert m["config/plant.toml"] == EXAMPLE.read_bytes()
+    assert m["config/plant.toml"] == env.config_path.read_bytes()
     assert m["public_key.pem"] == keys.public_pem(keys.load_or_create(env.key_path))
 
     report = ev.verify_package(info.path, fp)
@@ -269,7 +274,7 @@ def test_package_builds_and_verifies(env):
     # window [T0, T0+120 s): 120 each for TEMP and RH, one Bad TEMP, one press state
     assert man["readings"]["per_tag"][TEMP] == 121
     assert man["readings"]["per_tag"][RH] == 120
-    assert man["readings"]["per_tag"][PRESS] == 1
+    assert man["readings"]["per_tag"][STATE] == 1
     assert OUTSIDE not in man["readings"]["per_tag"]
     assert info.readings == man["readings"]["rows"] == 242
     assert man["counts"] == {
@@ -287,7 +292,7 @@ def test_package_builds_and_verifies(env):
     bad = [r for r in rows if r["quality"] == "bad"]
     assert len(bad) == 1 and bad[0]["message"] == 'timeout, "no answer"'
     assert bad[0]["cause"] == "network" and bad[0]["value"] == ""
-    press = next(r for r in rows if r["tag"] == PRESS)
+    press = next(r for r in rows if r["tag"] == STATE)
     assert press["text"] == "EXECUTE" and press["ts_source_us"] == str(T0 + 2 * S)
     assert press["ts_edge"] == "2026-09-21T14:13:23.000000Z"
     assert press["ts"] == press["ts_source"] == "2026-09-21T14:13:22.000000Z"
@@ -331,7 +336,7 @@ def test_output_is_deterministic(env):
 
 
 def test_in_progress_batch_and_unknown_batch(env):
-    env.books.batches.start("op.olga", Batch("B-2", "P", (), ("compression",), T0 + 60 * S))
+    env.books.batches.start("op.olga", Batch("B-2", "P", (), (COMPRESSION,), T0 + 60 * S))
     info = env.build(batch_id="B-2", now_us=T0 + 90 * S, review=None)
     man = json.loads(members(info.path)["manifest.json"])
     assert man["window"]["batch_in_progress"] is True
@@ -562,16 +567,9 @@ def test_command_line(env, capsys):
     assert "VERIFIED" in capsys.readouterr().out
     assert ev.main(["verify", str(info.path), "--fingerprint", "00" * 32]) == 1
     assert "PROBLEM: public_key.pem" in capsys.readouterr().out
-    src = Path(__file__).parents[2] / "src"
-    run = subprocess.run(
-        [sys.executable, "-m", "evidence", "verify", str(info.path)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(src)},
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    assert "VERIFIED" in run.stdout
+    assert ev.main(["verify", str(info.path)]) == 0  # without a fingerprint, as in a shell
+    assert "VERIFIED" in capsys.readouterr().out
+    # `python -m evidence` in a process of its own: tests/system/test_evidence_cli.py
 
 
 # ------------------------------------------------------------------------------- scale
@@ -580,7 +578,7 @@ def test_command_line(env, capsys):
 def test_large_export_streams(tmp_path):
     e = Env(tmp_path)
     try:
-        e.books.batches.start("op", Batch("B-9", "P", (), ("compression",), T0))
+        e.books.batches.start("op", Batch("B-9", "P", (), (COMPRESSION,), T0))
         e.books.batches.end("op", "B-9", T0 + 100_000 * S)
         tags = [TEMP, RH]
         for start in range(0, 100_000, 25_000):
@@ -663,11 +661,11 @@ def tricky_readings(n: int = 3000, seed: int = 7) -> list[Reading]:
     for i in range(n):
         ts = T0 + i * S // 10
         kind = i % 17
-        tag = (TEMP, RH, PRESS, OUTSIDE)[i % 4]
+        tag = (TEMP, RH, STATE, OUTSIDE)[i % 4]
         if kind == 0:
             out.append(Reading(TEMP, EDGE_VALUES[(i // 17) % len(EDGE_VALUES)], Quality.GOOD, ts))
         elif kind == 1:
-            out.append(Reading(PRESS, TEXTS[(i // 17) % len(TEXTS)], Quality.GOOD, ts))
+            out.append(Reading(STATE, TEXTS[(i // 17) % len(TEXTS)], Quality.GOOD, ts))
         elif kind == 2:
             out.append(
                 Reading.bad(tag, ts, TEXTS[(i // 17) % len(TEXTS)] + ", no answer", Cause.NETWORK)
@@ -716,7 +714,7 @@ def test_readings_csv_gives_every_stored_value_back_bit_for_bit(env):
     rows = csv_rows(members(info.path)["readings.csv"])
     with sqlite3.connect(env.db) as conn:
         ids = {p: tid for tid, p in conn.execute("select id, path from tags")}
-        scope = [ids[TEMP], ids[RH], ids[PRESS]]
+        scope = [ids[TEMP], ids[RH], ids[STATE]]
         stored = conn.execute(
             "select tag_id, ts_us, ts_edge_us, ts_source_us, value, quality, text, message,"
             f" cause from readings where tag_id in ({','.join('?' * len(scope))})"
@@ -752,7 +750,7 @@ def test_readings_csv_gives_every_stored_value_back_bit_for_bit(env):
 
 def test_fast_export_is_byte_for_byte_the_row_by_row_formatter(env):
     env.store.commit(tricky_readings(5000))
-    ids = scope_ids(env.db, [TEMP, RH, PRESS])
+    ids = scope_ids(env.db, [TEMP, RH, STATE])
     start, end = T0 - 30 * S, T0 + 400 * S
     reference = export(env.db, ids, start, end, fast=False)
     assert len(csv_rows(reference)) > 3000
@@ -876,7 +874,11 @@ def test_snapshot_readers_see_one_state_while_the_collector_commits(env):
 
 
 def test_pipeline_stops_every_thread_on_the_first_failure():
-    before = threading.active_count()
+    before = set(threading.enumerate())
+
+    def left_running() -> list[threading.Thread]:
+        """Threads started since ``before`` that are still alive (the pipeline's own)."""
+        return [t for t in threading.enumerate() if t not in before]
 
     def worker(a: int, b: int) -> tuple[list[bytes], int]:
         if a == 5:
@@ -885,7 +887,7 @@ def test_pipeline_stops_every_thread_on_the_first_failure():
 
     with pytest.raises(ValueError, match="boom"):
         readings_csv._pipeline([(i, i) for i in range(40)], [worker, worker], lambda d: None)
-    assert threading.active_count() == before
+    assert left_running() == []
     written: list[bytes] = []
 
     def write(data: bytes) -> None:
@@ -896,7 +898,7 @@ def test_pipeline_stops_every_thread_on_the_first_failure():
     ok = lambda a, b: ([b"%d," % a], 1)  # noqa: E731
     with pytest.raises(OSError, match="disk full"):
         readings_csv._pipeline([(i, i) for i in range(40)], [ok, ok, ok], write)
-    assert threading.active_count() == before and written == [b"0,", b"1,", b"2,"]
+    assert left_running() == [] and written == [b"0,", b"1,", b"2,"]
     out: list[bytes] = []
     assert readings_csv._pipeline([(i, i) for i in range(25)], [ok] * 3, out.append) == 25
     assert out == [b"%d," % i for i in range(25)]  # in job order
