@@ -82,9 +82,14 @@ def make(
 
 
 async def deliver(sub: _TrackedSubscription, msg: ua.NotificationMessage) -> None:
+    """Publish ``msg`` and wait for the handler tasks it started to finish.
+
+    asyncua hands each notification to the handler in a task of its own: those are the
+    tasks that did not exist before the publish, and awaiting them is the whole delivery.
+    """
+    before = asyncio.all_tasks()
     await sub.publish_callback(ua.PublishResult(SubscriptionId=7, NotificationMessage=msg))
-    for _ in range(5):  # asyncua hands each notification to the handler in its own task
-        await asyncio.sleep(0)
+    await asyncio.gather(*(asyncio.all_tasks() - before))
 
 
 GOOD = ua.StatusCodes.Good
