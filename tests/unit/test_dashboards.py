@@ -24,6 +24,8 @@ from edge.config import PlantConfig, load_config
 from limits.model import TagLimits, Threshold
 from monitoring.setup import build_limit_set
 
+from .conftest import COMPRESSION, CORRIDOR, COUNTER, PRESS, SITE, SPEED, TEMP, TRH, small_plant
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "plant.toml"
 DOCKER_PLANT = ROOT / "deploy" / "docker-plant.toml"
@@ -31,9 +33,46 @@ DASH_DIR = ROOT / "deploy" / "grafana" / "dashboards"
 DEPLOY = ROOT / "deploy"
 
 
+GRANULATION = "granulation"
+DP = "dp-01"
+DP_GRAN = f"{SITE}/solid-dose/{GRANULATION}/{DP}/dp_granulation_corridor"  # preset dp_min only
+FLOW = f"{SITE}/solid-dose/{COMPRESSION}/{COUNTER}/flow"  # polled every 2 s
+PARTICLES = f"{SITE}/solid-dose/{COMPRESSION}/{COUNTER}/particles_0_5"  # from records
+
+
+def dashboard_plant() -> PlantConfig:
+    """The small plant with what every dashboard panel kind needs: a second room with a
+    pair of DP transmitters to the corridor (one limited by a preset alone), a polled status
+    and an unclassified signal, and the press parameters the press dashboard shows."""
+    b = small_plant()
+    b.room(GRANULATION, "D", adjacent=[CORRIDOR], iso_class=8)
+    b.modbus(DP, GRANULATION, "dp_transmitter", unit_id=3)
+    for signal in ("dp_granulation_corridor", "dp_compression_corridor"):
+        b.tag(DP, signal, "dp", "Pa", valid_min=-1250.0, valid_max=1250.0)
+    b.limit(DP_GRAN, preset="dp_min", priority="high")
+    b.tag(
+        COUNTER,
+        "flow",
+        "status",
+        "CFM",
+        modbus={"address": 22, "data_type": "uint16", "scale": 0.01},
+    )
+    b.tag(TRH, "dew_point", "other", "degC")
+    for signal, unit in (
+        ("pre_compression_force", "kN"),
+        ("ejection_force", "N"),
+        ("tablet_weight", "mg"),
+        ("hardness", "N"),
+    ):
+        b.tag(PRESS, signal, "press_parameter", unit)
+    cfg = b.build()
+    assert {DP_GRAN, FLOW, PARTICLES} <= {t.path for t in cfg.tags}
+    return cfg
+
+
 @pytest.fixture(scope="module")
 def cfg() -> PlantConfig:
-    return load_config(EXAMPLE)[0]
+    return dashboard_plant()
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +265,7 @@ def test_threshold_steps(lim: TagLimits | None, expected: list[tuple[str, float 
 
 
 def test_preset_limits_come_from_the_limit_set(cfg: PlantConfig, boards: Any) -> None:
-    # dp_granulation_corridor has only `preset = "dp_min"` in the TOML: 10 / 13 Pa
+    # dp_granulation_corridor has only `preset = "dp_min"` in its limits: 10 / 13 Pa
     (p,) = [
         p
         for p in panels(boards["cleanroom-status.json"])
@@ -255,10 +294,10 @@ def test_press_dashboard_has_the_press_parameters(boards: Any) -> None:
 @pytest.mark.parametrize(
     ("tag", "expected"),
     [
-        ("acme-basel/solid-dose/granulation/trh-gran-01/temperature", 60.0),
-        ("acme-basel/solid-dose/granulation/pc-gran-01/flow", 30.0),
-        ("acme-basel/solid-dose/granulation/pc-gran-01/particles_0_5", None),  # records
-        ("acme-basel/solid-dose/compression/press-01/turret_speed", None),  # subscription
+        (TEMP, 60.0),  # polled every second
+        (FLOW, 30.0),
+        (PARTICLES, None),  # records
+        (SPEED, None),  # subscription
     ],
 )
 def test_expected_points_per_minute(cfg: PlantConfig, tag: str, expected: float | None) -> None:
@@ -285,9 +324,9 @@ def test_uids_unique_stable_and_dashboards_in_utc(cfg: PlantConfig, boards: Any)
     assert len(set(uids)) == len(uids)
     assert uids == [b["uid"] for b in build_dashboards(cfg).values()]
     assert sorted(uids) == [
-        "gmp-edge-cleanroom-acme-basel",
-        "gmp-edge-health-acme-basel",
-        "gmp-edge-press-acme-basel",
+        f"gmp-edge-cleanroom-{SITE}",
+        f"gmp-edge-health-{SITE}",
+        f"gmp-edge-press-{SITE}",
     ]
     for b in boards.values():
         assert len(b["uid"]) <= 40
@@ -325,7 +364,8 @@ def test_docker_plant_config_generates_the_same_dashboards() -> None:
     assert generated(DOCKER_PLANT) == generated(EXAMPLE)
 
 
-def test_docker_plant_config_is_the_example_adapted(cfg: PlantConfig) -> None:
+def test_docker_plant_config_is_the_example_adapted() -> None:
+    cfg = load_config(EXAMPLE)[0]
     dcfg = load_config(DOCKER_PLANT)[0]
     assert dcfg.api.host == "0.0.0.0"
     assert dcfg.store.path == Path("/var/lib/gmp-edge/gmp-edge.db")
