@@ -9,7 +9,7 @@ import copy
 import shutil
 import tomllib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 
 from audit.trail import AuditTrail
+from collector.driver import LinkState
 from edge.api_wiring import ApiParts, build_api
 from edge.config import PlantConfig, parse_config
 from edge.service import EdgeService
@@ -25,6 +26,7 @@ from historian.store import Store
 from identity.roles import Role
 from simulators.plant import SimulatedPlant
 from simulators.spec import parse_spec
+from tests.waiting import until
 
 ROOT = Path(__file__).parents[2]
 SIM_SPEC = tomllib.loads((ROOT / "examples" / "sim-solid-dose.toml").read_text())
@@ -50,6 +52,22 @@ async def plant():
     """The example plant, running on free ports (1 s particle samples)."""
     async with SimulatedPlant(parse_spec(sim_spec_data())) as p:
         yield p
+        await close_orphaned_opcua_sessions(p)
+
+
+async def close_orphaned_opcua_sessions(plant: SimulatedPlant) -> None:
+    """Close the OPC UA sessions whose client vanished without closing them (SIGKILL).
+
+    asyncua keeps a session with subscriptions after its connection is lost (the client may
+    come back, OPC UA Part 4 6.7) until the session timeout, and ``Server.stop()`` leaves it
+    running; the simulator's ``OpcUaPressServer.stop`` does not close it either, so its
+    timeout and subscription tasks would outlive the plant. Called once every client of the
+    test has stopped: what is left is an orphan.
+    """
+    for press_id in plant.ready_info()["opcua"]:
+        iserver = plant.opcua_server(press_id)._server.iserver
+        for session in list(iserver._external_sessions.values()):
+            await session.close_session(True)
 
 
 def plant_config_data(plant: SimulatedPlant, store: Path, **device_overrides: Any) -> dict:
@@ -114,22 +132,55 @@ class Edge:
     svc: EdgeService
     parts: ApiParts
     base_url: str
+    people: list[httpx.AsyncClient] = field(default_factory=list)
 
     async def person(self, user_id: str, password: str = PEOPLE_PASSWORD) -> httpx.AsyncClient:
-        """A client signed in as ``user_id`` (session cookie + CSRF header)."""
+        """A client signed in as ``user_id`` (session cookie + CSRF header); closed with the
+        edge at the latest."""
         c = httpx.AsyncClient(base_url=self.base_url, timeout=10)
+        self.people.append(c)
         r = await c.post("/api/session", json={"user_id": user_id, "password": password})
         assert r.status_code == 200, r.text
         c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
         return c
 
 
+def collecting(svc: EdgeService) -> bool:
+    """The service runs, every device is connected and every tag has a committed reading."""
+    return (
+        svc.started_us is not None
+        and all(d.state is LinkState.CONNECTED for d in svc.device_statuses())
+        and all(svc.store.latest(t.path) is not None for t in svc.cfg.tags)
+    )
+
+
+async def caught_up(edge: Edge, t_us: int) -> None:
+    """Wait until nothing stamped before ``t_us`` can still change what the edge shows.
+
+    Every tag has a committed reading stamped at or after ``t_us`` (each device delivers its
+    readings in time order, so later ones are later still; a particle counter backfilling
+    after an outage is the exception: let it catch up first), and the monitoring engine has
+    evaluated every reading committed by then (alarms, excursions and deviations are in).
+    """
+    store = edge.svc.store
+
+    def newest_past() -> bool:
+        for tag in edge.svc.cfg.tags:
+            r = store.latest(tag.path)
+            if r is None or r.ts_us < t_us:
+                return False
+        return True
+
+    await until(newest_past, what=f"a reading of every tag stamped after {t_us}")
+    last = store.last_reading_id()
+    await until(lambda: edge.parts.engine.cursor >= last, what=f"monitoring evaluated {last}")
+
+
 @contextlib.asynccontextmanager
-async def running_edge(
-    cfg: PlantConfig, settle_s: float = 2.5, config_path: str = ""
-) -> AsyncIterator[Edge]:
+async def running_edge(cfg: PlantConfig, config_path: str = "") -> AsyncIterator[Edge]:
     """Collection, monitoring and the API on a free port; one person per role (user id =
-    role with dots, password PEOPLE_PASSWORD), an administrator, an inspector token."""
+    role with dots, password PEOPLE_PASSWORD), an administrator, an inspector token.
+    Yields once the API serves and the service is :func:`collecting`."""
     store = Store(cfg.store.path)
     trail = AuditTrail(cfg.store.path)
     svc = EdgeService(cfg, "test-sha", store)
@@ -149,17 +200,24 @@ async def running_edge(
     stop = asyncio.Event()
     tasks = [asyncio.create_task(svc.run(stop)), asyncio.create_task(parts.engine.run(stop))]
     api_task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    await asyncio.sleep(settle_s)
-    base = f"http://127.0.0.1:{port}"
+    edge: Edge | None = None
     try:
+        await until(lambda: server.started or api_task.done(), what="API listening")
+        if api_task.done():
+            api_task.result()  # raises what stopped it
+            pytest.fail("the API server stopped before it started")
+        port = server.servers[0].sockets[0].getsockname()[1]
+        await until(lambda: collecting(svc), what="service collecting from every device")
+        base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(
             base_url=base, timeout=10, headers={"Authorization": f"Bearer {token}"}
         ) as client:
-            yield Edge(client, svc, parts, base)
+            edge = Edge(client, svc, parts, base)
+            yield edge
     finally:
+        if edge is not None:
+            for c in edge.people:
+                await c.aclose()
         stop.set()
         server.should_exit = True
         await asyncio.gather(*tasks, api_task)

@@ -4,6 +4,7 @@ SIGKILL, and the command line."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -12,15 +13,19 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import tomli_w
 
-from edge.config import load_config, parse_config
+from collector.reading import Quality
+from edge.config import PlantConfig, load_config, parse_config
 from edge.service import EdgeService
 from historian.store import Store
 from simulators.scenario import DisconnectMode, EventKind, ScenarioEvent
+from tests.waiting import until
 
 from .conftest import ROOT, plant_config_data
 
@@ -28,20 +33,33 @@ pytestmark = pytest.mark.system
 GRAN = "acme-basel/solid-dose/granulation"
 
 
-async def run_service(cfg, seconds: float) -> tuple[EdgeService, Store]:
-    store = Store(cfg.store.path)
+@contextlib.asynccontextmanager
+async def serving(cfg: PlantConfig, store: Store) -> AsyncIterator[EdgeService]:
+    """The service collecting into ``store`` until the block ends (then stopped cleanly)."""
     svc = EdgeService(cfg, "test-sha", store)
     stop = asyncio.Event()
     task = asyncio.create_task(svc.run(stop))
-    await asyncio.sleep(seconds)
-    stop.set()
-    await asyncio.wait_for(task, 15)
-    return svc, store
+    try:
+        yield svc
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+def all_good(store: Store, cfg: PlantConfig) -> bool:
+    """Every configured tag's newest committed reading is Good."""
+    for tag in cfg.tags:
+        r = store.latest(tag.path)
+        if r is None or r.quality is not Quality.GOOD:
+            return False
+    return True
 
 
 async def test_every_configured_tag_reaches_the_store(plant_config):
-    svc, store = await run_service(plant_config, 4.0)
+    store = Store(plant_config.store.path)
     try:
+        async with serving(plant_config, store) as svc:
+            await until(lambda: all_good(store, plant_config), what="a Good reading of every tag")
         for tag in plant_config.tags:
             assert store.count_readings(tag.path) > 0, tag.path
             latest = store.latest(tag.path)
@@ -65,36 +83,85 @@ async def test_the_service_keeps_review_segments_equal_to_the_readings(plant, tm
     data = plant_config_data(plant, tmp_path / "seg.db")
     data["store"]["segment_index_interval_s"] = 0.5
     cfg = parse_config(data, tmp_path / "plant.toml")
-    svc, store = await run_service(cfg, 3.5)
+    paths = [t.path for t in cfg.tags]
+    store = Store(cfg.store.path)
     try:
-        # folded in the background while collecting (the last commits may be in the tail)
-        assert store.segments_cursor() > 0
-        assert store.last_reading_id() - store.segments_cursor() < store.last_reading_id()
-        paths = [t.path for t in cfg.tags]
+        async with serving(cfg, store):
+            # folded in the background while collecting: wait until every tag is in a segment
+            await until(
+                lambda: set(folded(store)) == set(paths), what="every tag folded into segments"
+            )
+        in_segments = folded(store)
         fast = read_tag_arrays(store.path, paths, 0, 2**62)
         raw = read_raw_arrays(store.path, paths, 0, 2**62)
         for p in paths:
-            assert fast[p].size == store.count_readings(p) > 0, p
+            # the fast reader took part of each tag from the segments (the rest from the tail)
+            assert 0 < in_segments[p] <= store.count_readings(p), p
+            assert fast[p].size == store.count_readings(p), p
             assert fast[p].tobytes() == raw[p].tobytes(), p
     finally:
         store.close()
 
 
-async def test_device_outage_is_a_gap_with_its_cause(plant, plant_config):
-    await plant.inject(
-        ScenarioEvent(0, EventKind.DEVICE_DISCONNECT, "dp-gran-01", 1.5, mode=DisconnectMode.SILENT)
-    )
-    svc, store = await run_service(plant_config, 4.5)
+def folded(store: Store) -> dict[str, int]:
+    """Readings per tag at or below the segments cursor (folded into segments)."""
+    conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
     try:
-        tag = f"{GRAN}/dp-gran-01/dp_granulation_corridor"
+        rows = conn.execute(
+            "select t.path, count(*) from readings r join tags t on t.id = r.tag_id"
+            " where r.rowid <= ? group by t.path",
+            (store.segments_cursor(),),
+        ).fetchall()
+    finally:
+        conn.close()
+    return dict(rows)
+
+
+async def test_device_outage_is_a_gap_with_its_cause(plant, plant_config):
+    tag = f"{GRAN}/dp-gran-01/dp_granulation_corridor"
+    store = Store(plant_config.store.path)
+
+    def latest_good() -> bool:
+        r = store.latest(tag)
+        return r is not None and r.quality is Quality.GOOD
+
+    try:
+        async with serving(plant_config, store):
+            await until(latest_good, what="DP collected")
+            # silent until the test ends it: the outage lasts as long as the test needs
+            await plant.inject(
+                ScenarioEvent(
+                    0, EventKind.DEVICE_DISCONNECT, "dp-gran-01", 3600, mode=DisconnectMode.SILENT
+                )
+            )
+            (opened,) = await until(
+                lambda: [g for g in store.gaps(tag) if g.end_us is None], what="gap opened"
+            )
+            # a Bad reading 1 s into the gap: the gap cannot close before the one after it
+            await until(
+                lambda: any(
+                    r.quality is Quality.BAD and r.ts_us >= opened.start_us + 1_000_000
+                    for r in store.readings(tag, opened.start_us, 2**62)
+                ),
+                what="still in the gap 1 s after it opened",
+            )
+            await plant.clear_faults()
+            await until(
+                lambda: store.gaps(tag)[0].end_us is not None and latest_good(), what="recovered"
+            )
         (gap,) = store.gaps(tag)
+        assert gap.start_us == opened.start_us
         assert gap.cause == "network" and gap.end_us is not None and gap.message
         assert gap.end_us - gap.start_us >= 1_000_000
         # the other devices have no gap
         assert store.gaps(f"{GRAN}/trh-gran-01/temperature") == []
-        assert store.latest(tag).quality.name == "GOOD"  # recovered on its own
+        assert store.latest(tag).quality.name == "GOOD"  # recovered once it answers again
     finally:
         store.close()
+
+
+def iso_us(us: int) -> str:
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)).isoformat()
 
 
 async def test_api_surface(api):
@@ -119,11 +186,19 @@ async def test_api_surface(api):
     latest = (await client.get("/api/latest", params={"tag": tag})).json()
     assert latest[0]["quality"] == "good" and latest[0]["ts"].endswith("Z")
 
-    raw = (await client.get("/api/readings", params={"tag": tag})).json()
-    assert len(raw["readings"]) >= 3 and raw["truncated"] is False
-    ds = (await client.get("/api/readings", params={"tag": tag, "window_s": 60})).json()
+    await until(lambda: svc.store.count_readings(tag) >= 3, what="3 temperature readings")
+    # up to the newest committed reading: later ones of this tag are later in time, so both
+    # queries below see exactly the same readings
+    end_us = svc.store.latest(tag).ts_us + 1
+    period = {"tag": tag, "start": iso_us(end_us - 3_600_000_000), "end": iso_us(end_us)}
+    raw = (await client.get("/api/readings", params=period)).json()
+    values = [r["value"] for r in raw["readings"]]
+    assert len(values) >= 3 and raw["truncated"] is False
+    ds = (await client.get("/api/readings", params={**period, "window_s": 3600})).json()
     (bucket,) = ds["buckets"]
-    assert bucket["min"] <= bucket["mean"] <= bucket["max"] and bucket["good"] == bucket["count"]
+    assert bucket["count"] == len(values) and bucket["good"] == bucket["count"]
+    assert (bucket["min"], bucket["max"]) == (min(values), max(values))
+    assert bucket["mean"] == pytest.approx(sum(values) / len(values), rel=1e-12)
 
     assert (await client.get("/api/gaps")).status_code == 200
     rooms = (await client.get("/api/status/rooms")).json()
@@ -164,7 +239,11 @@ async def test_api_bad_requests_get_clear_errors(api):
     assert r.status_code == 404
     r = await client.post("/api/readings", json={"x": 1})
     assert r.status_code == 405  # read-only API: nothing to write to
-    assert svc.store.count_readings() >= before
+    # the bad requests hurt nothing: collection goes on, a reading of every tag after them
+    n = len(svc.cfg.tags)
+    await until(lambda: svc.store.count_readings() >= before + n, what="collection goes on")
+    health = (await client.get("/api/health")).json()
+    assert health["status"] == "ok" and health["store"]["error"] is None, health
 
 
 def write_config(plant, tmp_path: Path) -> Path:
@@ -186,17 +265,14 @@ def gmp_edge(*args: str) -> list[str]:
     return [sys.executable, "-m", "edge.cli", *args]
 
 
-async def wait_for_rows(db: Path, n: int, timeout: float = 20) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if db.exists():
-            try:
-                if len(readings_in(db)) >= n:
-                    return
-            except sqlite3.OperationalError:
-                pass
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"fewer than {n} readings in {db} after {timeout} s")
+async def wait_for_rows(db: Path, n: int) -> None:
+    def enough() -> bool:
+        try:
+            return db.exists() and len(readings_in(db)) >= n
+        except sqlite3.OperationalError:  # the service has not created the tables yet
+            return False
+
+    await until(enough, what=f"{n} readings in {db}")
 
 
 async def test_sigkill_loses_nothing_committed_and_downtime_is_a_gap(plant, tmp_path):
@@ -209,13 +285,13 @@ async def test_sigkill_loses_nothing_committed_and_downtime_is_a_gap(plant, tmp_
     )
     try:
         await wait_for_rows(db, 100)
-        await asyncio.sleep(1.0)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     killed_at = time.time()
     before = readings_in(db)
-    await asyncio.sleep(1.5)
+    last_committed_edge_us = max(edge for _, _, edge in before)
+    restarted_at = time.time()
     proc = subprocess.Popen(
         gmp_edge("run", "--config", str(cfg_path)),
         stdout=subprocess.DEVNULL,
@@ -235,7 +311,10 @@ async def test_sigkill_loses_nothing_committed_and_downtime_is_a_gap(plant, tmp_
             down = [g for g in store.gaps(tag.path) if g.cause == "service_down"]
             assert len(down) == 1, tag.path
             g = down[0]
-            assert g.start_us / 1e6 <= killed_at and g.end_us / 1e6 >= killed_at + 1.0
+            # from the last heartbeat (a commit: after its readings, before the kill) to the
+            # restart: the whole downtime
+            assert last_committed_edge_us <= g.start_us <= killed_at * 1e6, tag.path
+            assert g.end_us >= restarted_at * 1e6, tag.path
         runs = store.service_runs()
         assert len(runs) == 2 and runs[1][4] == "clean stop"
     finally:
@@ -320,24 +399,26 @@ def test_simulate_command_serves_the_plant_to_any_client(tmp_path):
         .replace('spec = "sim-solid-dose.toml"', f'spec = "{sim}"')
     )
     (tmp_path / "plant.toml").write_text(cfg)
-    proc = subprocess.Popen(
+    with subprocess.Popen(  # the block closes the stdout pipe
         gmp_edge("simulate", "--config", str(tmp_path / "plant.toml")),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        ready = json.loads(proc.stdout.readline())
-        assert ready["ready"] is True
-        client = ModbusTcpClient("127.0.0.1", port=ready["modbus"]["gw-granulation"])
-        assert client.connect()
-        rr = client.read_holding_registers(0, count=1, device_id=1)
-        assert not rr.isError() and rr.registers == [150]  # particle counter map version
-        client.close()
-    finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(20) == 0
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            ready = json.loads(proc.stdout.readline())
+            assert ready["ready"] is True
+            client = ModbusTcpClient("127.0.0.1", port=ready["modbus"]["gw-granulation"])
+            try:
+                assert client.connect()
+                rr = client.read_holding_registers(0, count=1, device_id=1)
+                assert not rr.isError() and rr.registers == [150]  # particle counter map version
+            finally:
+                client.close()
+        finally:
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(20) == 0
 
 
 def test_first_administrator_from_the_command_line(tmp_path):
