@@ -90,9 +90,16 @@ class OpcUaPressServer:
         log.info("%s: OPC UA listening on %s", self.spec.id, self.endpoint)
 
     async def stop(self) -> None:
-        """Stop the server and close every session."""
+        """Stop the server and close every session (a controller reboot)."""
         self._listening = False
         await self._server.stop()
+        # asyncua keeps a session with subscriptions alive after its connection is lost, so a
+        # client can take it over on a new channel (Part 4 6.7); stopping the server does not
+        # close them, and their timers would run on in the stopped server. A reboot loses them.
+        # asyncua offers no public list of the sessions, hence the registry attribute.
+        sessions = getattr(self._server.iserver, "_external_sessions", {})
+        for session in list(sessions.values()):
+            await session.close_session()
         log.info("%s: OPC UA stopped", self.spec.id)
 
     async def pause(self) -> None:
