@@ -103,10 +103,10 @@ bind-address = "127.0.0.1:{free_port()}"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        log = (self.root / "influxd.log").open("ab")
-        self.proc = subprocess.Popen(
-            [self.binary, "-config", str(self.config)], stdout=log, stderr=subprocess.STDOUT
-        )
+        with (self.root / "influxd.log").open("ab") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen(
+                [self.binary, "-config", str(self.config)], stdout=log, stderr=subprocess.STDOUT
+            )
         wait_http(f"{self.url}/ping", self.proc, "influxd")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -420,19 +420,20 @@ async def test_configuration_problems_are_retried_never_quarantined(influxd, sto
 def victoria(tmp_path):
     binary = require_tool("victoria-metrics")
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"-httpListenAddr=127.0.0.1:{port}",
-            f"-storageDataPath={tmp_path / 'vm'}",
-            "-retentionPeriod=100y",
-            "-dedup.minScrapeInterval=1ms",  # same series + timestamp: one sample (replays)
-            "-search.latencyOffset=0s",
-            "-loggerLevel=ERROR",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "vm.log").open("wb"),
-    )
+    with (tmp_path / "vm.log").open("wb") as log:  # the child keeps its own copy
+        proc = subprocess.Popen(
+            [
+                binary,
+                f"-httpListenAddr=127.0.0.1:{port}",
+                f"-storageDataPath={tmp_path / 'vm'}",
+                "-retentionPeriod=100y",
+                "-dedup.minScrapeInterval=1ms",  # same series + timestamp: one sample (replays)
+                "-search.latencyOffset=0s",
+                "-loggerLevel=ERROR",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/health", proc, "victoria-metrics")
