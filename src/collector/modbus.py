@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from pymodbus.exceptions import ModbusException, ModbusIOException
 
 from collector import particle
 from collector.backoff import Backoff
@@ -68,6 +68,11 @@ class RecordPoint:
     tag: str
     channel: int | None = None
     analog: int | None = None
+
+
+def _is_no_answer(exc: BaseException) -> bool:
+    """pymodbus reports its own request timeout as ModbusIOException "No response received"."""
+    return isinstance(exc, ModbusIOException) and "No response received" in str(exc)
 
 
 def _what(function: Function, address: int, count: int) -> str:
@@ -249,7 +254,7 @@ class ModbusDriver(Driver):
             ok = await asyncio.wait_for(client.connect(), timeout=self.spec.timeout_s * 2)
         except (TimeoutError, OSError, ModbusException) as exc:
             ok = False
-            self._fail_link(f"connect failed: {exc or type(exc).__name__}")
+            self._fail_link(f"connect failed: {str(exc) or type(exc).__name__}")
         if not ok or not client.connected:
             client.close()
             if self.status.state is LinkState.CONNECTING:
@@ -297,6 +302,10 @@ class ModbusDriver(Driver):
                 f"{_what(function, address, count)}: no answer within {self.spec.timeout_s:g} s"
             ) from None
         except (ModbusException, OSError) as exc:
+            if _is_no_answer(exc):  # pymodbus's own timeout said in its words: say it in ours
+                raise LinkFault(
+                    f"{_what(function, address, count)}: no answer within {self.spec.timeout_s:g} s"
+                ) from None
             raise LinkFault(f"{_what(function, address, count)}: {exc}") from None
         if rr.isError():
             code = getattr(rr, "exception_code", None)
@@ -334,7 +343,11 @@ class ModbusDriver(Driver):
         out: list[Reading] = []
         append = out.append
         good = Quality.GOOD
+        lost: str | None = None  # why the link broke during this poll
         for req, points in self._plan:
+            if lost is not None:  # not sent: its tags carry the cause, not "not connected"
+                out += [Reading.bad(p.tag, ts, lost, Cause.NETWORK) for p in req.points]
+                continue
             try:
                 regs = await self._read(req.function, req.address, req.count)
             except DeviceFault as exc:
@@ -342,8 +355,9 @@ class ModbusDriver(Driver):
                 self._error(str(exc))
                 continue
             except LinkFault as exc:
-                self._fail_link(str(exc))
-                out += [Reading.bad(p.tag, ts, str(exc), Cause.NETWORK) for p in req.points]
+                lost = str(exc)
+                self._fail_link(lost)
+                out += [Reading.bad(p.tag, ts, lost, Cause.NETWORK) for p in req.points]
                 continue
             for tag, first, end, decode in points:
                 d = decode(regs[first:end])
