@@ -426,8 +426,13 @@ class ModbusDriver(Driver):
             rec = await self._record_at(index)
             if rec.timestamp_s <= self.last_record_s:
                 break
-            found.append(rec)
             index -= 1
+            if rec.timestamp_s >= found[-1].timestamp_s:
+                # a sample closed during the walk and the full ring shifted by one: this index
+                # now holds a record already taken (or one newer, read next poll); a record is
+                # emitted once
+                continue
+            found.append(rec)
         else:
             oldest = found[-1]
             lost_s = oldest.timestamp_s - oldest.sample_time_s - self.last_record_s
