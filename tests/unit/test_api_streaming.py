@@ -47,5 +47,5 @@ def test_closing_the_reader_stops_the_writer_and_runs_its_cleanup():
     it = stream_writes(produce, depth=1)
     assert next(it) == b"x"
     it.close()  # the client went away
-    assert cleaned.wait(5)
+    assert cleaned.wait(30)  # a deadline that only bounds a failure
     assert len(written) < 10  # stopped, not run to the end

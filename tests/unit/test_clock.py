@@ -1,7 +1,13 @@
-"""Wall-clock jump detection against the monotonic clock."""
+"""Wall-clock jump detection against the monotonic clock, and the clock status the OS gives
+(its answers given by the test: no process is started)."""
+
+from __future__ import annotations
+
+import subprocess
 
 import pytest
 
+import edge.clock
 from edge.clock import ClockWatch, clock_status
 
 
@@ -30,6 +36,92 @@ def test_a_jump_is_reported_once():
     assert w.sample(wall=101.0, mono=2.0) is None
 
 
-def test_status_never_raises():
-    s = clock_status()
-    assert "synchronized" in s
+class _Run:
+    """Stands in for subprocess.run: answers timedatectl with ``stdout`` or raises."""
+
+    def __init__(self, stdout: str = "", exc: BaseException | None = None) -> None:
+        self.stdout, self.exc = stdout, exc
+        self.calls: list[list[str]] = []
+
+    def __call__(self, args, **kw):
+        self.calls.append(args)
+        assert kw.get("timeout"), "timedatectl is never waited on without a timeout"
+        if self.exc is not None:
+            raise self.exc
+        return subprocess.CompletedProcess(args, 0, self.stdout, "")
+
+
+class _Marker:
+    """Stands in for pathlib.Path: whether systemd-timesyncd's marker file exists."""
+
+    def __init__(self, exists: bool) -> None:
+        self._exists = exists
+
+    def __call__(self, path: str) -> _Marker:
+        assert path == "/run/systemd/timesync/synchronized"
+        return self
+
+    def exists(self) -> bool:
+        return self._exists
+
+
+@pytest.mark.parametrize(
+    ("which", "run", "marker", "expected"),
+    [
+        (
+            "/usr/bin/timedatectl",
+            _Run("yes\nyes\n"),
+            False,
+            {"source": "timedatectl", "ntp_enabled": True, "synchronized": True},
+        ),
+        (
+            "/usr/bin/timedatectl",
+            _Run("yes\nno\n"),
+            False,
+            {"source": "timedatectl", "ntp_enabled": True, "synchronized": False},
+        ),
+        # timedatectl there but failing (no systemd, timed out, odd output): look further
+        (
+            "/usr/bin/timedatectl",
+            _Run(exc=subprocess.TimeoutExpired("timedatectl", 2)),
+            True,
+            {"source": "systemd-timesyncd", "synchronized": True},
+        ),
+        (
+            "/usr/bin/timedatectl",
+            _Run(exc=OSError("no bus")),
+            False,
+            {"source": "unknown", "synchronized": None},
+        ),
+        ("/usr/bin/timedatectl", _Run(""), False, {"source": "unknown", "synchronized": None}),
+        (
+            None,
+            _Run(exc=AssertionError("not run")),
+            True,
+            {"source": "systemd-timesyncd", "synchronized": True},
+        ),
+        (
+            None,
+            _Run(exc=AssertionError("not run")),
+            False,
+            {"source": "unknown", "synchronized": None},
+        ),
+    ],
+    ids=[
+        "synchronized",
+        "not synchronized",
+        "timedatectl times out, timesyncd marker",
+        "timedatectl fails",
+        "timedatectl says nothing",
+        "timesyncd marker only",
+        "nothing known",
+    ],
+)
+def test_status_never_raises(monkeypatch, which, run, marker, expected):
+    # no process is started: what the OS would answer is given (the real call on this
+    # machine: tests/system/test_clock_status.py)
+    monkeypatch.setattr(edge.clock.shutil, "which", lambda name: which)
+    monkeypatch.setattr(edge.clock.subprocess, "run", run)
+    monkeypatch.setattr(edge.clock, "Path", _Marker(marker))
+    assert clock_status() == expected
+    assert len(run.calls) == (1 if which else 0)
