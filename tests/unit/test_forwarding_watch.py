@@ -29,18 +29,25 @@ async def test_disk_budget_high_water_raises_and_clears_a_critical_alarm(tmp_pat
     engine.start()
     used = store_bytes(store)
     assert used > 0
+
+    def alarms() -> list:
+        """The box's alarms, read between the engine's steps (as the API reads them)."""
+        with engine.lock:
+            return books.alarms.all()
+
     stop = asyncio.Event()
     # a budget the store already exceeds 80 % of: the alarm is raised at the first check
     task = asyncio.create_task(watch_disk_budget(store, engine, int(used / 0.9), stop, ONCE_S))
-    (alarm,) = await until(books.alarms.active, what="the disk budget alarm")
+    (alarm,) = await until(alarms, what="the disk budget alarm")
     assert alarm.priority.value == "critical" and alarm.tag.endswith("/edge/box/store/disk_budget")
     assert alarm.state.value == "unacknowledged" and alarm.value_at_trip == float(used)
+    assert books.alarms.active() == [alarm]
     stop.set()
     await task
     # a generous budget: the condition clears
     stop = asyncio.Event()
     task = asyncio.create_task(watch_disk_budget(store, engine, used * 10, stop, ONCE_S))
-    await until(lambda: not books.alarms.all()[0].condition_active, what="the alarm clears")
+    await until(lambda: not alarms()[0].condition_active, what="the alarm clears")
     stop.set()
     await task
     (alarm,) = books.alarms.all()
