@@ -10,6 +10,7 @@ import shutil
 import tomllib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,30 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed (run: make system-deps)")
     return path
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+def us(iso: str) -> int:
+    """Microseconds since the epoch of an ISO 8601 time with zone."""
+    return (datetime.fromisoformat(iso) - EPOCH) // timedelta(microseconds=1)
+
+
+def dated_from_today(data: dict, today: date) -> date:
+    """Every qualification and calibration date moved to well after ``today`` (UTC): nothing
+    depends on the day the test runs. Returns the press's qualified-until date."""
+    for e in data["equipment"]:
+        if "qualified_until" in e:
+            e["qualified_until"] = today + timedelta(days=400)
+        if "calibration_due" in e:
+            e["calibration_due"] = today + timedelta(days=300)
+    (press,) = [e for e in data["equipment"] if e["id"] == "press-01"]
+    return press["qualified_until"]
 
 
 ADMIN_PASSWORD = "Vault-Keeper-2026!"

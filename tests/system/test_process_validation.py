@@ -7,7 +7,6 @@ the press's qualification, and the page shows the table, the chart and the equip
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -16,7 +15,15 @@ from playwright.async_api import async_playwright, expect
 from edge.config import parse_config
 from tests.waiting import until
 
-from .conftest import caught_up, plant_config_data, require_tool, running_edge
+from .conftest import (
+    caught_up,
+    dated_from_today,
+    plant_config_data,
+    require_tool,
+    running_edge,
+    us,
+    utc_today,
+)
 
 pytestmark = pytest.mark.system
 PRESS = "acme-basel/solid-dose/compression/press-01"
@@ -24,28 +31,6 @@ FORCE = f"{PRESS}/main_compression_force"
 PRODUCT = "Paracetamol 500 mg tablets"
 B1, B2 = "B-2026-0001", "B-2026-0002"
 PER_BATCH = 8  # Good force readings each batch runs for (capability needs a few)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def utc_today() -> date:
-    return datetime.now(UTC).date()
-
-
-def us(iso: str) -> int:
-    """Microseconds since the epoch of an ISO 8601 time with zone."""
-    return (datetime.fromisoformat(iso) - EPOCH) // timedelta(microseconds=1)
-
-
-def dated_from_today(data: dict, today: date) -> date:
-    """Every qualification and calibration date moved to well after ``today`` (UTC): nothing
-    depends on the day the test runs. Returns the press's qualified-until date."""
-    for e in data["equipment"]:
-        if "qualified_until" in e:
-            e["qualified_until"] = today + timedelta(days=400)
-        if "calibration_due" in e:
-            e["calibration_due"] = today + timedelta(days=300)
-    (press,) = [e for e in data["equipment"] if e["id"] == "press-01"]
-    return press["qualified_until"]
 
 
 async def test_process_validation_and_equipment_for_the_inspector(plant, tmp_path):

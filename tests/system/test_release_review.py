@@ -5,7 +5,6 @@ decision, the PDF report renders, the evidence package verifies and a changed by
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import zipfile
@@ -16,9 +15,19 @@ from playwright.async_api import async_playwright, expect
 
 from edge.config import parse_config
 from simulators.scenario import DisconnectMode, EventKind, ScenarioEvent
+from tests.waiting import until
 
-from .conftest import PEOPLE_PASSWORD, plant_config_data, require_tool, running_edge
-from .test_monitoring_scenarios import deviations, limit, until
+from .conftest import (
+    PEOPLE_PASSWORD,
+    caught_up,
+    dated_from_today,
+    plant_config_data,
+    require_tool,
+    running_edge,
+    us,
+    utc_today,
+)
+from .test_monitoring_scenarios import UNTIL_CLEARED, deviations, hold_excursion, limit
 
 pytestmark = pytest.mark.system
 COMP = "acme-basel/solid-dose/compression"
@@ -64,28 +73,41 @@ async def test_batch_review_release_report_and_evidence(plant, tmp_path):
 
     data = plant_config_data(plant, tmp_path / "store.db")
     short_delay(data)
+    dated_from_today(data, utc_today())  # no blocker depends on the day it runs
     cfg_path = tmp_path / "plant.toml"
     cfg_path.write_bytes(tomli_w.dumps(data).encode())
     cfg = parse_config(data, cfg_path)
     async with running_edge(cfg, config_path=str(cfg_path)) as edge:
         c = edge.client
         await until(lambda: _batch(c), what="batch from the press")
-        await plant.inject(
-            ScenarioEvent(0, EventKind.TEMPERATURE_EXCURSION, "trh-comp-01", 12, 4.0)
-        )
+        # both last until the test clears them: what is checked meanwhile cannot race their end
+        await hold_excursion(plant, "trh-comp-01", 4.0)
         await plant.inject(
             ScenarioEvent(
-                0, EventKind.DEVICE_DISCONNECT, "pc-comp-01", 6, mode=DisconnectMode.RESET
+                0,
+                EventKind.DEVICE_DISCONNECT,
+                "pc-comp-01",
+                UNTIL_CLEARED,
+                mode=DisconnectMode.RESET,
             )
         )
-        await until(lambda: _for(c, temp), 40, "temperature deviation")
-        await until(lambda: _ended(c, temp), 40, "excursion over")
+        store = edge.svc.store
+        await until(lambda: _for(c, temp), what="temperature deviation")
+        await until(lambda: store.open_gap_tags(), what="the particle counter outage a gap")
+        await plant.clear_faults()
+        await until(lambda: _ended(c, temp), what="excursion over")
+        # the counter is back and has read back its memory (in its first poll), every alarm
+        # has returned to normal: nothing after the batch end changes the batch's record
+        await until(lambda: not store.open_gap_tags(), what="particle counter back")
+        await until(lambda: _no_condition_active(c), what="every alarm back to normal")
         op = await edge.person("operator")
         r = await op.post(f"/api/batches/{BATCH}/end", json={"reason": "compression finished"})
         assert r.status_code == 200, r.text
         await op.aclose()
 
-        # late readings of the batch window (commit interval, OPC UA publishing) settle first
+        # late readings of the batch window (commit interval, OPC UA publishing) first
+        (batch,) = await _batch(c)
+        await caught_up(edge, us(batch["end"]))
         review = await _settled(c)
         rv = review["review"]
         tags = {t["tag"]: t for t in rv["tags"]}
@@ -217,14 +239,17 @@ async def test_batch_review_release_report_and_evidence(plant, tmp_path):
 
 
 async def _settled(c) -> dict:
-    last = None
-    for _ in range(40):
-        r = (await c.get(f"/api/batches/{BATCH}/review")).json()
-        if last is not None and r["review_sha256"] == last["review_sha256"]:
-            return r
-        last = r
-        await asyncio.sleep(1.0)
-    raise AssertionError(f"the review kept changing: {_diff(last['review'], r['review'])[:5]}")
+    """The review, which must not change when compiled again (a decision binds its hash)."""
+    first = (await c.get(f"/api/batches/{BATCH}/review")).json()
+    again = (await c.get(f"/api/batches/{BATCH}/review")).json()
+    assert again["review_sha256"] == first["review_sha256"], _diff(
+        first["review"], again["review"]
+    )[:5]
+    return first
+
+
+async def _no_condition_active(c) -> bool:
+    return not any(a["condition_active"] for a in (await c.get("/api/alarms")).json())
 
 
 async def _batch(c):
