@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -238,9 +239,9 @@ def reference(limits, ts, v, q, changes, from_us=None):
     tl = ProductionTimeline(changes)
     starts, ends = tl.windows(limits.applies_in, from_us)
     spans = list(zip(starts.tolist(), ends.tolist(), strict=True))
-    out = []
+    out: list[tuple[Condition, bool, int, int | None, float | None]] = []
     conds = [c for c in (XH, AH, AL, XL) if limits.threshold(c) is not None]
-    st = {}
+    st: dict[Condition, dict[str, Any]] = {}
 
     def reset():
         for c in conds:
@@ -261,6 +262,7 @@ def reference(limits, ts, v, q, changes, from_us=None):
         if cur is not None and t >= cur[1]:
             for c in conds:
                 if st[c]["active"]:
+                    assert c.side is not None  # conds are the four limit conditions
                     sg = 1 if c.side.value == "high" else -1
                     out.append((c, False, cur[1], st[c]["start"], sg * st[c]["peak"]))
             if st[MON]["active"]:
@@ -282,6 +284,7 @@ def reference(limits, ts, v, q, changes, from_us=None):
             continue
         for c in conds:
             th = limits.threshold(c)
+            assert c.side is not None
             sg = 1 if c.side.value == "high" else -1
             y, lim = sg * x, sg * th.value
             beyond = y >= lim if th.inclusive else y > lim

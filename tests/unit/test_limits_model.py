@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,7 @@ KNOWN = {"p05", "p50", "dp1", "t1"}
 
 
 def lset(*limits, **kw):
-    base = {
+    base: dict[str, Any] = {
         "id": "room-12",
         "version": 2,
         "effective_from_us": 10**15,
@@ -203,7 +204,8 @@ def test_all_problems_at_once():
 
 
 def test_content_is_canonical_and_round_trips():
-    a = TagLimits("t1", action_high=Threshold(25), applies_in={IN_OPERATION, AT_REST})
+    # a plain set, which __post_init__ freezes (the field's annotation names the stored type)
+    a = TagLimits("t1", action_high=Threshold(25), applies_in={IN_OPERATION, AT_REST})  # type: ignore[arg-type]
     b = TagLimits(
         "dp1", action_low=Threshold(10, inclusive=True), on_delay_s=30, delay_justification="door"
     )
@@ -218,7 +220,9 @@ def test_content_is_canonical_and_round_trips():
 
 
 def test_condition_properties():
-    assert (Condition.ALERT_LOW.level.value, Condition.ALERT_LOW.side.value) == ("alert", "low")
+    level, side = Condition.ALERT_LOW.level, Condition.ALERT_LOW.side
+    assert level is not None and side is not None
+    assert (level.value, side.value) == ("alert", "low")
     assert Condition.MONITORING_UNAVAILABLE.level is None
 
 
@@ -284,7 +288,8 @@ def test_regulatory_ceiling():
     assert regulatory_action_max(TagKind.DP, "C", None) is None
     assert regulatory_action_max(TagKind.PARTICLES_0_5, None, None) is None
     assert regulatory_action_max(TagKind.PARTICLES_0_5, "D", frozenset({IN_OPERATION})) is None
-    assert regulatory_action_max(TagKind.PARTICLES_0_5, "B", None)[0] == 3520.0
+    ceiling = regulatory_action_max(TagKind.PARTICLES_0_5, "B", None)
+    assert ceiling is not None and ceiling[0] == 3520.0
 
 
 def test_default_particle_limits():
@@ -306,9 +311,12 @@ def test_default_dp_and_climate_limits():
     dp = default_tag_limits("dp1", TagKind.DP)
     assert (dp.action_low, dp.alert_low) == (Threshold(DP_MIN_PA), Threshold(13.0))
     t = default_tag_limits("t1", TagKind.TEMPERATURE, alert_fraction=0.8)
+    assert t.action_low is not None and t.action_high is not None
+    assert t.alert_low is not None and t.alert_high is not None
     assert (t.action_low.value, t.action_high.value) == (18.0, 25.0)
     assert (t.alert_low.value, t.alert_high.value) == pytest.approx((18.7, 24.3))
     rh = default_tag_limits("rh1", TagKind.RH)
+    assert rh.action_low is not None and rh.action_high is not None
     assert (rh.action_low.value, rh.action_high.value) == (30.0, 60.0)
     assert validate_limit_set(lset(dp, t), KNOWN) == []
     with pytest.raises(ValueError):

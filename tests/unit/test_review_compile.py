@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pytest
@@ -67,7 +68,7 @@ def tag_input(n=3600, value=20.0, quality=0, interval=1.0, **kw) -> TagInput:
 
 
 def lset(version=1, eff=0, cm=False, kind=None, tag=TAG, **lim) -> LimitSet:
-    th = {k: Threshold(v) for k, v in lim.items()}
+    th: dict[str, Any] = {k: Threshold(v) for k, v in lim.items()}  # thresholds by field name
     tl = TagLimits(tag, continuous_monitoring_required=cm, **th)
     return LimitSet("site", version, eff, "r", "eng", "qa", (tl,))
 

@@ -166,6 +166,7 @@ def test_compiled_file_has_trace_peak_history_and_sorted_records():
     assert [e.seq for e in f.audit] == [1, 2]
     assert len(f.tag.gaps) == 1
     # without alarm ids in the evidence, the tag's alarms are all shown
+    assert dev.evidence is not None
     dev2 = replace(dev, evidence=replace(dev.evidence, alarm_ids=()))
     f2 = compile_investigation(dev2, T0 + 7200 * S, "", _tag_input(), [limit_set()], [], [])
     assert {t.alarm_id for t in f2.alarm_history} == {ALARM, f"{TAG}#alert_high"}

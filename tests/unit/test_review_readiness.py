@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ T0 = 1_790_000_000 * S
 
 
 def tag(**kw) -> TagReview:
-    base = {
+    base: dict[str, Any] = {
         "tag": "s/a/r/e/t",
         "room": "r",
         "equipment": "e",
@@ -52,7 +53,7 @@ def tag(**kw) -> TagReview:
 
 
 def clean(**kw) -> BatchReview:
-    base = {
+    base: dict[str, Any] = {
         "batch_id": "B-1",
         "product": "P",
         "rooms": ("r",),

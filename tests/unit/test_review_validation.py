@@ -7,6 +7,7 @@ import json
 import math
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,7 +82,7 @@ def data(i: int, values, product="P", deviations=(), **kw) -> BatchData:
 
 
 def lset(version=1, eff=0, tag=TAG, **lim) -> LimitSet:
-    th = {k: Threshold(v) for k, v in lim.items()}
+    th: dict[str, Any] = {k: Threshold(v) for k, v in lim.items()}  # thresholds by field name
     return LimitSet("press", version, eff, "r", "eng", "qa", (TagLimits(tag, **th),))
 
 
@@ -317,6 +318,7 @@ def test_only_good_values_inside_the_batch_period_count():
     v = np.array([14.0, 16.0, 99.0, 14.0, 16.0, -50.0, np.nan])
     q = np.array([0, 0, 1, 0, 0, 2, 0], dtype=np.int8)  # Uncertain 99, Bad -50, NaN
     ti = tag_input(b, v, quality=q)
+    assert b.end_us is not None
     ti = replace(ti, ts_us=np.append(ti.ts_us[:-1], b.end_us))  # the NaN at the end: outside
     (f,) = only(run([BatchData(b, (ti,))])).batches
     assert (f.n, f.mean, f.min, f.max) == (4, 15.0, 14.0, 16.0)
@@ -491,6 +493,7 @@ def tr(alarm, event, at, **detail) -> AlarmTr:
 
 def test_excursions_from_alarm_transitions():
     b = batch(1)
+    assert b.end_us is not None
     a, c = AlarmEvent.CONDITION_ACTIVE, AlarmEvent.CONDITION_CLEARED
     trs = [
         tr("action_high", a, b.start_us - 600 * S),  # before the batch: not this batch's
@@ -802,6 +805,7 @@ def test_gather_from_a_real_store_and_books(tmp_path):
     assert set(cpps) == {t.path for t in cfg.tags if t.kind.value == "press_parameter"}
     c = cpps[force]
     f1, f2 = c.batches
+    assert f1.capability is not None
     assert (f1.n, f1.mean, f1.capability.lsl, f1.capability.usl) == (20, 15.0, 12.0, 18.0)
     assert f1.cpk == pytest.approx(3 / (3 * W))  # min(18 - 15, 15 - 12) / (3 * 2/1.128)
     assert f1.excursions == 0 and f1.limit_set is not None
