@@ -109,15 +109,15 @@ def test_config_defaults_and_refusals():
     assert cfg.effective_client_id("acme") == "gmp-edge-acme"
     assert cfg.password() is None
     with pytest.raises(ValidationError, match="extra"):
-        MqttConfig(host="b", hots="x")
+        MqttConfig.model_validate({"host": "b", "hots": "x"})
     with pytest.raises(ValidationError, match="only the placeholder"):
         MqttConfig(host="b", topic_prefix="x/{plant}")
     with pytest.raises(ValidationError, match="environment variable name"):
         MqttConfig(host="b", password_env="hunter2!")
     with pytest.raises(ValidationError, match="deadband must be >= 0"):
-        MqttConfig(host="b", readings={"deadband": {"dp": -1}})
+        MqttConfig.model_validate({"host": "b", "readings": {"deadband": {"dp": -1}}})
     with pytest.raises(ValidationError, match="go together"):
-        MqttConfig(host="b", tls={"enabled": True, "cert_file": "c.pem"})
+        MqttConfig.model_validate({"host": "b", "tls": {"enabled": True, "cert_file": "c.pem"}})
     cfg = MqttConfig(host="b", username="edge", password_env="MQTT_PW")
     assert cfg.password({"MQTT_PW": "s3cret"}) == "s3cret"
     with pytest.raises(ValueError, match="MQTT_PW is not set"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from asyncua import ua
@@ -53,8 +53,13 @@ def dv(
     vtype: ua.VariantType | None = None,
 ) -> ua.DataValue:
     variant = ua.Variant(value, vtype) if vtype is not None else ua.Variant(value)
+    # asyncua annotates timestamps with its ua.DateTime encoding marker, but takes and (from
+    # the wire) gives plain datetimes: the cast only tells mypy so
     return ua.DataValue(
-        variant, StatusCode=ua.StatusCode(code), SourceTimestamp=src, ServerTimestamp=srv
+        variant,
+        StatusCode=ua.StatusCode(ua.UInt32(code)),
+        SourceTimestamp=cast("ua.DateTime | None", src),
+        ServerTimestamp=cast("ua.DateTime | None", srv),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from asyncua import Client, ua
 from asyncua.client.ua_session import UaSession
@@ -51,8 +51,11 @@ def message(seq: int, *items: tuple[int, float, int]) -> ua.NotificationMessage:
             ClientHandle=_HANDLE_BASE + i,
             Value=ua.DataValue(
                 ua.Variant(v, ua.VariantType.Double),
-                StatusCode=ua.StatusCode(code),
-                SourceTimestamp=T0.replace(second=seq % 60, microsecond=int(v * 1000) % 10**6),
+                StatusCode=ua.StatusCode(ua.UInt32(code)),
+                # a plain datetime, as asyncua decodes it; its ua.DateTime is an encoding marker
+                SourceTimestamp=cast(
+                    ua.DateTime, T0.replace(second=seq % 60, microsecond=int(v * 1000) % 10**6)
+                ),
             ),
         )
         for i, v, code in items
@@ -134,7 +137,7 @@ async def test_unknown_handle_and_late_notifications_are_counted_not_silent() ->
     driver, link, sub, _ = make()
     bogus = SubscriptionItemData()
     bogus.client_handle = 5
-    bogus.node = Node(sub.server, ua.NodeId(1, 2))
+    bogus.node = Node(sub.server, ua.NodeId(ua.Int32(1), ua.Int16(2)))
     sub._monitored_items[5] = bogus
     msg = message(1, (0, 1.0, GOOD))
     msg.NotificationData[0].MonitoredItems.append(
@@ -161,10 +164,13 @@ async def test_same_sample_from_read_and_notification_is_recorded_once() -> None
 
 async def test_bad_subscription_status_marks_the_link_lost() -> None:
     driver, link, _, _ = make()
-    driver._on_status_change(link, ua.StatusChangeNotification(Status=ua.StatusCode(GOOD)))
+    driver._on_status_change(
+        link, ua.StatusChangeNotification(Status=ua.StatusCode(ua.UInt32(GOOD)))
+    )
     assert link.lost is None
     driver._on_status_change(
-        link, ua.StatusChangeNotification(Status=ua.StatusCode(ua.StatusCodes.BadShutdown))
+        link,
+        ua.StatusChangeNotification(Status=ua.StatusCode(ua.UInt32(ua.StatusCodes.BadShutdown))),
     )
     assert link.lost and "BadShutdown" in link.lost
 
