@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -131,7 +132,7 @@ def signed_in(parts, user: str, password: str = PW) -> TestClient:
 def route_permissions(app) -> dict[tuple[str, str], object]:
     """What each route's dependencies actually demand (read from the app itself)."""
     found: dict[tuple[str, str], object] = {}
-    routes = []
+    routes: list[Any] = []  # routes of any kind, read by duck typing below
     for r in app.routes:  # FastAPI >= 0.16x keeps included routers as lazy wrappers
         routes += r.effective_candidates() if hasattr(r, "effective_candidates") else [r]
     for route in routes:

@@ -1,6 +1,7 @@
 """stream_writes: chunks in order, errors raised to the reader, a closed reader stops the writer."""
 
 import threading
+from collections.abc import Generator
 
 import pytest
 
@@ -45,6 +46,7 @@ def test_closing_the_reader_stops_the_writer_and_runs_its_cleanup():
             cleaned.set()
 
     it = stream_writes(produce, depth=1)
+    assert isinstance(it, Generator)  # so that closing it runs its finally
     assert next(it) == b"x"
     it.close()  # the client went away
     assert cleaned.wait(30)  # a deadline that only bounds a failure

@@ -113,8 +113,10 @@ def query_parts(q: str) -> dict[str, Any]:
     ]
     group = GROUP_TAGS.search(q)
     group_tags = re.findall(r'"(\w+)"', group.group(1)) if group else []
+    measurement = FROM.search(q)
+    assert measurement is not None, q
     return {
-        "measurement": FROM.search(q).group(1),  # type: ignore[union-attr]
+        "measurement": measurement.group(1),
         "fields": FUNC_FIELD.findall(select) + plain,
         "eq": EQ.findall(q),
         "regex": REGEX.findall(q),
@@ -314,7 +316,9 @@ def test_completeness_factor_matches_the_poll_interval(cfg: PlantConfig, boards:
         )
         exp = expected_points_per_minute(cfg, tag)
         assert exp is not None
-        factor = float(re.search(r"\* ([0-9.]+) / \$__interval_ms", t["query"]).group(1))  # type: ignore[union-attr]
+        scaled = re.search(r"\* ([0-9.]+) / \$__interval_ms", t["query"])
+        assert scaled is not None, t["query"]
+        factor = float(scaled.group(1))
         assert factor == pytest.approx(100 * 60_000 / exp)
         assert ("quality", "good") in query_parts(t["query"])["eq"]
 

@@ -146,6 +146,7 @@ def test_decision_monitoring_loss_source_and_critical_notify():
     s = excursion(kind=ExcursionKind.MONITORING_LOSS)
     rules = [ClassificationRule("all losses critical", C.CRITICAL)]
     d = decide(s, [], T0, rules=rules, due_policy=DuePolicy())
+    assert d.due is not None
     assert (d.source, d.classification, d.due.notify_at_once) == (
         Source.MONITORING_LOSS,
         C.CRITICAL,
@@ -193,6 +194,7 @@ def test_ongoing_excursion_escalates_with_duration():
     longer = ExcursionSummary.from_dict(longer.to_dict() | {"duration_us": 4 * HOUR_US})
     late = decide(longer, b, T0)
     assert (early.classification, late.classification) == (C.MAJOR, C.CRITICAL)
+    assert early.classification is not None
     assert escalates(early.classification, late.classification)
     assert not escalates(C.CRITICAL, C.MAJOR)
     assert not escalates(C.MAJOR, C.MAJOR)

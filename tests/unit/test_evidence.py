@@ -18,6 +18,7 @@ import struct
 import threading
 import tracemalloc
 import zipfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from unittest.mock import patch
 
@@ -165,6 +166,7 @@ def populate(env: Env) -> None:
     env.register.register(b.deviations)
     env.register.register(Decisions())
     seen = env.register.current_hash("deviation", dev.id)
+    assert seen is not None
     env.register.sign(
         "deviation",
         dev.id,
@@ -175,10 +177,12 @@ def populate(env: Env) -> None:
         Meaning.REVIEW,
         "reviewed",
     )
+    decision_hash = env.register.current_hash("batch_decision", "B-1")
+    assert decision_hash is not None
     env.register.sign(
         "batch_decision",
         "B-1",
-        env.register.current_hash("batch_decision", "B-1"),
+        decision_hash,
         "qp.quinn",
         "Quinn QP",
         Role.QA_APPROVER,
@@ -201,7 +205,7 @@ def members(path: Path) -> dict[str, bytes]:
         return {i.filename: zf.read(i) for i in zf.infolist()}
 
 
-def rewrite(src: Path, dst: Path, replace: dict[str, bytes | None]) -> Path:
+def rewrite(src: Path, dst: Path, replace: Mapping[str, bytes | None]) -> Path:
     """Copy the package, replacing (or with None deleting) members; new names are added."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
         for info in zin.infolist():
@@ -691,11 +695,20 @@ def csv_rows(data: bytes) -> list[list[str]]:
     return rows[1:]
 
 
+def sink(out: io.BytesIO) -> Callable[[bytes], None]:
+    """``out.write`` as write_readings takes a writer: returning nothing (not the count)."""
+
+    def write(chunk: bytes) -> None:
+        out.write(chunk)
+
+    return write
+
+
 def export(db: Path, tag_ids: dict[int, str], start: int, end: int, **kw) -> bytes:
     conns = readings_csv.snapshot(db, kw.pop("workers", 2))
     try:
         out = io.BytesIO()
-        readings_csv.write_readings(conns, tag_ids, start, end, out.write, **kw)
+        readings_csv.write_readings(conns, tag_ids, start, end, sink(out), **kw)
         return out.getvalue()
     finally:
         for c in conns:
@@ -853,7 +866,7 @@ def test_snapshot_readers_see_one_state_while_the_collector_commits(env):
         assert counts == [before] * 3
         out = io.BytesIO()
         per_tag = readings_csv.write_readings(
-            conns, scope_ids(env.db, [TEMP]), T0, END, out.write, chunk_rows=10
+            conns, scope_ids(env.db, [TEMP]), T0, END, sink(out), chunk_rows=10
         )
         assert per_tag == {TEMP: 121} and out.getvalue().count(b"\n") == 122  # as populated
     finally:

@@ -94,11 +94,11 @@ def limit_book(trail):
     b.close()
 
 
-def snapshot(trail) -> dict[str, list[tuple]]:
-    """Every row of every table this module writes (plus the audit trail)."""
+def snapshot(trail) -> dict[str, list[tuple] | None]:
+    """Every row of every table this module writes (plus the audit trail); None: no table."""
     conn = sqlite3.connect(trail.path)
     try:
-        out = {}
+        out: dict[str, list[tuple] | None] = {}
         for t in TABLES:
             try:
                 out[t] = conn.execute(f"select * from {t} order by rowid").fetchall()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import TypedDict
 
 import pytest
 
@@ -44,7 +45,21 @@ def holding(pc: ParticleCounter, address: int, count: int = 1) -> list[int]:
     return words
 
 
-def record(pc: ParticleCounter) -> dict[str, object]:
+class Record(TypedDict):
+    """The current record (input registers 0-75), decoded."""
+
+    timestamp: int
+    sample_time: int
+    location: int
+    status: int
+    counts: list[int]
+    temperature: float
+    rh: float
+    other_analog: list[float]
+    masks: list[int]
+
+
+def record(pc: ParticleCounter) -> Record:
     words = pc.read(4, 0, 76)
     assert isinstance(words, list)
     return {
@@ -117,8 +132,8 @@ def test_cumulative_channels_are_ordered_and_plausible() -> None:
     assert rec["counts"][4:] == [0] * 12
     assert rec["other_analog"] == [0.0] * 14
     assert rec["masks"] == [0b11, 0b1111, 0, 0]
-    assert 19 < rec["temperature"] < 23  # type: ignore[operator]
-    assert 30 < rec["rh"] < 60  # type: ignore[operator]
+    assert 19 < rec["temperature"] < 23
+    assert 30 < rec["rh"] < 60
 
 
 def test_ring_drops_oldest_and_indices_shift() -> None:
