@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 
 _DONE = object()
 
@@ -22,7 +22,7 @@ class Cancelled(Exception):
 
 def stream_writes(
     produce: Callable[[Callable[[bytes], None]], object], depth: int = 8
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """Chunks passed to ``write`` by ``produce(write)``, in order, as they come.
 
     An exception in ``produce`` is raised from the iterator after the chunks before it.
