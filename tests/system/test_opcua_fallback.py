@@ -12,6 +12,7 @@ from collector.opcua import OpcuaDeviceSpec, OpcuaDriver, OpcuaPoint
 from collector.reading import Quality
 from simulators.plant import SimulatedPlant
 from simulators.spec import parse_spec
+from tests.waiting import until
 
 from .conftest import sim_spec_data
 
@@ -47,10 +48,16 @@ async def test_subscription_refused_falls_back_to_polling(monkeypatch):
         driver = OpcuaDriver(spec, [OpcuaPoint(tag, "ns=2;s=TabletPress.MainCompressionForce")])
         sink, stop = Sink(), asyncio.Event()
         task = asyncio.create_task(driver.run(sink, stop))
-        await asyncio.sleep(4)
-        stop.set()
-        await asyncio.wait_for(task, 10)
-    good = [r for r in sink.readings if r.quality is Quality.GOOD]
+
+        def polled() -> list:
+            return [r for r in sink.readings if r.quality is Quality.GOOD]
+
+        try:
+            await until(lambda: len(polled()) >= 3, what="3 Good readings by polling")
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+    good = polled()
     assert len(good) >= 3, sink.readings
     assert good[-1].value == pytest.approx(15, abs=2)
     assert "BadTooManySubscriptions" in str(driver.status.extra.get("mode"))

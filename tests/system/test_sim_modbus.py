@@ -7,7 +7,7 @@ import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
@@ -50,6 +50,28 @@ SPEC: dict[str, Any] = {
 DT = AsyncModbusTcpClient.DATATYPE
 
 
+def _convert(regs: list[int], dt: Any, word_order: Literal["big", "little"]) -> object:
+    return AsyncModbusTcpClient.convert_from_registers(regs, dt, word_order=word_order)
+
+
+def as_int(regs: list[int], dt: Any, word_order: Literal["big", "little"] = "big") -> int:
+    v = _convert(regs, dt, word_order)
+    assert isinstance(v, int), v
+    return v
+
+
+def as_float(regs: list[int], dt: Any, word_order: Literal["big", "little"] = "big") -> float:
+    v = _convert(regs, dt, word_order)
+    assert isinstance(v, float), v
+    return v
+
+
+def as_str(regs: list[int], dt: Any, word_order: Literal["big", "little"] = "big") -> str:
+    v = _convert(regs, dt, word_order)
+    assert isinstance(v, str), v
+    return v
+
+
 @pytest.fixture
 def started() -> float:
     """Wall time just before the plant is built: its devices' clocks start no earlier."""
@@ -86,14 +108,14 @@ async def test_particle_counter_map(client: AsyncModbusTcpClient, started: float
     h = await hr(client, 0, 36, 1)
     read_at = time.time()
     assert h[0] == 150 and h[3] == 210
-    assert client.convert_from_registers(h[4:6], DT.UINT32) == 51_040_001
-    assert client.convert_from_registers(h[6:14], DT.STRING).rstrip("\0") == "REMOTE 5104P"
+    assert as_int(h[4:6], DT.UINT32) == 51_040_001
+    assert as_str(h[6:14], DT.STRING).rstrip("\0") == "REMOTE 5104P"
     assert h[22] == 100
-    rtc = client.convert_from_registers(h[26:28], DT.INT32)
-    assert int(started) <= rtc <= read_at  # type: ignore[operator]  # the device's clock: UTC now
-    assert client.convert_from_registers(h[32:34], DT.UINT32) == 1
+    rtc = as_int(h[26:28], DT.INT32)
+    assert int(started) <= rtc <= read_at  # the device's clock: UTC now
+    assert as_int(h[32:34], DT.UINT32) == 1
     due = await hr(client, 46, 2, 1)
-    assert client.convert_from_registers(due, DT.INT32) > rtc
+    assert as_int(due, DT.INT32) > rtc
     i = await ir(client, 0, 76, 1)
     assert len(i) == 76
 
@@ -112,16 +134,14 @@ async def test_particle_record_write_index_then_read(
     w = await client.write_register(24, 0xFFFF, device_id=1)
     assert not w.isError()
     last = await ir(client, 0, 76, 1)
-    ts_first = client.convert_from_registers(first[0:2], DT.INT32)
-    ts_last = client.convert_from_registers(last[0:2], DT.INT32)
+    ts_first = as_int(first[0:2], DT.INT32)
+    ts_last = as_int(last[0:2], DT.INT32)
     assert ts_last > ts_first
-    counts = [
-        client.convert_from_registers(last[8 + 2 * k : 10 + 2 * k], DT.UINT32) for k in range(4)
-    ]
+    counts = [as_int(last[8 + 2 * k : 10 + 2 * k], DT.UINT32) for k in range(4)]
     assert counts[0] >= counts[1] >= counts[2] >= counts[3]
     assert counts[0] > 0
-    temperature = client.convert_from_registers(last[40:42], DT.FLOAT32, word_order="little")
-    assert 19 < temperature < 23  # type: ignore[operator]
+    temperature = as_float(last[40:42], DT.FLOAT32, word_order="little")
+    assert 19 < temperature < 23
     assert last[72:74] == [0b11, 0b1111]
     # FC16 write of the same register works too.
     w = await client.write_registers(24, [1], device_id=1)
@@ -135,27 +155,27 @@ async def _at_least(value: Awaitable[int], n: int) -> bool:
 
 async def test_trh_map(client: AsyncModbusTcpClient, started: float) -> None:
     h = await hr(client, 0, 8, 2)
-    rh = client.convert_from_registers(h[0:2], DT.FLOAT32, word_order="little")
-    t = client.convert_from_registers(h[2:4], DT.FLOAT32, word_order="little")
-    dew = client.convert_from_registers(h[4:6], DT.FLOAT32, word_order="little")
-    assert 20 < t < 22 and 30 < rh < 60 and dew < t  # type: ignore[operator]
+    rh = as_float(h[0:2], DT.FLOAT32, word_order="little")
+    t = as_float(h[2:4], DT.FLOAT32, word_order="little")
+    dew = as_float(h[4:6], DT.FLOAT32, word_order="little")
+    assert 20 < t < 22 and 30 < rh < 60 and dew < t
     assert 3 < enc.decode_f32(h[6:8], WordOrder.DCBA) < 15
     uptime = await hr(client, 512, 2, 2)
-    up = client.convert_from_registers(uptime, DT.UINT32, word_order="little")
-    assert 0 <= up <= time.time() - started  # type: ignore[operator]  # since the plant was built
+    up = as_int(uptime, DT.UINT32, word_order="little")
+    assert 0 <= up <= time.time() - started  # since the plant was built
     name = await hr(client, 768, 8, 2)
-    assert client.convert_from_registers(name, DT.STRING).rstrip("\0") == "HMT330 TRH"
+    assert as_str(name, DT.STRING).rstrip("\0") == "HMT330 TRH"
     i = await ir(client, 0, 3, 2)
-    assert abs(client.convert_from_registers(i[0:1], DT.INT16) / 100 - t) < 0.5  # type: ignore[operator]
+    assert abs(as_int(i[0:1], DT.INT16) / 100 - t) < 0.5
 
 
 async def test_dp_map(client: AsyncModbusTcpClient) -> None:
     h = await hr(client, 0, 7, 3)
     assert h[0] == 9711 and h[1] == 0 and h[3] == 0
-    assert 13 < client.convert_from_registers(h[4:5], DT.INT16) / 10 < 17  # type: ignore[operator]
+    assert 13 < as_int(h[4:5], DT.INT16) / 10 < 17
     assert await hr(client, 66, 1, 3) == [0]
     f = await hr(client, 100, 6, 3)
-    assert 13 < client.convert_from_registers(f[0:2], DT.FLOAT32) < 17  # type: ignore[operator]
+    assert 13 < as_float(f[0:2], DT.FLOAT32) < 17
     assert 18 < enc.decode_f32(f[4:6], WordOrder.BADC) < 26
 
 
@@ -244,11 +264,11 @@ async def test_dp_inversion_garbage_and_frozen(
     plant: SimulatedPlant, client: AsyncModbusTcpClient
 ) -> None:
     await plant.inject(ScenarioEvent(0, EventKind.DP_INVERSION, "dp", 30, magnitude=5.0))
-    dp1 = client.convert_from_registers(await hr(client, 4, 1, 3), DT.INT16)
-    assert -7 < dp1 / 10 < -3  # type: ignore[operator]
+    dp1 = as_int(await hr(client, 4, 1, 3), DT.INT16)
+    assert -7 < dp1 / 10 < -3
     await plant.inject(ScenarioEvent(0, EventKind.GARBAGE_REGISTER, "trh", 30, registers=(0, 1)))
-    rh = client.convert_from_registers(await hr(client, 0, 2, 2), DT.FLOAT32, word_order="little")
-    assert math.isnan(rh)  # type: ignore[arg-type]
+    rh = as_float(await hr(client, 0, 2, 2), DT.FLOAT32, word_order="little")
+    assert math.isnan(rh)
     assert await hr(client, 0, 2, 2) == [0x0000, 0x7FC0]
     await plant.inject(ScenarioEvent(0, EventKind.FROZEN_VALUE, "dp", 30))
     before = await hr(client, 100, 6, 3)
@@ -257,4 +277,4 @@ async def test_dp_inversion_garbage_and_frozen(
     assert await hr(client, 100, 6, 3) == before
     await plant.clear_faults()  # the tick this makes updates the registers again
     assert await hr(client, 100, 6, 3) != before
-    assert 13 < client.convert_from_registers(await hr(client, 4, 1, 3), DT.INT16) / 10 < 17  # type: ignore[operator]
+    assert 13 < as_int(await hr(client, 4, 1, 3), DT.INT16) / 10 < 17
