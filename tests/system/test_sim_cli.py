@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.waiting import until_sync
+
 pytestmark = pytest.mark.system
 
 SPEC = """
@@ -52,37 +54,49 @@ port = 0
 
 def start(module: str, spec: Path, log: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """Start a simulator entry point and return it with its parsed ready line."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, "--spec", str(spec)],
-        stdout=subprocess.PIPE,
-        stderr=log.open("w"),
-        text=True,
-    )
+    with log.open("w") as err:  # the child has its own copy of the file
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, "--spec", str(spec)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], 30)
     if not ready:
-        proc.kill()
+        stop(proc, signal.SIGKILL)
         pytest.fail(f"{module} printed no ready line in 30 s; stderr:\n{log.read_text()}")
     line = proc.stdout.readline()
     if not line:
-        proc.wait(5)
+        stop(proc, signal.SIGKILL)
         pytest.fail(f"{module} exited ({proc.returncode}); stderr:\n{log.read_text()}")
     return proc, json.loads(line)
 
 
 def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> int:
-    """Signal the simulator and return its exit code."""
-    proc.send_signal(sig)
+    """Signal the simulator and return its exit code (its stdout pipe closed)."""
     try:
-        return proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        try:
+            return proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+    finally:
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 @pytest.fixture(scope="module")
-def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def started() -> float:
+    """Wall time just before the module's simulator starts: it stamps nothing earlier."""
+    return time.time()
+
+
+@pytest.fixture(scope="module")
+def simulator(tmp_path_factory: pytest.TempPathFactory, started: float) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("sim")
     spec = tmp / "spec.toml"
     spec.write_text(SPEC)
@@ -142,16 +156,15 @@ def test_dp_signed_and_big_endian_float(simulator: dict[str, Any]) -> None:
     assert 13 < v[100] < 17
 
 
-def test_particle_record_via_index_write(simulator: dict[str, Any]) -> None:
+def test_particle_record_via_index_write(simulator: dict[str, Any], started: float) -> None:
     port = simulator["modbus"]["gw-a"]
-    deadline = time.monotonic() + 10
-    while True:
+
+    def records_stored() -> float:
         rc, out, v = mbpoll(port, "-a", "1", "-0", "-r", "23", "-c", "1", "-t", "4")
         assert rc == 0, out
-        if v[23] >= 1:
-            break
-        assert time.monotonic() < deadline, "no particle record appeared"
-        time.sleep(0.3)
+        return v[23]
+
+    until_sync(lambda: records_stored() >= 1, what="a particle record (1 s samples)")
     records = ("-a", "1", "-0", "-r", "0", "-c", "8", "-t", "3:int", "-B")  # s32/u32, high first
     rc, out, _ = mbpoll(port, "-a", "1", "-0", "-r", "24", "-t", "4", write=("0",))
     assert rc == 0, out
@@ -162,12 +175,16 @@ def test_particle_record_via_index_write(simulator: dict[str, Any]) -> None:
     rc, out, _ = mbpoll(port, "-a", "1", "-0", "-r", "24", "-t", "4", write=("65535",))
     assert rc == 0, out
     rc, out, last = mbpoll(port, *records)
+    read_at = time.time()
     assert rc == 0, out
-    assert abs(last[0] - time.time()) < 30  # record timestamp, s32 high word first
+    # record timestamp (s32 high word first): a sample's end, in whole seconds (rounded)
+    assert started <= last[0] <= read_at + 0.5
     assert last[0] >= first[0] > 0
     assert last[2] == 1  # sample time
     assert last[4] == 1  # location
-    assert last[8] >= last[10] >= last[12] >= last[14] >= 0  # cumulative channels
+    # cumulative channels: >= 0.5 um counted something (~24 expected a second) and each
+    # larger size is a part of the one before
+    assert last[8] > 0 and last[8] >= last[10] >= last[12] >= last[14]
 
 
 def test_unmapped_register_is_an_exception(simulator: dict[str, Any]) -> None:
