@@ -53,22 +53,6 @@ async def plant():
     """The example plant, running on free ports (1 s particle samples)."""
     async with SimulatedPlant(parse_spec(sim_spec_data())) as p:
         yield p
-        await close_orphaned_opcua_sessions(p)
-
-
-async def close_orphaned_opcua_sessions(plant: SimulatedPlant) -> None:
-    """Close the OPC UA sessions whose client vanished without closing them (SIGKILL).
-
-    asyncua keeps a session with subscriptions after its connection is lost (the client may
-    come back, OPC UA Part 4 6.7) until the session timeout, and ``Server.stop()`` leaves it
-    running; the simulator's ``OpcUaPressServer.stop`` does not close it either, so its
-    timeout and subscription tasks would outlive the plant. Called once every client of the
-    test has stopped: what is left is an orphan.
-    """
-    for press_id in plant.ready_info()["opcua"]:
-        iserver = plant.opcua_server(press_id)._server.iserver
-        for session in list(iserver._external_sessions.values()):
-            await session.close_session(True)
 
 
 def plant_config_data(plant: SimulatedPlant, store: Path, **device_overrides: Any) -> dict:
