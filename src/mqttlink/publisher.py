@@ -479,11 +479,12 @@ class MqttPublisher:
         birth = pl.edge_status_body(True, self.site, self.client_id, self._since_us)
         # birth first, then the latest retained statuses, then the command subscription
         client.publish(self.topics.edge_status, pl.encode(birth), qos=1, retain=True)
+        # under the lock, as in _retain: a status changed meanwhile is published after this
+        # replay, never before it (the broker would keep the stale one)
         with self._lock:
-            retained = list(self._retained.items())
             self._connected = True
-        for topic, body in retained:
-            client.publish(topic, body, qos=1, retain=True)
+            for topic, body in self._retained.items():
+                client.publish(topic, body, qos=1, retain=True)
         if self._on_batch is not None:
             client.subscribe(self.topics.batch_commands, qos=1)
         self._post(self._on_connected, bool(flags.session_present))
@@ -576,11 +577,12 @@ class MqttPublisher:
         self._set_wake()
 
     def _retain(self, topic: str, body: bytes) -> None:
+        # published under the lock: the order the broker sees is the order of the changes,
+        # also against the replay after a reconnect (paho's publish only queues the packet)
         with self._lock:
             self._retained[topic] = body
-            client = self._client if self._connected else None
-        if client is not None:
-            client.publish(topic, body, qos=1, retain=True)
+            if self._connected and self._client is not None:
+                self._client.publish(topic, body, qos=1, retain=True)
 
     def _publish_edge_status(self, client: mqtt.Client) -> None:
         st = self.status()
