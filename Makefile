@@ -32,6 +32,7 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # rewrites the tree in the one formatting `make lint` checks
 format: $(TEST_STAMP)

@@ -24,12 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from audit.trail import AuditTrail
-from collector.reading import Quality, Reading, now_us
-from edge.config import load_config
-from edge.service import EdgeService
-from historian.store import Store
-from monitoring.engine import Books, MonitoringEngine
+from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.collector.reading import Quality, Reading, now_us
+from gmp_edge.edge.config import load_config
+from gmp_edge.edge.service import EdgeService
+from gmp_edge.historian.store import Store
+from gmp_edge.monitoring.engine import Books, MonitoringEngine
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "plant.toml"
 HOT = "acme-basel/solid-dose/granulation/trh-gran-01/temperature"  # action 25 degC, no delay

@@ -35,24 +35,27 @@ from typing import Any
 import psutil
 from pymodbus.client import AsyncModbusTcpClient
 
-from collector.modbus import ModbusDriver
-from collector.plan import Function
-from edge.config import PlantConfig, parse_config
-from edge.service import EdgeService
-from edge.wiring import build_driver, modbus_spec
-from historian.store import Store
+from gmp_edge.collector.modbus import ModbusDriver
+from gmp_edge.collector.plan import Function
+from gmp_edge.edge.config import PlantConfig, parse_config
+from gmp_edge.edge.service import EdgeService
+from gmp_edge.edge.wiring import build_driver, modbus_spec
+from gmp_edge.historian.store import Store
 
 ROOT = Path(__file__).parents[1]
 
 
 def start_simulator(spec: dict[str, Any], tmp: Path) -> tuple[subprocess.Popen[str], dict]:
-    """`python -m simulators.modbus_server` in its own process; returns it and its ready line."""
+    """The Modbus simulator (`python -m gmp_edge.simulators.modbus_server`) in its own process.
+
+    Returns the process and its ready line.
+    """
     import tomli_w
 
     path = tmp / "sim.toml"
     path.write_bytes(tomli_w.dumps(spec).encode())
     proc = subprocess.Popen(
-        [sys.executable, "-m", "simulators.modbus_server", "--spec", str(path)],
+        [sys.executable, "-m", "gmp_edge.simulators.modbus_server", "--spec", str(path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -82,8 +85,8 @@ def example_config(ports: dict[str, int], store: Path, interval: float) -> Plant
 
 async def bare_loop(cfg: PlantConfig, seconds: float) -> float:
     """Points/s of a bare pymodbus loop issuing the collector's requests back to back."""
-    from collector.plan import plan_requests
-    from edge.wiring import register_point
+    from gmp_edge.collector.plan import plan_requests
+    from gmp_edge.edge.wiring import register_point
 
     async def one(dev_id: str) -> int:
         d = cfg.device(dev_id)

@@ -40,14 +40,14 @@ from pathlib import Path
 
 import psutil
 
-from audit.trail import AuditTrail
-from evidence import keys, readings_csv
-from evidence import package as pkg
-from evidence.verify import verify_package
-from historian.store import Store
-from monitoring.engine import Books
+from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.evidence import keys, readings_csv
+from gmp_edge.evidence import package as pkg
+from gmp_edge.evidence.verify import verify_package
+from gmp_edge.historian.store import Store
+from gmp_edge.monitoring.engine import Books
+from gmp_edge.signatures.register import SignatureRegister
 from review_bench import RESULTS, T0, fill, plant_config, prepare_records
-from signatures.register import SignatureRegister
 
 S = 1_000_000
 BATCH = "B-BENCH"

@@ -29,12 +29,12 @@ from pathlib import Path
 
 import httpx
 
-from collector.reading import Quality, Reading, now_us
-from edge.config import load_config
-from historian.forwarder import Forwarder, reading_encoder
-from historian.influx import InfluxV1Sink
-from historian.lineprotocol import meta_from_config
-from historian.store import Store
+from gmp_edge.collector.reading import Quality, Reading, now_us
+from gmp_edge.edge.config import load_config
+from gmp_edge.historian.forwarder import Forwarder, reading_encoder
+from gmp_edge.historian.influx import InfluxV1Sink
+from gmp_edge.historian.lineprotocol import meta_from_config
+from gmp_edge.historian.store import Store
 
 ROOT = Path(__file__).parents[1]
 MARKER = "acme-basel/solid-dose/granulation/trh-gran-01/temperature"

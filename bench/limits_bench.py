@@ -20,8 +20,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from limits.engine import evaluate, what_if
-from limits.model import IN_OPERATION, LimitSet, TagLimits, Threshold
+from gmp_edge.limits.engine import evaluate, what_if
+from gmp_edge.limits.model import IN_OPERATION, LimitSet, TagLimits, Threshold
 
 S = 1_000_000
 T = TypeVar("T")

@@ -29,11 +29,11 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from alarms.model import Alarm, AlarmEvent, AlarmState, ConditionKind, Priority, Transition
-from audit.trail import AuditTrail
-from historian.store import Store
-from monitoring.records import AlarmBook
-from mqttlink import MqttConfig, MqttPublisher
+from gmp_edge.alarms.model import Alarm, AlarmEvent, AlarmState, ConditionKind, Priority, Transition
+from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.historian.store import Store
+from gmp_edge.monitoring.records import AlarmBook
+from gmp_edge.mqttlink import MqttConfig, MqttPublisher
 
 TAG = "acme/solid-dose/granulation/dp-01/dp"
 PREFIX = "gmp-edge/acme"

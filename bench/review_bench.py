@@ -15,16 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from alarms import machine as am
-from alarms.model import ConditionKind, Priority
-from audit.trail import AuditTrail
-from deviations.batch import Batch
-from edge.config import PlantConfig, parse_config
-from historian.store import Store
-from monitoring.engine import Books
-from monitoring.setup import build_limit_set
-from review.gather import review_batch
-from review.report import render_pdf
+from gmp_edge.alarms import machine as am
+from gmp_edge.alarms.model import ConditionKind, Priority
+from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.deviations.batch import Batch
+from gmp_edge.edge.config import PlantConfig, parse_config
+from gmp_edge.historian.store import Store
+from gmp_edge.monitoring.engine import Books
+from gmp_edge.monitoring.setup import build_limit_set
+from gmp_edge.review.gather import review_batch
+from gmp_edge.review.report import render_pdf
 
 S = 1_000_000
 T0 = 1_790_000_000 * S
@@ -280,8 +280,8 @@ def main() -> None:
         f"median {sorted(times)[1]:.2f} s (runs {', '.join(f'{x:.2f}' for x in times)}; "
         f"target < 2 s)"
     )
-    from review.compile import compile_review
-    from review.gather import gather
+    from gmp_edge.review.compile import compile_review
+    from gmp_edge.review.gather import gather
 
     inputs = gather(store, books, trail, cfg, "B-BENCH", now)
     t = time.perf_counter()

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from collector.reading import Quality, Reading
-from historian.store import Store
+from gmp_edge.collector.reading import Quality, Reading
+from gmp_edge.historian.store import Store
 
 S = 1_000_000
 T0 = 1_790_000_000 * S

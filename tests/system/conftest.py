@@ -18,15 +18,15 @@ import httpx
 import pytest
 import uvicorn
 
-from audit.trail import AuditTrail
-from collector.driver import LinkState
-from edge.api_wiring import ApiParts, build_api
-from edge.config import PlantConfig, parse_config
-from edge.service import EdgeService
-from historian.store import Store
-from identity.roles import Role
-from simulators.plant import SimulatedPlant
-from simulators.spec import parse_spec
+from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.collector.driver import LinkState
+from gmp_edge.edge.api_wiring import ApiParts, build_api
+from gmp_edge.edge.config import PlantConfig, parse_config
+from gmp_edge.edge.service import EdgeService
+from gmp_edge.historian.store import Store
+from gmp_edge.identity.roles import Role
+from gmp_edge.simulators.plant import SimulatedPlant
+from gmp_edge.simulators.spec import parse_spec
 from tests.waiting import until
 
 ROOT = Path(__file__).parents[2]

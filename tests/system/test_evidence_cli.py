@@ -1,4 +1,4 @@
-"""`python -m evidence verify`, the inspector's offline check, run as a process of its own
+"""`python -m gmp_edge.evidence verify`, the inspector's offline check, run as a process of its own
 (interpreter start, module entry point, exit status) on a package built like the unit tests'."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ SRC = Path(__file__).parents[2] / "src"
 
 def verify(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "evidence", "verify", *args],
+        [sys.executable, "-m", "gmp_edge.evidence", "verify", *args],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(SRC)},

@@ -20,12 +20,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from collector.reading import Cause, Quality, Reading
-from edge.config import PlantConfig, load_config
-from historian.forwarder import Drain, Forwarder, SendResult, reading_encoder
-from historian.influx import InfluxV1Sink, InfluxV2Sink, reconcile
-from historian.lineprotocol import meta_from_config, series_prefix
-from historian.store import Store
+from gmp_edge.collector.reading import Cause, Quality, Reading
+from gmp_edge.edge.config import PlantConfig, load_config
+from gmp_edge.historian.forwarder import Drain, Forwarder, SendResult, reading_encoder
+from gmp_edge.historian.influx import InfluxV1Sink, InfluxV2Sink, reconcile
+from gmp_edge.historian.lineprotocol import meta_from_config, series_prefix
+from gmp_edge.historian.store import Store
 from tests.system.conftest import require_tool
 
 pytestmark = pytest.mark.system
@@ -572,7 +572,7 @@ async def test_unencodable_readings_are_quarantined_and_skipped_ones_counted(sto
 
 
 def test_retry_after_header_parsing():
-    from historian.influx import classify, parse_retry_after
+    from gmp_edge.historian.influx import classify, parse_retry_after
 
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None

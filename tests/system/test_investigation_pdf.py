@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from review.investigation import render_investigation_pdf
+from gmp_edge.review.investigation import render_investigation_pdf
 from tests.unit.test_review_investigation import TAG, signed_file
 
 from .conftest import require_tool

@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from collector.modbus import ModbusDriver
-from collector.reading import Cause, Quality, Reading
-from edge.wiring import build_driver
-from simulators.plant import SimulatedPlant
-from simulators.scenario import DisconnectMode, EventKind, ScenarioEvent
-from simulators.spec import parse_spec
+from gmp_edge.collector.modbus import ModbusDriver
+from gmp_edge.collector.reading import Cause, Quality, Reading
+from gmp_edge.edge.wiring import build_driver
+from gmp_edge.simulators.plant import SimulatedPlant
+from gmp_edge.simulators.scenario import DisconnectMode, EventKind, ScenarioEvent
+from gmp_edge.simulators.spec import parse_spec
 from tests.waiting import until
 
 from .conftest import sim_spec_data

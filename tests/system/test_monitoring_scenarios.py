@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from edge.config import parse_config
-from historian.store import Store
-from simulators.scenario import DisconnectMode, EventKind, ScenarioEvent
+from gmp_edge.edge.config import parse_config
+from gmp_edge.historian.store import Store
+from gmp_edge.simulators.scenario import DisconnectMode, EventKind, ScenarioEvent
 from tests.waiting import until
 
 from .conftest import PEOPLE_PASSWORD, plant_config_data, running_edge

@@ -22,13 +22,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from alarms.model import Alarm, AlarmEvent, AlarmState, ConditionKind, Priority, Transition
-from audit.trail import AuditTrail
-from collector.reading import Cause, Quality, Reading
-from historian.store import Store
-from monitoring.records import AlarmBook
-from mqttlink import MqttConfig, MqttPublisher
-from mqttlink.payloads import SCHEMAS, validate
+from gmp_edge.alarms.model import Alarm, AlarmEvent, AlarmState, ConditionKind, Priority, Transition
+from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.collector.reading import Cause, Quality, Reading
+from gmp_edge.historian.store import Store
+from gmp_edge.monitoring.records import AlarmBook
+from gmp_edge.mqttlink import MqttConfig, MqttPublisher
+from gmp_edge.mqttlink.payloads import SCHEMAS, validate
 from tests.system.conftest import require_tool
 from tests.waiting import until, until_sync
 
@@ -527,7 +527,7 @@ async def test_retained_status_for_a_late_subscriber_and_clean_stop(broker, stor
 
 CHILD = """
 import asyncio, sys
-from mqttlink import MqttConfig, MqttPublisher
+from gmp_edge.mqttlink import MqttConfig, MqttPublisher
 cfg = MqttConfig.model_validate_json(sys.argv[1])
 asyncio.run(MqttPublisher(cfg, sys.argv[2], {}, "acme").run(asyncio.Event()))
 """

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from notify import (
+from gmp_edge.notify import (
     KEY_HEADER,
     SIGNATURE_HEADER,
     DeliveryError,

@@ -1,6 +1,6 @@
 """OpcuaDriver against a real asyncua server on 127.0.0.1 (no mocks on the wire).
 
-The server is the project's tablet-press simulator (``simulators.opcua_press``) when it is
+The server is the project's tablet-press simulator (``gmp_edge.simulators.opcua_press``) when it is
 importable, otherwise a stand-in asyncua server with the same namespace and node ids.
 """
 
@@ -24,9 +24,9 @@ from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from asyncua.server.internal_session import InternalSession
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from collector.driver import LinkState
-from collector.opcua import OpcuaDeviceSpec, OpcuaDriver, OpcuaPoint
-from collector.reading import Cause, Quality, Reading
+from gmp_edge.collector.driver import LinkState
+from gmp_edge.collector.opcua import OpcuaDeviceSpec, OpcuaDriver, OpcuaPoint
+from gmp_edge.collector.reading import Cause, Quality, Reading
 from tests.waiting import until
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(40)]
@@ -144,9 +144,9 @@ class SimPress:
     """The project's simulator behind the same small interface."""
 
     def __init__(self, port: int = 0) -> None:
-        from simulators.opcua_press import OpcUaPressServer
-        from simulators.spec import OpcUaServerSpec, PressParams
-        from simulators.tablet_press import TabletPress
+        from gmp_edge.simulators.opcua_press import OpcUaPressServer
+        from gmp_edge.simulators.spec import OpcUaServerSpec, PressParams
+        from gmp_edge.simulators.tablet_press import TabletPress
 
         params = PressParams(batch_id=BATCH, state="EXECUTE")
         self.sim = OpcUaPressServer(

@@ -8,10 +8,10 @@ import pytest
 from asyncua import ua
 from asyncua.server.internal_session import InternalSession
 
-from collector.opcua import OpcuaDeviceSpec, OpcuaDriver, OpcuaPoint
-from collector.reading import Quality
-from simulators.plant import SimulatedPlant
-from simulators.spec import parse_spec
+from gmp_edge.collector.opcua import OpcuaDeviceSpec, OpcuaDriver, OpcuaPoint
+from gmp_edge.collector.reading import Quality
+from gmp_edge.simulators.plant import SimulatedPlant
+from gmp_edge.simulators.spec import parse_spec
 from tests.waiting import until
 
 from .conftest import sim_spec_data

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from edge.config import parse_config
+from gmp_edge.edge.config import parse_config
 from tests.waiting import until
 
 from .conftest import (

@@ -13,8 +13,8 @@ import pytest
 import tomli_w
 from playwright.async_api import async_playwright, expect
 
-from edge.config import parse_config
-from simulators.scenario import DisconnectMode, EventKind, ScenarioEvent
+from gmp_edge.edge.config import parse_config
+from gmp_edge.simulators.scenario import DisconnectMode, EventKind, ScenarioEvent
 from tests.waiting import until
 
 from .conftest import (
@@ -207,7 +207,7 @@ async def test_batch_review_release_report_and_evidence(plant, tmp_path):
         pkg = tmp_path / "evidence.zip"
         pkg.write_bytes(r.content)
         ok = subprocess.run(
-            [sys.executable, "-m", "edge.cli", "evidence", "verify", str(pkg)],
+            [sys.executable, "-m", "gmp_edge.edge.cli", "evidence", "verify", str(pkg)],
             capture_output=True,
             text=True,
         )
@@ -229,7 +229,9 @@ async def test_batch_review_release_report_and_evidence(plant, tmp_path):
             for n in names:
                 z.writestr(n, files[n])
         no = subprocess.run(
-            [sys.executable, "-m", "evidence", "verify", str(bad)], capture_output=True, text=True
+            [sys.executable, "-m", "gmp_edge.evidence", "verify", str(bad)],
+            capture_output=True,
+            text=True,
         )
         assert no.returncode == 1 and "readings.csv" in no.stdout + no.stderr
 

@@ -8,13 +8,13 @@ import subprocess
 import numpy as np
 import pytest
 
-from alarms.model import AlarmEvent, AlarmState, Priority
-from alarms.model import Transition as AlarmTr
-from deviations.batch import Batch
-from historian.store import Gap
-from limits.model import LimitSet, TagLimits, Threshold
-from review.compile import EquipmentInfo, ReviewInputs, TagInput, compile_review
-from review.report import render_pdf
+from gmp_edge.alarms.model import AlarmEvent, AlarmState, Priority
+from gmp_edge.alarms.model import Transition as AlarmTr
+from gmp_edge.deviations.batch import Batch
+from gmp_edge.historian.store import Gap
+from gmp_edge.limits.model import LimitSet, TagLimits, Threshold
+from gmp_edge.review.compile import EquipmentInfo, ReviewInputs, TagInput, compile_review
+from gmp_edge.review.report import render_pdf
 
 pytestmark = pytest.mark.system
 

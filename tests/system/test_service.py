@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from collector.reading import Quality
-from edge.config import PlantConfig, load_config, parse_config
-from edge.service import EdgeService
-from historian.store import Store
-from simulators.scenario import DisconnectMode, EventKind, ScenarioEvent
+from gmp_edge.collector.reading import Quality
+from gmp_edge.edge.config import PlantConfig, load_config, parse_config
+from gmp_edge.edge.service import EdgeService
+from gmp_edge.historian.store import Store
+from gmp_edge.simulators.scenario import DisconnectMode, EventKind, ScenarioEvent
 from tests.waiting import until
 
 from .conftest import ROOT, plant_config_data
@@ -77,7 +77,7 @@ async def test_every_configured_tag_reaches_the_store(plant_config):
 
 
 async def test_the_service_keeps_review_segments_equal_to_the_readings(plant, tmp_path):
-    from review.gather import read_raw_arrays, read_tag_arrays
+    from gmp_edge.review.gather import read_raw_arrays, read_tag_arrays
 
     data = plant_config_data(plant, tmp_path / "seg.db")
     data["store"]["segment_index_interval_s"] = 0.5
@@ -261,7 +261,7 @@ def readings_in(db: Path) -> set[tuple[int, int, int]]:
 
 
 def gmp_edge(*args: str) -> list[str]:
-    return [sys.executable, "-m", "edge.cli", *args]
+    return [sys.executable, "-m", "gmp_edge.edge.cli", *args]
 
 
 async def wait_for_rows(db: Path, n: int) -> None:
@@ -461,7 +461,7 @@ def test_first_administrator_from_the_command_line(tmp_path):
 
 def test_segments_check_finds_a_tampered_segment_and_rebuild_mends_it(tmp_path):
     """`gmp-edge segments check|rebuild`: the readings table is the record, segments follow."""
-    from collector.reading import Quality, Reading
+    from gmp_edge.collector.reading import Quality, Reading
 
     text = (ROOT / "examples" / "plant.toml").read_text()
     db = tmp_path / "store.db"

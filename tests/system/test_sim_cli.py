@@ -197,7 +197,7 @@ def test_unmapped_register_is_an_exception(simulator: dict[str, Any]) -> None:
 def test_modbus_server_alone_and_sigint(tmp_path: Path) -> None:
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC)
-    proc, info = start("simulators.modbus_server", spec, tmp_path / "stderr.log")
+    proc, info = start("gmp_edge.simulators.modbus_server", spec, tmp_path / "stderr.log")
     try:
         assert info == {"ready": True, "modbus": {"gw-a": info["modbus"]["gw-a"]}, "opcua": {}}
         rc, out, v = mbpoll(info["modbus"]["gw-a"], "-a", "3", "-r", "1", "-c", "1", "-t", "4")
@@ -211,7 +211,7 @@ def test_modbus_server_alone_and_sigint(tmp_path: Path) -> None:
 def test_opcua_press_alone(tmp_path: Path) -> None:
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC)
-    proc, info = start("simulators.opcua_press", spec, tmp_path / "stderr.log")
+    proc, info = start("gmp_edge.simulators.opcua_press", spec, tmp_path / "stderr.log")
     try:
         assert info["modbus"] == {}
         assert set(info["opcua"]) == {"press-a"}
@@ -224,7 +224,7 @@ def test_bad_spec_exits_2_naming_the_key(tmp_path: Path) -> None:
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC.replace("sample_time_s = 1", "sample_time_s = 0"))
     done = subprocess.run(
-        [sys.executable, "-m", "simulators", "--spec", str(spec)],
+        [sys.executable, "-m", "gmp_edge.simulators", "--spec", str(spec)],
         capture_output=True,
         text=True,
         timeout=30,

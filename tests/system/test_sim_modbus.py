@@ -13,11 +13,11 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException, ModbusIOException
 
-from simulators import encoding as enc
-from simulators.encoding import WordOrder
-from simulators.plant import SimulatedPlant
-from simulators.scenario import DisconnectMode, EventKind, ScenarioEvent
-from simulators.spec import parse_spec
+from gmp_edge.simulators import encoding as enc
+from gmp_edge.simulators.encoding import WordOrder
+from gmp_edge.simulators.plant import SimulatedPlant
+from gmp_edge.simulators.scenario import DisconnectMode, EventKind, ScenarioEvent
+from gmp_edge.simulators.spec import parse_spec
 from tests.waiting import until
 
 pytestmark = pytest.mark.system

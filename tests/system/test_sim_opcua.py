@@ -12,11 +12,11 @@ import pytest
 import pytest_asyncio
 from asyncua import Client, Node, ua
 
-from simulators.opcua_press import NAMESPACE_URI, node_id
-from simulators.plant import SimulatedPlant
-from simulators.scenario import EventKind, ScenarioEvent
-from simulators.spec import parse_spec
-from simulators.tablet_press import DOUBLE_VARIABLES
+from gmp_edge.simulators.opcua_press import NAMESPACE_URI, node_id
+from gmp_edge.simulators.plant import SimulatedPlant
+from gmp_edge.simulators.scenario import EventKind, ScenarioEvent
+from gmp_edge.simulators.spec import parse_spec
+from gmp_edge.simulators.tablet_press import DOUBLE_VARIABLES
 from tests.waiting import until
 
 # One server for the module: asyncua needs ~2 s to build its address space.

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from collector.reading import now_us
-from edge.config import parse_config
-from historian.influx import reconcile
-from historian.store import Store
+from gmp_edge.collector.reading import now_us
+from gmp_edge.edge.config import parse_config
+from gmp_edge.historian.influx import reconcile
+from gmp_edge.historian.store import Store
 from tests.waiting import until
 
 from .conftest import plant_config_data

@@ -21,7 +21,7 @@ from typing import Any
 
 import tomli_w
 
-from edge.config import PlantConfig, load_config, parse_config
+from gmp_edge.edge.config import PlantConfig, load_config, parse_config
 
 SITE = "acme"
 AREA = "solid-dose"
@@ -49,7 +49,7 @@ class PlantBuilder:
     """A plant configuration as the TOML data ``load_config`` would read, built step by step.
 
     Rooms, equipment, devices, tags, limits and production sources are added by name;
-    :meth:`build` parses the data with the real ``edge.config`` (raising ``ConfigError``
+    :meth:`build` parses the data with the real ``gmp_edge.edge.config`` (raising ``ConfigError``
     exactly as a file would), :meth:`load` writes it to a folder and loads the file.
     """
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from alarms import machine as m
-from alarms.metrics import (
+from gmp_edge.alarms import machine as m
+from gmp_edge.alarms.metrics import (
     DEFAULT_POSITION,
     Chattering,
     FloodPeriod,
@@ -19,7 +19,7 @@ from alarms.metrics import (
     time_in_flood,
     unacknowledged_count,
 )
-from alarms.model import (
+from gmp_edge.alarms.model import (
     Alarm,
     AlarmPolicy,
     AlarmState,
@@ -28,7 +28,7 @@ from alarms.model import (
     Priority,
     Transition,
 )
-from alarms.timers import tick
+from gmp_edge.alarms.timers import tick
 
 T0 = 1_790_000_000_000_000
 SEC = 1_000_000

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from alarms import machine as m
-from alarms.model import (
+from gmp_edge.alarms import machine as m
+from gmp_edge.alarms.model import (
     SYSTEM,
     Alarm,
     AlarmEvent,
@@ -22,7 +22,7 @@ from alarms.model import (
     Priority,
     Transition,
 )
-from alarms.table import TABLE, allowed_events, states_allowing
+from gmp_edge.alarms.table import TABLE, allowed_events, states_allowing
 
 T0 = 1_790_000_000_000_000
 MIN = 60_000_000

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from alarms import machine as m
-from alarms.model import (
+from gmp_edge.alarms import machine as m
+from gmp_edge.alarms.model import (
     SYSTEM,
     Alarm,
     AlarmEvent,
@@ -15,7 +15,7 @@ from alarms.model import (
     ConditionKind,
     Priority,
 )
-from alarms.timers import DueTimer, TimerKind, due_timers, next_due_us, tick
+from gmp_edge.alarms.timers import DueTimer, TimerKind, due_timers, next_due_us, tick
 
 T0 = 1_790_000_000_000_000
 MIN = 60_000_000

@@ -8,13 +8,13 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from audit.trail import AuditTrail
-from collector.reading import Cause, Quality, Reading, now_us
-from edge.api_wiring import build_api
-from edge.service import EdgeService
-from historian.gaps import GapOpened
-from historian.store import Store
-from identity.roles import Role
+from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.collector.reading import Cause, Quality, Reading, now_us
+from gmp_edge.edge.api_wiring import build_api
+from gmp_edge.edge.service import EdgeService
+from gmp_edge.historian.gaps import GapOpened
+from gmp_edge.historian.store import Store
+from gmp_edge.identity.roles import Role
 
 from .conftest import TEMP, small_plant
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-import api.security
-from audit.trail import AuditTrail
-from collector.reading import now_us
-from edge.api_wiring import build_api
-from edge.service import EdgeService
-from historian.store import Store
-from identity.roles import PERMISSIONS, Permission, Role
+import gmp_edge.api.security
+from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.collector.reading import now_us
+from gmp_edge.edge.api_wiring import build_api
+from gmp_edge.edge.service import EdgeService
+from gmp_edge.historian.store import Store
+from gmp_edge.identity.roles import PERMISSIONS, Permission, Role
 
 from .conftest import TRH, small_plant
 
@@ -279,10 +279,10 @@ def test_session_expires_when_idle(env, monkeypatch):
     # the sessions' clock is moved on instead of waiting: a request a minute before the idle
     # time keeps the session alive (and touches it) ...
     later = now_us() + idle_us - 60 * 1_000_000
-    monkeypatch.setattr(api.security, "now_us", lambda: later)
+    monkeypatch.setattr(gmp_edge.api.security, "now_us", lambda: later)
     assert c.get("/api/tags").status_code == 200
     # ... and one just past the idle time after that finds it expired
-    monkeypatch.setattr(api.security, "now_us", lambda: later + idle_us + 1)
+    monkeypatch.setattr(gmp_edge.api.security, "now_us", lambda: later + idle_us + 1)
     r = c.get("/api/tags")
     assert r.status_code == 401 and "expired" in r.json()["detail"]
 

@@ -5,7 +5,7 @@ from collections.abc import Generator
 
 import pytest
 
-from api.streaming import stream_writes
+from gmp_edge.api.streaming import stream_writes
 
 
 def test_chunks_arrive_in_order_with_bounded_queue():

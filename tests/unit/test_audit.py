@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
-from audit.chain import GENESIS, AuditEntry, canonical, entry_hash, verify
-from audit.trail import AuditTrail
+from gmp_edge.audit.chain import GENESIS, AuditEntry, canonical, entry_hash, verify
+from gmp_edge.audit.trail import AuditTrail
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from collector.codec import (
+from gmp_edge.collector.codec import (
     DataType,
     Decoded,
     DecodeError,
@@ -16,7 +16,7 @@ from collector.codec import (
     register_count,
     value_decoder,
 )
-from collector.reading import Cause, Quality
+from gmp_edge.collector.reading import Cause, Quality
 
 B, L = Order.BIG, Order.LITTLE
 

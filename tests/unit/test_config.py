@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import ConfigError, load_config, parse_config
+from gmp_edge.edge.config import ConfigError, load_config, parse_config
 
 from .conftest import COMPRESSION, PRESS, RH, TEMP, TRH, PlantBuilder, index_of, item, small_plant
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from dashboards.__main__ import differences, generated
-from dashboards.__main__ import main as cli_main
-from dashboards.generate import (
+from gmp_edge.dashboards.__main__ import differences, generated
+from gmp_edge.dashboards.__main__ import main as cli_main
+from gmp_edge.dashboards.generate import (
     DATASOURCE_NAME,
     DATASOURCE_UID,
     FIELD_KEYS,
@@ -20,9 +20,9 @@ from dashboards.generate import (
     expected_points_per_minute,
     threshold_steps,
 )
-from edge.config import PlantConfig, load_config
-from limits.model import TagLimits, Threshold
-from monitoring.setup import build_limit_set
+from gmp_edge.edge.config import PlantConfig, load_config
+from gmp_edge.limits.model import TagLimits, Threshold
+from gmp_edge.monitoring.setup import build_limit_set
 
 from .conftest import COMPRESSION, CORRIDOR, COUNTER, PRESS, SITE, SPEED, TEMP, TRH, small_plant
 
@@ -359,7 +359,7 @@ def test_room_variable_lists_the_configured_rooms(cfg: PlantConfig, boards: Any)
 def test_committed_json_equals_generated_json() -> None:
     problems = differences(generated(EXAMPLE), DASH_DIR)
     assert problems == [], (
-        "regenerate: python -m dashboards --config examples/plant.toml "
+        "regenerate: python -m gmp_edge.dashboards --config examples/plant.toml "
         "--out deploy/grafana/dashboards\n" + "\n".join(problems)
     )
 
@@ -433,13 +433,13 @@ def test_datasource_provisioning_names_the_datasource_the_dashboards_use(boards:
 
 
 def _compose() -> dict[str, Any]:
-    doc: dict[str, Any] = _yaml().safe_load((DEPLOY / "docker-compose.yml").read_text())
+    doc: dict[str, Any] = _yaml().safe_load((ROOT / "docker-compose.yml").read_text())
     return doc
 
 
 def _host_path(spec: str) -> Path | None:
     src = spec.split(":")[0]
-    return (DEPLOY / src).resolve() if src.startswith(".") else None
+    return (ROOT / src).resolve() if src.startswith(".") else None
 
 
 def test_compose_services_and_ports() -> None:
@@ -471,7 +471,7 @@ def test_compose_mounts_and_build_reference_existing_files() -> None:
             else:
                 assert host.exists(), (name, vol)
     build = c["services"]["gmp-edge"]["build"]
-    context = (DEPLOY / build["context"]).resolve()
+    context = (ROOT / build["context"]).resolve()
     assert (context / build["dockerfile"]).is_file()
     assert (context / "pyproject.toml").is_file()
 

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from deviations.autoraise import RaiseDecision, affected_batches, decide, draft, escalates
-from deviations.batch import Batch
-from deviations.model import (
+from gmp_edge.deviations.autoraise import RaiseDecision, affected_batches, decide, draft, escalates
+from gmp_edge.deviations.batch import Batch
+from gmp_edge.deviations.model import (
     Classification,
     ExcursionKind,
     ExcursionSummary,
@@ -19,7 +19,7 @@ from deviations.model import (
     Source,
     Status,
 )
-from deviations.rules import DAY_US, HOUR_US, ClassificationRule, DueDates, DuePolicy
+from gmp_edge.deviations.rules import DAY_US, HOUR_US, ClassificationRule, DueDates, DuePolicy
 
 T0 = 1_790_000_000_000_000
 MIN = 60_000_000

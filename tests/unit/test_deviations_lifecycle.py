@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from deviations import lifecycle as lc
-from deviations.model import (
+from gmp_edge.deviations import lifecycle as lc
+from gmp_edge.deviations.model import (
     Action,
     Classification,
     Deviation,
@@ -24,7 +24,7 @@ from deviations.model import (
     Status,
     Transition,
 )
-from deviations.rules import DAY_US
+from gmp_edge.deviations.rules import DAY_US
 
 T0 = 1_790_000_000_000_000
 C = Classification

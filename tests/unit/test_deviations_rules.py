@@ -7,8 +7,13 @@ import json
 
 import pytest
 
-from deviations.model import Classification, ExcursionKind, ExcursionSummary, ProductionState
-from deviations.rules import (
+from gmp_edge.deviations.model import (
+    Classification,
+    ExcursionKind,
+    ExcursionSummary,
+    ProductionState,
+)
+from gmp_edge.deviations.rules import (
     DAY_US,
     DEFAULT_RULES,
     HOUR_US,

@@ -26,29 +26,29 @@ import pydantic_core
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from alarms import machine as am
-from alarms.model import ConditionKind, Priority
-from audit import chain
-from audit.trail import AuditTrail
-from collector.reading import Cause, Quality, Reading
-from deviations import lifecycle as lc
-from deviations.batch import Batch
-from deviations.model import (
+from gmp_edge.alarms import machine as am
+from gmp_edge.alarms.model import ConditionKind, Priority
+from gmp_edge.audit import chain
+from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.collector.reading import Cause, Quality, Reading
+from gmp_edge.deviations import lifecycle as lc
+from gmp_edge.deviations.batch import Batch
+from gmp_edge.deviations.model import (
     Classification,
     Evidence,
     ExcursionKind,
     ProductionState,
     Source,
 )
-from evidence import keys, readings_csv
-from evidence import verify as ev
-from evidence.package import EvidenceError, build_package
-from historian.store import Store
-from identity.roles import Role
-from limits.model import LimitSet
-from monitoring.engine import Books
-from signatures.manifest import Meaning
-from signatures.register import SignatureRegister
+from gmp_edge.evidence import keys, readings_csv
+from gmp_edge.evidence import verify as ev
+from gmp_edge.evidence.package import EvidenceError, build_package
+from gmp_edge.historian.store import Store
+from gmp_edge.identity.roles import Role
+from gmp_edge.limits.model import LimitSet
+from gmp_edge.monitoring.engine import Books
+from gmp_edge.signatures.manifest import Meaning
+from gmp_edge.signatures.register import SignatureRegister
 
 from .conftest import COMPRESSION, PRESS, RH, STATE, TEMP, PlantBuilder, small_plant, tag_path
 
@@ -573,7 +573,7 @@ def test_command_line(env, capsys):
     assert "PROBLEM: public_key.pem" in capsys.readouterr().out
     assert ev.main(["verify", str(info.path)]) == 0  # without a fingerprint, as in a shell
     assert "VERIFIED" in capsys.readouterr().out
-    # `python -m evidence` in a process of its own: tests/system/test_evidence_cli.py
+    # `python -m gmp_edge.evidence` in a process of its own: tests/system/test_evidence_cli.py
 
 
 # ------------------------------------------------------------------------------- scale

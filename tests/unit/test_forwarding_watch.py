@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from audit.trail import AuditTrail
-from collector.reading import Quality, Reading, now_us
-from edge.forwarding import store_bytes, watch_disk_budget
-from edge.service import EdgeService
-from historian.store import Store
-from monitoring.engine import Books, MonitoringEngine
+from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.collector.reading import Quality, Reading, now_us
+from gmp_edge.edge.forwarding import store_bytes, watch_disk_budget
+from gmp_edge.edge.service import EdgeService
+from gmp_edge.historian.store import Store
+from gmp_edge.monitoring.engine import Books, MonitoringEngine
 from tests.waiting import until
 
 from .conftest import TEMP, small_plant

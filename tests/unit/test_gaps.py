@@ -1,7 +1,7 @@
 """Gap tracking from the reading stream."""
 
-from collector.reading import Cause, Quality, Reading
-from historian.gaps import GapClosed, GapOpened, GapTracker
+from gmp_edge.collector.reading import Cause, Quality, Reading
+from gmp_edge.historian.gaps import GapClosed, GapOpened, GapTracker
 
 
 def r(tag, ts, q, cause=None):

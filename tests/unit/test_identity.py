@@ -2,10 +2,15 @@
 
 import pytest
 
-from audit.trail import AuditTrail
-from identity.passwords import PasswordRuleError, check_rules, hash_password, verify_password
-from identity.roles import PERMISSIONS, Permission, Role, allowed
-from identity.users import DAY_US, Directory, IdentityError
+from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.identity.passwords import (
+    PasswordRuleError,
+    check_rules,
+    hash_password,
+    verify_password,
+)
+from gmp_edge.identity.roles import PERMISSIONS, Permission, Role, allowed
+from gmp_edge.identity.users import DAY_US, Directory, IdentityError
 
 GOOD_PW = "Granulat-2026!x"
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from limits.engine import (
+from gmp_edge.limits.engine import (
     Evaluator,
     EventReason,
     ProductionTimeline,
@@ -18,7 +18,7 @@ from limits.engine import (
     excursions_from_events,
     what_if,
 )
-from limits.model import AT_REST, IN_OPERATION, Condition, LimitSet, TagLimits, Threshold
+from gmp_edge.limits.model import AT_REST, IN_OPERATION, Condition, LimitSet, TagLimits, Threshold
 
 S = 1_000_000
 G, U, B = 0, 1, 2
@@ -405,7 +405,7 @@ def test_evaluator_guards():
 
 
 def test_feed_readings_and_effective_from():
-    from collector.reading import Quality, Reading
+    from gmp_edge.collector.reading import Quality, Reading
 
     ls = LimitSet("LS", 1, 2 * S, "r", "a", "b", (TagLimits("t", action_high=HI),))
     ev = Evaluator(ls)

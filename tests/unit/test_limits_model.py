@@ -7,8 +7,16 @@ from typing import Any
 
 import pytest
 
-from limits.model import AT_REST, IN_OPERATION, Condition, LimitSet, TagKind, TagLimits, Threshold
-from limits.presets import (
+from gmp_edge.limits.model import (
+    AT_REST,
+    IN_OPERATION,
+    Condition,
+    LimitSet,
+    TagKind,
+    TagLimits,
+    Threshold,
+)
+from gmp_edge.limits.presets import (
     ANNEX1_2022_TABLE5,
     DP_MIN_PA,
     annex1_action_limit,
@@ -16,7 +24,7 @@ from limits.presets import (
     iso14644_limit,
     regulatory_action_max,
 )
-from limits.validation import Problem, validate_limit_set
+from gmp_edge.limits.validation import Problem, validate_limit_set
 
 KNOWN = {"p05", "p50", "dp1", "t1"}
 

@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from limits.rules import CascadeInversion, dp_cascade, particle_n_of_m, particle_n_of_m_events
-from limits.trend import cusum, ewma, n_of_m, nelson, run_length, western_electric
+from gmp_edge.limits.rules import (
+    CascadeInversion,
+    dp_cascade,
+    particle_n_of_m,
+    particle_n_of_m_events,
+)
+from gmp_edge.limits.trend import cusum, ewma, n_of_m, nelson, run_length, western_electric
 
 S = 1_000_000
 

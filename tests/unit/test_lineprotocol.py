@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from collector.reading import Cause, Quality
-from historian.lineprotocol import (
+from gmp_edge.collector.reading import Cause, Quality
+from gmp_edge.historian.lineprotocol import (
     TagMeta,
     encode_event,
     encode_reading,
@@ -18,7 +18,7 @@ from historian.lineprotocol import (
     numeric_value,
     quote_string,
 )
-from historian.store import StoredReading
+from gmp_edge.historian.store import StoredReading
 
 from .conftest import STATE, TEMP, small_plant
 

@@ -26,12 +26,17 @@ from typing import Any
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
-from collector import particle
-from collector.backoff import Backoff
-from collector.codec import DataType, Order, ValueSpec, register_count
-from collector.driver import LinkState
-from collector.modbus import ModbusDeviceSpec, ModbusDriver, RecordPoint, pymodbus_transport
-from collector.modbus_fake import (
+from gmp_edge.collector import particle
+from gmp_edge.collector.backoff import Backoff
+from gmp_edge.collector.codec import DataType, Order, ValueSpec, register_count
+from gmp_edge.collector.driver import LinkState
+from gmp_edge.collector.modbus import (
+    ModbusDeviceSpec,
+    ModbusDriver,
+    RecordPoint,
+    pymodbus_transport,
+)
+from gmp_edge.collector.modbus_fake import (
     READ_HOLDING,
     READ_INPUT,
     WRITE_REGISTER,
@@ -40,8 +45,8 @@ from collector.modbus_fake import (
     FakeUnit,
     FaultKind,
 )
-from collector.plan import Function, RegisterPoint
-from collector.reading import Cause, Quality, Reading
+from gmp_edge.collector.plan import Function, RegisterPoint
+from gmp_edge.collector.reading import Cause, Quality, Reading
 
 # -- virtual time ----------------------------------------------------------------------------
 

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from audit.trail import AuditTrail
-from collector.reading import Cause, Quality, Reading, now_us
-from edge.config import ConfigError
-from edge.service import EdgeService
-from historian.store import Store
-from identity.roles import Role
-from limits.model import Threshold
-from monitoring.approval import LimitSetRecords
-from monitoring.engine import Books, MonitoringEngine
-from signatures.manifest import Meaning, SigningRefused
-from signatures.register import SignatureRegister
+from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.collector.reading import Cause, Quality, Reading, now_us
+from gmp_edge.edge.config import ConfigError
+from gmp_edge.edge.service import EdgeService
+from gmp_edge.historian.store import Store
+from gmp_edge.identity.roles import Role
+from gmp_edge.limits.model import Threshold
+from gmp_edge.monitoring.approval import LimitSetRecords
+from gmp_edge.monitoring.engine import Books, MonitoringEngine
+from gmp_edge.signatures.manifest import Meaning, SigningRefused
+from gmp_edge.signatures.register import SignatureRegister
 
 from .conftest import COMPRESSION, PARTICLES, TEMP, index_of, item, small_plant
 

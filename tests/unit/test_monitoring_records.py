@@ -10,12 +10,12 @@ from dataclasses import replace
 
 import pytest
 
-from alarms import machine as am
-from alarms.model import AlarmState, ConditionKind, Priority
-from audit.trail import AuditTrail, AuditTransaction
-from deviations import lifecycle as lc
-from deviations.batch import Batch
-from deviations.model import (
+from gmp_edge.alarms import machine as am
+from gmp_edge.alarms.model import AlarmState, ConditionKind, Priority
+from gmp_edge.audit.trail import AuditTrail, AuditTransaction
+from gmp_edge.deviations import lifecycle as lc
+from gmp_edge.deviations.batch import Batch
+from gmp_edge.deviations.model import (
     Classification,
     Deviation,
     Evidence,
@@ -25,9 +25,9 @@ from deviations.model import (
     StaleVersion,
     Status,
 )
-from deviations.model import Transition as DevTransition
-from limits.model import LimitSet, TagLimits, Threshold
-from monitoring.records import (
+from gmp_edge.deviations.model import Transition as DevTransition
+from gmp_edge.limits.model import LimitSet, TagLimits, Threshold
+from gmp_edge.monitoring.records import (
     AlarmBook,
     BatchBook,
     DeviationBook,
@@ -36,7 +36,7 @@ from monitoring.records import (
     RecordError,
     RecordNotFound,
 )
-from signatures.manifest import content_hash
+from gmp_edge.signatures.manifest import content_hash
 
 T0 = 1_790_000_000_000_000  # 2026-09-21 UTC
 YEAR_US = 366 * 24 * 3600 * 1_000_000

@@ -8,11 +8,11 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from collector.reading import Quality
-from historian.store import StoredReading
-from mqttlink import MqttConfig, ReadingFilter, ReadingsPolicy, TopicError, Topics
-from mqttlink import payloads as pl
-from mqttlink.topics import UNASSIGNED_ROOM, make_prefix, room_of, split_tag
+from gmp_edge.collector.reading import Quality
+from gmp_edge.historian.store import StoredReading
+from gmp_edge.mqttlink import MqttConfig, ReadingFilter, ReadingsPolicy, TopicError, Topics
+from gmp_edge.mqttlink import payloads as pl
+from gmp_edge.mqttlink.topics import UNASSIGNED_ROOM, make_prefix, room_of, split_tag
 
 S = 1_000_000
 T0 = 1_790_000_000 * S

@@ -12,7 +12,7 @@ import logging
 import pytest
 from pydantic import ValidationError
 
-from notify import (
+from gmp_edge.notify import (
     KEY_HEADER,
     SIGNATURE_HEADER,
     DeliveryError,

@@ -9,7 +9,7 @@ import pytest
 from asyncua import ua
 from asyncua.ua.uaerrors import UaStatusCodeError
 
-from collector.opcua import (
+from gmp_edge.collector.opcua import (
     OpcuaDeviceSpec,
     OpcuaDriver,
     OpcuaPoint,
@@ -28,7 +28,7 @@ from collector.opcua import (
     status_text,
     strip_credentials,
 )
-from collector.reading import Cause, Quality
+from gmp_edge.collector.reading import Cause, Quality
 
 SRC = datetime(2024, 5, 1, 8, 30, 0, 123456, tzinfo=UTC)
 SRV = SRC + timedelta(milliseconds=5)

@@ -17,12 +17,12 @@ from asyncua.common.node import Node
 from asyncua.common.subscription import SubscriptionItemData
 from asyncua.ua.uaerrors import BadMessageNotAvailable
 
-from collector.opcua import OpcuaDeviceSpec, OpcuaDriver, OpcuaPoint
-from collector.opcua.link import Link as _Link
-from collector.opcua.monitoring import HANDLE_BASE as _HANDLE_BASE
-from collector.opcua.subscription import NotificationHandler as _Handler
-from collector.opcua.subscription import TrackedSubscription as _TrackedSubscription
-from collector.reading import Quality
+from gmp_edge.collector.opcua import OpcuaDeviceSpec, OpcuaDriver, OpcuaPoint
+from gmp_edge.collector.opcua.link import Link as _Link
+from gmp_edge.collector.opcua.monitoring import HANDLE_BASE as _HANDLE_BASE
+from gmp_edge.collector.opcua.subscription import NotificationHandler as _Handler
+from gmp_edge.collector.opcua.subscription import TrackedSubscription as _TrackedSubscription
+from gmp_edge.collector.reading import Quality
 
 SPEC = OpcuaDeviceSpec("press1", "opc.tcp://127.0.0.1:4840", timeout_s=0.5)
 POINTS = [OpcuaPoint("press/a", "ns=2;s=A"), OpcuaPoint("press/b", "ns=2;s=B")]

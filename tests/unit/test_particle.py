@@ -4,8 +4,8 @@ import struct
 
 import pytest
 
-from collector.codec import Order
-from collector.particle import (
+from gmp_edge.collector.codec import Order
+from gmp_edge.collector.particle import (
     RECORD_REGISTERS,
     SETTINGS_COUNT,
     CounterSettings,
@@ -15,7 +15,7 @@ from collector.particle import (
     decode_settings,
     sample_volume_m3,
 )
-from collector.reading import Quality
+from gmp_edge.collector.reading import Quality
 
 
 def u32(v):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from collector.codec import DataType, ValueSpec
-from collector.plan import Function, RegisterPoint, plan_requests
+from gmp_edge.collector.codec import DataType, ValueSpec
+from gmp_edge.collector.plan import Function, RegisterPoint, plan_requests
 
 HOLD, INP = Function.HOLDING, Function.INPUT
 F32 = ValueSpec(DataType.FLOAT32)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from alarms.model import AlarmEvent, AlarmState, Priority, Transition
-from release.excursions import excursions, search
+from gmp_edge.alarms.model import AlarmEvent, AlarmState, Priority, Transition
+from gmp_edge.release.excursions import excursions, search
 
 TAG = "site/area/granulation/trh-1/temperature"
 TAG2 = "site/area/compression/press-01/main_compression_force"

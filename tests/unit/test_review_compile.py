@@ -9,17 +9,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from alarms.model import AlarmEvent, AlarmState, Priority
-from alarms.model import Transition as AlarmTr
-from audit.chain import Break
-from audit.trail import AuditTrail
-from collector.reading import Quality, Reading, now_us
-from deviations.batch import Batch
-from edge.service import EdgeService
-from historian.store import Gap, Store
-from limits.model import LimitSet, TagLimits, Threshold
-from monitoring.engine import Books, MonitoringEngine
-from review.compile import (
+from gmp_edge.alarms.model import AlarmEvent, AlarmState, Priority
+from gmp_edge.alarms.model import Transition as AlarmTr
+from gmp_edge.audit.chain import Break
+from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.collector.reading import Quality, Reading, now_us
+from gmp_edge.deviations.batch import Batch
+from gmp_edge.edge.service import EdgeService
+from gmp_edge.historian.store import Gap, Store
+from gmp_edge.limits.model import LimitSet, TagLimits, Threshold
+from gmp_edge.monitoring.engine import Books, MonitoringEngine
+from gmp_edge.review.compile import (
     EquipmentInfo,
     ReviewInputs,
     TagInput,
@@ -29,7 +29,7 @@ from review.compile import (
     equipment_status,
     limit_versions_in_force,
 )
-from review.gather import review_batch
+from gmp_edge.review.gather import review_batch
 
 from .conftest import COMPRESSION, PRESS, TEMP, small_plant
 

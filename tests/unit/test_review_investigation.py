@@ -7,11 +7,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from alarms import machine as am
-from alarms.model import ConditionKind, Priority
-from audit.chain import AuditEntry
-from deviations import lifecycle as lc
-from deviations.model import (
+from gmp_edge.alarms import machine as am
+from gmp_edge.alarms.model import ConditionKind, Priority
+from gmp_edge.audit.chain import AuditEntry
+from gmp_edge.deviations import lifecycle as lc
+from gmp_edge.deviations.model import (
     Classification,
     Deviation,
     Evidence,
@@ -19,10 +19,10 @@ from deviations.model import (
     ProductionState,
     Source,
 )
-from historian.store import Gap
-from limits.model import LimitSet, TagLimits, Threshold
-from review.compile import TagInput
-from review.investigation import (
+from gmp_edge.historian.store import Gap
+from gmp_edge.limits.model import LimitSet, TagLimits, Threshold
+from gmp_edge.review.compile import TagInput
+from gmp_edge.review.investigation import (
     CONTEXT_US,
     SignatureLine,
     compile_investigation,

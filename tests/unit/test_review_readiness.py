@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from review.model import (
+from gmp_edge.review.model import (
     AuditVerdict,
     BatchReview,
     Capability,
@@ -20,7 +20,7 @@ from review.model import (
     Stats,
     TagReview,
 )
-from review.readiness import Policy, assess
+from gmp_edge.review.readiness import Policy, assess
 
 S = 1_000_000
 T0 = 1_790_000_000 * S

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from alarms.model import AlarmEvent, AlarmState, Priority
-from alarms.model import Transition as AlarmTr
-from deviations.batch import Batch
-from deviations.model import (
+from gmp_edge.alarms.model import AlarmEvent, AlarmState, Priority
+from gmp_edge.alarms.model import Transition as AlarmTr
+from gmp_edge.deviations.batch import Batch
+from gmp_edge.deviations.model import (
     Classification,
     Deviation,
     Evidence,
@@ -24,9 +24,15 @@ from deviations.model import (
     Source,
     Status,
 )
-from limits.model import LimitSet, TagLimits, Threshold
-from review.compile import EquipmentInfo, ReviewInputs, TagInput, capability, compile_review
-from review.validation import (
+from gmp_edge.limits.model import LimitSet, TagLimits, Threshold
+from gmp_edge.review.compile import (
+    EquipmentInfo,
+    ReviewInputs,
+    TagInput,
+    capability,
+    compile_review,
+)
+from gmp_edge.review.validation import (
     CAPABLE,
     DISCLAIMER,
     INSUFFICIENT,
@@ -747,12 +753,12 @@ def test_equipment_sorted_by_id_and_usage_through_tags():
 
 
 def test_gather_from_a_real_store_and_books(tmp_path):
-    from audit.trail import AuditTrail
-    from collector.reading import Quality, Reading, now_us
-    from edge.service import EdgeService
-    from historian.store import Store
-    from monitoring.engine import Books, MonitoringEngine
-    from review.validation_gather import equipment_view, process_validation
+    from gmp_edge.audit.trail import AuditTrail
+    from gmp_edge.collector.reading import Quality, Reading, now_us
+    from gmp_edge.edge.service import EdgeService
+    from gmp_edge.historian.store import Store
+    from gmp_edge.monitoring.engine import Books, MonitoringEngine
+    from gmp_edge.review.validation_gather import equipment_view, process_validation
 
     force, speed = FORCE, SPEED
     # qualified for a year from today (UTC): the view below is taken a few seconds from now
@@ -827,8 +833,8 @@ def test_gather_from_a_real_store_and_books(tmp_path):
 def test_answer_models_match_the_summary_exactly():
     import typing
 
-    from api.validation_routes import CppOut, EquipmentOut, ProcessValidationOut
-    from review.validation import VERDICTS
+    from gmp_edge.api.validation_routes import CppOut, EquipmentOut, ProcessValidationOut
+    from gmp_edge.review.validation import VERDICTS
 
     devs = (dev(1, TAG, ("B-1",)),)
     s = run([data(1, alternating(15.0, 1.0), deviations=devs), *cpk_batches(2.0, 0.9)[1:]])
@@ -847,11 +853,11 @@ PRESS_QUALIFIED = date(2027, 9, 30)
 def inspector(tmp_path):
     import warnings
 
-    from audit.trail import AuditTrail
-    from edge.api_wiring import build_api
-    from edge.service import EdgeService
-    from historian.store import Store
-    from identity.roles import Role
+    from gmp_edge.audit.trail import AuditTrail
+    from gmp_edge.edge.api_wiring import build_api
+    from gmp_edge.edge.service import EdgeService
+    from gmp_edge.historian.store import Store
+    from gmp_edge.identity.roles import Role
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -907,10 +913,10 @@ def test_process_validation_parameters(inspector, params, status, phrase):
     ids=["a year ahead", "last day", "day after"],
 )
 def test_equipment_answer(inspector, monkeypatch, now, left, status):
-    import api.validation_routes
+    import gmp_edge.api.validation_routes
 
     # the route's clock is fixed: days remaining count UTC calendar days from that instant
-    monkeypatch.setattr(api.validation_routes, "now_us", lambda: int(now.timestamp()) * S)
+    monkeypatch.setattr(gmp_edge.api.validation_routes, "now_us", lambda: int(now.timestamp()) * S)
     r = inspector.get("/api/equipment")
     assert r.status_code == 200
     by_id = {e["id"]: e for e in r.json()}

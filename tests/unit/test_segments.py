@@ -11,10 +11,10 @@ import random
 import numpy as np
 import pytest
 
-from collector.reading import Cause, Quality, Reading
-from historian import segments as seg
-from historian.store import Store, read_records
-from review.gather import read_raw_arrays, read_tag_arrays
+from gmp_edge.collector.reading import Cause, Quality, Reading
+from gmp_edge.historian import segments as seg
+from gmp_edge.historian.store import Store, read_records
+from gmp_edge.review.gather import read_raw_arrays, read_tag_arrays
 
 S = 1_000_000
 M = seg.SEGMENT_US

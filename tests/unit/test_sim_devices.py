@@ -7,15 +7,15 @@ import random
 
 import pytest
 
-from simulators import encoding as enc
-from simulators.dp_transmitter import DpTransmitter
-from simulators.encoding import WordOrder
-from simulators.modbus_pdu import ExceptionCode
-from simulators.physics import absolute_humidity_g_m3, dew_point_c, poisson
-from simulators.scenario import TargetEffects
-from simulators.spec import DpParams, PressParams, TrhParams
-from simulators.tablet_press import TabletPress
-from simulators.trh_transmitter import TrhTransmitter
+from gmp_edge.simulators import encoding as enc
+from gmp_edge.simulators.dp_transmitter import DpTransmitter
+from gmp_edge.simulators.encoding import WordOrder
+from gmp_edge.simulators.modbus_pdu import ExceptionCode
+from gmp_edge.simulators.physics import absolute_humidity_g_m3, dew_point_c, poisson
+from gmp_edge.simulators.scenario import TargetEffects
+from gmp_edge.simulators.spec import DpParams, PressParams, TrhParams
+from gmp_edge.simulators.tablet_press import TabletPress
+from gmp_edge.simulators.trh_transmitter import TrhTransmitter
 
 T0 = 1_767_225_600.0
 

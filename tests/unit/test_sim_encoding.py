@@ -7,9 +7,9 @@ import struct
 
 import pytest
 
-from simulators import encoding as enc
-from simulators.encoding import WordOrder
-from simulators.registers import Field, Kind, RegisterBank
+from gmp_edge.simulators import encoding as enc
+from gmp_edge.simulators.encoding import WordOrder
+from gmp_edge.simulators.registers import Field, Kind, RegisterBank
 
 
 def _words(raw: bytes) -> list[int]:

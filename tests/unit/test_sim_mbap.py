@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from simulators.mbap import Frame, FrameDecoder, FrameError, encode_frame, parse_header
-from simulators.modbus_pdu import ExceptionCode, handle_pdu
-from simulators.modbus_tcp import Disconnect, ModbusTcpServer, UnitFault, _Reset
+from gmp_edge.simulators.mbap import Frame, FrameDecoder, FrameError, encode_frame, parse_header
+from gmp_edge.simulators.modbus_pdu import ExceptionCode, handle_pdu
+from gmp_edge.simulators.modbus_tcp import Disconnect, ModbusTcpServer, UnitFault, _Reset
 
 
 def read_request(tid: int, unit: int, function: int, address: int, count: int) -> bytes:

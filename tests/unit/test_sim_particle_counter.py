@@ -7,10 +7,10 @@ from typing import TypedDict
 
 import pytest
 
-from simulators import encoding as enc
-from simulators.encoding import WordOrder
-from simulators.modbus_pdu import ExceptionCode
-from simulators.particle_counter import (
+from gmp_edge.simulators import encoding as enc
+from gmp_edge.simulators.encoding import WordOrder
+from gmp_edge.simulators.modbus_pdu import ExceptionCode
+from gmp_edge.simulators.particle_counter import (
     LAST_RECORD,
     STATUS_NEW_DATA,
     STATUS_RUNNING,
@@ -18,8 +18,8 @@ from simulators.particle_counter import (
     channel_concentrations,
     sampled_volume_m3,
 )
-from simulators.scenario import TargetEffects
-from simulators.spec import ParticleCounterParams
+from gmp_edge.simulators.scenario import TargetEffects
+from gmp_edge.simulators.spec import ParticleCounterParams
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulators.scenario import (
+from gmp_edge.simulators.scenario import (
     NOMINAL,
     DisconnectMode,
     EventKind,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from simulators.scenario import EventKind, ScenarioEvent
-from simulators.spec import (
+from gmp_edge.simulators.scenario import EventKind, ScenarioEvent
+from gmp_edge.simulators.spec import (
     ParticleCounterParams,
     PlantSpec,
     SpecError,

@@ -4,9 +4,9 @@ import sqlite3
 
 import pytest
 
-from collector.reading import Cause, Quality, Reading
-from historian.gaps import GapClosed, GapOpened
-from historian.store import Store, StoreError
+from gmp_edge.collector.reading import Cause, Quality, Reading
+from gmp_edge.historian.gaps import GapClosed, GapOpened
+from gmp_edge.historian.store import Store, StoreError
 
 S = 1_000_000
 T0 = 1_790_000_000 * S

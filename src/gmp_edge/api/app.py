@@ -1,0 +1,519 @@
+"""FastAPI application: the live data routes and the status page; assembles the routers.
+
+Every route needs a signed-in person or a machine token (see ``gmp_edge.api.security``); only
+sign-in, the status page shell and the OpenAPI document are open."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from importlib import resources
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field
+
+from gmp_edge.api import (
+    admin_routes,
+    audit_routes,
+    monitoring_routes,
+    release_routes,
+    session_routes,
+    validation_routes,
+)
+from gmp_edge.api.metrics import Exposition, flatten
+from gmp_edge.api.middleware import BodyLimit, SecurityHeaders
+from gmp_edge.api.models import AUTH, ErrorOut, Responses
+from gmp_edge.api.monitoring_routes import AlarmOut, alarm_out
+from gmp_edge.api.runtime import RoomInfo, Runtime, TagInfo
+from gmp_edge.api.security import Access, require
+from gmp_edge.api.timefmt import iso
+from gmp_edge.audit.review import AuditReviews
+from gmp_edge.collector.reading import Quality, Reading, now_us
+from gmp_edge.historian.store import StoredReading
+from gmp_edge.identity.roles import Permission
+from gmp_edge.monitoring.engine import MonitoringEngine
+from gmp_edge.release.decisions import DecisionBook
+from gmp_edge.signatures.register import SignatureRegister
+
+MAX_RAW = 100_000
+
+
+#: Files the pages load (an allow-list: nothing else under /static is served).
+STATIC_ASSETS = {
+    "status.js": "text/javascript",
+    "status.css": "text/css",
+    "batch.js": "text/javascript",
+    "batch.css": "text/css",
+}
+NOT_FOUND: Responses = {404: {"model": ErrorOut, "description": "unknown tag"}}
+BAD_RANGE: Responses = {400: {"model": ErrorOut, "description": "timestamp or range not usable"}}
+
+
+class DeviceOut(BaseModel):
+    """A device's connection state and collection health."""
+
+    id: str
+    protocol: str
+    endpoint: str
+    state: str
+    last_good: str | None = Field(description="last poll with at least one good value (UTC)")
+    lag_s: float | None = Field(description="seconds since last_good")
+    last_error: str | None
+    last_error_at: str | None
+    connects: int
+    disconnects: int
+    polls: int
+    failed_polls: int
+    missed_polls: int
+    readings: int
+    backfilled: int
+    last_poll_ms: float | None
+
+
+class HealthOut(BaseModel):
+    """Service health: overall verdict, store, devices."""
+
+    status: Literal["ok", "degraded", "starting"]
+    site: str
+    now: str
+    started: str | None
+    config_sha256: str
+    store: dict[str, object]
+    monitoring: dict[str, object] = Field(
+        description="limit set in force, evaluation lag and latency, alarms, deviations"
+    )
+    notifications: dict[str, object] | None = Field(description="per-sink delivery counters")
+    devices: list[DeviceOut]
+
+
+class ValueOut(BaseModel):
+    """One reading."""
+
+    tag: str
+    ts: str = Field(description="time the value belongs to: device time if known, else edge (UTC)")
+    ts_edge: str
+    ts_source: str | None
+    value: float | str | None
+    quality: Literal["good", "uncertain", "bad"]
+    message: str | None
+    cause: str | None = None
+
+
+class BucketOut(BaseModel):
+    """Downsampled window."""
+
+    start: str
+    min: float | None
+    max: float | None
+    mean: float | None
+    count: int
+    good: int
+    uncertain: int
+    bad: int
+
+
+class ReadingsOut(BaseModel):
+    """Readings of one tag over a range: raw or downsampled."""
+
+    tag: str
+    start: str
+    end: str
+    window_s: float | None
+    truncated: bool = False
+    readings: list[ValueOut] | None = None
+    buckets: list[BucketOut] | None = None
+
+
+class GapOut(BaseModel):
+    """A period without values for a tag, with its cause."""
+
+    id: int
+    tag: str
+    start: str
+    end: str | None
+    open: bool
+    cause: str
+    message: str
+
+
+class RoomStatusOut(BaseModel):
+    """A room with its latest values, for the live page."""
+
+    room: RoomInfo
+    tags: int = Field(description="tags configured in the room")
+    values: list[ValueOut]
+    production_state: str | None = Field(description="at_rest / in_operation, if known")
+    batch: str | None = Field(description="the batch running in the room, if any")
+    alarms: list[AlarmOut] = Field(description="alarms of the room not in normal state")
+
+
+def _q(q: Quality | int) -> Literal["good", "uncertain", "bad"]:
+    names: tuple[Literal["good"], Literal["uncertain"], Literal["bad"]] = (
+        "good",
+        "uncertain",
+        "bad",
+    )
+    return names[int(q)]
+
+
+def _value(r: Reading) -> ValueOut:
+    return ValueOut(
+        tag=r.tag,
+        ts=iso(r.ts_us) or "",
+        ts_edge=iso(r.ts_edge_us) or "",
+        ts_source=iso(r.ts_source_us),
+        value=r.value,
+        quality=_q(r.quality),
+        message=r.message,
+        cause=r.cause.value if r.cause else None,
+    )
+
+
+def _stored(r: StoredReading) -> ValueOut:
+    return ValueOut(
+        tag=r.tag,
+        ts=iso(r.ts_us) or "",
+        ts_edge=iso(r.ts_edge_us) or "",
+        ts_source=iso(r.ts_source_us),
+        value=r.value,
+        quality=_q(r.quality),
+        message=r.message,
+        cause=r.cause,
+    )
+
+
+def _us(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        raise HTTPException(400, f"{dt.isoformat()!r} has no time zone; add Z or +00:00")
+    return int(dt.timestamp() * 1_000_000)
+
+
+def _range(start: datetime | None, end: datetime | None, default_s: int = 3600) -> tuple[int, int]:
+    end_us = _us(end) if end else now_us()
+    start_us = _us(start) if start else end_us - default_s * 1_000_000
+    if start_us >= end_us:
+        raise HTTPException(400, f"start {start} is not before end {end}")
+    return start_us, end_us
+
+
+def create_app(
+    rt: Runtime,
+    access: Access,
+    signatures: SignatureRegister,
+    reviews: AuditReviews,
+    monitoring: MonitoringEngine,
+    decisions: DecisionBook,
+    config_path: str = "",
+    tls: bool = False,
+) -> FastAPI:
+    """The API over a running service, with authentication and authorisation on every route."""
+    app = FastAPI(
+        title="gmp-edge",
+        version="0.1.0",
+        description=(
+            "Edge data acquisition for GMP plants. Every timestamp is UTC (ISO 8601, `Z`). "
+            "Tag paths are ISA-95 style `site/area/room/equipment/signal`, passed as the "
+            "`tag` query parameter.\n\nAuthentication: people sign in with `POST /api/session` "
+            "(session cookie, and the CSRF token in `X-CSRF-Token` on writes); machines send "
+            "`Authorization: Bearer <token>`. What a caller may do depends on its role."
+        ),
+    )
+    app.state.access = access
+    app.state.signatures = signatures
+    app.state.audit_reviews = reviews
+    app.state.monitoring = monitoring
+    app.state.decisions = decisions
+    app.state.config_path = config_path
+    # no CORS middleware on purpose: only pages served from here may call the API
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders, hsts=tls)
+    live = APIRouter(dependencies=[Depends(require(Permission.READ_LIVE))], responses=AUTH)
+    tags_by_path = {t.path: t for t in rt.tag_infos()}
+
+    def known(tag: str) -> str:
+        if tag not in tags_by_path:
+            raise HTTPException(404, f"unknown tag {tag!r}")
+        return tag
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return resources.files("gmp_edge.api").joinpath("static/status.html").read_text("utf-8")
+
+    @app.get("/batch", response_class=HTMLResponse, include_in_schema=False)
+    def batch_page() -> str:
+        return resources.files("gmp_edge.api").joinpath("static/batch.html").read_text("utf-8")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static_asset(name: str) -> Response:
+        # the pages' scripts and styles live in files so the CSP can forbid inline code
+        kind = STATIC_ASSETS.get(name)
+        if kind is None:
+            raise HTTPException(404, "no such file")
+        text = resources.files("gmp_edge.api").joinpath(f"static/{name}").read_text("utf-8")
+        return Response(text, media_type=kind)
+
+    @live.get("/api/health", response_model=HealthOut, tags=["status"])
+    def health() -> HealthOut:
+        """Per-device connection state, last good reading, lag; store health."""
+        now = now_us()
+        devices = [
+            DeviceOut(
+                id=s.device_id,
+                protocol=s.protocol,
+                endpoint=s.endpoint,
+                state=s.state.value,
+                last_good=iso(s.last_good_us),
+                lag_s=None if s.last_good_us is None else round((now - s.last_good_us) / 1e6, 3),
+                last_error=s.last_error,
+                last_error_at=iso(s.last_error_us),
+                connects=s.connects,
+                disconnects=s.disconnects,
+                polls=s.polls,
+                failed_polls=s.failed_polls,
+                missed_polls=s.missed_polls,
+                readings=s.readings,
+                backfilled=s.backfilled,
+                last_poll_ms=s.last_poll_ms,
+            )
+            for s in rt.device_statuses()
+        ]
+        store = rt.store_health()
+        ls = monitoring.limit_set
+        mon: dict[str, object] = {
+            "limit_set": f"{ls.id} v{ls.version}" if ls else None,
+            "active_alarms": len(monitoring.books.alarms.active()),
+            "open_deviations": len(monitoring.books.deviations.list("open")),
+            **monitoring.stats.as_dict(),
+        }
+        notify = monitoring.notify_status() if monitoring.notify_status else None
+        if rt.started_us is None:
+            status: Literal["ok", "degraded", "starting"] = "starting"
+        elif (
+            store.get("error")
+            or mon["error"]
+            or any(d.state != "connected" for d in devices)
+            or (notify is not None and notify.get("dropped"))
+        ):
+            status = "degraded"
+        else:
+            status = "ok"
+        return HealthOut(
+            status=status,
+            site=rt.site_id,
+            now=iso(now) or "",
+            started=iso(rt.started_us),
+            config_sha256=rt.config_sha256,
+            store=store,
+            monitoring=mon,
+            notifications=notify,
+            devices=devices,
+        )
+
+    @live.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        tags=["status"],
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
+    )
+    def metrics() -> str:
+        """The service's own health for Prometheus (scrape with a viewer token)."""
+        m = Exposition()
+        store = rt.store_health()
+        for name, value in flatten("gmp_edge_store", store):
+            kind = (
+                "counter" if name.endswith(("committed", "commits", "failed_commits")) else "gauge"
+            )
+            m.add(name + ("_total" if kind == "counter" else ""), kind, "local store", value)
+        now = now_us()
+        for s in rt.device_statuses():
+            lab = {"device": s.device_id, "protocol": s.protocol}
+            m.add(
+                "gmp_edge_device_connected",
+                "gauge",
+                "1 if connected",
+                s.state.value == "connected",
+                lab,
+            )
+            for key in ("polls", "failed_polls", "missed_polls", "readings", "disconnects"):
+                m.add(
+                    f"gmp_edge_device_{key}_total", "counter", f"device {key}", getattr(s, key), lab
+                )
+            if s.last_good_us is not None:
+                m.add(
+                    "gmp_edge_device_lag_seconds",
+                    "gauge",
+                    "since the last good poll",
+                    (now - s.last_good_us) / 1e6,
+                    lab,
+                )
+        st = monitoring.stats
+        m.add("gmp_edge_evaluated_readings_total", "counter", "readings evaluated", st.readings)
+        m.add(
+            "gmp_edge_evaluation_lag_readings",
+            "gauge",
+            "committed, not yet evaluated",
+            st.lag_readings,
+        )
+        m.add(
+            "gmp_edge_alarm_latency_p99_ms",
+            "gauge",
+            "commit -> alarm persisted",
+            st.as_dict()["alarm_latency_ms_p99"],
+        )
+        m.add(
+            "gmp_edge_active_alarms",
+            "gauge",
+            "alarms not in normal state",
+            len(monitoring.books.alarms.active()),
+        )
+        m.add(
+            "gmp_edge_open_deviations",
+            "gauge",
+            "deviations open",
+            len(monitoring.books.deviations.list("open")),
+        )
+        if monitoring.notify_status is not None:
+            ns = monitoring.notify_status()
+            m.add(
+                "gmp_edge_notifications_dropped_total",
+                "counter",
+                "notifications dropped",
+                ns.get("dropped"),
+            )
+        for dest, status in rt.forwarder_statuses().items():
+            for name, value in flatten("gmp_edge_forward", status):
+                m.add(name, "gauge", "forwarding to a destination", value, {"destination": dest})
+        return m.render()
+
+    @live.get("/api/tags", response_model=list[TagInfo], tags=["tags"])
+    def tags(room: str | None = None, kind: str | None = None) -> list[TagInfo]:
+        """Configured tags, optionally filtered by room or kind."""
+        return [
+            t
+            for t in tags_by_path.values()
+            if (room is None or t.room == room) and (kind is None or t.kind == kind)
+        ]
+
+    @live.get("/api/rooms", response_model=list[RoomInfo], tags=["tags"])
+    def rooms() -> list[RoomInfo]:
+        """Configured rooms with grade / ISO class and adjacency."""
+        return rt.room_infos()
+
+    @live.get("/api/latest", response_model=list[ValueOut], tags=["readings"], responses=NOT_FOUND)
+    def latest(tag: Annotated[list[str] | None, Query()] = None) -> list[ValueOut]:
+        """Newest value of each tag (all tags, or the ones named)."""
+        live = rt.latest_readings()
+        wanted = [known(t) for t in tag] if tag else sorted(tags_by_path)
+        out: list[ValueOut] = []
+        for path in wanted:
+            if path in live:
+                out.append(_value(live[path]))
+                continue
+            s = rt.store.latest(path)
+            if s is not None:
+                out.append(_stored(s))
+        return out
+
+    @live.get("/api/status/rooms", response_model=list[RoomStatusOut], tags=["status"])
+    def room_status() -> list[RoomStatusOut]:
+        """Each room with the latest value of its tags (what the live page shows)."""
+        live = rt.latest_readings()
+        by_room = monitoring.room_alarm_states()
+        running = {r: b for b in monitoring.books.batches.in_progress() for r in b.rooms}
+        out = []
+        for room in rt.room_infos():
+            in_room = [t for t in tags_by_path.values() if t.room == room.id]
+            values = [_value(live[t.path]) for t in in_room if t.path in live]
+            tracker = monitoring.trackers.get(room.id)
+            batch = running.get(room.id)
+            out.append(
+                RoomStatusOut(
+                    room=room,
+                    tags=len(in_room),
+                    values=values,
+                    production_state=tracker.state if tracker else None,
+                    batch=batch.id if batch else None,
+                    alarms=[alarm_out(a) for a in by_room.get(room.id, [])],
+                )
+            )
+        return out
+
+    @live.get(
+        "/api/readings",
+        response_model=ReadingsOut,
+        tags=["readings"],
+        responses={**NOT_FOUND, **BAD_RANGE},
+    )
+    def readings(
+        tag: str,
+        start: datetime | None = Query(None, description="ISO 8601 with zone; default end - 1 h"),
+        end: datetime | None = Query(None, description="ISO 8601 with zone; default now"),
+        window_s: float | None = Query(
+            None, gt=0, le=86_400, description="downsample to min/max/mean per window"
+        ),
+        limit: int = Query(10_000, ge=1, le=MAX_RAW),
+    ) -> ReadingsOut:
+        """Readings of one tag over ``[start, end)``: raw, or downsampled when ``window_s``."""
+        known(tag)
+        start_us, end_us = _range(start, end)
+        out = ReadingsOut(
+            tag=tag, start=iso(start_us) or "", end=iso(end_us) or "", window_s=window_s
+        )
+        if window_s is not None:
+            buckets = rt.store.downsample(tag, start_us, end_us, int(window_s * 1_000_000))
+            out.buckets = [
+                BucketOut(
+                    start=iso(b.start_us) or "",
+                    min=b.min,
+                    max=b.max,
+                    mean=b.mean,
+                    count=b.count,
+                    good=b.good,
+                    uncertain=b.uncertain,
+                    bad=b.bad,
+                )
+                for b in buckets
+            ]
+            return out
+        rows = rt.store.readings(tag, start_us, end_us, limit + 1)
+        out.truncated = len(rows) > limit
+        out.readings = [_stored(r) for r in rows[:limit]]
+        return out
+
+    @live.get(
+        "/api/gaps",
+        response_model=list[GapOut],
+        tags=["readings"],
+        responses={**NOT_FOUND, **BAD_RANGE},
+    )
+    def gaps(
+        tag: str | None = None,
+        start: datetime | None = Query(None, description="ISO 8601 with zone; default end - 24 h"),
+        end: datetime | None = Query(None, description="ISO 8601 with zone; default now"),
+    ) -> list[GapOut]:
+        """Gaps (with cause) overlapping the range, for one tag or all."""
+        if tag is not None:
+            known(tag)
+        start_us, end_us = _range(start, end, 86_400)
+        return [
+            GapOut(
+                id=g.id,
+                tag=g.tag,
+                start=iso(g.start_us) or "",
+                end=iso(g.end_us),
+                open=g.end_us is None,
+                cause=g.cause,
+                message=g.message,
+            )
+            for g in rt.store.gaps(tag, start_us, end_us)
+        ]
+
+    app.include_router(live)
+    app.include_router(session_routes.router)
+    app.include_router(admin_routes.router)
+    app.include_router(audit_routes.router)
+    app.include_router(monitoring_routes.router)
+    app.include_router(release_routes.router)
+    app.include_router(validation_routes.router)
+    return app

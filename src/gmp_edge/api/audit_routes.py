@@ -1,0 +1,428 @@
+"""The audit trail (query by record, user and time; export; chain head and verification),
+audit-trail reviews, and electronic signatures with their manifests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from gmp_edge.api.models import (
+    AUTH,
+    BAD_REQUEST,
+    CONFLICT,
+    NOT_FOUND,
+    Password,
+    Reason,
+    Strict,
+    UserId,
+)
+from gmp_edge.api.security import Principal, access_of, reauthenticate, require, require_person
+from gmp_edge.api.timefmt import iso
+from gmp_edge.audit.review import AuditReview, AuditReviews, ReviewError
+from gmp_edge.collector.reading import now_us
+from gmp_edge.identity.roles import Permission
+from gmp_edge.signatures.manifest import Meaning, SigningRefused
+from gmp_edge.signatures.register import RecordChanged, SignatureRegister, UnknownRecord
+
+router = APIRouter(responses=AUTH)
+READ_AUDIT = Depends(require(Permission.READ_AUDIT))
+REVIEW = Depends(require(Permission.REVIEW))
+SIGNED_IN = Depends(require(None))
+
+
+def _us(dt: datetime | None) -> int | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        raise HTTPException(400, f"{dt.isoformat()!r} has no time zone; add Z or +00:00")
+    return int(dt.timestamp() * 1_000_000)
+
+
+class AuditEntryOut(BaseModel):
+    """One audit entry: who, what, when (UTC), why, old and new value, chain hashes."""
+
+    seq: int
+    ts: str
+    actor: str
+    action: str
+    record_type: str
+    record_id: str
+    reason: str
+    old: object
+    new: object
+    prev_hash: str
+    hash: str
+
+
+class ChainOut(BaseModel):
+    """The chain head (anchor it elsewhere) and, when verified, the verdict."""
+
+    entries: int
+    head_seq: int
+    head_sha256: str
+    at: str
+    intact: bool | None = None
+    first_break_seq: int | None = None
+    break_reason: str | None = None
+
+
+def entries_out(request: Request, **filters: object) -> list[AuditEntryOut]:
+    """Audit entries matching ``filters``, as the API shows them."""
+    trail = access_of(request).trail
+    return [
+        AuditEntryOut(
+            seq=e.seq,
+            ts=iso(e.ts_us) or "",
+            actor=e.actor,
+            action=e.action,
+            record_type=e.record_type,
+            record_id=e.record_id,
+            reason=e.reason,
+            old=e.old,
+            new=e.new,
+            prev_hash=e.prev_hash,
+            hash=e.hash,
+        )
+        for e in trail.entries(**filters)  # type: ignore[arg-type]
+    ]
+
+
+@router.get("/api/audit", response_model=list[AuditEntryOut], tags=["audit"], responses=BAD_REQUEST)
+def audit_entries(
+    request: Request,
+    record_type: str | None = Query(None, max_length=64),
+    record_id: str | None = Query(None, max_length=256),
+    actor: str | None = Query(None, max_length=128, description="user id, token:<id>, system:…"),
+    start: datetime | None = Query(None, description="ISO 8601 with zone"),
+    end: datetime | None = Query(None, description="ISO 8601 with zone"),
+    limit: int = Query(1000, ge=1, le=100_000),
+    who: Principal = READ_AUDIT,
+) -> list[AuditEntryOut]:
+    """Audit entries by record, user and time, oldest first."""
+    start_us, end_us = _us(start), _us(end)
+    if start_us is not None and end_us is not None and start_us >= end_us:
+        raise HTTPException(400, "start must be before end")
+    return entries_out(
+        request,
+        record_type=record_type,
+        record_id=record_id,
+        actor=actor,
+        start_us=start_us,
+        end_us=end_us,
+        limit=limit,
+    )
+
+
+@router.get("/api/audit/head", response_model=ChainOut, tags=["audit"])
+def audit_head(request: Request, who: Principal = READ_AUDIT) -> ChainOut:
+    """The newest entry's sequence and hash: write it down to anchor the chain."""
+    seq, digest = access_of(request).trail.head()
+    return ChainOut(entries=seq, head_seq=seq, head_sha256=digest, at=iso(now_us()) or "")
+
+
+@router.get("/api/audit/verify", response_model=ChainOut, tags=["audit"])
+def audit_verify(request: Request, who: Principal = READ_AUDIT) -> ChainOut:
+    """Walk the whole hash chain; names the first broken entry if any."""
+    n, head, brk = access_of(request).trail.verify()
+    return ChainOut(
+        entries=n,
+        head_seq=n,
+        head_sha256=head,
+        at=iso(now_us()) or "",
+        intact=brk is None,
+        first_break_seq=brk.seq if brk else None,
+        break_reason=brk.reason if brk else None,
+    )
+
+
+@router.get(
+    "/api/audit/export",
+    tags=["audit"],
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/csv": {}, "application/json": {}},
+            "description": "the whole trail with its head",
+        }
+    },
+)
+def audit_export(
+    request: Request,
+    format: Literal["csv", "json"] = "csv",
+    who: Principal = READ_AUDIT,
+) -> Response:
+    """The whole trail as CSV or JSON; the chain head is in the headers (and audited)."""
+    trail = access_of(request).trail
+    seq, digest = trail.head()
+    trail.append(
+        who.actor,
+        "audit.exported",
+        "audit",
+        "trail",
+        f"export as {format}",
+        None,
+        {"head_seq": seq, "head_sha256": digest},
+    )
+    body = trail.export(format)
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    return Response(
+        body,
+        media_type="text/csv" if format == "csv" else "application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="audit-{stamp}.{format}"',
+            "X-Audit-Head-Seq": str(seq),
+            "X-Audit-Head-Sha256": digest,
+        },
+    )
+
+
+# -- signatures ------------------------------------------------------------------------
+
+
+class SignatureOut(BaseModel):
+    """One signature as the manifest shows it: name, UTC time, meaning, and validity."""
+
+    id: int
+    signer: str
+    printed_name: str
+    meaning: Meaning
+    signed_at: str
+    reason: str
+    content_sha256: str
+    valid: bool
+    validity: str
+
+
+class ManifestOut(BaseModel):
+    """Every signature on a record, checked against the record as it is now."""
+
+    record_type: str
+    record_id: str
+    current_sha256: str | None
+    signatures: list[SignatureOut]
+
+
+class SignIn(Strict):
+    """A signature: the signer gives user id and password again (21 CFR 11.200)."""
+
+    record_type: str = Field(max_length=64)
+    record_id: str = Field(max_length=256)
+    content_sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="hash of the content shown to the signer"
+    )
+    meaning: Meaning
+    reason: str = Field("", max_length=2000)
+    user_id: str = UserId
+    password: str = Password
+
+
+def manifest_out(reg: SignatureRegister, record_type: str, record_id: str) -> ManifestOut:
+    """The manifest of a record, for every route that shows the record."""
+    m = reg.manifest(record_type, record_id)
+    return ManifestOut(
+        record_type=record_type,
+        record_id=record_id,
+        current_sha256=m.content_sha256,
+        signatures=[
+            SignatureOut(
+                id=s.signature.id,
+                signer=s.signature.signer,
+                printed_name=s.signature.printed_name,
+                meaning=s.signature.meaning,
+                signed_at=iso(s.signature.ts_us) or "",
+                reason=s.signature.reason,
+                content_sha256=s.signature.content_sha256,
+                valid=s.valid,
+                validity=s.why,
+            )
+            for s in m.signatures
+        ],
+    )
+
+
+def _register(request: Request) -> SignatureRegister:
+    reg: SignatureRegister = request.app.state.signatures
+    return reg
+
+
+@router.get("/api/signatures", response_model=ManifestOut, tags=["signatures"], responses=NOT_FOUND)
+def signatures_of(
+    request: Request,
+    record_type: str = Query(max_length=64),
+    record_id: str = Query(max_length=256),
+    who: Principal = SIGNED_IN,
+) -> ManifestOut:
+    """The signature manifest of one record."""
+    try:
+        return manifest_out(_register(request), record_type, record_id)
+    except UnknownRecord as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+@router.post(
+    "/api/signatures",
+    response_model=ManifestOut,
+    status_code=201,
+    tags=["signatures"],
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def sign(body: SignIn, request: Request, who: Principal = SIGNED_IN) -> ManifestOut:
+    """Sign a record. The password is asked again; the signed content's hash must match."""
+    access = access_of(request)
+    reg = _register(request)
+    signer = reauthenticate(
+        request,
+        who,
+        body.user_id,
+        body.password,
+        body.record_type,
+        body.record_id,
+        "signature not executed",
+    )
+    try:
+        reg.sign(
+            body.record_type,
+            body.record_id,
+            body.content_sha256,
+            who.id,
+            signer.full_name,
+            signer.role,
+            body.meaning,
+            body.reason,
+        )
+    except UnknownRecord as exc:
+        raise HTTPException(404, str(exc)) from None
+    except RecordChanged as exc:
+        raise HTTPException(409, str(exc)) from None
+    except SigningRefused as exc:
+        access.trail.append(
+            who.actor, "signature.refused", body.record_type, body.record_id, str(exc)
+        )
+        raise HTTPException(403, str(exc)) from None
+    return manifest_out(reg, body.record_type, body.record_id)
+
+
+# -- audit-trail reviews ---------------------------------------------------------------
+
+
+class ReviewIn(Strict):
+    """A review of the audit trail over a period that has ended."""
+
+    start: datetime
+    end: datetime
+    comment: str = Field(min_length=1, max_length=10_000)
+
+
+class ReviewAmendIn(Strict):
+    """A corrected comment, with why."""
+
+    comment: str = Field(min_length=1, max_length=10_000)
+    reason: str = Reason
+
+
+class ReviewOut(BaseModel):
+    """A review record with its signature manifest and its own audit trail."""
+
+    id: str
+    period_start: str
+    period_end: str
+    first_seq: int | None
+    last_seq: int | None
+    last_hash: str | None
+    entries: int
+    comment: str
+    created_by: str
+    created: str
+    updated: str
+    content_sha256: str
+    signatures: ManifestOut
+    audit_trail: list[AuditEntryOut]
+
+
+def _reviews(request: Request) -> AuditReviews:
+    reviews: AuditReviews = request.app.state.audit_reviews
+    return reviews
+
+
+def _review_out(request: Request, r: AuditReview) -> ReviewOut:
+    m = manifest_out(_register(request), "audit_review", r.id)
+    return ReviewOut(
+        id=r.id,
+        period_start=iso(r.start_us) or "",
+        period_end=iso(r.end_us) or "",
+        first_seq=r.first_seq,
+        last_seq=r.last_seq,
+        last_hash=r.last_hash,
+        entries=r.entries,
+        comment=r.comment,
+        created_by=r.created_by,
+        created=iso(r.created_us) or "",
+        updated=iso(r.updated_us) or "",
+        content_sha256=m.current_sha256 or "",
+        signatures=m,
+        audit_trail=entries_out(request, record_type="audit_review", record_id=r.id),
+    )
+
+
+@router.get("/api/audit-reviews", response_model=list[ReviewOut], tags=["audit"])
+def list_reviews(request: Request, who: Principal = READ_AUDIT) -> list[ReviewOut]:
+    """Every audit-trail review, newest first."""
+    return [_review_out(request, r) for r in _reviews(request).list()]
+
+
+@router.get(
+    "/api/audit-reviews/{review_id}",
+    response_model=ReviewOut,
+    tags=["audit"],
+    responses=NOT_FOUND,
+)
+def get_review(review_id: str, request: Request, who: Principal = READ_AUDIT) -> ReviewOut:
+    """One review with its signatures (and whether each still applies) and its trail."""
+    r = _reviews(request).get(review_id)
+    if r is None:
+        raise HTTPException(404, f"no audit review {review_id!r}")
+    return _review_out(request, r)
+
+
+@router.post(
+    "/api/audit-reviews",
+    response_model=ReviewOut,
+    status_code=201,
+    tags=["audit"],
+    responses=BAD_REQUEST,
+)
+def create_review(body: ReviewIn, request: Request, who: Principal = REVIEW) -> ReviewOut:
+    """Record a review of the trail over a period (then sign it: review, approval)."""
+    require_person(who, request)
+    start_us, end_us = _us(body.start), _us(body.end)
+    assert start_us is not None and end_us is not None
+    try:
+        r = _reviews(request).create(who.actor, start_us, end_us, body.comment)
+    except ReviewError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return _review_out(request, r)
+
+
+@router.patch(
+    "/api/audit-reviews/{review_id}",
+    response_model=ReviewOut,
+    tags=["audit"],
+    responses={**BAD_REQUEST, **NOT_FOUND},
+)
+def amend_review(
+    review_id: str, body: ReviewAmendIn, request: Request, who: Principal = REVIEW
+) -> ReviewOut:
+    """Amend the comment; signatures given before show as no longer valid."""
+    require_person(who, request)
+    reviews = _reviews(request)
+    if reviews.get(review_id) is None:
+        raise HTTPException(404, f"no audit review {review_id!r}")
+    try:
+        r = reviews.amend(who.actor, review_id, body.comment, body.reason)
+    except ReviewError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return _review_out(request, r)

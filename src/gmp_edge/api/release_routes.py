@@ -1,0 +1,498 @@
+"""Batch release review: the compiled review with readiness, the PDF report, the evidence
+package, signed decisions, and the excursion history."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import tempfile
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
+
+from gmp_edge.api.audit_routes import ManifestOut, manifest_out
+from gmp_edge.api.models import AUTH, CONFLICT, NOT_FOUND, Password, Strict, UserId
+from gmp_edge.api.monitoring_routes import engine_of
+from gmp_edge.api.security import Principal, access_of, reauthenticate, require
+from gmp_edge.api.streaming import stream_writes
+from gmp_edge.api.timefmt import iso
+from gmp_edge.collector.reading import now_us
+from gmp_edge.identity.roles import Permission
+from gmp_edge.release.decisions import Decision, DecisionBook, DecisionError
+from gmp_edge.release.excursions import excursions, search
+from gmp_edge.review.gather import BatchNotFound, review_batch
+from gmp_edge.review.model import BatchReview
+from gmp_edge.signatures.manifest import Meaning, SigningRefused
+
+router = APIRouter(responses=AUTH)
+READ = Depends(require(Permission.READ_LIVE))
+READ_AUDIT = Depends(require(Permission.READ_AUDIT))
+APPROVE = Depends(require(Permission.APPROVE))
+# left out of the hash a decision binds: when it was compiled, and the whole trail's
+# head (it moves with every sign-in); the entries about the batch's own records stay in
+_VOLATILE = ("compiled_us", "compiled", "audit")
+
+
+def decisions_of(request: Request) -> DecisionBook:
+    """The app's decision book."""
+    book: DecisionBook = request.app.state.decisions
+    return book
+
+
+def _review(request: Request, batch_id: str) -> BatchReview:
+    engine = engine_of(request)
+    try:
+        return review_batch(
+            engine.store, engine.books, access_of(request).trail, engine.cfg, batch_id, now_us()
+        )
+    except BatchNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+def review_sha256(review: dict[str, Any]) -> str:
+    """The review's hash as a decision binds it (compilation time left out)."""
+    body = {k: v for k, v in review.items() if k not in _VOLATILE}
+    data = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False, default=str)
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+class DecisionOut(BaseModel):
+    """A recorded decision with its signature manifest."""
+
+    id: str
+    decision: Decision
+    comment: str
+    decided_by: str
+    decided: str
+    review_sha256: str
+    blockers: int
+    signatures: ManifestOut
+
+
+class ReviewOut(BaseModel):
+    """The compiled review (see the `review` object's keys in docs), readiness, decisions."""
+
+    review: dict[str, Any]
+    review_sha256: str = Field(description="send it back with a decision")
+    decisions: list[DecisionOut]
+
+
+def _decisions(request: Request, batch_id: str) -> list[DecisionOut]:
+    reg = request.app.state.signatures
+    return [
+        DecisionOut(
+            id=d.id,
+            decision=d.decision,
+            comment=d.comment,
+            decided_by=d.decided_by,
+            decided=iso(d.decided_us) or "",
+            review_sha256=d.review_sha256,
+            blockers=d.blockers,
+            signatures=manifest_out(reg, "batch_decision", d.id),
+        )
+        for d in decisions_of(request).for_batch(batch_id)
+    ]
+
+
+@router.get(
+    "/api/batches/{batch_id}/review",
+    response_model=ReviewOut,
+    tags=["release"],
+    responses=NOT_FOUND,
+)
+def batch_review(
+    batch_id: str,
+    request: Request,
+    traces: bool = Query(False, description="include the downsampled trace of every tag"),
+    who: Principal = READ_AUDIT,
+) -> ReviewOut:
+    """Everything that happened in the batch's rooms and equipment, and release readiness."""
+    compiled = _review(request, batch_id)
+    r = compiled.to_dict(traces=traces)
+    digest = review_sha256(r if not traces else compiled.to_dict())
+    return ReviewOut(review=r, review_sha256=digest, decisions=_decisions(request, batch_id))
+
+
+@router.get(
+    "/api/batches/{batch_id}/report.pdf",
+    tags=["release"],
+    response_class=FileResponse,
+    responses={**NOT_FOUND, 200: {"content": {"application/pdf": {}}}},
+)
+def batch_report(batch_id: str, request: Request, who: Principal = READ_AUDIT) -> FileResponse:
+    """The batch environmental-monitoring report (PDF) for the batch dossier."""
+    from gmp_edge.review.report import render_pdf
+
+    review = _review(request, batch_id)
+    decisions = [
+        {"name": s.printed_name, "meaning": s.meaning, "time": s.signed_at, "valid": s.valid}
+        for d in _decisions(request, batch_id)
+        for s in d.signatures.signatures
+    ]
+    tmp = Path(tempfile.mkdtemp(prefix="gmp-edge-report-")) / f"EM-report-{batch_id}.pdf"
+    render_pdf(review, tmp, decisions)
+    access_of(request).trail.append(
+        who.actor, "batch.report_exported", "batch", batch_id, "", None, {"sha256": _file_sha(tmp)}
+    )
+    return FileResponse(
+        tmp,
+        media_type="application/pdf",
+        filename=tmp.name,
+        background=BackgroundTask(_cleanup, tmp),
+    )
+
+
+@router.get(
+    "/api/batches/{batch_id}/evidence.zip",
+    tags=["release"],
+    response_class=FileResponse,
+    responses={**NOT_FOUND, **CONFLICT, 200: {"content": {"application/zip": {}}}},
+)
+def batch_evidence(batch_id: str, request: Request, who: Principal = READ_AUDIT) -> FileResponse:
+    """The signed evidence package (verify offline: `gmp-edge evidence verify FILE`)."""
+    from gmp_edge.evidence.keys import key_path_for
+    from gmp_edge.evidence.package import EvidenceError, build_package
+
+    engine = engine_of(request)
+    review = _review(request, batch_id)
+    tmp = Path(tempfile.mkdtemp(prefix="gmp-edge-evidence-")) / f"evidence-{batch_id}.zip"
+    try:
+        info = build_package(
+            tmp,
+            store=engine.store,
+            trail=access_of(request).trail,
+            books=engine.books,
+            signatures=request.app.state.signatures,
+            cfg=engine.cfg,
+            config_path=request.app.state.config_path,
+            batch_id=batch_id,
+            review=review.to_dict(),
+            key_path=key_path_for(engine.cfg.store.path),
+            now_us=now_us(),
+        )
+    except EvidenceError as exc:
+        _cleanup(tmp)
+        raise HTTPException(409, f"no evidence package: {exc}") from None
+    access_of(request).trail.append(
+        who.actor,
+        "batch.evidence_exported",
+        "batch",
+        batch_id,
+        "",
+        None,
+        {
+            "sha256": _file_sha(tmp),
+            "key_fingerprint": info.key_fingerprint,
+            "readings": info.readings,
+        },
+    )
+    return FileResponse(
+        tmp,
+        media_type="application/zip",
+        filename=tmp.name,
+        background=BackgroundTask(_cleanup, tmp),
+    )
+
+
+@router.get(
+    "/api/batches/{batch_id}/readings.csv",
+    tags=["release"],
+    response_class=StreamingResponse,
+    responses={**NOT_FOUND, 200: {"content": {"text/csv": {}}}},
+)
+def batch_readings(batch_id: str, request: Request, who: Principal = READ_AUDIT) -> Response:
+    """The raw data of the batch: every reading of the tags in its rooms and equipment in
+    its window, all columns of the original record, in commit order, streamed. The same
+    bytes as ``readings.csv`` in the evidence package (which adds hashes and a signature)."""
+    from gmp_edge.evidence.package import in_batch_scope
+    from gmp_edge.evidence.readings_csv import snapshot, write_readings
+    from gmp_edge.review.compile import period_end
+
+    engine = engine_of(request)
+    batch = engine.books.batches.get(batch_id)
+    if batch is None:
+        raise HTTPException(404, f"no batch {batch_id!r}")
+    start, end = batch.start_us, period_end(batch, now_us())
+    rooms, equipment = set(batch.rooms), set(batch.equipment)
+    conns = snapshot(engine.store.path, 2)  # two readers on one snapshot, as the package
+    tag_ids = {
+        int(tid): str(p)
+        for tid, p in conns[0].execute("select id, path from tags")
+        if in_batch_scope(str(p), rooms, equipment)
+    }
+    access_of(request).trail.append(
+        who.actor,
+        "batch.readings_exported",
+        "batch",
+        batch_id,
+        "",
+        None,
+        {"start": iso(start), "end": iso(end), "tags": len(tag_ids)},
+    )
+
+    def produce(write: Callable[[bytes], None]) -> None:
+        try:
+            write_readings(conns, tag_ids, start, end, write)
+        finally:
+            for c in conns:
+                c.close()
+
+    return StreamingResponse(
+        stream_writes(produce),
+        media_type="text/csv",
+        headers={"content-disposition": f'attachment; filename="readings-{batch_id}.csv"'},
+    )
+
+
+@router.get(
+    "/api/deviations/{dev_id}/report.pdf",
+    tags=["release"],
+    response_class=FileResponse,
+    responses={**NOT_FOUND, 200: {"content": {"application/pdf": {}}}},
+)
+def deviation_report(dev_id: str, request: Request, who: Principal = READ_AUDIT) -> FileResponse:
+    """The deviation investigation file (PDF): evidence with its trace, alarm history,
+    investigation, signatures with their validity, and the record's audit trail."""
+    from gmp_edge.review.investigation import gather_investigation, render_investigation_pdf
+
+    engine = engine_of(request)
+    trail = access_of(request).trail
+    try:
+        f = gather_investigation(
+            engine.store,
+            engine.books,
+            trail,
+            engine.cfg,
+            request.app.state.signatures,
+            dev_id,
+            now_us(),
+        )
+    except KeyError:
+        raise HTTPException(404, f"no deviation {dev_id!r}") from None
+    tmp = Path(tempfile.mkdtemp(prefix="gmp-edge-deviation-")) / f"investigation-{dev_id}.pdf"
+    render_investigation_pdf(f, tmp)
+    trail.append(
+        who.actor,
+        "deviation.file_exported",
+        "deviation",
+        dev_id,
+        "",
+        None,
+        {"sha256": _file_sha(tmp), "version": f.deviation.version},
+    )
+    return FileResponse(
+        tmp,
+        media_type="application/pdf",
+        filename=tmp.name,
+        background=BackgroundTask(_cleanup, tmp),
+    )
+
+
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _cleanup(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()
+
+
+class DecisionIn(Strict):
+    """Release, reject or hold, signed: the password is asked again."""
+
+    decision: Decision
+    comment: str = Field(min_length=1, max_length=10_000)
+    review_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="of the review you saw")
+    user_id: str = UserId
+    password: str = Password
+
+
+@router.get("/api/batches/{batch_id}/decisions", response_model=list[DecisionOut], tags=["release"])
+def batch_decisions(
+    batch_id: str, request: Request, who: Principal = READ_AUDIT
+) -> list[DecisionOut]:
+    """Every decision on the batch with its signatures (and their validity)."""
+    return _decisions(request, batch_id)
+
+
+@router.post(
+    "/api/batches/{batch_id}/decision",
+    response_model=DecisionOut,
+    status_code=201,
+    tags=["release"],
+    responses={**NOT_FOUND, **CONFLICT, 401: {"description": "password wrong: nothing recorded"}},
+)
+def decide(
+    batch_id: str, body: DecisionIn, request: Request, who: Principal = APPROVE
+) -> DecisionOut:
+    """Record and sign a decision on the review you saw (meaning: responsibility)."""
+    signer = reauthenticate(
+        request, who, body.user_id, body.password, "batch", batch_id, "not decided"
+    )
+    review = _review(request, batch_id).to_dict()
+    current = review_sha256(review)
+    if current != body.review_sha256:
+        raise HTTPException(
+            409,
+            "the review changed since it was shown (new data, deviation "
+            "or signature); look at it again before deciding",
+        )
+    blockers = len((review.get("readiness") or {}).get("blockers", []))
+    try:
+        d = decisions_of(request).record(
+            who.id, batch_id, body.decision, body.comment, current, blockers
+        )
+    except DecisionError as exc:
+        raise HTTPException(409, str(exc)) from None
+    reg = request.app.state.signatures
+    seen = reg.current_hash("batch_decision", d.id)
+    try:
+        reg.sign(
+            "batch_decision",
+            d.id,
+            seen,
+            who.id,
+            signer.full_name,
+            signer.role,
+            Meaning.RESPONSIBILITY,
+            body.comment,
+        )
+    except SigningRefused as exc:
+        raise HTTPException(403, f"recorded, but not signed: {exc}") from None
+    (out,) = [x for x in _decisions(request, batch_id) if x.id == d.id]
+    return out
+
+
+# -- excursion history -----------------------------------------------------------------
+
+
+class ExcursionOut(BaseModel):
+    """One excursion: an activation of a condition until it cleared."""
+
+    alarm_id: str
+    tag: str
+    room: str
+    kind: str
+    level: str
+    priority: str
+    start: str
+    end: str | None
+    open: bool
+    value_at_trip: float | None
+    limit: float | None
+    limit_set: str | None
+    acknowledged_by: str | None
+    ack_comment: str | None
+    deviation_id: str | None
+
+
+class ExcursionPage(BaseModel):
+    """A page of the excursion history."""
+
+    total: int
+    offset: int
+    items: list[ExcursionOut]
+
+
+def _when(dt: datetime | None) -> int | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        raise HTTPException(400, f"{dt.isoformat()!r} has no time zone; add Z or +00:00")
+    return int(dt.timestamp() * 1_000_000)
+
+
+@router.get(
+    "/api/excursions",
+    response_model=ExcursionPage,
+    tags=["release"],
+    responses={**NOT_FOUND, 400: {"description": "bad filter"}, 200: {"content": {"text/csv": {}}}},
+)
+def excursion_history(
+    request: Request,
+    room: str | None = Query(None, max_length=64),
+    tag: str | None = Query(None, max_length=300),
+    level: Literal["alert", "action", "monitoring", "oot"] | None = None,
+    status: Literal["open", "closed"] | None = None,
+    batch: str | None = Query(None, max_length=64, description="the batch's window and scope"),
+    start: datetime | None = Query(None, description="ISO 8601 with zone"),
+    end: datetime | None = Query(None, description="ISO 8601 with zone"),
+    offset: int = Query(0, ge=0, le=10_000_000),
+    limit: int = Query(100, ge=1, le=10_000),
+    format: Literal["json", "csv"] = "json",
+    who: Principal = READ,
+) -> Any:
+    """Search excursions by room, tag, level, batch, time and status; page; export CSV."""
+    engine = engine_of(request)
+    s, e = _when(start), _when(end)
+    scope = None
+    if batch is not None:
+        b = engine.books.batches.get(batch)
+        if b is None:
+            raise HTTPException(404, f"no batch {batch!r}")
+        s = b.start_us if s is None else max(s, b.start_us)
+        e = b.end_us if e is None else (e if b.end_us is None else min(e, b.end_us))
+        scope = (set(b.rooms), set(b.equipment))
+    deviation_of = {
+        d.evidence.excursion_id: d.id
+        for d in engine.books.deviations.list(limit=100_000)
+        if d.evidence is not None and d.evidence.excursion_id
+    }
+    items = search(
+        excursions(engine.books.alarms.history(None, None, None, 1_000_000), deviation_of),
+        room=room,
+        tag=tag,
+        level=level,
+        status=status,
+        start_us=s,
+        end_us=e,
+        scope=scope,
+    )
+    items.sort(key=lambda x: x.start_us, reverse=True)
+    page = [
+        ExcursionOut(
+            alarm_id=x.alarm_id,
+            tag=x.tag,
+            room=x.room,
+            kind=x.kind,
+            level=x.level,
+            priority=x.priority,
+            start=iso(x.start_us) or "",
+            end=iso(x.end_us),
+            open=x.open,
+            value_at_trip=x.value_at_trip,
+            limit=x.limit,
+            limit_set=x.limit_set,
+            acknowledged_by=x.acknowledged_by,
+            ack_comment=x.ack_comment,
+            deviation_id=x.deviation_id,
+        )
+        for x in items[offset : offset + limit]
+    ]
+    if format == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        fields = list(ExcursionOut.model_fields)
+        w.writerow(fields)
+        for x in page:
+            w.writerow([getattr(x, f) for f in fields])
+        return Response(
+            buf.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="excursions.csv"'},
+        )
+    return ExcursionPage(total=len(items), offset=offset, items=page)

@@ -1,0 +1,188 @@
+"""Who is calling, and may they: bearer tokens for machines, sessions for people.
+
+Every route declares what it needs with ``Depends(require(permission))``; the role
+matrix test walks every route against every role using the ``permission`` attribute
+the dependency carries. Writes made with a session cookie must also send the
+session's CSRF token in ``X-CSRF-Token``. Refused writes are audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from gmp_edge.api.ratelimit import RateLimiter
+from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.collector.reading import now_us
+from gmp_edge.identity.roles import Permission, Role, allowed
+from gmp_edge.identity.sessions import Sessions
+from gmp_edge.identity.users import Directory, User
+
+COOKIE = "gmpe_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerToken",
+    description="API token for a machine (Grafana, MES), created by an administrator: "
+    "`Authorization: Bearer gmpe_...`. The token's role decides what it may do.",
+)
+cookie_scheme = APIKeyCookie(
+    name=COOKIE,
+    auto_error=False,
+    scheme_name="sessionCookie",
+    description="Session of a person, set by `POST /api/session`. Writes also need the "
+    "session's CSRF token in the `X-CSRF-Token` header.",
+)
+
+
+class Principal(BaseModel):
+    """The authenticated caller."""
+
+    id: str
+    name: str
+    role: Role
+    kind: Literal["person", "machine"]
+    password_expired: bool = False
+
+    @property
+    def actor(self) -> str:
+        """How the caller appears in the audit trail."""
+        return self.id if self.kind == "person" else f"token:{self.id}"
+
+
+@dataclass
+class Access:
+    """Everything the API needs to authenticate and authorise callers."""
+
+    directory: Directory
+    trail: AuditTrail
+    sessions: Sessions
+    signin_per_client: RateLimiter
+    signin_per_user: RateLimiter
+    cookie_secure: bool = False
+
+    def principal(
+        self,
+        request: Request,
+        token: HTTPAuthorizationCredentials | None,
+        session_id: str | None,
+    ) -> Principal:
+        """Authenticate the request (401 when nobody or an unknown/expired credential)."""
+        if token is not None:
+            found = self.directory.token_role(token.credentials)
+            if found is None:
+                raise HTTPException(
+                    401, "unknown or revoked API token", {"WWW-Authenticate": "Bearer"}
+                )
+            return Principal(id=found[0], name=found[0], role=found[1], kind="machine")
+        if session_id:
+            s = self.sessions.get(session_id, now_us())
+            if s is None:
+                raise HTTPException(
+                    401,
+                    "session expired or signed out; sign in again",
+                    {"WWW-Authenticate": "Bearer"},
+                )
+            if request.method not in SAFE_METHODS and request.headers.get(CSRF_HEADER) != s.csrf:
+                raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header for this session")
+            return Principal(
+                id=s.user_id,
+                name=s.full_name,
+                role=s.role,
+                kind="person",
+                password_expired=s.password_expired,
+            )
+        raise HTTPException(
+            401,
+            "sign in (POST /api/session) or send an API token",
+            {"WWW-Authenticate": "Bearer"},
+        )
+
+    def refuse(self, request: Request, who: Principal, why: str) -> HTTPException:
+        """A 403, audited when the refused request would have changed something."""
+        if request.method not in SAFE_METHODS:
+            self.trail.append(
+                who.actor,
+                "access.denied",
+                "api",
+                request.url.path,
+                why,
+                None,
+                {"method": request.method, "role": who.role.value},
+            )
+        return HTTPException(403, why)
+
+
+def require(
+    permission: Permission | None, allow_expired_password: bool = False
+) -> Callable[..., Principal]:
+    """A dependency that authenticates and checks ``permission`` (None: any caller)."""
+
+    def dependency(
+        request: Request,
+        token: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
+        session_id: str | None = Depends(cookie_scheme),
+    ) -> Principal:
+        access: Access = request.app.state.access
+        who = access.principal(request, token, session_id)
+        if who.password_expired and not allow_expired_password:
+            raise HTTPException(
+                403, "your password has expired; change it first (POST /api/session/password)"
+            )
+        if permission is not None and not allowed(who.role, permission):
+            raise access.refuse(
+                request, who, f"role {who.role.value} lacks permission {permission.value}"
+            )
+        return who
+
+    dependency.permission = permission  # type: ignore[attr-defined]
+    return dependency
+
+
+def access_of(request: Request) -> Access:
+    """The app's :class:`Access`."""
+    access: Access = request.app.state.access
+    return access
+
+
+def require_person(who: Principal, request: Request) -> None:
+    """Refuse machines where a person must act (signatures, own password)."""
+    if who.kind != "person":
+        access: Access = request.app.state.access
+        raise access.refuse(request, who, "only a signed-in person can do this, not a token")
+
+
+def reauthenticate(
+    request: Request,
+    who: Principal,
+    user_id: str,
+    password: str,
+    record_type: str,
+    record_id: str,
+    refused: str,
+) -> User:
+    """The password asked again before a signature (21 CFR 11.200): the signer must be
+    the signed-in person, and a wrong password counts toward the lockout. Attempts to
+    sign as someone else are audited; ``refused`` starts the 401 message."""
+    require_person(who, request)
+    access = access_of(request)
+    if user_id != who.id:
+        access.trail.append(
+            who.actor,
+            "signature.refused",
+            record_type,
+            record_id,
+            f"signing as {user_id} while signed in as {who.id}",
+        )
+        raise HTTPException(403, "you can only sign as yourself")
+    check = access.directory.authenticate(user_id, password, purpose="signature")
+    if not check.ok or check.user is None:
+        raise HTTPException(401, f"{refused}: {check.reason}")
+    return check.user

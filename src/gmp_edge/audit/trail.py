@@ -1,0 +1,240 @@
+"""The audit trail in the edge box's SQLite database: append, query, verify, export.
+
+Append-only inside the product: triggers refuse UPDATE and DELETE, and there is no
+code path that edits an entry. Someone with the database file can still change it;
+the hash chain (``gmp_edge.audit.chain``) makes that visible.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gmp_edge.audit.chain import GENESIS, AuditEntry, Break, canonical, entry_hash, verify
+from gmp_edge.collector.reading import now_us
+
+
+def iso(us: int) -> str:
+    """UTC ISO 8601 with the zone shown, for people reading an export."""
+    return datetime.fromtimestamp(us / 1e6, tz=UTC).isoformat(timespec="microseconds")
+
+
+_SCHEMA = """
+create table if not exists audit(
+    seq integer primary key,
+    ts_us integer not null,
+    actor text not null,
+    action text not null,
+    record_type text not null,
+    record_id text not null,
+    reason text not null,
+    old text,                 -- JSON
+    new text,                 -- JSON
+    prev_hash text not null,
+    hash text not null
+);
+create index if not exists audit_record on audit(record_type, record_id);
+create index if not exists audit_actor on audit(actor, ts_us);
+create trigger if not exists audit_no_update before update on audit
+begin select raise(abort, 'the audit trail is append-only'); end;
+create trigger if not exists audit_no_delete before delete on audit
+begin select raise(abort, 'the audit trail is append-only'); end;
+"""
+
+COLUMNS = (
+    "seq",
+    "ts_us",
+    "actor",
+    "action",
+    "record_type",
+    "record_id",
+    "reason",
+    "old",
+    "new",
+    "prev_hash",
+    "hash",
+)
+
+
+class AuditTransaction:
+    """An open transaction on the audit database (see :meth:`AuditTrail.atomic`)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def append(
+        self,
+        actor: str,
+        action: str,
+        record_type: str,
+        record_id: str,
+        reason: str = "",
+        old: object = None,
+        new: object = None,
+        ts_us: int | None = None,
+    ) -> AuditEntry:
+        """Add one entry chained to the last, inside this transaction."""
+        ts = ts_us if ts_us is not None else now_us()
+        row = self.conn.execute("select seq, hash from audit order by seq desc limit 1").fetchone()
+        seq, prev = (1, GENESIS) if row is None else (row[0] + 1, row[1])
+        body = canonical(seq, ts, actor, action, record_type, record_id, reason, old, new)
+        digest = entry_hash(prev, body)
+        self.conn.execute(
+            f"insert into audit({', '.join(COLUMNS)}) values({', '.join('?' * 11)})",
+            (
+                seq,
+                ts,
+                actor,
+                action,
+                record_type,
+                record_id,
+                reason,
+                json.dumps(old),
+                json.dumps(new),
+                prev,
+                digest,
+            ),
+        )
+        return AuditEntry(
+            seq, ts, actor, action, record_type, record_id, reason, old, new, prev, digest
+        )
+
+
+class AuditTrail:
+    """Append-only, hash-chained audit entries in ``path`` (shared with the store)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("pragma busy_timeout=5000")
+        self._conn.execute("pragma journal_mode=wal")
+        self._conn.execute("pragma synchronous=full")
+        self._conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def atomic(self) -> Iterator[AuditTransaction]:
+        """One transaction for a change and its audit entries: both land, or neither.
+
+        Use ``tx.conn`` for the change (same database file) and ``tx.append`` for the
+        entries. An exception inside the block rolls everything back.
+        """
+        with self._lock:
+            self._conn.execute("begin immediate")  # serialises writers across processes
+            try:
+                yield AuditTransaction(self._conn)
+            except BaseException:
+                self._conn.execute("rollback")
+                raise
+            self._conn.execute("commit")
+
+    def append(
+        self,
+        actor: str,
+        action: str,
+        record_type: str,
+        record_id: str,
+        reason: str = "",
+        old: object = None,
+        new: object = None,
+        ts_us: int | None = None,
+    ) -> AuditEntry:
+        """Add one entry, chained to the last; committed before it returns."""
+        with self.atomic() as tx:
+            return tx.append(actor, action, record_type, record_id, reason, old, new, ts_us)
+
+    def _rows(self, sql: str, args: tuple[object, ...] = ()) -> Iterator[AuditEntry]:
+        for r in self._conn.execute(sql, args):
+            yield AuditEntry(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                json.loads(r[7]),
+                json.loads(r[8]),
+                r[9],
+                r[10],
+            )
+
+    def entries(
+        self,
+        record_type: str | None = None,
+        record_id: str | None = None,
+        actor: str | None = None,
+        start_us: int | None = None,
+        end_us: int | None = None,
+        limit: int = 10_000,
+    ) -> list[AuditEntry]:
+        """Entries matching every given filter, oldest first."""
+        where: list[str] = []
+        args: list[object] = []
+        for col, val in (("record_type", record_type), ("record_id", record_id), ("actor", actor)):
+            if val is not None:
+                where.append(f"{col}=?")
+                args.append(val)
+        if start_us is not None:
+            where.append("ts_us>=?")
+            args.append(start_us)
+        if end_us is not None:
+            where.append("ts_us<?")
+            args.append(end_us)
+        sql = f"select {', '.join(COLUMNS)} from audit"
+        if where:
+            sql += " where " + " and ".join(where)
+        sql += " order by seq limit ?"
+        args.append(limit)
+        return list(self._rows(sql, tuple(args)))
+
+    def head(self) -> tuple[int, str]:
+        """(seq, hash) of the newest entry; (0, GENESIS) when empty. Anchor it elsewhere."""
+        row = self._conn.execute("select seq, hash from audit order by seq desc limit 1").fetchone()
+        return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+    def verify(self) -> tuple[int, str, Break | None]:
+        """Walk the whole chain in storage order (by rowid, as the file holds it)."""
+        try:
+            rows = self._rows(f"select {', '.join(COLUMNS)} from audit order by rowid")
+            return verify(rows)
+        except (json.JSONDecodeError, sqlite3.Error) as exc:
+            return 0, GENESIS, Break(0, f"unreadable audit table: {exc}")
+
+    def export(self, fmt: str) -> str:
+        """The whole trail as CSV or JSON (UTC ISO timestamps added for people)."""
+        entries = self.entries(limit=2**62)
+        if fmt == "json":
+            return json.dumps(
+                [{**{c: getattr(e, c) for c in COLUMNS}, "ts": iso(e.ts_us)} for e in entries],
+                indent=1,
+            )
+        if fmt != "csv":
+            raise ValueError(f"unknown export format {fmt!r} (csv or json)")
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["ts", *COLUMNS])
+        for e in entries:
+            w.writerow(
+                [
+                    iso(e.ts_us),
+                    *(
+                        json.dumps(getattr(e, c)) if c in ("old", "new") else getattr(e, c)
+                        for c in COLUMNS
+                    ),
+                ]
+            )
+        return buf.getvalue()

@@ -1,0 +1,160 @@
+"""Pure decoding of particle-counter sample records (Lighthouse REMOTE/Apex register map).
+
+A record holds cumulative raw counts per channel for one sample; the monitoring
+value is a concentration, particles per cubic metre of sampled air.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gmp_edge.collector.codec import DecodeError, Order, normalise
+from gmp_edge.collector.reading import Cause, Quality
+
+CUBIC_FEET_TO_M3 = 0.028316846592
+RECORD_REGISTERS = 76  # input registers 30001..30076 in the manual's numbering
+SETTINGS_ADDRESS = 22  # holding 40023 (flow) .. 40034 (sample time), PDU addresses
+SETTINGS_COUNT = 12
+RECORD_INDEX_ADDRESS = 24  # holding 40025: selects the record shown in the input registers
+LAST_RECORD = 0xFFFF
+
+# Data-status bits (low byte of 30007-30008)
+LASER_ALERT, FLOW_ALERT, OVERFLOW, SERVICE, THRESHOLD_HIGH, THRESHOLD_LOW, SAMPLER_ERROR = (
+    1 << i for i in range(7)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CounterSettings:
+    """The holding registers the collector needs from a counter: flow and record count."""
+
+    flow_cfm: float
+    record_count: int
+    record_index: int
+    sample_time_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRecord:
+    """One stored sample: end time, duration, status and raw channel counts."""
+
+    timestamp_s: int
+    sample_time_s: int
+    location: int
+    status: int
+    counts: tuple[int, ...]  # 16 channels, cumulative raw counts
+    analog: tuple[float, ...]  # 16 analog channels
+
+
+def _u32(words: Sequence[int], at: int) -> int:
+    return int(struct.unpack(">I", normalise(words[at : at + 2]))[0])
+
+
+def _s32(words: Sequence[int], at: int) -> int:
+    return int(struct.unpack(">i", normalise(words[at : at + 2]))[0])
+
+
+def decode_settings(words: Sequence[int]) -> CounterSettings:
+    """Holding registers 22..33 (40023..40034) to settings."""
+    if len(words) != SETTINGS_COUNT:
+        raise DecodeError(f"settings need {SETTINGS_COUNT} registers, got {len(words)}")
+    return CounterSettings(
+        flow_cfm=words[0] / 100.0,
+        record_count=words[1],
+        record_index=words[2],
+        sample_time_s=_u32(words, 10),
+    )
+
+
+def decode_record(words: Sequence[int], float_word_order: Order = Order.LITTLE) -> SampleRecord:
+    """Input registers 0..75 of the selected record to a :class:`SampleRecord`.
+
+    Integers are high word first; the analog floats' word order depends on the
+    model (REMOTE and Solair: low word first), so it is a parameter.
+    """
+    if len(words) != RECORD_REGISTERS:
+        raise DecodeError(f"a record needs {RECORD_REGISTERS} registers, got {len(words)}")
+    counts = tuple(_u32(words, 8 + 2 * i) for i in range(16))
+    analog = tuple(
+        float(struct.unpack(">f", normalise(words[40 + 2 * i : 42 + 2 * i], float_word_order))[0])
+        for i in range(16)
+    )
+    return SampleRecord(
+        timestamp_s=_s32(words, 0),
+        sample_time_s=_u32(words, 2),
+        location=_s32(words, 4),
+        status=_u32(words, 6) & 0xFF,
+        counts=counts,
+        analog=analog,
+    )
+
+
+def sample_volume_m3(flow_cfm: float, sample_time_s: float) -> float:
+    """Air drawn during one sample, in cubic metres."""
+    return flow_cfm * sample_time_s / 60.0 * CUBIC_FEET_TO_M3
+
+
+@dataclass(frozen=True, slots=True)
+class Assessed:
+    """A record channel turned into a value with quality."""
+
+    value: float | None
+    quality: Quality
+    message: str | None
+    cause: Cause | None
+
+
+def concentration(record: SampleRecord, channel: int, flow_cfm: float) -> Assessed:
+    """Particles per m³ on ``channel`` (1-based), with quality from the record status.
+
+    A zero sample volume gives Bad (no value can be computed). Laser, flow and
+    service alerts keep the value but mark it Uncertain; an overflow means the
+    count is a lower bound (Uncertain, said so); a sampler error is Bad with the
+    value kept so the reviewer sees what the device reported.
+    """
+    counts = record.counts[channel - 1]
+    volume = sample_volume_m3(flow_cfm, record.sample_time_s)
+    if volume <= 0:
+        return Assessed(
+            None,
+            Quality.BAD,
+            f"zero sample volume (flow {flow_cfm} CFM, sample {record.sample_time_s} s); "
+            f"raw count {counts}",
+            Cause.DEVICE,
+        )
+    value = counts / volume
+    return _with_status(value, record.status, f"raw count {counts}")
+
+
+def analog_value(record: SampleRecord, channel: int) -> Assessed:
+    """Analog channel (1-based) of a record, with quality from the record status."""
+    value = record.analog[channel - 1]
+    if value != value or value in (float("inf"), float("-inf")):
+        return Assessed(None, Quality.BAD, f"analog channel {channel} is {value}", Cause.DEVICE)
+    return _with_status(value, record.status & ~OVERFLOW, f"analog channel {channel}")
+
+
+def _with_status(value: float, status: int, what: str) -> Assessed:
+    if status & SAMPLER_ERROR:
+        return Assessed(
+            value, Quality.BAD, f"sampler error (status 0x{status:02X}); {what}", Cause.DEVICE
+        )
+    notes = []
+    if status & OVERFLOW:
+        notes.append("particle overflow: the count is a lower bound")
+    if status & LASER_ALERT:
+        notes.append("laser alert")
+    if status & FLOW_ALERT:
+        notes.append("flow alert")
+    if status & SERVICE:
+        notes.append("instrument service due")
+    if notes:
+        return Assessed(
+            value,
+            Quality.UNCERTAIN,
+            f"{'; '.join(notes)} (status 0x{status:02X}); {what}",
+            Cause.DEVICE,
+        )
+    return Assessed(value, Quality.GOOD, None, None)

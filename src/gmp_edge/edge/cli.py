@@ -1,0 +1,593 @@
+"""The `gmp-edge` command line: run, simulate, check-config, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from typing import Any
+
+import uvicorn
+
+from gmp_edge.audit.trail import AuditTrail, iso
+from gmp_edge.collector.reading import now_us
+from gmp_edge.edge.api_wiring import (
+    build_api,
+    demo_accounts,
+    notification_dispatcher,
+    notify_from_thread,
+)
+from gmp_edge.edge.config import ConfigError, PlantConfig, load_config
+from gmp_edge.edge.forwarding import build_forwarding
+from gmp_edge.edge.lifecycle import anchor_periodically, audit_start, audit_stop, watch_clock
+from gmp_edge.edge.service import EdgeService
+from gmp_edge.edge.wiring import polling_plan
+from gmp_edge.historian.store import Store, StoreError
+
+log = logging.getLogger("gmp_edge")
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def serve(
+    cfg: PlantConfig,
+    sha: str,
+    stop: asyncio.Event,
+    config_path: str,
+    banner: str = "",
+    demo: bool = False,
+) -> None:
+    """Run collection, the store and the API until ``stop``; audit start, stop and clock."""
+    store = Store(cfg.store.path)
+    trail = AuditTrail(cfg.store.path)
+    audit_start(trail, config_path, sha)
+    service = EdgeService(cfg, sha, store)
+    dispatcher = notification_dispatcher(cfg, trail)
+    parts = build_api(cfg, service, trail, notify_from_thread(dispatcher), config_path)
+    parts.engine.notify_status = dispatcher.status
+    try:
+        forwarding = build_forwarding(cfg, config_path, service, trail, parts.engine)
+    except ConfigError as exc:
+        parts.close()
+        store.close()
+        trail.close()
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+    had_users = parts.directory.has_users()
+    accounts = demo_accounts(parts.directory) if demo else []
+    if demo and had_users:
+        banner += (
+            "\n  demo accounts exist from an earlier run (their passwords were shown then);"
+            f"\n  delete {cfg.store.path.parent} to start afresh"
+        )
+    if not parts.directory.has_users():
+        banner += (
+            "\n  no users yet: create the first administrator with\n"
+            f"    gmp-edge users create-admin --config {config_path} --user-id ... --name ..."
+        )
+    ssl: dict[str, Any] = {}
+    if cfg.api.tls:
+        ssl = {"ssl_certfile": str(cfg.api.tls_certfile), "ssl_keyfile": str(cfg.api.tls_keyfile)}
+    server = uvicorn.Server(
+        uvicorn.Config(
+            parts.app,
+            host=cfg.api.host,
+            port=cfg.api.port,
+            log_level="warning",
+            server_header=False,
+            **ssl,
+        )
+    )
+    tasks = [
+        asyncio.create_task(watch_clock(trail, stop), name="clock"),
+        asyncio.create_task(
+            anchor_periodically(
+                trail,
+                stop,
+                cfg.security.audit_anchor_minutes * 60,
+                cfg.store.path.with_suffix(".anchors"),
+            ),
+            name="anchor",
+        ),
+        asyncio.create_task(service.run(stop), name="service"),
+        asyncio.create_task(parts.engine.run(stop), name="monitoring"),
+        asyncio.create_task(dispatcher.run(stop), name="notify"),
+    ]
+    # destinations stop after collection, so the last commit still goes out
+    forward_stop = asyncio.Event()
+    forward_tasks = [
+        asyncio.create_task(run(forward_stop), name="forward") for run in forwarding.runs
+    ]
+    api_task = asyncio.create_task(server.serve(), name="api")
+
+    def close() -> None:
+        parts.close()  # (forwarding's HTTP clients are closed in the loop, below)
+        store.close()
+        trail.close()
+
+    while not server.started and not api_task.done():
+        await asyncio.sleep(0.05)
+    if api_task.done():
+        stop.set()
+        forward_stop.set()
+        await asyncio.gather(*tasks, *forward_tasks)
+        audit_stop(trail, "API could not listen")
+        close()
+        raise SystemExit(f"API could not listen on {cfg.api.host}:{cfg.api.port}")
+    port = cfg.api.port
+    for srv in server.servers:  # port 0 asks the OS for a free port: show the real one
+        for sock in srv.sockets:
+            port = sock.getsockname()[1]
+    url = f"{'https' if cfg.api.tls else 'http'}://{cfg.api.host}:{port}"
+    if accounts:
+        banner += "\n  demo accounts (shown once; passwords are random):"
+        for uid, role, password in accounts:
+            banner += f"\n    {uid:<14} {role:<14} {password}"
+    print(
+        f"gmp-edge collecting {len(cfg.tags)} tags from {len(cfg.devices)} devices into "
+        f"{cfg.store.path}\n  live status page: {url}/\n  API docs (OpenAPI): {url}/docs\n"
+        f"  health: {url}/api/health{banner}\n  stop with Ctrl-C",
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        server.should_exit = True
+        await asyncio.gather(*tasks, api_task, return_exceptions=True)
+        await forwarding.flush()
+        forward_stop.set()
+        await asyncio.gather(*forward_tasks, return_exceptions=True)
+        await forwarding.close()
+        audit_stop(trail)
+        close()
+        print("gmp-edge stopped; everything collected is committed.", flush=True)
+
+
+def _load(path: str) -> tuple[PlantConfig, str]:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate a config and print the polling plan."""
+    cfg, sha = _load(args.config)
+    print(f"{args.config}: valid (sha256 {sha})")
+    print(
+        f"site {cfg.site.id}: {len(cfg.areas)} area(s), {len(cfg.rooms)} room(s), "
+        f"{len(cfg.equipment)} equipment, {len(cfg.devices)} device(s), {len(cfg.tags)} tag(s)"
+    )
+    print("polling plan:")
+    for line in polling_plan(cfg):
+        print("  " + line)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Collect from the configured devices and serve the API."""
+    cfg, sha = _load(args.config)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await serve(cfg, sha, stop, args.config)
+
+    try:
+        asyncio.run(main())
+    except StoreError as exc:
+        print(f"store error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _sim_plant(cfg: PlantConfig, path: str) -> Any:
+    """The simulated plant named in the config's [simulation] section (exit 2 if none or bad)."""
+    from gmp_edge.simulators.plant import SimulatedPlant  # only the demo and simulate need them
+    from gmp_edge.simulators.spec import SpecError, load_spec
+
+    if cfg.simulation is None:
+        print(f"{path}: no [simulation] section names a simulator spec", file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        return SimulatedPlant(load_spec(cfg.simulation.spec))
+    except SpecError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Run only the simulated plant, for any Modbus / OPC UA client."""
+    cfg, _ = _load(args.config)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        async with _sim_plant(cfg, args.config) as plant:
+            print(json.dumps(plant.ready_info()), flush=True)
+            print("simulated plant running; stop with Ctrl-C", file=sys.stderr, flush=True)
+            await stop.wait()
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Simulated plant + collection + API on 127.0.0.1, in one process."""
+    cfg, sha = _load(args.config)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        async with _sim_plant(cfg, args.config) as plant:
+            banner = "\n  simulated plant: " + json.dumps(plant.ready_info())
+            await serve(cfg, sha, stop, args.config, banner, demo=True)
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Verify, list or export the audit trail of the config's store."""
+    cfg, _ = _load(args.config)
+    if not cfg.store.path.exists():
+        print(f"no store at {cfg.store.path}", file=sys.stderr)
+        return 2
+    trail = AuditTrail(cfg.store.path)
+    try:
+        if args.action == "verify":
+            n, head, brk = trail.verify()
+            if brk is not None:
+                print(
+                    f"audit trail BROKEN at entry {brk.seq}: {brk.reason} "
+                    f"({n} entries read, {cfg.store.path})"
+                )
+                return 1
+            print(f"audit trail intact: {n} entries, head sha256 {head} ({cfg.store.path})")
+            if args.expect_head and args.expect_head != head:
+                print(
+                    f"but the head differs from the anchor {args.expect_head}: entries were "
+                    "removed or rewritten after it was taken"
+                )
+                return 1
+            return 0
+        if args.action == "export":
+            sys.stdout.write(trail.export(args.format))
+            return 0
+        for e in trail.entries(
+            record_type=args.record_type, record_id=args.record_id, actor=args.actor
+        ):
+            print(
+                json.dumps(
+                    {
+                        "seq": e.seq,
+                        "ts": iso(e.ts_us),
+                        "actor": e.actor,
+                        "action": e.action,
+                        "record": f"{e.record_type}/{e.record_id}",
+                        "reason": e.reason,
+                        "old": e.old,
+                        "new": e.new,
+                    }
+                )
+            )
+        return 0
+    finally:
+        trail.close()
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """Compare InfluxDB with the local record for a batch window or a time range."""
+    from datetime import datetime
+
+    from gmp_edge.historian.influx import reconcile
+    from gmp_edge.monitoring.records import BatchBook
+
+    cfg, _ = _load(args.config)
+    if cfg.influxdb is None:
+        print(f"{args.config}: no [influxdb] section: nothing to reconcile", file=sys.stderr)
+        return 2
+    store = Store(cfg.store.path)
+    trail = AuditTrail(cfg.store.path)
+    try:
+        if args.batch:
+            books = BatchBook(trail)
+            batch = books.get(args.batch)
+            books.close()
+            if batch is None:
+                print(f"no batch {args.batch!r}", file=sys.stderr)
+                return 2
+            start, end = batch.start_us, batch.end_us or now_us()
+            rooms, equipment = set(batch.rooms), set(batch.equipment)
+            scope = [
+                t.path for t in cfg.tags if t.segments[2] in rooms or t.segments[3] in equipment
+            ]
+        else:
+
+            def us(text: str) -> int:
+                dt = datetime.fromisoformat(text)
+                if dt.tzinfo is None:
+                    raise SystemExit(f"{text!r}: give a time zone (Z or +00:00)")
+                return int(dt.timestamp() * 1_000_000)
+
+            start, end = us(args.start), us(args.end) if args.end else now_us()
+            scope = [t.path for t in cfg.tags]
+        counts = {p: len({r.ts_us for r in store.readings(p, start, end, 10**8)}) for p in scope}
+        ic = cfg.influxdb
+        import os
+
+        password = os.environ.get(ic.password_env) if ic.password_env else None
+        result = asyncio.run(
+            reconcile(
+                ic.url,
+                ic.database,
+                scope,
+                start,
+                end,
+                counts,
+                username=ic.username,
+                password=password,
+            )
+        )
+    finally:
+        store.close()
+        trail.close()
+    bad = 0
+    print(f"reconciliation {iso(start)} .. {iso(end)} against {ic.url} db {ic.database}")
+    print(f"{'tag':<70} {'local':>8} {'influx':>8} {'missing':>8} {'extra':>8}")
+    for path, r in sorted(result.items()):
+        flag = "" if not (r.missing or r.extra) else "  <-- differs"
+        bad += bool(flag)
+        print(f"{path:<70} {r.local:>8} {r.remote:>8} {r.missing:>8} {r.extra:>8}{flag}")
+    print(
+        "complete: InfluxDB equals the local record"
+        if not bad
+        else f"{bad} tag(s) differ from the local record"
+    )
+    return 1 if bad else 0
+
+
+def cmd_segments(args: argparse.Namespace) -> int:
+    """Fold readings into the review segments, or check the segments against the readings."""
+    from datetime import datetime
+
+    from gmp_edge.review.gather import read_raw_arrays, read_tag_arrays
+
+    cfg, _ = _load(args.config)
+    if not cfg.store.path.exists():
+        print(f"no store at {cfg.store.path}", file=sys.stderr)
+        return 2
+    store = Store(cfg.store.path)
+    try:
+        if args.action == "rebuild":
+            store.reset_segments()
+            print("segments deleted; folding every reading anew")
+        if args.action in ("index", "rebuild"):
+            total, t0 = 0, time.monotonic()
+            while n := store.index_segments(max_rows=200_000):
+                total += n
+                print(
+                    f"  folded {total:,} readings ({total / (time.monotonic() - t0):,.0f}/s)",
+                    flush=True,
+                )
+            print(f"segments up to date: reading id {store.segments_cursor()}")
+            return 0
+
+        def us(text: str | None, default: int) -> int:
+            if not text:
+                return default
+            dt = datetime.fromisoformat(text)
+            if dt.tzinfo is None:
+                raise SystemExit(f"{text!r}: give a time zone (Z or +00:00)")
+            return int(dt.timestamp() * 1_000_000)
+
+        start, end = us(args.start, 0), us(args.end, 2**62)
+        paths = store.tag_paths()
+        differ, checked = [], 0
+        for i in range(0, len(paths), 50):  # 50 tags at a time bounds the memory
+            chunk = paths[i : i + 50]
+            fast = read_tag_arrays(store.path, chunk, start, end)
+            raw = read_raw_arrays(store.path, chunk, start, end)
+            for p in chunk:
+                checked += int(raw[p].size)
+                if fast[p].tobytes() != raw[p].tobytes():
+                    differ.append(p)
+                    print(
+                        f"DIFFERS {p}: segments give {fast[p].size} readings, the readings "
+                        f"table {raw[p].size}"
+                    )
+        window = f"{iso(start)} .. {iso(end)}" if args.start or args.end else "all time"
+        if differ:
+            print(
+                f"{len(differ)} of {len(paths)} tags differ ({window}); the readings table "
+                "is the record: 'gmp-edge segments rebuild' derives them anew"
+            )
+            return 1
+        print(
+            f"segments equal the readings table: {checked:,} readings of {len(paths)} tags, "
+            f"{window}; {store.last_reading_id() - store.segments_cursor():,} not folded yet "
+            "(read from the table)"
+        )
+        return 0
+    finally:
+        store.close()
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    """Verify an evidence package offline, or export one for a batch."""
+    if args.action == "verify":
+        from gmp_edge.evidence.verify import main as verify_main
+
+        argv = [args.file] + (["--fingerprint", args.fingerprint] if args.fingerprint else [])
+        return int(verify_main(["verify", *argv]))
+    from gmp_edge.evidence.keys import key_path_for
+    from gmp_edge.evidence.package import EvidenceError, build_package
+    from gmp_edge.monitoring.engine import Books
+    from gmp_edge.signatures.register import SignatureRegister
+
+    if not args.config or not args.batch:
+        print("export needs --config and --batch", file=sys.stderr)
+        return 2
+    cfg, _ = _load(args.config)
+    store = Store(cfg.store.path)
+    trail = AuditTrail(cfg.store.path)
+    books = Books.open(trail)
+    reg = SignatureRegister(trail)
+    try:
+        info = build_package(
+            args.file,
+            store=store,
+            trail=trail,
+            books=books,
+            signatures=reg,
+            cfg=cfg,
+            config_path=args.config,
+            batch_id=args.batch,
+            review=None,
+            key_path=key_path_for(cfg.store.path),
+            now_us=now_us(),
+        )
+    except EvidenceError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        reg.close()
+        books.close()
+        store.close()
+    trail.append(
+        "system:cli",
+        "batch.evidence_exported",
+        "batch",
+        args.batch,
+        "",
+        None,
+        {"sha256": info.sha256, "key_fingerprint": info.key_fingerprint},
+    )
+    trail.close()
+    print(
+        f"{info.path}: {info.readings:,} readings, sha256 {info.sha256}, "
+        f"signed by key {info.key_fingerprint}"
+    )
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    first = getpass.getpass("new password: ")
+    if getpass.getpass("repeat it: ") != first:
+        print("the two passwords differ", file=sys.stderr)
+        raise SystemExit(2)
+    return first
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    """Create the first administrator, or list users (the API manages them afterwards)."""
+    from gmp_edge.identity.users import Directory, IdentityError
+
+    cfg, _ = _load(args.config)
+    trail = AuditTrail(cfg.store.path)
+    directory = Directory(cfg.store.path, trail)
+    try:
+        if args.action == "create-admin":
+            if not args.user_id or not args.name:
+                print("create-admin needs --user-id and --name", file=sys.stderr)
+                return 2
+            try:
+                user = directory.create_first_administrator(
+                    args.user_id, args.name, _read_password(args)
+                )
+            except IdentityError as exc:
+                print(f"refused: {exc}", file=sys.stderr)
+                return 1
+            print(f"administrator {user.id} ({user.full_name}) created")
+            return 0
+        for u in directory.users():
+            state = "locked" if u.locked else ("active" if u.active else "deactivated")
+            print(f"{u.id}\t{u.role.value}\t{state}\t{u.full_name}")
+        return 0
+    finally:
+        directory.close()
+        trail.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `gmp-edge` command."""
+    parser = argparse.ArgumentParser(prog="gmp-edge", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="collect from real devices and serve the API")
+    p.add_argument("--config", required=True, help="plant TOML file")
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("simulate", help="run only the simulated plant")
+    p.add_argument("--config", required=True, help="plant TOML file with a [simulation] spec")
+    p.set_defaults(fn=cmd_simulate)
+    p = sub.add_parser("check-config", help="validate a config and print the polling plan")
+    p.add_argument("config", help="plant TOML file")
+    p.set_defaults(fn=cmd_check)
+    p = sub.add_parser("audit", help="verify, list or export the audit trail")
+    p.add_argument("action", choices=["verify", "list", "export"])
+    p.add_argument("--config", required=True, help="plant TOML file (names the store)")
+    p.add_argument("--format", choices=["csv", "json"], default="csv", help="export format")
+    p.add_argument("--record-type", help="list: only this record type")
+    p.add_argument("--record-id", help="list: only this record")
+    p.add_argument("--actor", help="list: only this user")
+    p.add_argument("--expect-head", help="verify: the anchored head hash to compare with")
+    p.set_defaults(fn=cmd_audit)
+    p = sub.add_parser("users", help="create the first administrator, list users")
+    p.add_argument("action", choices=["create-admin", "list"])
+    p.add_argument("--config", required=True, help="plant TOML file (names the store)")
+    p.add_argument("--user-id", help="create-admin: the administrator's user id")
+    p.add_argument("--name", help="create-admin: printed name (appears in signatures)")
+    p.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    p.set_defaults(fn=cmd_users)
+    p = sub.add_parser("reconcile", help="compare InfluxDB with the local record")
+    p.add_argument("--config", required=True, help="plant TOML file")
+    p.add_argument("--batch", help="the batch's window and scope (rooms, equipment)")
+    p.add_argument("--start", help="ISO 8601 with zone (instead of --batch)")
+    p.add_argument("--end", help="ISO 8601 with zone (default now)")
+    p.set_defaults(fn=cmd_reconcile)
+    p = sub.add_parser("segments", help="fold readings into review segments, or check them")
+    p.add_argument("action", choices=["index", "check", "rebuild"])
+    p.add_argument("--config", required=True, help="plant TOML file (names the store)")
+    p.add_argument("--start", help="check: ISO 8601 with zone (default: all time)")
+    p.add_argument("--end", help="check: ISO 8601 with zone")
+    p.set_defaults(fn=cmd_segments)
+    p = sub.add_parser("evidence", help="export or verify a batch evidence package")
+    p.add_argument("action", choices=["export", "verify"])
+    p.add_argument("file", help="the package (.zip)")
+    p.add_argument("--config", help="export: plant TOML file")
+    p.add_argument("--batch", help="export: the batch id")
+    p.add_argument("--fingerprint", help="verify: the edge box's expected key fingerprint")
+    p.set_defaults(fn=cmd_evidence)
+    p = sub.add_parser("demo", help="simulated plant + collection + API on 127.0.0.1")
+    p.add_argument("--config", default="examples/plant.toml", help="plant TOML file")
+    p.set_defaults(fn=cmd_demo)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    # asyncua logs tracebacks for every lost connection; the driver reports them in its status
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""The running edge service: drivers feed a sink, a committer writes the store every interval.
+
+Readings wait in memory at most one commit interval. If the store refuses (full
+disk) the batch stays in memory and is retried; when the buffer is full the
+drivers wait (backpressure) instead of anything being dropped, and the missed
+polls become gaps with their cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from gmp_edge.collector.driver import DeviceStatus, Driver
+from gmp_edge.collector.reading import Cause, Reading, now_us
+from gmp_edge.edge.config import PlantConfig
+from gmp_edge.edge.wiring import build_drivers
+from gmp_edge.historian.gaps import GapEvent, GapTracker
+from gmp_edge.historian.store import Store, StoreError
+
+log = logging.getLogger("gmp_edge.service")
+
+
+@dataclass
+class StoreHealth:
+    """How the committer is doing."""
+
+    committed: int = 0
+    commits: int = 0
+    pending: int = 0
+    last_commit_us: int | None = None
+    last_commit_ms: float | None = None
+    error: str | None = None
+    failed_commits: int = 0
+    backpressure_waits: int = 0
+
+
+class EdgeService:
+    """Collectors -> local store, with the live view the API shows."""
+
+    def __init__(
+        self,
+        cfg: PlantConfig,
+        config_sha256: str,
+        store: Store,
+        max_pending: int = 500_000,
+    ):
+        self.cfg = cfg
+        self.config_sha256 = config_sha256
+        self.store = store
+        self.max_pending = max_pending
+        self.health = StoreHealth()
+        self.latest: dict[str, Reading] = {}
+        self.started_us: int | None = None
+        self._pending: list[Reading] = []
+        self._pending_events: list[GapEvent] = []
+        self._pending_gaps: list[tuple[str, int, int, Cause, str]] = []
+        self._room = asyncio.Event()
+        self._room.set()
+        self._tracker = GapTracker()
+        # called after every successful commit (the monitoring engine wakes up on it)
+        self.commit_listeners: list[Callable[[], None]] = []
+        # status of each destination the store forwards to (set when forwarders are wired)
+        self.forwarders: dict[str, Callable[[], dict[str, object]]] = {}
+        store.register_tags((t.path, t.unit, t.kind.value, t.device) for t in cfg.tags)
+        self.drivers: list[Driver] = build_drivers(cfg, self._last_records())
+
+    def _last_records(self) -> dict[str, int | None]:
+        out: dict[str, int | None] = {}
+        for d in self.cfg.devices:
+            newest: int | None = None
+            for t in self.cfg.tags:
+                if t.device == d.id and t.record is not None:
+                    r = self.store.latest(t.path)
+                    if r is not None and r.ts_source_us is not None:
+                        s = r.ts_source_us // 1_000_000
+                        newest = s if newest is None else max(newest, s)
+            out[d.id] = newest
+        return out
+
+    # -- the sink drivers write to ----------------------------------------------------
+
+    async def put(self, readings: Sequence[Reading]) -> None:
+        """Accept a batch from a driver; waits while the buffer is full."""
+        if len(self._pending) >= self.max_pending:
+            self.health.backpressure_waits += 1
+            self._room.clear()
+            await self._room.wait()
+        self._pending.extend(readings)
+        for r in readings:
+            prev = self.latest.get(r.tag)
+            if prev is None or r.ts_us >= prev.ts_us:
+                self.latest[r.tag] = r
+
+    async def gap(
+        self, tags: Sequence[str], start_us: int, end_us: int, cause: Cause, message: str
+    ) -> None:
+        """A closed gap reported by a driver (missed polls, overwritten device records)."""
+        self._pending_gaps.extend((t, start_us, end_us, cause, message) for t in tags)
+
+    # -- committing ------------------------------------------------------------------
+
+    def _commit(
+        self,
+        batch: list[Reading],
+        events: list[GapEvent],
+        gaps: list[tuple[str, int, int, Cause, str]],
+    ) -> None:
+        self.store.commit(batch, events)
+        for tag, start, end, cause, msg in gaps:
+            self.store.record_gap(tag, start, end, cause, msg)
+
+    async def commit_pending(self) -> None:
+        """Write everything pending in one transaction; on failure keep it for the next try."""
+        batch, self._pending = self._pending, []
+        gaps, self._pending_gaps = self._pending_gaps, []
+        events = self._pending_events + self._tracker.observe(batch)
+        self._pending_events = []
+        if not batch and not events and not gaps:
+            return
+        t0 = time.perf_counter()
+        try:
+            await asyncio.to_thread(self._commit, batch, events, gaps)
+        except StoreError as exc:
+            self._pending[:0] = batch
+            self._pending_events = events
+            self._pending_gaps[:0] = gaps
+            self.health.failed_commits += 1
+            if self.health.error is None:
+                log.error("store commit failed, keeping %d readings in memory: %s", len(batch), exc)
+            self.health.error = str(exc)
+            return
+        finally:
+            self.health.pending = len(self._pending)
+            if len(self._pending) < self.max_pending:
+                self._room.set()
+        if self.health.error is not None:
+            log.warning("store commits work again: %s", self.health.error)
+        self.health.error = None
+        self.health.commits += 1
+        self.health.committed += len(batch)
+        self.health.last_commit_us = now_us()
+        self.health.last_commit_ms = (time.perf_counter() - t0) * 1000
+        for listener in self.commit_listeners:
+            listener()
+
+    async def _committer(self, stop: asyncio.Event) -> None:
+        interval = self.cfg.store.commit_interval_s
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            await self.commit_pending()
+
+    async def _retention(self, stop: asyncio.Event) -> None:
+        days = self.cfg.store.retention_days
+        if days is None:
+            return
+        while not stop.is_set():
+            cutoff = now_us() - days * 86_400 * 1_000_000
+            n = await asyncio.to_thread(self.store.apply_retention, cutoff)
+            if n:
+                log.info("retention: deleted %d readings older than %d days", n, days)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=3600)
+
+    async def _segments(self, stop: asyncio.Event) -> None:
+        """Keep the review segments up with the readings (ADR 0018)."""
+        interval = self.cfg.store.segment_index_interval_s
+        while not stop.is_set():
+            try:
+                while await asyncio.to_thread(self.store.index_segments) and not stop.is_set():
+                    await asyncio.sleep(0)  # catching up: let commits in between passes
+            except StoreError as exc:
+                # derived data: a failed pass loses nothing, the review reads the raw tail
+                log.error("segment index pass failed (reviews read raw readings): %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def device_statuses(self) -> list[DeviceStatus]:
+        """Live status of every device."""
+        return [d.status for d in self.drivers]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Collect and commit until ``stop`` is set; the store records start and stop."""
+        report = await asyncio.to_thread(
+            self.store.start_run, self.config_sha256, [t.path for t in self.cfg.tags]
+        )
+        self.started_us = now_us()
+        if report.previous_heartbeat_us is not None:
+            down_s = (self.started_us - report.previous_heartbeat_us) / 1e6
+            log.info(
+                "previous run's last heartbeat %.1f s ago: recorded %d service-down gap(s)",
+                down_s,
+                report.downtime_gaps,
+            )
+        driver_stop = asyncio.Event()
+        tasks = [
+            asyncio.create_task(d.run(self, driver_stop), name=f"driver:{d.status.device_id}")
+            for d in self.drivers
+        ]
+        committer_stop = asyncio.Event()
+        committer = asyncio.create_task(self._committer(committer_stop), name="committer")
+        retention = asyncio.create_task(self._retention(committer_stop), name="retention")
+        indexer = asyncio.create_task(self._segments(committer_stop), name="segments")
+        try:
+            await stop.wait()
+        finally:
+            driver_stop.set()
+            await asyncio.wait(tasks, timeout=10)
+            for t in tasks:
+                t.cancel()
+            committer_stop.set()
+            await asyncio.gather(committer, retention, indexer, return_exceptions=True)
+            await self.commit_pending()
+            if self._pending:
+                log.error("%d readings could not be committed at stop", len(self._pending))
+            await asyncio.to_thread(self.store.stop_run)

@@ -1,0 +1,556 @@
+"""Build a batch's evidence package: a ZIP of the batch record, signed by the edge box.
+
+Contents (in this order; docs/decisions/0016-evidence-package.md explains each):
+
+=============================  ==========================================================
+``readings.csv``               every reading of every tag in the batch scope (tags whose
+                               path names one of the batch's rooms or equipment) with
+                               ``ts_us`` in the batch window, in commit order, all columns
+``gaps.csv``                   gaps of those tags overlapping the window
+``alarm_transitions.json``     alarm transitions of those tags in the window
+``excursions/deviations.json`` deviations naming the batch, each with its signature manifest
+``limit_sets.json``            limit-set versions in force at some time in the window
+``service_runs.json``          service runs overlapping the window (config hash of each)
+``audit.json``                 the audit-trail segment from the first to the last entry
+                               about any of the above, complete, so its chain is checkable
+``signatures.json``            signatures on the batch decision (``batch_decision``/<id>)
+``review.json``                the reviewer's compiled review, if given
+``config/<file>``              the plant configuration file, byte for byte
+``config.sha256``              its SHA-256 (``sha256sum -c`` format)
+``public_key.pem``             the edge box's Ed25519 public key
+``manifest.json``              path, size and SHA-256 of every file above, and the facts
+``manifest.sig``               raw 64-byte Ed25519 signature over manifest.json's bytes
+=============================  ==========================================================
+
+Identical inputs give identical bytes: fixed ZIP timestamps and attributes, fixed order,
+sorted JSON keys, and Ed25519 signatures are deterministic; only ``now_us`` (the manifest's
+``created_at``) changes from one export to the next.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import socket
+import sqlite3
+import time
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gmp_edge.evidence import keys
+from gmp_edge.evidence.readings_csv import (
+    _ALL,
+    _WORKERS,
+    ExportError,
+    iso_us,
+    readonly,
+    snapshot,
+    write_readings,
+)
+
+if TYPE_CHECKING:
+    from gmp_edge.audit.trail import AuditTrail
+    from gmp_edge.edge.config import PlantConfig
+    from gmp_edge.historian.store import Store
+    from gmp_edge.monitoring.engine import Books
+    from gmp_edge.signatures.register import SignatureRegister
+
+FORMAT = "gmp-edge-evidence"
+FORMAT_VERSION = 1
+ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a ZIP can say: fixed, so bytes repeat
+GAPS_COLUMNS = ("id", "tag", "start_us", "start", "end_us", "end", "cause", "message")
+BATCH_DECISION = "batch_decision"
+
+
+class EvidenceError(ValueError):
+    """The package cannot be built (unknown batch, unreadable config); nothing is written."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One file in the package as the manifest lists it."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PackageInfo:
+    """What was written."""
+
+    path: Path
+    size: int
+    sha256: str  # of the whole ZIP file
+    batch_id: str
+    created_at_us: int
+    key_fingerprint: str
+    readings: int
+    readings_per_tag: dict[str, int]
+    audit_head: tuple[int, str]
+    files: list[FileEntry] = field(default_factory=list)
+    seconds: float = 0.0  # time taken to build
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _iso_opt(us: int | None) -> str | None:
+    return None if us is None else iso_us(us)
+
+
+def _json(obj: object) -> bytes:
+    return (json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+class _ZipWriter:
+    """Adds members with fixed metadata and records their size and SHA-256."""
+
+    def __init__(self, zf: zipfile.ZipFile):
+        self.zf = zf
+        self.files: list[FileEntry] = []
+
+    @staticmethod
+    def _info(path: str, level: int | None) -> zipfile.ZipInfo:
+        """Fixed metadata; ``level`` None: stored, else deflated at that level."""
+        info = zipfile.ZipInfo(path, date_time=ZIP_DATE_TIME)
+        info.compress_type = zipfile.ZIP_STORED if level is None else zipfile.ZIP_DEFLATED
+        info.create_system = 3  # Unix, whatever the exporting OS
+        info.external_attr = 0o100644 << 16
+        info._compresslevel = level  # type: ignore[attr-defined]  # zf.open(info) honours it
+        return info
+
+    @contextmanager
+    def stream(self, path: str, level: int | None = 6) -> Iterator[Callable[[bytes], None]]:
+        """Write a member piece by piece (``write(chunk)``), hashing as it goes
+        (``level`` None: stored uncompressed)."""
+        digest = hashlib.sha256()
+        size = 0
+        with self.zf.open(self._info(path, level), "w", force_zip64=True) as member:
+
+            def write(chunk: bytes) -> None:
+                nonlocal size
+                digest.update(chunk)
+                size += len(chunk)
+                member.write(chunk)
+
+            yield write
+        self.files.append(FileEntry(path, size, digest.hexdigest()))
+
+    def add(self, path: str, data: bytes, *, listed: bool = True) -> None:
+        """Write a whole member; ``listed=False`` keeps it out of the manifest's list."""
+        self.zf.writestr(self._info(path, 6), data)
+        if listed:
+            self.files.append(FileEntry(path, len(data), hashlib.sha256(data).hexdigest()))
+
+
+def in_batch_scope(path: str, rooms: set[str], equipment: set[str]) -> bool:
+    """A tag path naming one of the batch's rooms (3rd segment) or equipment (4th)."""
+    seg = path.split("/")
+    return (len(seg) > 2 and seg[2] in rooms) or (len(seg) > 3 and seg[3] in equipment)
+
+
+# -------------------------------------------------------------------------- the records
+
+
+def _sig_dict(sig: Any, valid: bool | None, why: str) -> dict[str, Any]:
+    return {
+        "id": sig.id,
+        "record_type": sig.record_type,
+        "record_id": sig.record_id,
+        "content_sha256": sig.content_sha256,
+        "signer": sig.signer,
+        "printed_name": sig.printed_name,
+        "meaning": str(sig.meaning),
+        "ts_us": sig.ts_us,
+        "ts": iso_us(sig.ts_us),
+        "reason": sig.reason,
+        "valid": valid,
+        "why": why,
+    }
+
+
+def _signature_manifest(
+    register: SignatureRegister, record_type: str, record_id: str, content: object | None
+) -> dict[str, Any]:
+    """Signatures on a record with their validity against the record's current content.
+
+    The register's own manifest when the record type is registered there; otherwise the
+    content hash is computed here from ``content`` (None: validity not assessed).
+    """
+    from gmp_edge.signatures.manifest import content_hash, status
+
+    if record_type in register.record_types():
+        m = register.manifest(record_type, record_id)
+        return {
+            "record_type": record_type,
+            "record_id": record_id,
+            "content_sha256": m.content_sha256,
+            "signatures": [_sig_dict(s.signature, s.valid, s.why) for s in m.signatures],
+        }
+    sigs = register.signatures(record_type, record_id)
+    if content is None:
+        why = f"record type {record_type!r} is not registered; validity not assessed"
+        return {
+            "record_type": record_type,
+            "record_id": record_id,
+            "content_sha256": None,
+            "signatures": [_sig_dict(s, None, why) for s in sigs],
+        }
+    current = content_hash(record_type, record_id, content)
+    return {
+        "record_type": record_type,
+        "record_id": record_id,
+        "content_sha256": current,
+        "signatures": [_sig_dict(s, st.valid, st.why) for s in sigs for st in [status(s, current)]],
+    }
+
+
+def _limit_versions(books: Books, start_us: int, end_us: int) -> list[tuple[Any, str, int | None]]:
+    """(LimitSet, status, in force until) of every version in force at some time in the window.
+
+    A version approved (now approved or superseded) is in force from its effective time
+    until the next such version of the same set becomes effective.
+    """
+    from gmp_edge.monitoring.records import APPROVED, SUPERSEDED
+
+    by_id: dict[str, list[tuple[Any, str]]] = {}
+    for ls, st in books.limit_sets.history():
+        if st in (APPROVED, SUPERSEDED):
+            by_id.setdefault(ls.id, []).append((ls, st))
+    out: list[tuple[Any, str, int | None]] = []
+    for _, versions in sorted(by_id.items()):
+        versions.sort(key=lambda v: (v[0].effective_from_us, v[0].version))
+        for i, (ls, st) in enumerate(versions):
+            until = versions[i + 1][0].effective_from_us if i + 1 < len(versions) else None
+            if ls.effective_from_us < end_us and (until is None or until > start_us):
+                out.append((ls, st, until))
+    return out
+
+
+_AUDIT_COLUMNS = (
+    "seq",
+    "ts_us",
+    "actor",
+    "action",
+    "record_type",
+    "record_id",
+    "reason",
+    "old",
+    "new",
+    "prev_hash",
+    "hash",
+)
+
+
+def _write_audit(
+    conn: sqlite3.Connection, relevant: list[int], write: Callable[[bytes], None]
+) -> tuple[int, int, int]:
+    """Stream the trail segment [min(relevant), max(relevant)] as JSON; (first, last, n)."""
+    first, last = (min(relevant), max(relevant)) if relevant else (0, -1)
+    write(
+        (
+            f'{{"format": "{FORMAT}/audit-segment", "first_seq": {first}, "last_seq": {last},\n'
+            f' "relevant_seqs": {json.dumps(relevant)},\n "entries": [\n'
+        ).encode()
+    )
+    cur = conn.execute(
+        f"select {', '.join(_AUDIT_COLUMNS)} from audit where seq between ? and ? order by seq",
+        (first, last),
+    )
+    n = 0
+    while rows := cur.fetchmany(5000):
+        parts: list[str] = []
+        for r in rows:
+            entry = dict(zip(_AUDIT_COLUMNS, r, strict=True))
+            entry["old"] = json.loads(r[7])
+            entry["new"] = json.loads(r[8])
+            entry["ts"] = iso_us(r[1])
+            parts.append(
+                ("  " if n == 0 and not parts else ",\n  ")
+                + json.dumps(entry, sort_keys=True, ensure_ascii=False)
+            )
+        n += len(rows)
+        write("".join(parts).encode())
+    write(b"\n ]}\n")
+    return first, last, n
+
+
+# --------------------------------------------------------------------------------- build
+
+
+def build_package(
+    out_path: str | Path,
+    *,
+    store: Store,
+    trail: AuditTrail,
+    books: Books,
+    signatures: SignatureRegister,
+    cfg: PlantConfig,
+    config_path: str | Path,
+    batch_id: str,
+    review: Mapping[str, Any] | None,
+    key_path: str | Path,
+    now_us: int,
+    readings_level: int | None = 1,
+) -> PackageInfo:
+    """Write the evidence package of ``batch_id`` to ``out_path`` (atomically) and sign it.
+
+    The window is the batch's ``[start_us, end_us)``; a batch still in progress is taken
+    up to ``now_us`` and the manifest says so. ``readings_level`` is readings.csv's
+    deflate level (None: stored; ADR 0016 weighs size against speed). Raises
+    EvidenceError (nothing written) for an unknown batch or an unreadable configuration
+    file. The caller audits the export.
+    """
+    t0 = time.perf_counter()
+    out_path = Path(out_path)
+    batch = books.batches.get(batch_id)
+    if batch is None:
+        raise EvidenceError(f"no batch {batch_id!r}")
+    config_path = Path(config_path)
+    try:
+        config_raw = config_path.read_bytes()
+    except OSError as exc:
+        raise EvidenceError(f"{config_path}: cannot read the configuration: {exc}") from None
+    key = keys.load_or_create(key_path)
+    fp = keys.fingerprint(key)
+    start_us = batch.start_us
+    end_us = batch.end_us if batch.end_us is not None else now_us
+    rooms, equipment = set(batch.rooms), set(batch.equipment)
+
+    tmp = out_path.with_name(out_path.name + ".partial")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    sconns = snapshot(store.path, _WORKERS)  # one snapshot of the readings
+    sconn = sconns[0]
+    aconn = readonly(trail.path)
+    try:
+        tag_ids = {
+            int(tid): str(path)
+            for tid, path in sconn.execute("select id, path from tags")
+            if in_batch_scope(str(path), rooms, equipment)
+        }
+        scope = sorted(tag_ids.values())
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+            w = _ZipWriter(zf)
+            with w.stream("readings.csv", level=readings_level) as write:
+                try:
+                    per_tag = write_readings(sconns, tag_ids, start_us, end_us, write)
+                except ExportError as exc:
+                    raise EvidenceError(str(exc)) from exc
+            for c in sconns:
+                c.execute("commit")
+
+            gaps = sorted(
+                (g for tag in scope for g in store.gaps(tag, start_us, end_us, limit=_ALL)),
+                key=lambda g: (g.start_us, g.id),
+            )
+            buf = io.StringIO()
+            cw = csv.writer(buf, lineterminator="\n")
+            cw.writerow(GAPS_COLUMNS)
+            for g in gaps:
+                cw.writerow(
+                    [
+                        g.id,
+                        g.tag,
+                        g.start_us,
+                        iso_us(g.start_us),
+                        "" if g.end_us is None else g.end_us,
+                        "" if g.end_us is None else iso_us(g.end_us),
+                        g.cause,
+                        g.message,
+                    ]
+                )
+            w.add("gaps.csv", buf.getvalue().encode())
+
+            transitions = sorted(
+                (
+                    t
+                    for tag in scope
+                    for t in books.alarms.history(tag, start_us, end_us, limit=_ALL)
+                ),
+                key=lambda t: (t.at_us, t.tag),
+            )
+            w.add("alarm_transitions.json", _json([t.to_dict() for t in transitions]))
+
+            deviations = sorted(books.deviations.for_batch(batch_id), key=lambda d: d.id)
+            w.add(
+                "excursions/deviations.json",
+                _json(
+                    [
+                        {
+                            "deviation": d.to_dict(),
+                            "signatures": _signature_manifest(
+                                signatures, "deviation", d.id, d.to_dict()
+                            ),
+                        }
+                        for d in deviations
+                    ]
+                ),
+            )
+
+            from gmp_edge.monitoring.records import limit_set_record_id
+
+            versions = _limit_versions(books, start_us, end_us)
+            limit_ids = [limit_set_record_id(ls.id, ls.version) for ls, _, _ in versions]
+            w.add(
+                "limit_sets.json",
+                _json(
+                    [
+                        {
+                            "record_id": rid,
+                            "status": st,
+                            "in_force_from_us": ls.effective_from_us,
+                            "in_force_until_us": until,
+                            "limit_set": ls.to_dict(),
+                            "signatures": _signature_manifest(
+                                signatures, "limit_set", rid, ls.content()
+                            ),
+                        }
+                        for (ls, st, until), rid in zip(versions, limit_ids, strict=True)
+                    ]
+                ),
+            )
+
+            runs = [
+                {
+                    "id": i,
+                    "started_us": a,
+                    "started": iso_us(a),
+                    "stopped_us": b,
+                    "stopped": _iso_opt(b),
+                    "config_sha256": sha,
+                    "note": note,
+                }
+                for i, a, b, sha, note in store.service_runs()
+                if a < end_us and (b is None or b > start_us)
+            ]
+            w.add("service_runs.json", _json(runs))
+
+            relevant: set[int] = set()
+            records = [("batch", batch_id), (BATCH_DECISION, batch_id)]
+            records += [("deviation", d.id) for d in deviations]
+            records += [("limit_set", rid) for rid in limit_ids]
+            for rtype, rid in records:
+                relevant.update(e.seq for e in trail.entries(rtype, rid, limit=_ALL))
+            for alarm_id in sorted({t.alarm_id for t in transitions}):
+                relevant.update(
+                    e.seq for e in trail.entries("alarm", alarm_id, start_us=start_us, limit=_ALL)
+                )
+            head = trail.head()
+            checked, _, brk = trail.verify()
+            with w.stream("audit.json") as write:
+                first, last, n_audit = _write_audit(aconn, sorted(relevant), write)
+
+            decision = _signature_manifest(signatures, BATCH_DECISION, batch_id, None)
+            w.add("signatures.json", _json(decision))
+            if review is not None:
+                w.add("review.json", _json(dict(review)))
+            config_sha = hashlib.sha256(config_raw).hexdigest()
+            config_member = f"config/{config_path.name}"
+            w.add(config_member, config_raw)
+            w.add("config.sha256", f"{config_sha}  {config_member}\n".encode())
+            w.add("public_key.pem", keys.public_pem(key))
+
+            manifest = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "generator": _generator(),
+                "batch_id": batch_id,
+                "batch": batch.to_dict(),
+                "created_at_us": now_us,
+                "created_at": iso_us(now_us),
+                "edge_box": {
+                    "site": cfg.site.id,
+                    "host": socket.gethostname(),
+                    "key_fingerprint": fp,
+                    "public_key": "public_key.pem",
+                },
+                "window": {
+                    "start_us": start_us,
+                    "end_us": end_us,
+                    "start": iso_us(start_us),
+                    "end": iso_us(end_us),
+                    "batch_in_progress": batch.end_us is None,
+                },
+                "scope": {"rooms": sorted(rooms), "equipment": sorted(equipment), "tags": scope},
+                "readings": {
+                    "file": "readings.csv",
+                    "rows": sum(per_tag.values()),
+                    "per_tag": per_tag,
+                    "order": "commit order (store rowid)",
+                },
+                "counts": {
+                    "gaps": len(gaps),
+                    "alarm_transitions": len(transitions),
+                    "deviations": len(deviations),
+                    "limit_set_versions": len(versions),
+                    "batch_decision_signatures": len(decision["signatures"]),
+                },
+                "audit": {
+                    "file": "audit.json",
+                    "head_seq": head[0],
+                    "head_hash": head[1],
+                    "segment_first_seq": first,
+                    "segment_last_seq": last,
+                    "segment_entries": n_audit,
+                    "relevant_entries": len(relevant),
+                    "chain_check_at_export": {
+                        "entries": checked,
+                        "intact": brk is None,
+                        "problem": None if brk is None else f"seq {brk.seq}: {brk.reason}",
+                    },
+                },
+                "config": {
+                    "file": config_member,
+                    "sha256": config_sha,
+                    # every service run during the window ran with this very file
+                    "same_as_service_runs_in_window": bool(runs)
+                    and all(r["config_sha256"] == config_sha for r in runs),
+                },
+                "review_included": review is not None,
+                "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in w.files],
+            }
+            manifest_bytes = _json(manifest)
+            w.add("manifest.json", manifest_bytes, listed=False)
+            w.add("manifest.sig", key.sign(manifest_bytes), listed=False)
+        os.replace(tmp, out_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        for c in sconns:
+            c.close()
+        aconn.close()
+    data_hash = hashlib.sha256()
+    with out_path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            data_hash.update(chunk)
+    return PackageInfo(
+        path=out_path,
+        size=out_path.stat().st_size,
+        sha256=data_hash.hexdigest(),
+        batch_id=batch_id,
+        created_at_us=now_us,
+        key_fingerprint=fp,
+        readings=sum(per_tag.values()),
+        readings_per_tag=per_tag,
+        audit_head=head,
+        files=list(w.files),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _generator() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"gmp-edge {version('gmp-edge')}"
+    except Exception:  # not installed as a distribution (running from a checkout)
+        return "gmp-edge"

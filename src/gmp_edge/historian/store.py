@@ -1,0 +1,697 @@
+"""SQLite (WAL) local store: the durable original record on the edge box.
+
+One writer connection, used from one thread, commits batches; readers open their
+own connections (WAL lets them read while the writer writes). ``readings`` is
+append-only and its rowid is the outbox sequence that forwarders drain from, so
+forwarding adds no second copy of each row (docs/decisions/0003).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from gmp_edge.collector.reading import Cause, Quality, Reading, now_us
+from gmp_edge.historian import segments as seg
+from gmp_edge.historian.gaps import GapClosed, GapEvent, GapOpened
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+create table if not exists meta(key text primary key, value text not null);
+create table if not exists tags(
+    id integer primary key,
+    path text not null unique,
+    unit text not null default '',
+    kind text not null default '',
+    device text not null default ''
+);
+create table if not exists readings(
+    tag_id integer not null references tags(id),
+    ts_us integer not null,          -- source timestamp if the device gave one, else edge
+    ts_edge_us integer not null,
+    ts_source_us integer,
+    value real,
+    text text,
+    quality integer not null,        -- 0 Good, 1 Uncertain, 2 Bad
+    message text,
+    cause text
+);
+-- covering: batch-review downsampling reads the index only, never the table pages
+create index if not exists readings_tag_ts on readings(tag_id, ts_us, value, quality);
+create table if not exists gaps(
+    id integer primary key,
+    tag_id integer not null references tags(id),
+    start_us integer not null,
+    end_us integer,                  -- null while open
+    cause text not null,
+    message text not null
+);
+create index if not exists gaps_tag_start on gaps(tag_id, start_us);
+create index if not exists gaps_open on gaps(end_us) where end_us is null;
+create table if not exists service_runs(
+    id integer primary key,
+    started_us integer not null,
+    stopped_us integer,
+    config_sha256 text not null,
+    note text not null default ''
+);
+-- derived from readings, never the record: per tag and UTC minute, the readings packed
+-- in time order for the batch review (historian/segments.py, ADR 0018)
+create table if not exists segments(
+    tag_id integer not null,
+    minute_us integer not null,
+    n integer not null,
+    data blob not null,
+    primary key(tag_id, minute_us)
+);
+create table if not exists outbox_cursors(
+    destination text not null,
+    stream text not null,
+    last_id integer not null,
+    primary key(destination, stream)
+);
+"""
+
+
+_INSERT = (
+    "insert into readings(tag_id, ts_us, ts_edge_us, ts_source_us, value, text, quality,"
+    " message, cause) values"
+)
+_COLUMNS = 9
+# Rows per insert statement, largest first: a run of n rows with the same NULL columns
+# takes n // 64 statements of 64 rows and at most one of each smaller size.
+_CHUNKS = (64, 32, 16, 8, 4, 2, 1)
+# NULL columns of the commonest row, a Good number without a source timestamp:
+# ts_source_us, text, message, cause
+_GOOD_NUMBER = 1 << 3 | 1 << 5 | 1 << 7 | 1 << 8
+
+
+@lru_cache(maxsize=256)
+def _insert_sql(nulls: int, rows: int) -> str:
+    """An insert of ``rows`` rows; columns whose bit is set in ``nulls`` are literal NULL."""
+    row = "(" + ",".join("NULL" if nulls >> c & 1 else "?" for c in range(_COLUMNS)) + ")"
+    return _INSERT + ",".join([row] * rows)
+
+
+class StoreError(RuntimeError):
+    """The store could not do what was asked (disk full, locked, corrupt)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReading:
+    """A reading as read back from the store."""
+
+    tag: str
+    ts_us: int
+    ts_edge_us: int
+    ts_source_us: int | None
+    value: float | str | None
+    quality: Quality
+    message: str | None
+    cause: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """A period with no values for a tag, with its cause."""
+
+    id: int
+    tag: str
+    start_us: int
+    end_us: int | None
+    cause: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """Downsampled window: min/max/mean over the values in it, with counts by quality."""
+
+    start_us: int
+    min: float | None
+    max: float | None
+    mean: float | None
+    count: int
+    good: int
+    uncertain: int
+    bad: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartupReport:
+    """What ``open`` found about the previous run."""
+
+    previous_heartbeat_us: int | None
+    downtime_gaps: int
+    closed_open_gaps: int
+
+
+def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        uri = f"file:{path}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("pragma busy_timeout=5000")
+    return conn
+
+
+def read_records(
+    conn: sqlite3.Connection,
+    tag_ids: Sequence[int | None],
+    start_us: int,
+    end_us: int,
+    tail_scan_max: int = 200_000,
+) -> list[np.ndarray]:
+    """Every reading of each tag with ``start_us <= ts < end_us``, by time (ADR 0018).
+
+    Segments up to the indexer's cursor plus the readings committed after it, read in
+    one snapshot (``conn`` in autocommit mode), so nothing committed is missed. When
+    more than ``tail_scan_max`` readings are not indexed yet (e.g. a store from before
+    segments), each tag's tail is read through its index instead of one scan of the
+    unindexed rows. Returns :data:`historian.segments.RECORD` arrays; ``None`` ids give
+    empty arrays.
+    """
+    conn.execute("begin")
+    try:
+        row = conn.execute("select value from meta where key='segments_last_id'").fetchone()
+        last = 0 if row is None else int(row[0])
+        newest = int(conn.execute("select coalesce(max(rowid), 0) from readings").fetchone()[0])
+        lo = int(seg.minute_of(start_us))
+        out = []
+        for tid in tag_ids:
+            if tid is None:
+                out.append(seg.EMPTY)
+                continue
+            # one row per tag: SQLite joins the minutes in C (a third faster than a row
+            # per minute through Python); assemble re-sorts if the join order ever differs
+            (blob,) = conn.execute(
+                "select cast(group_concat(data, '') as blob) from (select data from segments"
+                " where tag_id=? and minute_us>=? and minute_us<? order by minute_us)",
+                (tid, lo, end_us),
+            ).fetchone()
+            out.append(seg.assemble(() if blob is None else (blob,), start_us, end_us))
+        if newest <= last:
+            return out
+        if newest - last <= tail_scan_max:
+            tail = np.fromiter(
+                conn.execute(
+                    f"select {seg.SOURCE_COLUMNS} from readings"
+                    " where rowid > ? and ts_us >= ? and ts_us < ?",
+                    (last, start_us, end_us),
+                ),
+                dtype=seg.SOURCE,
+            )
+            tail = tail[np.argsort(tail["rid"], kind="stable")]  # commit order
+            for i, tid in enumerate(tag_ids):
+                if tid is not None:
+                    mine = tail[tail["tid"] == tid]
+                    out[i] = seg.with_tail(out[i], seg.records_of(mine))
+            return out
+        for i, tid in enumerate(tag_ids):
+            if tid is None:
+                continue
+            mine = np.fromiter(
+                conn.execute(
+                    f"select {seg.SOURCE_COLUMNS} from readings"
+                    " where tag_id=? and ts_us >= ? and ts_us < ? and rowid > ?",
+                    (tid, start_us, end_us, last),
+                ),
+                dtype=seg.SOURCE,
+            )
+            mine = mine[np.argsort(mine["rid"], kind="stable")]
+            out[i] = seg.with_tail(out[i], seg.records_of(mine))
+        return out
+    finally:
+        conn.execute("rollback")
+
+
+class Store:
+    """The local store. Writes go through one connection guarded by a lock."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._w = _connect(self.path)
+        self._w.execute("pragma journal_mode=wal")
+        # FULL: a commit survives power loss, not only a process crash; at one
+        # commit per second the fsync costs nothing that matters.
+        self._w.execute("pragma synchronous=full")
+        self._w.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self._tag_ids: dict[str, int] = {}
+        self._tag_paths: dict[int, str] = {}
+        self._local = threading.local()
+        self._run_id: int | None = None
+        version = self._meta("schema_version")
+        if version is None:
+            self._set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(version) != SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: schema version {version}, expected {SCHEMA_VERSION}")
+        self._load_tags()
+
+    # -- housekeeping --------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        row = self._w.execute("select value from meta where key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._w.execute("insert or replace into meta(key, value) values(?, ?)", (key, value))
+
+    def _load_tags(self) -> None:
+        for tid, path in self._w.execute("select id, path from tags"):
+            self._tag_ids[path] = tid
+            self._tag_paths[tid] = path
+
+    def register_tags(self, tags: Iterable[tuple[str, str, str, str]]) -> None:
+        """Make sure every (path, unit, kind, device) has a row; existing ones are updated."""
+        with self._lock, self._tx():
+            for path, unit, kind, device in tags:
+                self._w.execute(
+                    "insert into tags(path, unit, kind, device) values(?,?,?,?) "
+                    "on conflict(path) do update set unit=excluded.unit, kind=excluded.kind, "
+                    "device=excluded.device",
+                    (path, unit, kind, device),
+                )
+        self._load_tags()
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        self._w.execute("begin immediate")
+        try:
+            yield
+        except BaseException:
+            self._w.execute("rollback")
+            raise
+        self._w.execute("commit")
+
+    def start_run(
+        self, config_sha256: str, tags: Sequence[str], at_us: int | None = None
+    ) -> StartupReport:
+        """Record a service start; the time since the last heartbeat becomes a gap per tag.
+
+        Gaps left open by the previous run are closed at its last heartbeat (the
+        service-down gap takes over from there).
+        """
+        now = at_us if at_us is not None else now_us()
+        hb_raw = self._meta("heartbeat_us")
+        heartbeat = int(hb_raw) if hb_raw is not None else None
+        downtime = closed = 0
+        with self._lock, self._tx():
+            if heartbeat is not None:
+                closed = self._w.execute(
+                    "update gaps set end_us=? where end_us is null", (heartbeat,)
+                ).rowcount
+                self._w.execute(
+                    "update service_runs set stopped_us=coalesce(stopped_us, ?) "
+                    "where stopped_us is null",
+                    (heartbeat,),
+                )
+                for path in tags:
+                    tid = self._tag_ids.get(path)
+                    if tid is None:
+                        continue
+                    self._w.execute(
+                        "insert into gaps(tag_id, start_us, end_us, cause, message) "
+                        "values(?,?,?,?,?)",
+                        (
+                            tid,
+                            heartbeat,
+                            now,
+                            Cause.SERVICE_DOWN.value,
+                            "gmp-edge was not running (last heartbeat to restart)",
+                        ),
+                    )
+                    downtime += 1
+            cur = self._w.execute(
+                "insert into service_runs(started_us, config_sha256) values(?, ?)",
+                (now, config_sha256),
+            )
+            self._run_id = cur.lastrowid
+            self._set_meta("heartbeat_us", str(now))
+        return StartupReport(heartbeat, downtime, closed)
+
+    def stop_run(self, at_us: int | None = None) -> None:
+        """Record a clean stop; open gaps stay open until the next start closes them."""
+        now = at_us if at_us is not None else now_us()
+        with self._lock, self._tx():
+            if self._run_id is not None:
+                self._w.execute(
+                    "update service_runs set stopped_us=?, note='clean stop' where id=?",
+                    (now, self._run_id),
+                )
+            self._set_meta("heartbeat_us", str(now))
+
+    def close(self) -> None:
+        """Close the writer connection."""
+        with self._lock:
+            self._w.close()
+
+    # -- writing -----------------------------------------------------------------
+
+    def commit(
+        self,
+        readings: Sequence[Reading],
+        gap_events: Sequence[GapEvent] = (),
+        heartbeat_us: int | None = None,
+    ) -> int:
+        """Write one batch of readings and gap transitions in one transaction.
+
+        Raises :class:`StoreError` (nothing written) when the database refuses,
+        e.g. on a full disk; the caller keeps the batch and tries again.
+        """
+        ids = self._tag_ids
+        # NULLs are written as literals, never bound: the sqlite3 module binds None
+        # through its adapter lookup, about 0.7 us a value (a number: 0.15 us), and a
+        # Good reading has four. Rows with the same NULL columns share a statement.
+        values: list[object] = []  # every row's non-NULL values, back to back
+        runs: list[tuple[int, int]] = []  # (NULL columns, rows) of consecutive rows
+        nulls, rows = -1, 0
+        try:
+            for r in readings:
+                value, src, message, cause = r.value, r.ts_source_us, r.message, r.cause
+                edge = r.ts_edge_us
+                if src is None and message is None and cause is None and type(value) is float:
+                    mask = _GOOD_NUMBER
+                    row: tuple[object, ...] = (ids[r.tag], edge, edge, value, int(r.quality))
+                else:
+                    text = value if isinstance(value, str) else None
+                    full = (
+                        ids[r.tag],
+                        edge if src is None else src,  # Reading.ts_us
+                        edge,
+                        src,
+                        None if text is not None else value,
+                        text,
+                        int(r.quality),
+                        message,
+                        None if cause is None else cause.value,
+                    )
+                    mask = 0
+                    for c, v in enumerate(full):
+                        if v is None:
+                            mask |= 1 << c
+                    row = tuple(v for v in full if v is not None)
+                if mask != nulls:
+                    if rows:
+                        runs.append((nulls, rows))
+                    nulls, rows = mask, 0
+                rows += 1
+                values += row
+            if rows:
+                runs.append((nulls, rows))
+        except KeyError as exc:
+            raise StoreError(f"reading for unregistered tag {exc.args[0]!r}") from None
+        n = sum(rows for _, rows in runs)
+        try:
+            with self._lock, self._tx():
+                # multi-row statements, not one per row: SQLite runs each with the GIL
+                # released, so the GIL changes threads per statement instead of per row
+                # and the event loop's Modbus round trips are not kept waiting
+                i = 0
+                for mask, rows in runs:
+                    width = _COLUMNS - mask.bit_count()
+                    for size in _CHUNKS:
+                        k, rows = divmod(rows, size)
+                        for _ in range(k):
+                            self._w.execute(_insert_sql(mask, size), values[i : i + size * width])
+                            i += size * width
+                for ev in gap_events:
+                    if isinstance(ev, GapOpened):
+                        self._w.execute(
+                            "insert into gaps(tag_id, start_us, cause, message) values(?,?,?,?)",
+                            (ids[ev.tag], ev.start_us, ev.cause.value, ev.message),
+                        )
+                    elif isinstance(ev, GapClosed):
+                        self._w.execute(
+                            "update gaps set end_us=? where tag_id=? and end_us is null",
+                            (ev.end_us, ids[ev.tag]),
+                        )
+                self._set_meta("heartbeat_us", str(heartbeat_us or now_us()))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: commit of {n} readings failed: {exc}") from exc
+        return n
+
+    def record_gap(
+        self, tag: str, start_us: int, end_us: int | None, cause: Cause, message: str
+    ) -> None:
+        """Write a gap known as a whole (e.g. missed polls), outside the reading stream."""
+        with self._lock, self._tx():
+            self._w.execute(
+                "insert into gaps(tag_id, start_us, end_us, cause, message) values(?,?,?,?,?)",
+                (self._tag_ids[tag], start_us, end_us, cause.value, message),
+            )
+
+    def apply_retention(self, older_than_us: int) -> int:
+        """Delete readings and closed gaps older than the cut-off; returns readings deleted.
+
+        Readings a destination has not confirmed yet are kept, however old: retention
+        never makes the forwarding backlog lose a point (ADR 0003).
+        """
+        with self._lock, self._tx():
+            row = self._w.execute(
+                "select min(last_id) from outbox_cursors where stream = 'readings'"
+            ).fetchone()
+            keep_from = row[0] if row and row[0] is not None else None
+            if keep_from is None:
+                n = self._w.execute(
+                    "delete from readings where ts_us < ?", (older_than_us,)
+                ).rowcount
+            else:
+                n = self._w.execute(
+                    "delete from readings where ts_us < ? and rowid <= ?",
+                    (older_than_us, keep_from),
+                ).rowcount
+            self._w.execute(
+                "delete from gaps where end_us is not null and end_us < ?", (older_than_us,)
+            )
+            # segments wholly before the cut-off; a period older than the retention is not
+            # reviewable, whatever forwarding still holds back of it
+            self._w.execute(
+                "delete from segments where minute_us + ? <= ?", (seg.SEGMENT_US, older_than_us)
+            )
+        return n
+
+    # -- segments (derived; ADR 0018) ----------------------------------------------
+
+    def segments_cursor(self) -> int:
+        """The last reading id folded into the segments (0: none yet)."""
+        row = (
+            self._reader().execute("select value from meta where key='segments_last_id'").fetchone()
+        )
+        return 0 if row is None else int(row[0])
+
+    def reset_segments(self) -> None:
+        """Delete every segment and the cursor: the next passes derive them all anew."""
+        with self._lock, self._tx():
+            self._w.execute("delete from segments")
+            self._w.execute("delete from meta where key='segments_last_id'")
+
+    def index_segments(self, max_rows: int = 50_000) -> int:
+        """Fold up to ``max_rows`` readings committed after the cursor into their segments.
+
+        Returns how many were folded (0: caught up). Reading and merging happen outside
+        the writer lock; only the upserts and the cursor move hold it, in one transaction,
+        so a crash leaves segments and cursor consistent and commits wait milliseconds.
+        Meant for one indexer at a time: a pass that finds the cursor moved writes nothing.
+        """
+        r = self._reader()
+        last = self.segments_cursor()
+        rows = np.fromiter(
+            r.execute(
+                f"select {seg.SOURCE_COLUMNS} from readings where rowid > ? order by rowid limit ?",
+                (last, max_rows),
+            ),
+            dtype=seg.SOURCE,
+        )
+        if rows.size == 0:
+            return 0
+        writes = []
+        for (tid, minute), rec in seg.group(rows).items():
+            old = r.execute(
+                "select data from segments where tag_id=? and minute_us=?", (tid, minute)
+            ).fetchone()
+            merged = seg.merge(seg.EMPTY if old is None else seg.unpack(old[0]), rec)
+            writes.append((tid, minute, int(merged.size), seg.pack(merged)))
+        try:
+            with self._lock, self._tx():
+                if (self._meta("segments_last_id") or "0") != str(last):
+                    return 0
+                self._w.executemany(
+                    "insert into segments(tag_id, minute_us, n, data) values(?,?,?,?)"
+                    " on conflict(tag_id, minute_us) do update set n=excluded.n,"
+                    " data=excluded.data",
+                    writes,
+                )
+                self._set_meta("segments_last_id", str(int(rows["rid"][-1])))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: segment index pass failed: {exc}") from exc
+        return int(rows.size)
+
+    # -- reading -----------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+        return conn
+
+    def tag_paths(self) -> list[str]:
+        """Every tag the store knows."""
+        return sorted(self._tag_ids)
+
+    def open_gap_tags(self) -> list[str]:
+        """Tags whose gap is still open."""
+        rows = self._reader().execute("select tag_id from gaps where end_us is null").fetchall()
+        return [self._tag_paths[r[0]] for r in rows]
+
+    def _tid(self, tag: str) -> int:
+        try:
+            return self._tag_ids[tag]
+        except KeyError:
+            raise KeyError(f"unknown tag {tag!r}") from None
+
+    def readings(
+        self, tag: str, start_us: int, end_us: int, limit: int = 100_000
+    ) -> list[StoredReading]:
+        """Raw readings of one tag with ``start_us <= ts < end_us``, oldest first."""
+        rows = self._reader().execute(
+            "select ts_us, ts_edge_us, ts_source_us, value, text, quality, message, cause "
+            "from readings where tag_id=? and ts_us>=? and ts_us<? order by ts_us, rowid limit ?",
+            (self._tid(tag), start_us, end_us, limit),
+        )
+        return [
+            StoredReading(tag, a, b, c, v if t is None else t, Quality(q), m, cause)
+            for a, b, c, v, t, q, m, cause in rows
+        ]
+
+    def latest(self, tag: str) -> StoredReading | None:
+        """The newest reading of a tag, or None."""
+        row = (
+            self._reader()
+            .execute(
+                "select ts_us, ts_edge_us, ts_source_us, value, text, quality, message, cause "
+                "from readings where tag_id=? order by ts_us desc, rowid desc limit 1",
+                (self._tid(tag),),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        a, b, c, v, t, q, m, cause = row
+        return StoredReading(tag, a, b, c, v if t is None else t, Quality(q), m, cause)
+
+    def downsample(self, tag: str, start_us: int, end_us: int, window_us: int) -> list[Bucket]:
+        """Min/max/mean per window over ``[start_us, end_us)``; empty windows are absent."""
+        if window_us <= 0:
+            raise ValueError("window must be positive")
+        rows = self._reader().execute(
+            "select (ts_us - ?) / ? as b, min(value), max(value), avg(value), count(*),"
+            " sum(quality=0), sum(quality=1), sum(quality=2) from readings"
+            " where tag_id=? and ts_us>=? and ts_us<? group by b order by b",
+            (start_us, window_us, self._tid(tag), start_us, end_us),
+        )
+        return [
+            Bucket(start_us + b * window_us, mn, mx, mean, n, g, u, bad)
+            for b, mn, mx, mean, n, g, u, bad in rows
+        ]
+
+    def gaps(
+        self, tag: str | None = None, start_us: int = 0, end_us: int = 2**62, limit: int = 10_000
+    ) -> list[Gap]:
+        """Gaps overlapping ``[start_us, end_us)``, optionally for one tag, oldest first."""
+        sql = (
+            "select id, tag_id, start_us, end_us, cause, message from gaps "
+            "where start_us < ? and coalesce(end_us, 9223372036854775807) > ?"
+        )
+        args: list[object] = [end_us, start_us]
+        if tag is not None:
+            sql += " and tag_id=?"
+            args.append(self._tid(tag))
+        sql += " order by start_us, id limit ?"
+        args.append(limit)
+        return [
+            Gap(i, self._tag_paths[t], s, e, c, m)
+            for i, t, s, e, c, m in self._reader().execute(sql, args)
+        ]
+
+    def count_readings(self, tag: str | None = None) -> int:
+        """How many readings are stored (for one tag, or all)."""
+        if tag is None:
+            return int(self._reader().execute("select count(*) from readings").fetchone()[0])
+        return int(
+            self._reader()
+            .execute("select count(*) from readings where tag_id=?", (self._tid(tag),))
+            .fetchone()[0]
+        )
+
+    # -- outbox ------------------------------------------------------------------
+
+    def outbox_cursor(self, destination: str, stream: str = "readings") -> int:
+        """The last row id a destination has confirmed."""
+        row = (
+            self._reader()
+            .execute(
+                "select last_id from outbox_cursors where destination=? and stream=?",
+                (destination, stream),
+            )
+            .fetchone()
+        )
+        return 0 if row is None else int(row[0])
+
+    def outbox_pending(
+        self, destination: str, limit: int = 5000
+    ) -> list[tuple[int, StoredReading]]:
+        """Readings not yet confirmed by ``destination``, in commit order, with their ids."""
+        return self.readings_after(self.outbox_cursor(destination), limit)
+
+    def last_reading_id(self) -> int:
+        """The newest committed reading's id (its outbox sequence), 0 when empty."""
+        row = self._reader().execute("select max(rowid) from readings").fetchone()
+        return int(row[0] or 0)
+
+    def readings_after(self, after: int, limit: int = 5000) -> list[tuple[int, StoredReading]]:
+        """Readings committed after id ``after``, in commit order, with their ids."""
+        rows = self._reader().execute(
+            "select rowid, tag_id, ts_us, ts_edge_us, ts_source_us, value, text, quality,"
+            " message, cause from readings where rowid > ? order by rowid limit ?",
+            (after, limit),
+        )
+        return [
+            (
+                rid,
+                StoredReading(
+                    self._tag_paths[tid], a, b, c, v if t is None else t, Quality(q), m, cause
+                ),
+            )
+            for rid, tid, a, b, c, v, t, q, m, cause in rows
+        ]
+
+    def outbox_ack(self, destination: str, last_id: int, stream: str = "readings") -> None:
+        """A destination confirmed everything up to ``last_id``; it never moves backwards."""
+        with self._lock, self._tx():
+            self._w.execute(
+                "insert into outbox_cursors(destination, stream, last_id) values(?,?,?) "
+                "on conflict(destination, stream) do update set "
+                "last_id=max(last_id, excluded.last_id)",
+                (destination, stream, last_id),
+            )
+
+    def service_runs(self) -> list[tuple[int, int, int | None, str, str]]:
+        """(id, started_us, stopped_us, config_sha256, note) of every run, oldest first."""
+        return list(
+            self._reader().execute(
+                "select id, started_us, stopped_us, config_sha256, note"
+                " from service_runs order by id"
+            )
+        )
