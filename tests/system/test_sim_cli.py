@@ -100,7 +100,7 @@ def simulator(tmp_path_factory: pytest.TempPathFactory, started: float) -> Itera
     tmp = tmp_path_factory.mktemp("sim")
     spec = tmp / "spec.toml"
     spec.write_text(SPEC)
-    proc, info = start("simulators", spec, tmp / "stderr.log")
+    proc, info = start("gmp_edge.simulators", spec, tmp / "stderr.log")
     yield info
     assert stop(proc) == 0, (tmp / "stderr.log").read_text()
 

@@ -100,6 +100,11 @@ class OpcUaPressServer:
         sessions = getattr(self._server.iserver, "_external_sessions", {})
         for session in list(sessions.values()):
             await session.close_session()
+        # a subscription whose session was being set up or torn down while the server stopped
+        # is in no session's list any more; the reboot ends it too
+        service = self._server.iserver.subscription_service
+        if service.subscriptions:
+            await service.delete_subscriptions(list(service.subscriptions))
         log.info("%s: OPC UA stopped", self.spec.id)
 
     async def pause(self) -> None:
