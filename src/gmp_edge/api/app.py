@@ -9,8 +9,8 @@ from datetime import datetime
 from importlib import resources
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from gmp_edge.api import (
@@ -34,6 +34,7 @@ from gmp_edge.historian.store import StoredReading
 from gmp_edge.identity.roles import Permission
 from gmp_edge.monitoring.engine import MonitoringEngine
 from gmp_edge.release.decisions import DecisionBook
+from gmp_edge.services import Conflict, GmpServices, Invalid, NotFound, Refused, WorkflowError
 from gmp_edge.signatures.register import SignatureRegister
 
 MAX_RAW = 100_000
@@ -197,6 +198,22 @@ def _range(start: datetime | None, end: datetime | None, default_s: int = 3600) 
     return start_us, end_us
 
 
+# what a refused workflow means over HTTP, decided here once for every route
+_WORKFLOW_STATUS: tuple[tuple[type[WorkflowError], int], ...] = (
+    (NotFound, 404),
+    (Invalid, 400),
+    (Conflict, 409),
+    (Refused, 403),
+)
+
+
+async def refused_workflow(request: Request, exc: Exception) -> JSONResponse:
+    """A refused GMP workflow as an HTTP answer: nothing was written."""
+    assert isinstance(exc, WorkflowError)
+    code = next((c for kind, c in _WORKFLOW_STATUS if isinstance(exc, kind)), 400)
+    return JSONResponse({"detail": exc.details or str(exc)}, status_code=code)
+
+
 def create_app(
     rt: Runtime,
     access: Access,
@@ -204,6 +221,7 @@ def create_app(
     reviews: AuditReviews,
     monitoring: MonitoringEngine,
     decisions: DecisionBook,
+    services: GmpServices,
     config_path: str = "",
     tls: bool = False,
 ) -> FastAPI:
@@ -224,7 +242,9 @@ def create_app(
     app.state.audit_reviews = reviews
     app.state.monitoring = monitoring
     app.state.decisions = decisions
+    app.state.services = services
     app.state.config_path = config_path
+    app.add_exception_handler(WorkflowError, refused_workflow)
     # no CORS middleware on purpose: only pages served from here may call the API
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, hsts=tls)

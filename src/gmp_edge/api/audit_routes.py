@@ -20,13 +20,20 @@ from gmp_edge.api.models import (
     Strict,
     UserId,
 )
-from gmp_edge.api.security import Principal, access_of, reauthenticate, require, require_person
+from gmp_edge.api.security import (
+    Principal,
+    access_of,
+    reauthenticate,
+    require,
+    require_person,
+    services_of,
+)
 from gmp_edge.api.timefmt import iso
 from gmp_edge.audit.review import AuditReview, AuditReviews, ReviewError
 from gmp_edge.collector.reading import now_us
 from gmp_edge.identity.roles import Permission
-from gmp_edge.signatures.manifest import Meaning, SigningRefused
-from gmp_edge.signatures.register import RecordChanged, SignatureRegister, UnknownRecord
+from gmp_edge.signatures.manifest import Meaning
+from gmp_edge.signatures.register import SignatureRegister, UnknownRecord
 
 router = APIRouter(responses=AUTH)
 READ_AUDIT = Depends(require(Permission.READ_AUDIT))
@@ -272,8 +279,6 @@ def signatures_of(
 )
 def sign(body: SignIn, request: Request, who: Principal = SIGNED_IN) -> ManifestOut:
     """Sign a record. The password is asked again; the signed content's hash must match."""
-    access = access_of(request)
-    reg = _register(request)
     signer = reauthenticate(
         request,
         who,
@@ -283,27 +288,10 @@ def sign(body: SignIn, request: Request, who: Principal = SIGNED_IN) -> Manifest
         body.record_id,
         "signature not executed",
     )
-    try:
-        reg.sign(
-            body.record_type,
-            body.record_id,
-            body.content_sha256,
-            who.id,
-            signer.full_name,
-            signer.role,
-            body.meaning,
-            body.reason,
-        )
-    except UnknownRecord as exc:
-        raise HTTPException(404, str(exc)) from None
-    except RecordChanged as exc:
-        raise HTTPException(409, str(exc)) from None
-    except SigningRefused as exc:
-        access.trail.append(
-            who.actor, "signature.refused", body.record_type, body.record_id, str(exc)
-        )
-        raise HTTPException(403, str(exc)) from None
-    return manifest_out(reg, body.record_type, body.record_id)
+    services_of(request).signing.sign(
+        signer, body.record_type, body.record_id, body.content_sha256, body.meaning, body.reason
+    )
+    return manifest_out(_register(request), body.record_type, body.record_id)
 
 
 # -- audit-trail reviews ---------------------------------------------------------------

@@ -12,8 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from gmp_edge.alarms import machine as am
-from gmp_edge.alarms.model import Alarm, AlarmError
+from gmp_edge.alarms.model import Alarm
 from gmp_edge.api.audit_routes import AuditEntryOut, ManifestOut, entries_out, manifest_out
 from gmp_edge.api.models import (
     AUTH,
@@ -25,18 +24,20 @@ from gmp_edge.api.models import (
     Strict,
     UserId,
 )
-from gmp_edge.api.security import Principal, reauthenticate, require, require_person
+from gmp_edge.api.security import (
+    Principal,
+    reauthenticate,
+    require,
+    require_person,
+    services_of,
+)
 from gmp_edge.api.timefmt import iso
 from gmp_edge.collector.reading import now_us
-from gmp_edge.deviations.batch import Batch
-from gmp_edge.deviations.lifecycle import amend, cancel, close, start_investigation
-from gmp_edge.deviations.model import Classification, Deviation, DeviationError, StaleVersion
+from gmp_edge.deviations.batch import BATCH_ID, BATCH_ID_RULE, Batch
+from gmp_edge.deviations.model import Classification, Deviation
 from gmp_edge.identity.roles import Permission
-from gmp_edge.limits.engine import what_if
 from gmp_edge.limits.model import LimitSet, TagLimits
-from gmp_edge.limits.validation import validate_limit_set
 from gmp_edge.monitoring.engine import MonitoringEngine
-from gmp_edge.signatures.manifest import Meaning, SigningRefused
 
 router = APIRouter(responses=AUTH)
 READ = Depends(require(Permission.READ_LIVE))
@@ -44,7 +45,6 @@ ACK = Depends(require(Permission.ACKNOWLEDGE))
 CONFIGURE = Depends(require(Permission.CONFIGURE))
 REVIEW = Depends(require(Permission.REVIEW))
 APPROVE = Depends(require(Permission.APPROVE))
-MAX_WHAT_IF_S = 7 * 86_400
 Version = Annotated[int, Path(ge=1, le=2**31)]
 
 
@@ -169,7 +169,7 @@ class AlarmReasonIn(Strict):
 @router.get("/api/alarms", response_model=list[AlarmOut], tags=["alarms"])
 def active_alarms(request: Request, who: Principal = READ) -> list[AlarmOut]:
     """Alarms not in the normal state (active, unacknowledged, shelved, out of service)."""
-    return [alarm_out(a) for a in engine_of(request).books.alarms.active()]
+    return [alarm_out(a) for a in services_of(request).alarms.active()]
 
 
 @router.get(
@@ -242,15 +242,6 @@ def _asdict(obj: Any) -> dict[str, Any]:
     return {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(obj).items()}
 
 
-def _act(request: Request, alarm_id: str, fn: Any) -> AlarmOut:
-    try:
-        return alarm_out(engine_of(request).act(alarm_id, fn))
-    except KeyError:
-        raise HTTPException(404, f"no alarm {alarm_id!r}") from None
-    except AlarmError as exc:
-        raise HTTPException(409, str(exc)) from None
-
-
 ALARM_ACTION = {**BAD_REQUEST, **NOT_FOUND, 409: {"description": "not allowed in this state"}}
 
 
@@ -260,27 +251,15 @@ ALARM_ACTION = {**BAD_REQUEST, **NOT_FOUND, 409: {"description": "not allowed in
 def acknowledge(body: AckIn, request: Request, who: Principal = ACK) -> AlarmOut:
     """Acknowledge an unacknowledged alarm (comment required; recorded with your name)."""
     require_person(who, request)
-    return _act(
-        request,
-        body.alarm_id,
-        lambda a: am.acknowledge(a, now_us(), user=who.id, comment=body.comment),
-    )
+    return alarm_out(services_of(request).alarms.acknowledge(who.id, body.alarm_id, body.comment))
 
 
 @router.post("/api/alarms/shelve", response_model=AlarmOut, tags=["alarms"], responses=ALARM_ACTION)
 def shelve(body: ShelveIn, request: Request, who: Principal = ACK) -> AlarmOut:
     """Shelve an alarm until a time (never open-ended), with a reason."""
     require_person(who, request)
-    engine = engine_of(request)
-    now = now_us()
-    until = now + int(body.minutes * 60_000_000)
-    return _act(
-        request,
-        body.alarm_id,
-        lambda a: am.shelve(
-            a, now, user=who.id, reason=body.reason, until_us=until, policy=engine.policy
-        ),
-    )
+    alarms = services_of(request).alarms
+    return alarm_out(alarms.shelve(who.id, body.alarm_id, body.reason, body.minutes))
 
 
 @router.post(
@@ -289,9 +268,7 @@ def shelve(body: ShelveIn, request: Request, who: Principal = ACK) -> AlarmOut:
 def unshelve(body: AlarmReasonIn, request: Request, who: Principal = ACK) -> AlarmOut:
     """End a shelve early."""
     require_person(who, request)
-    return _act(
-        request, body.alarm_id, lambda a: am.unshelve(a, now_us(), user=who.id, reason=body.reason)
-    )
+    return alarm_out(services_of(request).alarms.unshelve(who.id, body.alarm_id, body.reason))
 
 
 @router.post(
@@ -303,11 +280,8 @@ def unshelve(body: AlarmReasonIn, request: Request, who: Principal = ACK) -> Ala
 def out_of_service(body: AlarmReasonIn, request: Request, who: Principal = CONFIGURE) -> AlarmOut:
     """Take an alarm out of service (maintenance of its instrument), with a reason."""
     require_person(who, request)
-    return _act(
-        request,
-        body.alarm_id,
-        lambda a: am.remove_from_service(a, now_us(), user=who.id, reason=body.reason),
-    )
+    alarms = services_of(request).alarms
+    return alarm_out(alarms.remove_from_service(who.id, body.alarm_id, body.reason))
 
 
 @router.post(
@@ -321,11 +295,8 @@ def return_to_service(
 ) -> AlarmOut:
     """Return an alarm to service."""
     require_person(who, request)
-    return _act(
-        request,
-        body.alarm_id,
-        lambda a: am.return_to_service(a, now_us(), user=who.id, reason=body.reason),
-    )
+    alarms = services_of(request).alarms
+    return alarm_out(alarms.return_to_service(who.id, body.alarm_id, body.reason))
 
 
 # -- deviations --------------------------------------------------------------------------
@@ -414,25 +385,6 @@ class CancelIn(Strict):
     reason: str = Reason
 
 
-def _deviation(request: Request, dev_id: str) -> Deviation:
-    d = engine_of(request).books.deviations.get(dev_id)
-    if d is None:
-        raise HTTPException(404, f"no deviation {dev_id!r}")
-    return d
-
-
-def _transition(request: Request, dev: Deviation, fn: Any, expected: int) -> DeviationOut:
-    books = engine_of(request).books
-    try:
-        new, tr = fn(dev)
-        books.deviations.update(new, tr, expected)
-    except StaleVersion as exc:
-        raise HTTPException(409, str(exc)) from None
-    except DeviationError as exc:
-        raise HTTPException(400, str(exc)) from None
-    return deviation_out(request, new)
-
-
 DEV_ACTION = {**BAD_REQUEST, **NOT_FOUND, **CONFLICT}
 
 
@@ -443,7 +395,7 @@ def list_deviations(
     who: Principal = READ,
 ) -> list[DeviationOut]:
     """Deviations, newest first."""
-    return [deviation_out(request, d) for d in engine_of(request).books.deviations.list(status)]
+    return [deviation_out(request, d) for d in services_of(request).deviations.list(status)]
 
 
 @router.get(
@@ -454,7 +406,7 @@ def list_deviations(
 )
 def get_deviation(dev_id: str, request: Request, who: Principal = READ) -> DeviationOut:
     """One deviation with its evidence, signatures and audit trail."""
-    return deviation_out(request, _deviation(request, dev_id))
+    return deviation_out(request, services_of(request).deviations.get(dev_id))
 
 
 @router.post(
@@ -468,20 +420,10 @@ def investigate(
 ) -> DeviationOut:
     """Open -> under investigation."""
     require_person(who, request)
-    dev = _deviation(request, dev_id)
-    return _transition(
-        request,
-        dev,
-        lambda d: start_investigation(
-            d,
-            body.expected_version,
-            actor=who.id,
-            at_us=now_us(),
-            investigator=body.investigator,
-            note=body.note,
-        ),
-        body.expected_version,
+    d = services_of(request).deviations.investigate(
+        who.id, dev_id, body.expected_version, body.investigator, body.note
     )
+    return deviation_out(request, d)
 
 
 @router.post(
@@ -495,23 +437,13 @@ def amend_deviation(
 ) -> DeviationOut:
     """Record impact assessment, root cause, CAPA reference, affected batches."""
     require_person(who, request)
-    dev = _deviation(request, dev_id)
     changes = body.model_dump(exclude={"expected_version", "reason"}, exclude_none=True)
     if "affected_batch_ids" in changes:
         changes["affected_batch_ids"] = tuple(changes["affected_batch_ids"])
-    return _transition(
-        request,
-        dev,
-        lambda d: amend(
-            d,
-            body.expected_version,
-            actor=who.id,
-            at_us=now_us(),
-            reason=body.reason,
-            changes=changes,
-        ),
-        body.expected_version,
+    d = services_of(request).deviations.amend(
+        who.id, dev_id, body.expected_version, body.reason, changes
     )
+    return deviation_out(request, d)
 
 
 @router.post(
@@ -527,39 +459,18 @@ def close_deviation(
     signer = reauthenticate(
         request, who, body.user_id, body.password, "deviation", dev_id, "not closed"
     )
-    dev = _deviation(request, dev_id)
-    out = _transition(
-        request,
-        dev,
-        lambda d: close(
-            d,
-            body.expected_version,
-            actor=who.id,
-            at_us=now_us(),
-            impact_assessment=body.impact_assessment,
-            root_cause=body.root_cause,
-            final_classification=body.final_classification,
-            capa_ref=body.capa_ref,
-            classification_rationale=body.classification_rationale,
-            note=body.note,
-        ),
+    d = services_of(request).deviations.close(
+        signer,
+        dev_id,
         body.expected_version,
+        body.final_classification,
+        impact_assessment=body.impact_assessment,
+        root_cause=body.root_cause,
+        capa_ref=body.capa_ref,
+        classification_rationale=body.classification_rationale,
+        note=body.note,
     )
-    reg = request.app.state.signatures
-    try:
-        reg.sign(
-            "deviation",
-            dev_id,
-            out.content_sha256,
-            who.id,
-            signer.full_name,
-            signer.role,
-            Meaning.APPROVAL,
-            body.note or "deviation closed",
-        )
-    except SigningRefused as exc:  # e.g. the approver raised it by hand: closed, unsigned
-        raise HTTPException(403, f"closed, but not signed: {exc}") from None
-    return deviation_out(request, _deviation(request, dev_id))
+    return deviation_out(request, d)
 
 
 @router.post(
@@ -573,15 +484,8 @@ def cancel_deviation(
 ) -> DeviationOut:
     """Cancel a deviation raised in error (reason required)."""
     require_person(who, request)
-    dev = _deviation(request, dev_id)
-    return _transition(
-        request,
-        dev,
-        lambda d: cancel(
-            d, body.expected_version, actor=who.id, at_us=now_us(), reason=body.reason
-        ),
-        body.expected_version,
-    )
+    d = services_of(request).deviations.cancel(who.id, dev_id, body.expected_version, body.reason)
+    return deviation_out(request, d)
 
 
 # -- limit sets --------------------------------------------------------------------------
@@ -657,9 +561,7 @@ def limit_set_out(request: Request, ls: LimitSet, status: str) -> LimitSetOut:
 @router.get("/api/limit-sets", response_model=list[LimitSetOut], tags=["limits"])
 def limit_sets(request: Request, who: Principal = READ) -> list[LimitSetOut]:
     """Every version (in force, proposed, superseded, rejected), newest first."""
-    return [
-        limit_set_out(request, ls, st) for ls, st in engine_of(request).books.limit_sets.history()
-    ]
+    return [limit_set_out(request, ls, st) for ls, st in services_of(request).limit_sets.history()]
 
 
 @router.post(
@@ -672,25 +574,11 @@ def limit_sets(request: Request, who: Principal = READ) -> list[LimitSetOut]:
 def propose(body: ProposalIn, request: Request, who: Principal = CONFIGURE) -> LimitSetOut:
     """Propose a new version; a QA approver (not you) approves it by signing it."""
     require_person(who, request)
-    engine = engine_of(request)
-    current = engine.limit_set
-    assert current is not None
     try:
         entries = tuple(TagLimits.from_dict(d) for d in body.limits)
     except (KeyError, TypeError, ValueError) as exc:
         raise HTTPException(400, f"limits: {exc}") from None
-    ls = LimitSet(
-        id=current.id,
-        version=current.version + 1,
-        effective_from_us=now_us(),
-        reason=body.reason,
-        proposed_by=who.id,
-        limits=entries,
-    )
-    problems = validate_limit_set(ls, {t.path for t in engine.cfg.tags})
-    if problems:
-        raise HTTPException(400, [str(p) for p in problems])
-    stored = engine.books.limit_sets.propose(who.id, ls, body.reason)
+    stored = services_of(request).limit_sets.propose(who.id, body.reason, entries)
     return limit_set_out(request, stored, "proposed")
 
 
@@ -704,57 +592,23 @@ def what_if_route(
     set_id: str, version: Version, body: WhatIfIn, request: Request, who: Principal = READ
 ) -> WhatIfOut:
     """Re-evaluate stored readings against a limit set version; writes nothing."""
-    import time
-
-    import numpy as np
-
-    engine = engine_of(request)
-    ls = engine.books.limit_sets.get(set_id, version)
-    if ls is None:
-        raise HTTPException(404, f"no limit set {set_id} v{version}")
-    start, end = _us(body.start), _us(body.end)
-    if start >= end or end - start > MAX_WHAT_IF_S * 1_000_000:
-        raise HTTPException(400, f"the period must be positive and at most {MAX_WHAT_IF_S} s")
-    t0 = time.perf_counter()
-    data = {}
-    n = 0
-    for tag in ls.tags:
-        rows = engine.store.readings(tag, start, end, 10_000_000)
-        n += len(rows)
-        data[tag] = (
-            np.fromiter((r.ts_us for r in rows), np.int64, len(rows)),
-            np.fromiter(
-                (r.value if isinstance(r.value, int | float) else np.nan for r in rows),
-                np.float64,
-                len(rows),
-            ),
-            np.fromiter((int(r.quality) for r in rows), np.int8, len(rows)),
-        )
-    timeline = next(iter(engine.evaluators.values())).timeline if engine.evaluators else ()
-    result = what_if(replace_effective(ls, start), data, timeline)
+    w = services_of(request).limit_sets.what_if(set_id, version, _us(body.start), _us(body.end))
     per_tag = {
         tag: {
             "excursions": {c.value: k for c, k in s.excursions.items()},
             "seconds_beyond": {c.value: round(v / 1e6, 3) for c, v in s.time_beyond_us.items()},
         }
-        for tag, s in result.summary.items()
+        for tag, s in w.result.summary.items()
     }
     return WhatIfOut(
-        limit_set=f"{ls.id} v{ls.version}",
-        start=iso(start) or "",
-        end=iso(end) or "",
-        readings=n,
-        excursions=len(result.excursions),
+        limit_set=f"{w.limit_set.id} v{w.limit_set.version}",
+        start=iso(w.start_us) or "",
+        end=iso(w.end_us) or "",
+        readings=w.readings,
+        excursions=len(w.result.excursions),
         per_tag=per_tag,
-        seconds=round(time.perf_counter() - t0, 3),
+        seconds=round(w.seconds, 3),
     )
-
-
-def replace_effective(ls: LimitSet, start_us: int) -> LimitSet:
-    """The set as if in force from ``start_us`` (what-if evaluates the past)."""
-    from dataclasses import replace
-
-    return replace(ls, effective_from_us=min(ls.effective_from_us, start_us))
 
 
 @router.post(
@@ -768,12 +622,7 @@ def reject(
 ) -> LimitSetOut:
     """Reject a proposed version, with a reason."""
     require_person(who, request)
-    books = engine_of(request).books
-    try:
-        ls = books.limit_sets.reject(who.id, set_id, version, body.reason)
-    except ValueError as exc:
-        code = 404 if books.limit_sets.get(set_id, version) is None else 400
-        raise HTTPException(code, str(exc)) from None
+    ls = services_of(request).limit_sets.reject(who.id, set_id, version, body.reason)
     return limit_set_out(request, ls, "rejected")
 
 
@@ -796,7 +645,7 @@ class BatchOut(BaseModel):
 class BatchIn(Strict):
     """Start a batch (MES or operator)."""
 
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+    id: str = Field(max_length=64, pattern=BATCH_ID.pattern, description=BATCH_ID_RULE)
     product: str = Field(min_length=1, max_length=200)
     equipment: list[str] = Field(default_factory=list, max_length=50)
     rooms: list[str] = Field(min_length=1, max_length=50)
@@ -806,7 +655,7 @@ class BatchIn(Strict):
 
 def batch_out(request: Request, b: Batch) -> BatchOut:
     """A batch with the deviations that name it."""
-    devs = engine_of(request).books.deviations.for_batch(b.id)
+    devs = services_of(request).deviations.for_batch(b.id)
     return BatchOut(
         id=b.id,
         product=b.product,
@@ -822,7 +671,7 @@ def batch_out(request: Request, b: Batch) -> BatchOut:
 @router.get("/api/batches", response_model=list[BatchOut], tags=["batches"])
 def batches(request: Request, who: Principal = READ) -> list[BatchOut]:
     """Every batch, newest first."""
-    return [batch_out(request, b) for b in engine_of(request).books.batches.list()]
+    return [batch_out(request, b) for b in services_of(request).batches.list()]
 
 
 @router.post(
@@ -834,20 +683,15 @@ def batches(request: Request, who: Principal = READ) -> list[BatchOut]:
 )
 def start_batch(body: BatchIn, request: Request, who: Principal = ACK) -> BatchOut:
     """Start a batch in rooms and on equipment (the MES may do this with its token)."""
-    engine = engine_of(request)
-    rooms = {r.id for r in engine.cfg.rooms}
-    unknown = [r for r in body.rooms if r not in rooms]
-    if unknown:
-        raise HTTPException(400, f"unknown rooms {unknown}")
-    start = _us(body.start) if body.start else now_us()
-    try:
-        b = engine.books.batches.start(
-            who.actor,
-            Batch(body.id, body.product, tuple(body.equipment), tuple(body.rooms), start, None),
-            body.reason,
-        )
-    except ValueError as exc:
-        raise HTTPException(400, str(exc)) from None
+    b = services_of(request).batches.start(
+        who.actor,
+        body.id,
+        body.product,
+        body.rooms,
+        body.equipment,
+        _us(body.start) if body.start else None,
+        body.reason,
+    )
     return batch_out(request, b)
 
 
@@ -861,11 +705,5 @@ def end_batch(
     batch_id: str, body: CancelReasonIn, request: Request, who: Principal = ACK
 ) -> BatchOut:
     """End a batch now."""
-    books = engine_of(request).books
-    if books.batches.get(batch_id) is None:
-        raise HTTPException(404, f"no batch {batch_id!r}")
-    try:
-        b = books.batches.end(who.actor, batch_id, now_us(), body.reason)
-    except ValueError as exc:
-        raise HTTPException(400, str(exc)) from None
+    b = services_of(request).batches.end(who.actor, batch_id, reason=body.reason)
     return batch_out(request, b)

@@ -7,7 +7,6 @@ import contextlib
 import csv
 import hashlib
 import io
-import json
 import tempfile
 from collections.abc import Callable
 from datetime import datetime
@@ -22,24 +21,19 @@ from starlette.background import BackgroundTask
 from gmp_edge.api.audit_routes import ManifestOut, manifest_out
 from gmp_edge.api.models import AUTH, CONFLICT, NOT_FOUND, Password, Strict, UserId
 from gmp_edge.api.monitoring_routes import engine_of
-from gmp_edge.api.security import Principal, access_of, reauthenticate, require
+from gmp_edge.api.security import Principal, access_of, reauthenticate, require, services_of
 from gmp_edge.api.streaming import stream_writes
 from gmp_edge.api.timefmt import iso
 from gmp_edge.collector.reading import now_us
 from gmp_edge.identity.roles import Permission
-from gmp_edge.release.decisions import Decision, DecisionBook, DecisionError
+from gmp_edge.release.decisions import Decision, DecisionBook, review_sha256
 from gmp_edge.release.excursions import excursions, search
-from gmp_edge.review.gather import BatchNotFound, review_batch
 from gmp_edge.review.model import BatchReview
-from gmp_edge.signatures.manifest import Meaning, SigningRefused
 
 router = APIRouter(responses=AUTH)
 READ = Depends(require(Permission.READ_LIVE))
 READ_AUDIT = Depends(require(Permission.READ_AUDIT))
 APPROVE = Depends(require(Permission.APPROVE))
-# left out of the hash a decision binds: when it was compiled, and the whole trail's
-# head (it moves with every sign-in); the entries about the batch's own records stay in
-_VOLATILE = ("compiled_us", "compiled", "audit")
 
 
 def decisions_of(request: Request) -> DecisionBook:
@@ -49,20 +43,7 @@ def decisions_of(request: Request) -> DecisionBook:
 
 
 def _review(request: Request, batch_id: str) -> BatchReview:
-    engine = engine_of(request)
-    try:
-        return review_batch(
-            engine.store, engine.books, access_of(request).trail, engine.cfg, batch_id, now_us()
-        )
-    except BatchNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-
-
-def review_sha256(review: dict[str, Any]) -> str:
-    """The review's hash as a decision binds it (compilation time left out)."""
-    body = {k: v for k, v in review.items() if k not in _VOLATILE}
-    data = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False, default=str)
-    return hashlib.sha256(data.encode()).hexdigest()
+    return services_of(request).release.review(batch_id)
 
 
 class DecisionOut(BaseModel):
@@ -99,7 +80,7 @@ def _decisions(request: Request, batch_id: str) -> list[DecisionOut]:
             blockers=d.blockers,
             signatures=manifest_out(reg, "batch_decision", d.id),
         )
-        for d in decisions_of(request).for_batch(batch_id)
+        for d in services_of(request).release.decisions_on(batch_id)
     ]
 
 
@@ -339,40 +320,14 @@ def batch_decisions(
 def decide(
     batch_id: str, body: DecisionIn, request: Request, who: Principal = APPROVE
 ) -> DecisionOut:
-    """Record and sign a decision on the review you saw (meaning: responsibility)."""
+    """Record and sign a decision on the review you saw (meaning: responsibility): the
+    decision and its signature are one record; if either is refused, nothing is recorded."""
     signer = reauthenticate(
         request, who, body.user_id, body.password, "batch", batch_id, "not decided"
     )
-    review = _review(request, batch_id).to_dict()
-    current = review_sha256(review)
-    if current != body.review_sha256:
-        raise HTTPException(
-            409,
-            "the review changed since it was shown (new data, deviation "
-            "or signature); look at it again before deciding",
-        )
-    blockers = len((review.get("readiness") or {}).get("blockers", []))
-    try:
-        d = decisions_of(request).record(
-            who.id, batch_id, body.decision, body.comment, current, blockers
-        )
-    except DecisionError as exc:
-        raise HTTPException(409, str(exc)) from None
-    reg = request.app.state.signatures
-    seen = reg.current_hash("batch_decision", d.id)
-    try:
-        reg.sign(
-            "batch_decision",
-            d.id,
-            seen,
-            who.id,
-            signer.full_name,
-            signer.role,
-            Meaning.RESPONSIBILITY,
-            body.comment,
-        )
-    except SigningRefused as exc:
-        raise HTTPException(403, f"recorded, but not signed: {exc}") from None
+    d = services_of(request).release.decide(
+        signer, batch_id, body.decision, body.comment, body.review_sha256
+    )
     (out,) = [x for x in _decisions(request, batch_id) if x.id == d.id]
     return out
 

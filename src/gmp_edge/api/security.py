@@ -22,6 +22,7 @@ from gmp_edge.collector.reading import now_us
 from gmp_edge.identity.roles import Permission, Role, allowed
 from gmp_edge.identity.sessions import Sessions
 from gmp_edge.identity.users import Directory, User
+from gmp_edge.services import GmpServices
 
 COOKIE = "gmpe_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -150,6 +151,12 @@ def access_of(request: Request) -> Access:
     """The app's :class:`Access`."""
     access: Access = request.app.state.access
     return access
+
+
+def services_of(request: Request) -> GmpServices:
+    """The app's GMP workflows (the only way routes change records)."""
+    services: GmpServices = request.app.state.services
+    return services
 
 
 def require_person(who: Principal, request: Request) -> None:

@@ -118,7 +118,10 @@ class AuditTrail:
         self._conn.execute("pragma journal_mode=wal")
         self._conn.execute("pragma synchronous=full")
         self._conn.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+        # re-entrant: a workflow (record + signature) opens one transaction and the books
+        # it calls join it instead of committing on their own
+        self._lock = threading.RLock()
+        self._depth = 0
 
     def close(self) -> None:
         """Close the connection."""
@@ -130,16 +133,29 @@ class AuditTrail:
         """One transaction for a change and its audit entries: both land, or neither.
 
         Use ``tx.conn`` for the change (same database file) and ``tx.append`` for the
-        entries. An exception inside the block rolls everything back.
+        entries. An exception inside the block rolls everything back. Nested calls (in the
+        same thread) join the outer transaction through a savepoint: an exception that
+        leaves a nested block undoes that block, and nothing is committed before the
+        outermost block ends, so a record and the signature that completes it are one
+        transaction.
         """
         with self._lock:
-            self._conn.execute("begin immediate")  # serialises writers across processes
+            depth = self._depth
+            savepoint = f"nested_{depth}"
+            self._conn.execute(f"savepoint {savepoint}" if depth else "begin immediate")
+            self._depth = depth + 1
             try:
                 yield AuditTransaction(self._conn)
             except BaseException:
-                self._conn.execute("rollback")
+                self._depth = depth
+                if depth:
+                    self._conn.execute(f"rollback to {savepoint}")
+                    self._conn.execute(f"release {savepoint}")
+                else:
+                    self._conn.execute("rollback")
                 raise
-            self._conn.execute("commit")
+            self._depth = depth
+            self._conn.execute(f"release {savepoint}" if depth else "commit")
 
     def append(
         self,

@@ -7,9 +7,22 @@ rather than defining its own, so that "affected batch" means the same everywhere
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+# One rule for every way a batch arrives (API, MQTT, the equipment's batch tag): the id
+# goes into URL paths (so no "/"), record ids ("<batch>#<n>") and MQTT topics (no "+#").
+BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+BATCH_ID_RULE = "1 to 64 letters, digits or . _ : -, starting with a letter or digit"
+
+
+def batch_id_problem(batch_id: object) -> str | None:
+    """Why ``batch_id`` is not a batch id (None if it is one)."""
+    if isinstance(batch_id, str) and BATCH_ID.match(batch_id):
+        return None
+    return f"batch id {batch_id!r} is not valid: {BATCH_ID_RULE}"
 
 
 @dataclass(frozen=True, slots=True)

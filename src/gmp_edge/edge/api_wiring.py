@@ -26,6 +26,7 @@ from gmp_edge.monitoring.engine import Books, MonitoringEngine, Notify
 from gmp_edge.notify import Dispatcher, Notification
 from gmp_edge.notify.config import build_notifiers
 from gmp_edge.release.decisions import DecisionBook
+from gmp_edge.services import GmpServices
 from gmp_edge.signatures.register import SignatureRegister
 
 
@@ -39,6 +40,7 @@ class ApiParts:
     reviews: AuditReviews
     engine: MonitoringEngine
     decisions: DecisionBook
+    services: GmpServices
 
     def close(self) -> None:
         """Close the database connections."""
@@ -82,6 +84,7 @@ def build_api(
     signatures.register(LimitSetRecords(engine))
     decisions = DecisionBook(trail)
     signatures.register(decisions)
+    services = GmpServices.build(engine, trail, signatures, decisions)
     app = create_app(
         ServiceRuntime(service),
         access,
@@ -89,10 +92,11 @@ def build_api(
         reviews,
         engine,
         decisions,
+        services,
         config_path=config_path,
         tls=cfg.api.tls,
     )
-    return ApiParts(app, directory, signatures, reviews, engine, decisions)
+    return ApiParts(app, directory, signatures, reviews, engine, decisions, services)
 
 
 DEMO_ACCOUNTS = (

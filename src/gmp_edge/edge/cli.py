@@ -56,7 +56,9 @@ async def serve(
     parts = build_api(cfg, service, trail, notify_from_thread(dispatcher), config_path)
     parts.engine.notify_status = dispatcher.status
     try:
-        forwarding = build_forwarding(cfg, config_path, service, trail, parts.engine)
+        forwarding = build_forwarding(
+            cfg, config_path, service, trail, parts.engine, parts.services.batches
+        )
     except ConfigError as exc:
         parts.close()
         store.close()

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.deviations.batch import Batch
 from gmp_edge.edge.config import ConfigError, PlantConfig
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.historian.events import EventForwarder
@@ -22,6 +21,7 @@ from gmp_edge.historian.influx import InfluxV1Sink, InfluxV2Sink
 from gmp_edge.historian.lineprotocol import meta_from_config
 from gmp_edge.historian.store import Store
 from gmp_edge.monitoring.engine import MonitoringEngine
+from gmp_edge.services import BatchService
 
 log = logging.getLogger("gmp_edge.forwarding")
 HIGH_WATER = 0.8  # share of the disk budget that raises the alarm
@@ -82,6 +82,7 @@ def build_forwarding(
     service: EdgeService,
     trail: AuditTrail,
     engine: MonitoringEngine,
+    batches: BatchService,
     environ: Mapping[str, str] | None = None,
 ) -> Forwarding:
     """Forwarders for the configured destinations, registered with the service (commit
@@ -144,7 +145,7 @@ def build_forwarding(
         if aclose is not None:
             fw.closers.append(aclose)
     if cfg.mqtt is not None:
-        fw.runs += _mqtt(cfg, service, engine, environ)
+        fw.runs += _mqtt(cfg, service, engine, batches, environ)
     if cfg.store.disk_budget_mb is not None:
         budget = int(cfg.store.disk_budget_mb * 1024 * 1024)
         fw.runs.append(lambda stop: watch_disk_budget(store, engine, budget, stop))
@@ -152,33 +153,34 @@ def build_forwarding(
 
 
 def _mqtt(
-    cfg: PlantConfig, service: EdgeService, engine: MonitoringEngine, environ: Mapping[str, str]
+    cfg: PlantConfig,
+    service: EdgeService,
+    engine: MonitoringEngine,
+    batches: BatchService,
+    environ: Mapping[str, str],
 ) -> list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]]:
     from gmp_edge.mqttlink import BatchCommand, MqttPublisher
 
     assert cfg.mqtt is not None
 
     async def batch_command(cmd: BatchCommand) -> None:
-        books = engine.books.batches
+        # the same workflow as the API's (rooms checked, one batch-id rule); a refusal
+        # goes back to the MES on the rejected-commands topic
         actor = f"mqtt:mes:{cmd.raw.get('sender', 'mes')}"
+        reason = "MES command over MQTT"
         if cmd.command == "start":
             await asyncio.to_thread(
-                books.start,
+                batches.start,
                 actor,
-                Batch(
-                    cmd.batch_id,
-                    cmd.product,
-                    tuple(cmd.equipment),
-                    tuple(cmd.rooms),
-                    cmd.at_us,
-                    None,
-                ),
-                "MES command over MQTT",
+                cmd.batch_id,
+                cmd.product,
+                cmd.rooms,
+                cmd.equipment,
+                cmd.at_us,
+                reason,
             )
         else:
-            await asyncio.to_thread(
-                books.end, actor, cmd.batch_id, cmd.at_us, "MES command over MQTT"
-            )
+            await asyncio.to_thread(batches.end, actor, cmd.batch_id, cmd.at_us, reason)
 
     pub = MqttPublisher(
         cfg.mqtt,

@@ -29,7 +29,7 @@ from gmp_edge.alarms.timers import tick
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.collector.reading import Quality, now_us
 from gmp_edge.deviations.autoraise import decide, draft, escalates
-from gmp_edge.deviations.batch import Batch
+from gmp_edge.deviations.batch import Batch, batch_id_problem
 from gmp_edge.deviations.lifecycle import amend
 from gmp_edge.deviations.model import Evidence, ExcursionKind, ExcursionSummary, ProductionState
 from gmp_edge.edge.config import LimitEntry, PlantConfig
@@ -368,7 +368,13 @@ class MonitoringEngine:
                 books.end(
                     actor, ended, max(ts, b.start_us + 1), "batch id changed on the equipment"
                 )
-        if started is not None and books.get(started) is None:
+        problem = None if started is None else batch_id_problem(started)
+        if started is not None and problem:
+            # the batch is not recorded under an id no route, report or topic can carry;
+            # the refusal is in the audit trail and the log, never silent
+            log.warning("batch tag %s: %s", tracker.batch_tag, problem)
+            books.trail.append(actor, "batch.refused", "batch", started[:200], problem)
+        elif started is not None and books.get(started) is None:
             equipment = (tracker.equipment,) if tracker.equipment else ()
             books.start(
                 actor,

@@ -22,7 +22,7 @@ from gmp_edge.alarms.model import Alarm
 from gmp_edge.alarms.model import Transition as AlarmTransition
 from gmp_edge.audit.trail import AuditTrail, AuditTransaction
 from gmp_edge.collector.reading import now_us
-from gmp_edge.deviations.batch import Batch
+from gmp_edge.deviations.batch import Batch, batch_id_problem
 from gmp_edge.deviations.model import Deviation, StaleVersion
 from gmp_edge.deviations.model import Transition as DeviationTransition
 from gmp_edge.limits.model import LimitSet
@@ -365,7 +365,11 @@ class BatchBook(_Book):
     _schema = _BATCH_SCHEMA
 
     def start(self, actor: str, batch: Batch, reason: str = "") -> Batch:
-        """Record a batch (audited ``batch.started``); refuses an id that exists already."""
+        """Record a batch (audited ``batch.started``); refuses an id that exists already
+        and one that breaks the batch-id rule."""
+        problem = batch_id_problem(batch.id)
+        if problem:
+            raise RecordError(problem)
         with self.trail.atomic() as tx:
             try:
                 tx.conn.execute(

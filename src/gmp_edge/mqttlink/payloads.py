@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gmp_edge.collector.reading import Quality
+from gmp_edge.deviations.batch import batch_id_problem
 from gmp_edge.historian.store import StoredReading
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -224,8 +225,9 @@ def parse_batch_command(raw: bytes, received_us: int) -> BatchCommand:
     if command not in ("start", "end"):
         raise CommandError(f"command must be 'start' or 'end', not {command!r}")
     batch_id = data.get("batch_id")
-    if not isinstance(batch_id, str) or not _ID.match(batch_id):
-        raise CommandError("batch_id must be an id (letters, digits, _ . : / -; at most 128)")
+    problem = batch_id_problem(batch_id)
+    if problem or not isinstance(batch_id, str):
+        raise CommandError(f"batch_id: {problem}")
     product = data.get("product", "")
     if not isinstance(product, str) or len(product) > 256:
         raise CommandError("product must be a string of at most 256 characters")

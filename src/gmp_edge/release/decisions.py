@@ -9,9 +9,12 @@ new record: nothing is overwritten, the history stays readable.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from gmp_edge.audit.trail import AuditTrail, iso
 from gmp_edge.collector.reading import now_us
@@ -36,6 +39,18 @@ begin select raise(abort, 'decisions cannot be changed; record a new one'); end;
 create trigger if not exists batch_decisions_no_delete before delete on batch_decisions
 begin select raise(abort, 'decisions cannot be deleted'); end;
 """
+
+
+# left out of the hash a decision binds: when it was compiled, and the whole trail's
+# head (it moves with every sign-in); the entries about the batch's own records stay in
+_VOLATILE = ("compiled_us", "compiled", "audit")
+
+
+def review_sha256(review: dict[str, Any]) -> str:
+    """The review's hash as a decision binds it (compilation time left out)."""
+    body = {k: v for k, v in review.items() if k not in _VOLATILE}
+    data = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False, default=str)
+    return hashlib.sha256(data.encode()).hexdigest()
 
 
 class Decision(StrEnum):

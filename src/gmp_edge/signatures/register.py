@@ -135,18 +135,22 @@ class SignatureRegister:
         role: Role,
         meaning: Meaning,
         reason: str,
+        content: object | None = None,
     ) -> Signature:
         """Execute a signature. The caller has re-authenticated the signer just before.
 
         ``seen_sha256`` is the content hash the signer was shown: if the record changed
         since, nothing is signed (RecordChanged). Separation of duties and role rules
         raise SigningRefused; either way nothing is written. The signature and its audit
-        entry are one transaction.
+        entry are one transaction; called inside :meth:`AuditTrail.atomic`, they join the
+        caller's transaction, and ``content`` is then the record as the caller has just
+        written it (the record's book reads committed rows only).
         """
         kind = self._kinds.get(record_type)
         if kind is None:
             raise UnknownRecord(f"no signable record type {record_type!r}")
-        content = kind.content(record_id)
+        if content is None:
+            content = kind.content(record_id)
         if content is None:
             raise UnknownRecord(f"no {record_type} {record_id!r}")
         current = content_hash(record_type, record_id, content)

@@ -1,0 +1,72 @@
+"""The service layer: every GMP workflow, one implementation for every entry point.
+
+The API, the MQTT link (MES batch commands) and the CLI call these services and only
+translate their own protocol; none of them assembles a workflow from the books itself.
+A record and the signature that completes it are written in one transaction (see
+``AuditTrail.atomic``). Refusals are :mod:`gmp_edge.services.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.collector.reading import now_us
+from gmp_edge.monitoring.engine import MonitoringEngine
+from gmp_edge.release.decisions import DecisionBook
+from gmp_edge.services.alarms import AlarmService
+from gmp_edge.services.batches import BatchService
+from gmp_edge.services.deviations import DeviationService
+from gmp_edge.services.errors import Conflict, Invalid, NotFound, Refused, WorkflowError
+from gmp_edge.services.limit_sets import LimitSetService
+from gmp_edge.services.release import ReleaseService
+from gmp_edge.services.signing import SigningService
+from gmp_edge.signatures.register import SignatureRegister
+
+__all__ = [
+    "AlarmService",
+    "BatchService",
+    "Conflict",
+    "DeviationService",
+    "GmpServices",
+    "Invalid",
+    "LimitSetService",
+    "NotFound",
+    "Refused",
+    "ReleaseService",
+    "SigningService",
+    "WorkflowError",
+]
+
+
+@dataclass(frozen=True)
+class GmpServices:
+    """The workflows of one edge box, over its books, signatures and monitoring engine."""
+
+    batches: BatchService
+    alarms: AlarmService
+    deviations: DeviationService
+    limit_sets: LimitSetService
+    release: ReleaseService
+    signing: SigningService
+
+    @classmethod
+    def build(
+        cls,
+        engine: MonitoringEngine,
+        trail: AuditTrail,
+        signatures: SignatureRegister,
+        decisions: DecisionBook,
+        clock: Callable[[], int] = now_us,
+    ) -> GmpServices:
+        """The services over one store."""
+        signing = SigningService(signatures, trail)
+        return cls(
+            batches=BatchService(engine.books.batches, (r.id for r in engine.cfg.rooms), clock),
+            alarms=AlarmService(engine, clock),
+            deviations=DeviationService(engine.books.deviations, trail, signing, clock),
+            limit_sets=LimitSetService(engine, clock),
+            release=ReleaseService(engine, trail, decisions, signing, clock),
+            signing=signing,
+        )

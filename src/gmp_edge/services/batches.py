@@ -1,0 +1,67 @@
+"""Start and end batches: one workflow for the API, MQTT (the MES) and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from gmp_edge.deviations.batch import Batch, batch_id_problem
+from gmp_edge.monitoring.records import BatchBook, RecordError, RecordNotFound
+from gmp_edge.services.errors import Invalid, NotFound
+
+
+class BatchService:
+    """Batches in the rooms and on the equipment the plant configuration names."""
+
+    def __init__(self, book: BatchBook, rooms: Iterable[str], clock: Callable[[], int]):
+        self._book = book
+        self._rooms = frozenset(rooms)
+        self._clock = clock
+
+    def start(
+        self,
+        actor: str,
+        batch_id: str,
+        product: str,
+        rooms: Iterable[str],
+        equipment: Iterable[str] = (),
+        start_us: int | None = None,
+        reason: str = "",
+    ) -> Batch:
+        """Record a batch (from ``start_us``, default now); refuses a bad id, no room, an
+        unknown room or an id that exists already."""
+        problem = batch_id_problem(batch_id)
+        if problem:
+            raise Invalid(problem)
+        rooms = tuple(rooms)
+        if not rooms:
+            raise Invalid(f"batch {batch_id}: name at least one room")
+        unknown = sorted({r for r in rooms if r not in self._rooms})
+        if unknown:
+            raise Invalid(f"unknown rooms {unknown}")
+        start = self._clock() if start_us is None else start_us
+        batch = Batch(batch_id, product, tuple(equipment), rooms, start, None)
+        try:
+            return self._book.start(actor, batch, reason)
+        except RecordError as exc:
+            raise Invalid(str(exc)) from None
+
+    def end(self, actor: str, batch_id: str, end_us: int | None = None, reason: str = "") -> Batch:
+        """Record the end of a batch in progress (default now)."""
+        end = self._clock() if end_us is None else end_us
+        try:
+            return self._book.end(actor, batch_id, end, reason)
+        except RecordNotFound as exc:
+            raise NotFound(str(exc)) from None
+        except RecordError as exc:
+            raise Invalid(str(exc)) from None
+
+    def get(self, batch_id: str) -> Batch:
+        """The batch; NotFound if there is none."""
+        b = self._book.get(batch_id)
+        if b is None:
+            raise NotFound(f"no batch {batch_id!r}")
+        return b
+
+    def list(self) -> list[Batch]:
+        """Every batch, newest first."""
+        return self._book.list()

@@ -1,0 +1,31 @@
+"""What a GMP workflow answers when it refuses: one kind per reason, mapped to HTTP once.
+
+The entry points (API, MQTT, CLI) translate these; none of them decides on its own what a
+refusal means. Each keeps the builtin base its callers relied on before the service layer.
+"""
+
+from __future__ import annotations
+
+
+class WorkflowError(Exception):
+    """A GMP workflow refused; nothing was written. The message says why."""
+
+    def __init__(self, message: str, details: list[str] | None = None):
+        super().__init__(message)
+        self.details = details or []
+
+
+class NotFound(WorkflowError, LookupError):
+    """The record the workflow acts on does not exist."""
+
+
+class Invalid(WorkflowError, ValueError):
+    """The request itself is wrong (unknown room, bad id, a limit set that fails checks)."""
+
+
+class Conflict(WorkflowError):
+    """The record is not in a state that allows this, or changed since it was read."""
+
+
+class Refused(WorkflowError, PermissionError):
+    """The person may not do this (separation of duties, signature rules)."""
