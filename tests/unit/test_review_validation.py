@@ -913,10 +913,9 @@ def test_process_validation_parameters(inspector, params, status, phrase):
     ids=["a year ahead", "last day", "day after"],
 )
 def test_equipment_answer(inspector, monkeypatch, now, left, status):
-    import gmp_edge.api.validation_routes
-
-    # the route's clock is fixed: days remaining count UTC calendar days from that instant
-    monkeypatch.setattr(gmp_edge.api.validation_routes, "now_us", lambda: int(now.timestamp()) * S)
+    # the service's clock is fixed: days remaining count UTC calendar days from that instant
+    history = inspector.app.state.services.history
+    monkeypatch.setattr(history, "clock", lambda: int(now.timestamp()) * S)
     r = inspector.get("/api/equipment")
     assert r.status_code == 200
     by_id = {e["id"]: e for e in r.json()}

@@ -32,12 +32,10 @@ from gmp_edge.api.security import (
     services_of,
 )
 from gmp_edge.api.timefmt import iso
-from gmp_edge.collector.reading import now_us
 from gmp_edge.deviations.batch import BATCH_ID, BATCH_ID_RULE, Batch
 from gmp_edge.deviations.model import Classification, Deviation
 from gmp_edge.identity.roles import Permission
 from gmp_edge.limits.model import LimitSet, TagLimits
-from gmp_edge.monitoring.engine import MonitoringEngine
 
 router = APIRouter(responses=AUTH)
 READ = Depends(require(Permission.READ_LIVE))
@@ -46,12 +44,6 @@ CONFIGURE = Depends(require(Permission.CONFIGURE))
 REVIEW = Depends(require(Permission.REVIEW))
 APPROVE = Depends(require(Permission.APPROVE))
 Version = Annotated[int, Path(ge=1, le=2**31)]
-
-
-def engine_of(request: Request) -> MonitoringEngine:
-    """The app's monitoring engine."""
-    engine: MonitoringEngine = request.app.state.monitoring
-    return engine
 
 
 def _us(dt: datetime) -> int:
@@ -189,8 +181,6 @@ def alarm_history(
     """Every alarm transition (oldest first), by tag and time."""
     s = _us(start) if start else None
     e = _us(end) if end else None
-    if s is not None and e is not None and s >= e:
-        raise HTTPException(400, "start must be before end")
     return [
         TransitionOut(
             alarm_id=t.alarm_id,
@@ -203,7 +193,7 @@ def alarm_history(
             reason=t.reason,
             detail=dict(t.detail or {}),
         )
-        for t in engine_of(request).books.alarms.history(tag, s, e, limit)
+        for t in services_of(request).history.alarm_history(tag, s, e, limit)
     ]
 
 
@@ -219,20 +209,15 @@ def alarm_metrics(
     who: Principal = READ,
 ) -> AlarmMetricsOut:
     """Chattering alarms, alarm floods and standing alarms (ISA-18.2 performance)."""
-    from gmp_edge.alarms import metrics
-
-    end = now_us()
-    start = end - int(hours * 3_600_000_000)
-    trs = engine_of(request).books.alarms.history(None, start, end, 1_000_000)
-    periods = metrics.floods(trs)
+    p = services_of(request).history.alarm_performance(hours)
     return AlarmMetricsOut(
-        start=iso(start) or "",
-        end=iso(end) or "",
-        annunciated=sum(1 for t in trs if metrics.is_annunciation(t)),
-        chattering=[_iso_fields(_asdict(c)) for c in metrics.chattering(trs)],
-        floods=[_iso_fields(_asdict(f)) for f in periods],
-        time_in_flood_pct=round(100 * metrics.time_in_flood(periods, start, end), 3),
-        standing=[_iso_fields(_asdict(x)) for x in metrics.standing_alarms(trs, end)],
+        start=iso(p.start_us) or "",
+        end=iso(p.end_us) or "",
+        annunciated=p.annunciated,
+        chattering=[_iso_fields(_asdict(c)) for c in p.chattering],
+        floods=[_iso_fields(_asdict(f)) for f in p.floods],
+        time_in_flood_pct=round(100 * p.time_in_flood, 3),
+        standing=[_iso_fields(_asdict(x)) for x in p.standing],
     )
 
 

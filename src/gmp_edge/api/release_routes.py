@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import tempfile
 from collections.abc import Callable
@@ -20,26 +19,17 @@ from starlette.background import BackgroundTask
 
 from gmp_edge.api.audit_routes import ManifestOut, manifest_out
 from gmp_edge.api.models import AUTH, CONFLICT, NOT_FOUND, Password, Strict, UserId
-from gmp_edge.api.monitoring_routes import engine_of
-from gmp_edge.api.security import Principal, access_of, reauthenticate, require, services_of
+from gmp_edge.api.security import Principal, reauthenticate, require, services_of
 from gmp_edge.api.streaming import stream_writes
 from gmp_edge.api.timefmt import iso
-from gmp_edge.collector.reading import now_us
 from gmp_edge.identity.roles import Permission
-from gmp_edge.release.decisions import Decision, DecisionBook, review_sha256
-from gmp_edge.release.excursions import excursions, search
+from gmp_edge.release.decisions import Decision, review_sha256
 from gmp_edge.review.model import BatchReview
 
 router = APIRouter(responses=AUTH)
 READ = Depends(require(Permission.READ_LIVE))
 READ_AUDIT = Depends(require(Permission.READ_AUDIT))
 APPROVE = Depends(require(Permission.APPROVE))
-
-
-def decisions_of(request: Request) -> DecisionBook:
-    """The app's decision book."""
-    book: DecisionBook = request.app.state.decisions
-    return book
 
 
 def _review(request: Request, batch_id: str) -> BatchReview:
@@ -111,19 +101,18 @@ def batch_review(
 )
 def batch_report(batch_id: str, request: Request, who: Principal = READ_AUDIT) -> FileResponse:
     """The batch environmental-monitoring report (PDF) for the batch dossier."""
-    from gmp_edge.review.report import render_pdf
-
-    review = _review(request, batch_id)
     decisions = [
         {"name": s.printed_name, "meaning": s.meaning, "time": s.signed_at, "valid": s.valid}
         for d in _decisions(request, batch_id)
         for s in d.signatures.signatures
     ]
+    services_of(request).release.review(batch_id)  # 404 before a temporary folder exists
     tmp = Path(tempfile.mkdtemp(prefix="gmp-edge-report-")) / f"EM-report-{batch_id}.pdf"
-    render_pdf(review, tmp, decisions)
-    access_of(request).trail.append(
-        who.actor, "batch.report_exported", "batch", batch_id, "", None, {"sha256": _file_sha(tmp)}
-    )
+    try:
+        services_of(request).exports.batch_report(who.actor, batch_id, tmp, decisions)
+    except BaseException:
+        _cleanup(tmp)
+        raise
     return FileResponse(
         tmp,
         media_type="application/pdf",
@@ -140,42 +129,12 @@ def batch_report(batch_id: str, request: Request, who: Principal = READ_AUDIT) -
 )
 def batch_evidence(batch_id: str, request: Request, who: Principal = READ_AUDIT) -> FileResponse:
     """The signed evidence package (verify offline: `gmp-edge evidence verify FILE`)."""
-    from gmp_edge.evidence.keys import key_path_for
-    from gmp_edge.evidence.package import EvidenceError, build_package
-
-    engine = engine_of(request)
-    review = _review(request, batch_id)
     tmp = Path(tempfile.mkdtemp(prefix="gmp-edge-evidence-")) / f"evidence-{batch_id}.zip"
     try:
-        info = build_package(
-            tmp,
-            store=engine.store,
-            trail=access_of(request).trail,
-            books=engine.books,
-            signatures=request.app.state.signatures,
-            cfg=engine.cfg,
-            config_path=request.app.state.config_path,
-            batch_id=batch_id,
-            review=review.to_dict(),
-            key_path=key_path_for(engine.cfg.store.path),
-            now_us=now_us(),
-        )
-    except EvidenceError as exc:
+        services_of(request).exports.evidence_package(who.actor, batch_id, tmp)
+    except BaseException:
         _cleanup(tmp)
-        raise HTTPException(409, f"no evidence package: {exc}") from None
-    access_of(request).trail.append(
-        who.actor,
-        "batch.evidence_exported",
-        "batch",
-        batch_id,
-        "",
-        None,
-        {
-            "sha256": _file_sha(tmp),
-            "key_fingerprint": info.key_fingerprint,
-            "readings": info.readings,
-        },
-    )
+        raise
     return FileResponse(
         tmp,
         media_type="application/zip",
@@ -194,37 +153,15 @@ def batch_readings(batch_id: str, request: Request, who: Principal = READ_AUDIT)
     """The raw data of the batch: every reading of the tags in its rooms and equipment in
     its window, all columns of the original record, in commit order, streamed. The same
     bytes as ``readings.csv`` in the evidence package (which adds hashes and a signature)."""
-    from gmp_edge.evidence.package import in_batch_scope
-    from gmp_edge.evidence.readings_csv import snapshot, write_readings
-    from gmp_edge.review.compile import period_end
+    from gmp_edge.evidence.readings_csv import write_readings
 
-    engine = engine_of(request)
-    batch = engine.books.batches.get(batch_id)
-    if batch is None:
-        raise HTTPException(404, f"no batch {batch_id!r}")
-    start, end = batch.start_us, period_end(batch, now_us())
-    rooms, equipment = set(batch.rooms), set(batch.equipment)
-    conns = snapshot(engine.store.path, 2)  # two readers on one snapshot, as the package
-    tag_ids = {
-        int(tid): str(p)
-        for tid, p in conns[0].execute("select id, path from tags")
-        if in_batch_scope(str(p), rooms, equipment)
-    }
-    access_of(request).trail.append(
-        who.actor,
-        "batch.readings_exported",
-        "batch",
-        batch_id,
-        "",
-        None,
-        {"start": iso(start), "end": iso(end), "tags": len(tag_ids)},
-    )
+    x = services_of(request).exports.batch_readings(who.actor, batch_id)
 
     def produce(write: Callable[[bytes], None]) -> None:
         try:
-            write_readings(conns, tag_ids, start, end, write)
+            write_readings(x.conns, x.tag_ids, x.start_us, x.end_us, write)
         finally:
-            for c in conns:
+            for c in x.conns:
                 c.close()
 
     return StreamingResponse(
@@ -243,47 +180,19 @@ def batch_readings(batch_id: str, request: Request, who: Principal = READ_AUDIT)
 def deviation_report(dev_id: str, request: Request, who: Principal = READ_AUDIT) -> FileResponse:
     """The deviation investigation file (PDF): evidence with its trace, alarm history,
     investigation, signatures with their validity, and the record's audit trail."""
-    from gmp_edge.review.investigation import gather_investigation, render_investigation_pdf
-
-    engine = engine_of(request)
-    trail = access_of(request).trail
-    try:
-        f = gather_investigation(
-            engine.store,
-            engine.books,
-            trail,
-            engine.cfg,
-            request.app.state.signatures,
-            dev_id,
-            now_us(),
-        )
-    except KeyError:
-        raise HTTPException(404, f"no deviation {dev_id!r}") from None
+    services_of(request).deviations.get(dev_id)  # 404 before a temporary folder exists
     tmp = Path(tempfile.mkdtemp(prefix="gmp-edge-deviation-")) / f"investigation-{dev_id}.pdf"
-    render_investigation_pdf(f, tmp)
-    trail.append(
-        who.actor,
-        "deviation.file_exported",
-        "deviation",
-        dev_id,
-        "",
-        None,
-        {"sha256": _file_sha(tmp), "version": f.deviation.version},
-    )
+    try:
+        services_of(request).exports.investigation_file(who.actor, dev_id, tmp)
+    except BaseException:
+        _cleanup(tmp)
+        raise
     return FileResponse(
         tmp,
         media_type="application/pdf",
         filename=tmp.name,
         background=BackgroundTask(_cleanup, tmp),
     )
-
-
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _cleanup(path: Path) -> None:
@@ -392,32 +301,15 @@ def excursion_history(
     who: Principal = READ,
 ) -> Any:
     """Search excursions by room, tag, level, batch, time and status; page; export CSV."""
-    engine = engine_of(request)
-    s, e = _when(start), _when(end)
-    scope = None
-    if batch is not None:
-        b = engine.books.batches.get(batch)
-        if b is None:
-            raise HTTPException(404, f"no batch {batch!r}")
-        s = b.start_us if s is None else max(s, b.start_us)
-        e = b.end_us if e is None else (e if b.end_us is None else min(e, b.end_us))
-        scope = (set(b.rooms), set(b.equipment))
-    deviation_of = {
-        d.evidence.excursion_id: d.id
-        for d in engine.books.deviations.list(limit=100_000)
-        if d.evidence is not None and d.evidence.excursion_id
-    }
-    items = search(
-        excursions(engine.books.alarms.history(None, None, None, 1_000_000), deviation_of),
+    items = services_of(request).history.excursions(
         room=room,
         tag=tag,
         level=level,
         status=status,
-        start_us=s,
-        end_us=e,
-        scope=scope,
+        batch=batch,
+        start_us=_when(start),
+        end_us=_when(end),
     )
-    items.sort(key=lambda x: x.start_us, reverse=True)
     page = [
         ExcursionOut(
             alarm_id=x.alarm_id,

@@ -16,12 +16,10 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from gmp_edge.api.models import AUTH, ErrorOut, Responses
-from gmp_edge.api.monitoring_routes import engine_of
-from gmp_edge.api.security import Principal, require
-from gmp_edge.collector.reading import now_us
+from gmp_edge.api.security import Principal, require, services_of
 from gmp_edge.identity.roles import Permission
 from gmp_edge.review.validation import Policy
-from gmp_edge.review.validation_gather import MAX_BATCHES, equipment_view, process_validation
+from gmp_edge.review.validation_gather import MAX_BATCHES
 
 router = APIRouter(responses=AUTH)
 READ_AUDIT = Depends(require(Permission.READ_AUDIT))
@@ -269,17 +267,8 @@ def process_validation_summary(
     s, e = _when("start", start), _when("end", end)
     if s is not None and e is not None and s >= e:
         raise HTTPException(400, f"start {start} is not before end {end}")
-    engine = engine_of(request)
-    summary = process_validation(
-        engine.store,
-        engine.books,
-        engine.cfg,
-        now_us(),
-        product,
-        s,
-        e,
-        Policy(cpk_target=cpk_target, min_batches=min_batches),
-        max_batches,
+    summary = services_of(request).history.process_validation(
+        product, s, e, Policy(cpk_target=cpk_target, min_batches=min_batches), max_batches
     )
     return ProcessValidationOut.model_validate(summary.to_dict())
 
@@ -295,10 +284,8 @@ def equipment(request: Request, who: Principal = READ_AUDIT) -> list[EquipmentOu
     status now (qualified / expired / not recorded; in date / overdue / not recorded) with
     the days remaining, and the batches that used it while its qualification or
     calibration had lapsed (the batch review's rule; dates hold through their UTC day)."""
-    engine = engine_of(request)
     return [
-        EquipmentOut.model_validate(e.to_dict())
-        for e in equipment_view(engine.books, engine.cfg, now_us())
+        EquipmentOut.model_validate(e.to_dict()) for e in services_of(request).history.equipment()
     ]
 
 

@@ -84,7 +84,7 @@ def build_api(
     signatures.register(LimitSetRecords(engine))
     decisions = DecisionBook(trail)
     signatures.register(decisions)
-    services = GmpServices.build(engine, trail, signatures, decisions)
+    services = GmpServices.build(engine, trail, signatures, decisions, config_path)
     app = create_app(
         ServiceRuntime(service),
         access,

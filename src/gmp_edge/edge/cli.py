@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -433,9 +434,10 @@ def cmd_evidence(args: argparse.Namespace) -> int:
 
         argv = [args.file] + (["--fingerprint", args.fingerprint] if args.fingerprint else [])
         return int(verify_main(["verify", *argv]))
-    from gmp_edge.evidence.keys import key_path_for
-    from gmp_edge.evidence.package import EvidenceError, build_package
     from gmp_edge.monitoring.engine import Books
+    from gmp_edge.release.decisions import DecisionBook
+    from gmp_edge.services import GmpServices, WorkflowError
+    from gmp_edge.services.records import OpenRecords
     from gmp_edge.signatures.register import SignatureRegister
 
     if not args.config or not args.batch:
@@ -446,37 +448,20 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     trail = AuditTrail(cfg.store.path)
     books = Books.open(trail)
     reg = SignatureRegister(trail)
+    decisions = DecisionBook(trail)
+    records = OpenRecords(store, books, cfg)
     try:
-        info = build_package(
-            args.file,
-            store=store,
-            trail=trail,
-            books=books,
-            signatures=reg,
-            cfg=cfg,
-            config_path=args.config,
-            batch_id=args.batch,
-            review=None,
-            key_path=key_path_for(cfg.store.path),
-            now_us=now_us(),
-        )
-    except EvidenceError as exc:
+        exports = GmpServices.exports_over(records, trail, reg, decisions, args.config)
+        info = exports.evidence_package("system:cli", args.batch, Path(args.file), False)
+    except WorkflowError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 1
     finally:
+        decisions.close()
         reg.close()
         books.close()
         store.close()
-    trail.append(
-        "system:cli",
-        "batch.evidence_exported",
-        "batch",
-        args.batch,
-        "",
-        None,
-        {"sha256": info.sha256, "key_fingerprint": info.key_fingerprint},
-    )
-    trail.close()
+        trail.close()
     print(
         f"{info.path}: {info.readings:,} readings, sha256 {info.sha256}, "
         f"signed by key {info.key_fingerprint}"

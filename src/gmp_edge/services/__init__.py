@@ -19,7 +19,10 @@ from gmp_edge.services.alarms import AlarmService
 from gmp_edge.services.batches import BatchService
 from gmp_edge.services.deviations import DeviationService
 from gmp_edge.services.errors import Conflict, Invalid, NotFound, Refused, WorkflowError
+from gmp_edge.services.exports import ExportService
+from gmp_edge.services.history import HistoryService
 from gmp_edge.services.limit_sets import LimitSetService
+from gmp_edge.services.records import PlantRecords
 from gmp_edge.services.release import ReleaseService
 from gmp_edge.services.signing import SigningService
 from gmp_edge.signatures.register import SignatureRegister
@@ -29,7 +32,9 @@ __all__ = [
     "BatchService",
     "Conflict",
     "DeviationService",
+    "ExportService",
     "GmpServices",
+    "HistoryService",
     "Invalid",
     "LimitSetService",
     "NotFound",
@@ -50,6 +55,8 @@ class GmpServices:
     limit_sets: LimitSetService
     release: ReleaseService
     signing: SigningService
+    exports: ExportService
+    history: HistoryService
 
     @classmethod
     def build(
@@ -58,15 +65,35 @@ class GmpServices:
         trail: AuditTrail,
         signatures: SignatureRegister,
         decisions: DecisionBook,
+        config_path: str = "",
         clock: Callable[[], int] = now_us,
     ) -> GmpServices:
-        """The services over one store."""
+        """The services over one store (``config_path``: the file the evidence package
+        quotes)."""
         signing = SigningService(signatures, trail)
+        release = ReleaseService(engine, trail, decisions, signing, clock)
         return cls(
             batches=BatchService(engine.books.batches, (r.id for r in engine.cfg.rooms), clock),
             alarms=AlarmService(engine, clock),
             deviations=DeviationService(engine.books.deviations, trail, signing, clock),
             limit_sets=LimitSetService(engine, clock),
-            release=ReleaseService(engine, trail, decisions, signing, clock),
+            release=release,
             signing=signing,
+            exports=ExportService(engine, trail, signatures, release, config_path, clock),
+            history=HistoryService(engine, clock),
         )
+
+    @staticmethod
+    def exports_over(
+        records: PlantRecords,
+        trail: AuditTrail,
+        signatures: SignatureRegister,
+        decisions: DecisionBook,
+        config_path: str,
+        clock: Callable[[], int] = now_us,
+    ) -> ExportService:
+        """Exports of a store opened while the service is stopped (the CLI's)."""
+        release = ReleaseService(
+            records, trail, decisions, SigningService(signatures, trail), clock
+        )
+        return ExportService(records, trail, signatures, release, config_path, clock)

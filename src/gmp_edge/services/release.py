@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.identity.users import User
-from gmp_edge.monitoring.engine import MonitoringEngine
 from gmp_edge.release.decisions import (
     RECORD_TYPE,
     BatchDecision,
@@ -23,6 +22,7 @@ from gmp_edge.release.decisions import (
 from gmp_edge.review.gather import BatchNotFound, review_batch
 from gmp_edge.review.model import BatchReview
 from gmp_edge.services.errors import Conflict, NotFound, Refused
+from gmp_edge.services.records import PlantRecords
 from gmp_edge.services.signing import SigningService
 from gmp_edge.signatures.manifest import Meaning, content_hash
 
@@ -32,7 +32,7 @@ class ReleaseService:
 
     def __init__(
         self,
-        engine: MonitoringEngine,
+        engine: PlantRecords,
         trail: AuditTrail,
         decisions: DecisionBook,
         signing: SigningService,
