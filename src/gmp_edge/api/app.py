@@ -35,6 +35,7 @@ from gmp_edge.identity.roles import Permission
 from gmp_edge.monitoring.engine import MonitoringEngine
 from gmp_edge.release.decisions import DecisionBook
 from gmp_edge.services import Conflict, GmpServices, Invalid, NotFound, Refused, WorkflowError
+from gmp_edge.services.status import overall_status
 from gmp_edge.signatures.register import SignatureRegister
 
 MAX_RAW = 100_000
@@ -299,25 +300,16 @@ def create_app(
             for s in rt.device_statuses()
         ]
         store = rt.store_health()
-        ls = monitoring.limit_set
-        mon: dict[str, object] = {
-            "limit_set": f"{ls.id} v{ls.version}" if ls else None,
-            "active_alarms": len(monitoring.books.alarms.active()),
-            "open_deviations": len(monitoring.books.deviations.list("open")),
-            **monitoring.stats.as_dict(),
-        }
-        notify = monitoring.notify_status() if monitoring.notify_status else None
-        if rt.started_us is None:
-            status: Literal["ok", "degraded", "starting"] = "starting"
-        elif (
-            store.get("error")
-            or mon["error"]
-            or any(d.state != "connected" for d in devices)
-            or (notify is not None and notify.get("dropped"))
-        ):
-            status = "degraded"
-        else:
-            status = "ok"
+        status_of = services.status
+        mon = status_of.monitoring()
+        notify = status_of.notifications()
+        status = overall_status(
+            rt.started_us is not None,
+            store,
+            mon,
+            (d.state == "connected" for d in devices),
+            notify,
+        )
         return HealthOut(
             status=status,
             site=rt.site_id,
@@ -439,22 +431,20 @@ def create_app(
     def room_status() -> list[RoomStatusOut]:
         """Each room with the latest value of its tags (what the live page shows)."""
         live = rt.latest_readings()
-        by_room = monitoring.room_alarm_states()
-        running = {r: b for b in monitoring.books.batches.in_progress() for r in b.rooms}
+        states = services.status.rooms()
         out = []
         for room in rt.room_infos():
             in_room = [t for t in tags_by_path.values() if t.room == room.id]
             values = [_value(live[t.path]) for t in in_room if t.path in live]
-            tracker = monitoring.trackers.get(room.id)
-            batch = running.get(room.id)
+            state = states.get(room.id)
             out.append(
                 RoomStatusOut(
                     room=room,
                     tags=len(in_room),
                     values=values,
-                    production_state=tracker.state if tracker else None,
-                    batch=batch.id if batch else None,
-                    alarms=[alarm_out(a) for a in by_room.get(room.id, [])],
+                    production_state=state.production_state if state else None,
+                    batch=state.batch if state else None,
+                    alarms=[alarm_out(a) for a in state.alarms] if state else [],
                 )
             )
         return out

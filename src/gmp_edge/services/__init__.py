@@ -25,6 +25,7 @@ from gmp_edge.services.limit_sets import LimitSetService
 from gmp_edge.services.records import PlantRecords
 from gmp_edge.services.release import ReleaseService
 from gmp_edge.services.signing import SigningService
+from gmp_edge.services.status import StatusService
 from gmp_edge.signatures.register import SignatureRegister
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "Refused",
     "ReleaseService",
     "SigningService",
+    "StatusService",
     "WorkflowError",
 ]
 
@@ -57,6 +59,7 @@ class GmpServices:
     signing: SigningService
     exports: ExportService
     history: HistoryService
+    status: StatusService
 
     @classmethod
     def build(
@@ -81,6 +84,7 @@ class GmpServices:
             signing=signing,
             exports=ExportService(engine, trail, signatures, release, config_path, clock),
             history=HistoryService(engine, clock),
+            status=StatusService(engine),
         )
 
     @staticmethod
