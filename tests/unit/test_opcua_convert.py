@@ -402,3 +402,11 @@ def test_driver_rejects_duplicate_tags() -> None:
 def test_malformed_node_id_is_kept_as_a_tag() -> None:
     d = OpcuaDriver(spec(), [OpcuaPoint("a", "ns=2;x=?"), OpcuaPoint("b", "i=2258")])
     assert d.tags == ["a", "b"]  # it will read Bad; it does not take "b" down
+
+
+def test_every_security_policy_name_has_its_asyncua_class() -> None:
+    """The spec knows the policies by name only; the client maps each to asyncua."""
+    from gmp_edge.collector.opcua.client import POLICIES
+    from gmp_edge.collector.opcua.spec import SECURITY_POLICIES
+
+    assert set(POLICIES) == set(SECURITY_POLICIES) - {"None"}

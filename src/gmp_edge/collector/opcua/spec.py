@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
-
-from gmp_edge.collector.opcua.client import POLICIES
+from typing import Literal, get_args
 
 SecurityMode = Literal["None", "Sign", "SignAndEncrypt"]
 SecurityPolicy = Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"]
+# the policies by name, without importing asyncua (the client maps each name to its class)
+SECURITY_POLICIES: tuple[str, ...] = get_args(SecurityPolicy)
 CollectMode = Literal["subscription", "polling"]
 
 
@@ -46,7 +46,7 @@ class OpcuaDeviceSpec:
             problems.append(f"endpoint must start with opc.tcp://, got {self.endpoint!r}")
         if self.security_mode not in ("None", "Sign", "SignAndEncrypt"):
             problems.append(f"unknown security_mode {self.security_mode!r}")
-        if self.security_policy != "None" and self.security_policy not in POLICIES:
+        if self.security_policy not in SECURITY_POLICIES:
             problems.append(f"unknown security_policy {self.security_policy!r}")
         if (self.security_mode == "None") != (self.security_policy == "None"):
             problems.append("security_mode and security_policy must both be None or both be set")
