@@ -9,11 +9,12 @@ the record, so signatures given before show as no longer valid.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
-from gmp_edge.audit.trail import AuditTrail, iso
+from gmp_edge.audit.book import RecordBook
+from gmp_edge.audit.trail import iso
 from gmp_edge.collector.reading import now_us
+from gmp_edge.storage.schema import Schema
 
 _SCHEMA = """
 create table if not exists audit_reviews(
@@ -30,6 +31,7 @@ create table if not exists audit_reviews(
     updated_us integer not null
 );
 """
+SCHEMA = Schema("audit_reviews", (_SCHEMA,))
 RECORD_TYPE = "audit_review"
 
 
@@ -67,20 +69,11 @@ class AuditReview:
         }
 
 
-class AuditReviews:
+class AuditReviews(RecordBook):
     """Audit-trail review records (signable: ``record_type`` = ``audit_review``)."""
 
     record_type = RECORD_TYPE
-
-    def __init__(self, trail: AuditTrail):
-        self.trail = trail
-        self._conn = sqlite3.connect(trail.path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("pragma busy_timeout=5000")
-        self._conn.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._conn.close()
+    schema = SCHEMA
 
     def get(self, review_id: str) -> AuditReview | None:
         """The review, or None."""

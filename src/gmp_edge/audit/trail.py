@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gmp_edge.audit.chain import GENESIS, AuditEntry, Break, canonical, entry_hash, verify
 from gmp_edge.collector.reading import now_us
+from gmp_edge.storage.schema import Schema, migrate
 
 
 def iso(us: int) -> str:
@@ -47,6 +48,7 @@ begin select raise(abort, 'the audit trail is append-only'); end;
 create trigger if not exists audit_no_delete before delete on audit
 begin select raise(abort, 'the audit trail is append-only'); end;
 """
+SCHEMA = Schema("audit", (_SCHEMA,))
 
 COLUMNS = (
     "seq",
@@ -117,7 +119,7 @@ class AuditTrail:
         self._conn.execute("pragma busy_timeout=5000")
         self._conn.execute("pragma journal_mode=wal")
         self._conn.execute("pragma synchronous=full")
-        self._conn.executescript(_SCHEMA)
+        migrate(self._conn, SCHEMA, self.path)
         # re-entrant: a workflow (record + signature) opens one transaction and the books
         # it calls join it instead of committing on their own
         self._lock = threading.RLock()

@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol
 from gmp_edge.collector.reading import now_us
 from gmp_edge.historian.lineprotocol import TagMeta, encode_reading
 from gmp_edge.historian.store import Store, StoredReading
+from gmp_edge.storage.schema import Schema, open_store
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ create table if not exists quarantine(
     primary key(destination, reading_id)
 );
 """
+QUARANTINE_SCHEMA = Schema("forwarder_quarantine", (_QUARANTINE_SCHEMA,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,12 +199,10 @@ class Forwarder:
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            db = sqlite3.connect(self.store.path, isolation_level=None, check_same_thread=False)
-            db.execute("pragma busy_timeout=5000")
+            db = open_store(self.store.path, QUARANTINE_SCHEMA)
             db.execute(
                 "pragma synchronous=full"
             )  # per connection: a quarantine survives power loss
-            db.executescript(_QUARANTINE_SCHEMA)
             self._db = db
         return self._db
 

@@ -21,8 +21,7 @@ import numpy as np
 from gmp_edge.collector.reading import Cause, Quality, Reading, now_us
 from gmp_edge.historian import segments as seg
 from gmp_edge.historian.gaps import GapClosed, GapEvent, GapOpened
-
-SCHEMA_VERSION = 1
+from gmp_edge.storage.schema import Schema, SchemaError, migrate
 
 _SCHEMA = """
 create table if not exists meta(key text primary key, value text not null);
@@ -79,6 +78,21 @@ create table if not exists outbox_cursors(
     primary key(destination, stream)
 );
 """
+
+
+def _meta_version(conn: sqlite3.Connection) -> int | None:
+    # the version as the previous release kept it: meta.schema_version
+    has_meta = conn.execute(
+        "select 1 from sqlite_master where type='table' and name='meta'"
+    ).fetchone()
+    if has_meta is None:
+        return None
+    row = conn.execute("select value from meta where key='schema_version'").fetchone()
+    return None if row is None else int(row[0])
+
+
+SCHEMA = Schema("historian", (_SCHEMA,), legacy_version=_meta_version)
+SCHEMA_VERSION = SCHEMA.version
 
 
 _INSERT = (
@@ -245,17 +259,19 @@ class Store:
         # FULL: a commit survives power loss, not only a process crash; at one
         # commit per second the fsync costs nothing that matters.
         self._w.execute("pragma synchronous=full")
-        self._w.executescript(_SCHEMA)
+        try:
+            version = migrate(self._w, SCHEMA, self.path)
+        except SchemaError as exc:
+            self._w.close()
+            raise StoreError(str(exc)) from exc
         self._lock = threading.Lock()
         self._tag_ids: dict[str, int] = {}
         self._tag_paths: dict[int, str] = {}
         self._local = threading.local()
         self._run_id: int | None = None
-        version = self._meta("schema_version")
-        if version is None:
-            self._set_meta("schema_version", str(SCHEMA_VERSION))
-        elif int(version) != SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: schema version {version}, expected {SCHEMA_VERSION}")
+        # kept in step for a release that reads only meta (it refuses a newer store)
+        if self._meta("schema_version") != str(version):
+            self._set_meta("schema_version", str(version))
         self._load_tags()
 
     # -- housekeeping --------------------------------------------------------------

@@ -25,6 +25,7 @@ from gmp_edge.identity.passwords import (
     verify_password,
 )
 from gmp_edge.identity.roles import Role
+from gmp_edge.storage.schema import Schema, open_store
 
 _SCHEMA = """
 create table if not exists users(
@@ -48,6 +49,7 @@ create table if not exists api_tokens(
     revoked_us integer
 );
 """
+SCHEMA = Schema("identity", (_SCHEMA,))
 USER_ID = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
 DAY_US = 86_400 * 1_000_000
 
@@ -89,9 +91,7 @@ class Directory:
         max_failed_attempts: int = 5,
         password_max_age_days: int | None = 90,
     ):
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("pragma busy_timeout=5000")
-        self._conn.executescript(_SCHEMA)
+        self._conn = open_store(path, SCHEMA)
         self._lock = threading.Lock()
         self.trail = trail
         self.max_failed_attempts = max_failed_attempts

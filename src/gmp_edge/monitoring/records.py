@@ -16,16 +16,17 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from gmp_edge.alarms.model import Alarm
 from gmp_edge.alarms.model import Transition as AlarmTransition
-from gmp_edge.audit.trail import AuditTrail, AuditTransaction
+from gmp_edge.audit.book import RecordBook
+from gmp_edge.audit.trail import AuditTransaction
 from gmp_edge.collector.reading import now_us
 from gmp_edge.deviations.batch import Batch, batch_id_problem
 from gmp_edge.deviations.model import Deviation, StaleVersion
 from gmp_edge.deviations.model import Transition as DeviationTransition
 from gmp_edge.limits.model import LimitSet
+from gmp_edge.storage.schema import Schema, open_store
 
 PROPOSED = "proposed"
 APPROVED = "approved"
@@ -43,38 +44,6 @@ class RecordNotFound(RecordError):
 
 def _dumps(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def _open(path: str | Path, schema: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("pragma busy_timeout=5000")
-    conn.executescript(schema)
-    return conn
-
-
-class _Book:
-    """Shared plumbing: the trail for writes, an own connection for reads."""
-
-    _schema = ""
-
-    def __init__(self, trail: AuditTrail):
-        self.trail = trail
-        self._conn = _open(trail.path, self._schema)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        """Close the read connection (the trail stays open)."""
-        with self._lock:
-            self._conn.close()
-
-    def _all(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._conn.execute(sql, tuple(args)).fetchall()
-
-    def _one(self, sql: str, args: Sequence[object] = ()) -> tuple[Any, ...] | None:
-        with self._lock:
-            row: tuple[Any, ...] | None = self._conn.execute(sql, tuple(args)).fetchone()
-            return row
 
 
 # --------------------------------------------------------------------------- alarms
@@ -100,10 +69,10 @@ create index if not exists alarm_transitions_tag on alarm_transitions(tag, at_us
 """
 
 
-class AlarmBook(_Book):
+class AlarmBook(RecordBook):
     """Alarm points (current state) and the journal of their transitions."""
 
-    _schema = _ALARM_SCHEMA
+    schema = Schema("alarms", (_ALARM_SCHEMA,))
 
     def get(self, alarm_id: str) -> Alarm | None:
         """The alarm point, or None."""
@@ -210,11 +179,11 @@ def _year(at_us: int) -> int:
     return datetime.fromtimestamp(at_us / 1e6, tz=UTC).year
 
 
-class DeviationBook(_Book):
+class DeviationBook(RecordBook):
     """Deviation records (signable: ``record_type`` = ``deviation``)."""
 
     record_type = "deviation"
-    _schema = _DEVIATION_SCHEMA
+    schema = Schema("deviations", (_DEVIATION_SCHEMA,))
 
     def next_id(self, at_us: int) -> str:
         """The next free id of the year of ``at_us``: ``DEV-2026-0001``, ``DEV-2026-0002``..."""
@@ -359,10 +328,10 @@ create index if not exists batches_end on batches(end_us);
 """
 
 
-class BatchBook(_Book):
+class BatchBook(RecordBook):
     """Production batches: when and where they ran."""
 
-    _schema = _BATCH_SCHEMA
+    schema = Schema("batches", (_BATCH_SCHEMA,))
 
     def start(self, actor: str, batch: Batch, reason: str = "") -> Batch:
         """Record a batch (audited ``batch.started``); refuses an id that exists already
@@ -489,11 +458,11 @@ def _same_limits(a: LimitSet, b: LimitSet) -> bool:
     )
 
 
-class LimitSetBook(_Book):
+class LimitSetBook(RecordBook):
     """Versioned limit sets (signable: ``record_type`` = ``limit_set``, id ``<id>@v<n>``)."""
 
     record_type = "limit_set"
-    _schema = _LIMIT_SCHEMA
+    schema = Schema("limit_sets", (_LIMIT_SCHEMA,))
 
     def _row(self, conn: sqlite3.Connection, set_id: str, version: int) -> tuple[LimitSet, str]:
         row = conn.execute(
@@ -745,6 +714,7 @@ create table if not exists engine_state(
     updated_us integer not null
 );
 """
+STATE_SCHEMA = Schema("engine_state", (_STATE_SCHEMA,))
 
 
 class EngineState:
@@ -752,7 +722,7 @@ class EngineState:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._conn = _open(self.path, _STATE_SCHEMA)
+        self._conn = open_store(self.path, STATE_SCHEMA)
         self._lock = threading.Lock()
 
     def close(self) -> None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from gmp_edge.audit.trail import AuditTrail, iso
+from gmp_edge.audit.book import RecordBook
+from gmp_edge.audit.trail import iso
 from gmp_edge.collector.reading import now_us
+from gmp_edge.storage.schema import Schema
 
 RECORD_TYPE = "batch_decision"
 AUTHOR = "system:review"
@@ -39,6 +40,7 @@ begin select raise(abort, 'decisions cannot be changed; record a new one'); end;
 create trigger if not exists batch_decisions_no_delete before delete on batch_decisions
 begin select raise(abort, 'decisions cannot be deleted'); end;
 """
+SCHEMA = Schema("batch_decisions", (_SCHEMA,))
 
 
 # left out of the hash a decision binds: when it was compiled, and the whole trail's
@@ -93,20 +95,11 @@ class BatchDecision:
         }
 
 
-class DecisionBook:
+class DecisionBook(RecordBook):
     """Recorded decisions (signable)."""
 
     record_type = RECORD_TYPE
-
-    def __init__(self, trail: AuditTrail):
-        self.trail = trail
-        self._conn = sqlite3.connect(trail.path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("pragma busy_timeout=5000")
-        self._conn.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._conn.close()
+    schema = SCHEMA
 
     def _row(self, row: tuple[object, ...] | None) -> BatchDecision | None:
         if row is None:

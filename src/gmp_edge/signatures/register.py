@@ -12,6 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Protocol
 
+from gmp_edge.audit.book import RecordBook
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.collector.reading import now_us
 from gmp_edge.identity.roles import Role
@@ -24,6 +25,7 @@ from gmp_edge.signatures.manifest import (
     content_hash,
     status,
 )
+from gmp_edge.storage.schema import Schema
 
 _SCHEMA = """
 create table if not exists signatures(
@@ -44,6 +46,7 @@ begin select raise(abort, 'signatures cannot be changed'); end;
 create trigger if not exists signatures_no_delete before delete on signatures
 begin select raise(abort, 'signatures cannot be deleted'); end;
 """
+SCHEMA = Schema("signatures", (_SCHEMA,))
 
 
 class SignableRecords(Protocol):
@@ -78,19 +81,14 @@ class Manifest:
     signatures: list[SignatureStatus]
 
 
-class SignatureRegister:
+class SignatureRegister(RecordBook):
     """Signs records and shows their manifests."""
 
-    def __init__(self, trail: AuditTrail):
-        self.trail = trail
-        self._conn = sqlite3.connect(trail.path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("pragma busy_timeout=5000")
-        self._conn.executescript(_SCHEMA)
-        self._kinds: dict[str, SignableRecords] = {}
+    schema = SCHEMA
 
-    def close(self) -> None:
-        """Close the connection."""
-        self._conn.close()
+    def __init__(self, trail: AuditTrail):
+        super().__init__(trail)
+        self._kinds: dict[str, SignableRecords] = {}
 
     def register(self, kind: SignableRecords) -> None:
         """Make a kind of record signable."""
