@@ -226,3 +226,12 @@ def test_open_store_closes_the_connection_it_could_not_migrate(tmp_path: Path) -
     _at_version(9)(_connect(path))
     with pytest.raises(SchemaTooNew):
         open_store(path, Schema("things", (V1,)))
+
+
+def test_legacy_version_at_the_current_one_is_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "legacy.db"
+    conn = _connect(path)
+    conn.executescript(V1)
+    schema = Schema("things", (V1,), legacy_version=lambda c: 1)
+    assert migrate(conn, schema, path) == 1
+    assert conn.execute("select store, version from schema_versions").fetchall() == [("things", 1)]

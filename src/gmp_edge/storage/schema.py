@@ -85,19 +85,24 @@ def _has_versions(conn: sqlite3.Connection) -> bool:
     return row is not None
 
 
-def stored_version(conn: sqlite3.Connection, schema: Schema) -> int:
-    """The version the store is at now: 0 for a store that never recorded one."""
+def _read(conn: sqlite3.Connection, schema: Schema) -> tuple[int, bool]:
+    # (version, whether schema_versions holds it)
     if _has_versions(conn):
         row = conn.execute(
             "select version from schema_versions where store=?", (schema.name,)
         ).fetchone()
         if row is not None:
-            return int(row[0])
+            return int(row[0]), True
     if schema.legacy_version is not None:
         legacy = schema.legacy_version(conn)
         if legacy is not None:
-            return legacy
-    return 0
+            return legacy, False
+    return 0, False
+
+
+def stored_version(conn: sqlite3.Connection, schema: Schema) -> int:
+    """The version the store is at now: 0 for a store that never recorded one."""
+    return _read(conn, schema)[0]
 
 
 def _refuse_newer(where: str, schema: Schema, version: int) -> None:
@@ -121,13 +126,13 @@ def migrate(conn: sqlite3.Connection, schema: Schema, where: str | Path = "") ->
     label = str(where) or "database"
     if conn.in_transaction:
         raise SchemaError(f"{label}: migrate {schema.name!r} outside a transaction")
-    current = stored_version(conn, schema)
+    current, recorded = _read(conn, schema)
     _refuse_newer(label, schema, current)
-    if current == schema.version:
+    if recorded and current == schema.version:
         return current
     conn.execute("begin immediate")
     try:
-        current = stored_version(conn, schema)  # another process may have migrated it
+        current, recorded = _read(conn, schema)  # another process may have migrated it
         _refuse_newer(label, schema, current)
         start = current
         for n in range(current, schema.version):
@@ -143,7 +148,8 @@ def migrate(conn: sqlite3.Connection, schema: Schema, where: str | Path = "") ->
                     f"{label}: store {schema.name!r}: migration {n} -> {n + 1} failed: {exc}"
                 ) from exc
             current = n + 1
-        if current != start:
+        # a version read from the older mechanism is recorded here from now on
+        if current != start or not recorded:
             conn.execute(_VERSIONS)
             conn.execute(
                 "insert into schema_versions(store, version, upgraded_us) values(?,?,?)"
