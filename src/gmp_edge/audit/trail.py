@@ -119,7 +119,11 @@ class AuditTrail:
         self._conn.execute("pragma busy_timeout=5000")
         self._conn.execute("pragma journal_mode=wal")
         self._conn.execute("pragma synchronous=full")
-        migrate(self._conn, SCHEMA, self.path)
+        try:
+            migrate(self._conn, SCHEMA, self.path)
+        except BaseException:
+            self._conn.close()
+            raise
         # re-entrant: a workflow (record + signature) opens one transaction and the books
         # it calls join it instead of committing on their own
         self._lock = threading.RLock()
