@@ -16,9 +16,9 @@ from gmp_edge.alarms.model import (
     AlarmPolicy,
     AlarmState,
     ConditionKind,
-    IllegalTransition,
+    IllegalAlarmTransition,
     InvalidRequest,
-    MissingFields,
+    MissingAlarmFields,
     Priority,
     Transition,
 )
@@ -174,7 +174,7 @@ def test_every_state_event_pair(state, event):
     a = prepared(state, event)
     expected = EXPECTED.get((state, event))
     if expected is None:
-        with pytest.raises(IllegalTransition) as ei:
+        with pytest.raises(IllegalAlarmTransition) as ei:
             fire(a, event)
         assert ei.value.state is state and ei.value.event is event
         assert f"'{event}'" in str(ei.value) and f"'{state}'" in str(ei.value)
@@ -246,7 +246,7 @@ GUARDS = [
 @pytest.mark.parametrize(("state", "active", "suppressed", "event", "fragment"), GUARDS)
 def test_tracked_condition_guards(state, active, suppressed, event, fragment):
     a = in_state(state, condition_active=active, design_suppressed=suppressed)
-    with pytest.raises(IllegalTransition, match=fragment):
+    with pytest.raises(IllegalAlarmTransition, match=fragment):
         fire(a, event)
 
 
@@ -279,7 +279,7 @@ MISSING = [
 @pytest.mark.parametrize(("state", "call", "missing"), MISSING)
 def test_missing_inputs_are_listed(state, call, missing):
     a = in_state(state)
-    with pytest.raises(MissingFields) as ei:
+    with pytest.raises(MissingAlarmFields) as ei:
         call(a)
     assert list(ei.value.missing) == missing
     for name in missing:
@@ -287,7 +287,7 @@ def test_missing_inputs_are_listed(state, call, missing):
 
 
 def test_illegal_transition_is_reported_before_missing_inputs():
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalAlarmTransition):
         m.acknowledge(fresh(), T0, user=None, comment=None)
 
 

@@ -15,9 +15,9 @@ from gmp_edge.deviations.model import (
     Deviation,
     Evidence,
     ExcursionKind,
-    IllegalTransition,
+    IllegalDeviationTransition,
     InvalidValue,
-    MissingFields,
+    MissingDeviationFields,
     ProductionState,
     Source,
     StaleVersion,
@@ -145,7 +145,7 @@ def test_every_status_action_pair(status, action):
     assert dev.status is status
     expected = EXPECTED.get((status, action))
     if expected is None:
-        with pytest.raises(IllegalTransition) as ei:
+        with pytest.raises(IllegalDeviationTransition) as ei:
             act(dev, action)
         assert (ei.value.status, ei.value.action) == (status, action)
         assert f"'{status}'" in str(ei.value) and f"'{action}'" in str(ei.value)
@@ -209,7 +209,7 @@ def test_raise_missing_fields(override, missing):
         "actor": "u",
         "evidence": EVIDENCE,
     } | override
-    with pytest.raises(MissingFields) as ei:
+    with pytest.raises(MissingDeviationFields) as ei:
         lc.raise_deviation(**kwargs)
     assert list(ei.value.missing) == missing
     assert all(m in str(ei.value) for m in missing)
@@ -301,7 +301,7 @@ MISSING = [
 def test_missing_fields_listed_and_nothing_changed(make, call, missing):
     dev = make()
     before = dev.to_dict()
-    with pytest.raises(MissingFields) as ei:
+    with pytest.raises(MissingDeviationFields) as ei:
         call(dev)
     assert list(ei.value.missing) == missing
     assert all(m in str(ei.value) for m in missing)

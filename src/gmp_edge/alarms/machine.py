@@ -1,8 +1,8 @@
 """Applying events to alarms: one function per event, all through the table in ``table.py``.
 
 Every function takes the current :class:`Alarm` and returns ``(new_alarm, transition)``;
-the input is never changed. Refusals raise, in this order: :class:`IllegalTransition`
-(the table or the tracked condition says no), :class:`MissingFields` (all blank inputs
+the input is never changed. Refusals raise, in this order: :class:`IllegalAlarmTransition`
+(the table or the tracked condition says no), :class:`MissingAlarmFields` (all blank inputs
 listed at once), :class:`InvalidRequest` (inputs present but unacceptable).
 """
 
@@ -19,9 +19,9 @@ from gmp_edge.alarms.model import (
     AlarmPolicy,
     AlarmState,
     ConditionKind,
-    IllegalTransition,
+    IllegalAlarmTransition,
     InvalidRequest,
-    MissingFields,
+    MissingAlarmFields,
     Priority,
     Transition,
 )
@@ -58,7 +58,7 @@ def is_allowed(alarm: Alarm, event: AlarmEvent) -> bool:
     """True if ``event`` would pass the table and the tracked-condition checks."""
     try:
         _target(alarm, event)
-    except IllegalTransition:
+    except IllegalAlarmTransition:
         return False
     return True
 
@@ -67,17 +67,17 @@ def _target(alarm: Alarm, event: AlarmEvent) -> AlarmState | Resolve:
     target = TABLE.get((alarm.state, event))
     if target is None:
         where = ", ".join(states_allowing(event)) or "no state"
-        raise IllegalTransition(alarm.id, alarm.state, event, f"it is allowed in: {where}")
+        raise IllegalAlarmTransition(alarm.id, alarm.state, event, f"it is allowed in: {where}")
     guard = _FLAG_GUARDS.get(event)
     if guard is not None and getattr(alarm, guard[0]) != guard[1]:
-        raise IllegalTransition(alarm.id, alarm.state, event, guard[2])
+        raise IllegalAlarmTransition(alarm.id, alarm.state, event, guard[2])
     return target
 
 
 def _require(alarm: Alarm, event: AlarmEvent, **values: object) -> None:
     missing = [k for k, v in values.items() if v is None or (isinstance(v, str) and not v.strip())]
     if missing:
-        raise MissingFields(alarm.id, event, missing)
+        raise MissingAlarmFields(alarm.id, event, missing)
 
 
 def _human(alarm: Alarm, event: AlarmEvent, user: str) -> None:

@@ -12,6 +12,8 @@ from enum import Enum, StrEnum
 from itertools import pairwise
 from typing import Any
 
+from gmp_edge import errors
+
 MINUTE_US = 60_000_000
 HOUR_US = 60 * MINUTE_US
 
@@ -74,11 +76,11 @@ class ConditionKind(StrEnum):
 SYSTEM = "system"  # actor for automatic transitions (limit evaluation, timers, design logic)
 
 
-class AlarmError(ValueError):
+class AlarmError(errors.GmpEdgeError, ValueError):
     """Base of every refusal by the alarm core."""
 
 
-class IllegalTransition(AlarmError):
+class IllegalAlarmTransition(AlarmError, errors.IllegalTransition):
     """The event is not allowed in the alarm's current state (or condition)."""
 
     def __init__(self, alarm_id: str, state: AlarmState, event: AlarmEvent, detail: str = ""):
@@ -89,7 +91,7 @@ class IllegalTransition(AlarmError):
         super().__init__(f"{msg}: {detail}" if detail else msg)
 
 
-class MissingFields(AlarmError):
+class MissingAlarmFields(AlarmError, errors.MissingFields):
     """Required inputs of a transition are missing or blank; lists all of them."""
 
     def __init__(self, alarm_id: str, event: AlarmEvent, missing: list[str]):

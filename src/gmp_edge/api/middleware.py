@@ -6,6 +6,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gmp_edge.errors import GmpEdgeError
+
 MAX_BODY = 64 * 1024  # no request of this API needs more; bigger bodies are refused
 # the pages load their scripts and styles from this origin's files: nothing inline (an
 # injected <script> or style attribute does not run), nothing from elsewhere
@@ -106,5 +108,5 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
+class _TooLarge(GmpEdgeError):
     pass

@@ -13,10 +13,12 @@ import queue
 import threading
 from collections.abc import Callable, Generator
 
+from gmp_edge.errors import GmpEdgeError
+
 _DONE = object()
 
 
-class Cancelled(Exception):
+class Cancelled(GmpEdgeError):
     """The reader stopped pulling: the writer should stop."""
 
 

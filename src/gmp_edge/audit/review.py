@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from gmp_edge.audit.book import RecordBook
 from gmp_edge.audit.trail import iso
 from gmp_edge.collector.reading import now_us
+from gmp_edge.errors import GmpEdgeError
 from gmp_edge.storage.schema import Schema
 
 _SCHEMA = """
@@ -35,7 +36,7 @@ SCHEMA = Schema("audit_reviews", (_SCHEMA,))
 RECORD_TYPE = "audit_review"
 
 
-class ReviewError(ValueError):
+class ReviewError(GmpEdgeError, ValueError):
     """A review could not be created or amended; the message says why."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from gmp_edge.collector.reading import Cause, Quality
+from gmp_edge.errors import GmpEdgeError
 
 
 class DataType(StrEnum):
@@ -50,7 +51,7 @@ _LAYOUT: dict[DataType, tuple[int, str]] = {
 }
 
 
-class DecodeError(ValueError):
+class DecodeError(GmpEdgeError, ValueError):
     """The registers cannot be turned into a value of the declared type."""
 
 

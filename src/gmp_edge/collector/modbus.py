@@ -29,6 +29,7 @@ from gmp_edge.collector.codec import Decoded, DecodeError, Order, value_decoder
 from gmp_edge.collector.driver import DeviceStatus, Driver, LinkState, Sink, sleep_or_stop
 from gmp_edge.collector.plan import Function, ReadRequest, RegisterPoint, plan_requests
 from gmp_edge.collector.reading import Cause, Quality, Reading, now_us
+from gmp_edge.errors import GmpEdgeError
 
 log = logging.getLogger("gmp_edge.collector.modbus")
 
@@ -184,11 +185,11 @@ class SystemClock:
 _PointDecoder = tuple[str, int, int, Callable[[Sequence[int]], float | Decoded]]
 
 
-class DeviceFault(Exception):
+class DeviceFault(GmpEdgeError):
     """The device answered with a Modbus exception: the link is fine, the data is not."""
 
 
-class LinkFault(Exception):
+class LinkFault(GmpEdgeError):
     """No usable answer: timeout, refused, connection lost. The connection is dropped."""
 
 

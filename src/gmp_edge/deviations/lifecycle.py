@@ -2,8 +2,8 @@
 
 Every action takes the version the caller read (``expected_version``) and returns
 ``(new_deviation, transition)``; the input is never changed. Refusals raise, in this
-order: :class:`StaleVersion` (someone else changed it first), :class:`IllegalTransition`
-(not allowed in this status), :class:`MissingFields` (every missing field listed at
+order: :class:`StaleVersion` (someone else changed it first), :class:`IllegalDeviationTransition`
+(not allowed in this status), :class:`MissingDeviationFields` (every missing field listed at
 once), :class:`InvalidValue`.
 """
 
@@ -19,9 +19,9 @@ from gmp_edge.deviations.model import (
     Classification,
     Deviation,
     Evidence,
-    IllegalTransition,
+    IllegalDeviationTransition,
     InvalidValue,
-    MissingFields,
+    MissingDeviationFields,
     Source,
     StaleVersion,
     Status,
@@ -99,7 +99,7 @@ def _check(dev: Deviation, expected_version: int, action: Action) -> Status:
     target = LIFECYCLE.get((dev.status, action))
     if target is None:
         allowed = ", ".join(s for (s, a) in LIFECYCLE if a == action) or "no status"
-        raise IllegalTransition(dev.id, dev.status, action, allowed)
+        raise IllegalDeviationTransition(dev.id, dev.status, action, allowed)
     return target
 
 
@@ -158,7 +158,7 @@ def raise_deviation(
     missing = _missing(REQUIRED[A.RAISE], values)
     missing += _missing(["description"] if source is Source.MANUAL else ["evidence"], values)
     if missing:
-        raise MissingFields(deviation_id or "(new)", A.RAISE, missing)
+        raise MissingDeviationFields(deviation_id or "(new)", A.RAISE, missing)
     assert deviation_id and title and actor and proposed_classification
     d = due or due_dates(proposed_classification, discovered_us, due_policy)
     dev = Deviation(
@@ -197,7 +197,7 @@ def start_investigation(
     values = {"actor": actor, "investigator": investigator, "note": note}
     missing = _missing(REQUIRED[A.START_INVESTIGATION], values)
     if missing:
-        raise MissingFields(dev.id, A.START_INVESTIGATION, missing)
+        raise MissingDeviationFields(dev.id, A.START_INVESTIGATION, missing)
     assert actor and note
     updates = {
         "investigator": investigator,
@@ -223,7 +223,7 @@ def amend(
     target = _check(dev, expected_version, A.AMEND)
     missing = _missing(REQUIRED[A.AMEND], {"actor": actor, "reason": reason})
     if missing:
-        raise MissingFields(dev.id, A.AMEND, missing)
+        raise MissingDeviationFields(dev.id, A.AMEND, missing)
     assert actor and reason
     unknown = sorted(set(changes) - AMENDABLE)
     if unknown:
@@ -278,7 +278,7 @@ def close(
         needed.append("classification_rationale")
     missing = _missing(needed, eff)
     if missing:
-        raise MissingFields(dev.id, A.CLOSE, missing)
+        raise MissingDeviationFields(dev.id, A.CLOSE, missing)
     assert actor
     updates = {k: v for k, v in eff.items() if k != "actor"}
     updates["final_classification"] = Classification(final) if final else None
@@ -300,6 +300,6 @@ def cancel(
     target = _check(dev, expected_version, A.CANCEL)
     missing = _missing(REQUIRED[A.CANCEL], {"actor": actor, "reason": reason})
     if missing:
-        raise MissingFields(dev.id, A.CANCEL, missing)
+        raise MissingDeviationFields(dev.id, A.CANCEL, missing)
     assert actor and reason
     return _apply(dev, A.CANCEL, target, actor, at_us, reason, {"cancel_reason": reason})

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from typing import Any
 
+from gmp_edge import errors
+
 
 class Classification(StrEnum):
     """Deviation class (PIC/S PI 040-1 critical / major / other≈minor)."""
@@ -76,7 +78,7 @@ class ProductionState(StrEnum):
 SYSTEM = "system"  # actor for automatic deviation drafts
 
 
-class DeviationError(ValueError):
+class DeviationError(errors.GmpEdgeError, ValueError):
     """Base of every refusal by the deviation core."""
 
 
@@ -93,7 +95,7 @@ class StaleVersion(DeviationError):
         )
 
 
-class IllegalTransition(DeviationError):
+class IllegalDeviationTransition(DeviationError, errors.IllegalTransition):
     """The action is not allowed in the deviation's status."""
 
     def __init__(self, deviation_id: str, status: Status, action: Action, allowed: str):
@@ -106,7 +108,7 @@ class IllegalTransition(DeviationError):
         )
 
 
-class MissingFields(DeviationError):
+class MissingDeviationFields(DeviationError, errors.MissingFields):
     """Required fields of an action are missing or blank; lists all of them."""
 
     def __init__(self, deviation_id: str, action: Action, missing: list[str]):

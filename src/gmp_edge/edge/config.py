@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gmp_edge.collector.codec import DataType, Order, register_count
+from gmp_edge.errors import GmpEdgeError
 from gmp_edge.mqttlink.config import MqttConfig
 from gmp_edge.notify.config import NotifyConfig
 
@@ -520,7 +521,7 @@ def cross_check(cfg: PlantConfig) -> list[str]:
     return p
 
 
-class ConfigError(Exception):
+class ConfigError(GmpEdgeError):
     """The configuration is invalid; ``problems`` name file, key path and value."""
 
     def __init__(self, path: Path, problems: list[str]):

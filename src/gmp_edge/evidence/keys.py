@@ -16,10 +16,12 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from gmp_edge.errors import GmpEdgeError
+
 KEY_SUFFIX = ".evidence-key.pem"
 
 
-class SigningKeyError(RuntimeError):
+class SigningKeyError(GmpEdgeError, RuntimeError):
     """The key file exists but is not a usable Ed25519 private key."""
 
 

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gmp_edge.errors import GmpEdgeError
 from gmp_edge.evidence import keys
 from gmp_edge.evidence.readings_csv import (
     _ALL,
@@ -69,7 +70,7 @@ GAPS_COLUMNS = ("id", "tag", "start_us", "start", "end_us", "end", "cause", "mes
 BATCH_DECISION = "batch_decision"
 
 
-class EvidenceError(ValueError):
+class EvidenceError(GmpEdgeError, ValueError):
     """The package cannot be built (unknown batch, unreadable config); nothing is written."""
 
 

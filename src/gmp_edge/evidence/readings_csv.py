@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pydantic_core
 
+from gmp_edge.errors import GmpEdgeError
+
 READINGS_COLUMNS = (
     "tag",
     "ts_us",
@@ -40,7 +42,7 @@ QUALITY_NAMES = ("good", "uncertain", "bad")
 _ALL = 2**62
 
 
-class ExportError(ValueError):
+class ExportError(GmpEdgeError, ValueError):
     """The readings could not be exported consistently; what was written is incomplete."""
 
 

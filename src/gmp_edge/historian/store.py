@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from gmp_edge.collector.reading import Cause, Quality, Reading, now_us
+from gmp_edge.errors import GmpEdgeError
 from gmp_edge.historian import segments as seg
 from gmp_edge.historian.gaps import GapClosed, GapEvent, GapOpened
 from gmp_edge.storage.schema import Schema, SchemaError, migrate
@@ -115,7 +116,7 @@ def _insert_sql(nulls: int, rows: int) -> str:
     return _INSERT + ",".join([row] * rows)
 
 
-class StoreError(RuntimeError):
+class StoreError(GmpEdgeError, RuntimeError):
     """The store could not do what was asked (disk full, locked, corrupt)."""
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from gmp_edge.errors import GmpEdgeError
+
 MIN_LENGTH = 12
 _hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
 
 
-class PasswordRuleError(ValueError):
+class PasswordRuleError(GmpEdgeError, ValueError):
     """A new password breaks a rule; the message says which."""
 
 

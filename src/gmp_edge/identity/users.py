@@ -18,6 +18,7 @@ from pathlib import Path
 
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.collector.reading import now_us
+from gmp_edge.errors import GmpEdgeError
 from gmp_edge.identity.passwords import (
     PasswordRuleError,
     check_rules,
@@ -54,7 +55,7 @@ USER_ID = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
 DAY_US = 86_400 * 1_000_000
 
 
-class IdentityError(ValueError):
+class IdentityError(GmpEdgeError, ValueError):
     """A user or token operation was refused; the message says why."""
 
 

@@ -25,6 +25,7 @@ from gmp_edge.collector.reading import now_us
 from gmp_edge.deviations.batch import Batch, batch_id_problem
 from gmp_edge.deviations.model import Deviation, StaleVersion
 from gmp_edge.deviations.model import Transition as DeviationTransition
+from gmp_edge.errors import GmpEdgeError
 from gmp_edge.limits.model import LimitSet
 from gmp_edge.storage.schema import Schema, open_store
 
@@ -34,7 +35,7 @@ SUPERSEDED = "superseded"
 REJECTED = "rejected"
 
 
-class RecordError(ValueError):
+class RecordError(GmpEdgeError, ValueError):
     """A record could not be stored or changed; the message says why."""
 
 

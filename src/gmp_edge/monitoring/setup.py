@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from gmp_edge.errors import GmpEdgeError
 from gmp_edge.limits.model import LimitSet, TagKind, TagLimits, Threshold
 from gmp_edge.limits.presets import default_tag_limits
 from gmp_edge.limits.validation import validate_limit_set
@@ -24,7 +25,7 @@ _KINDS = {
 }
 
 
-class LimitConfigError(ValueError):
+class LimitConfigError(GmpEdgeError, ValueError):
     """The configured limits cannot form a valid limit set; ``problems`` name key paths."""
 
     def __init__(self, problems: list[str]):

@@ -19,6 +19,7 @@ from typing import Any
 
 from gmp_edge.collector.reading import Quality
 from gmp_edge.deviations.batch import batch_id_problem
+from gmp_edge.errors import GmpEdgeError
 from gmp_edge.historian.store import StoredReading
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -173,7 +174,7 @@ def rejected_body(reason: str, raw: bytes, ts_us: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- commands
 
 
-class CommandError(ValueError):
+class CommandError(GmpEdgeError, ValueError):
     """A command was refused; the message is the reason published to ``commands/rejected``."""
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gmp_edge.errors import GmpEdgeError
+
 #: Where alarm events of a tag whose path names no room go (a malformed tag must not block
 #: the event stream behind it).
 UNASSIGNED_ROOM = "_unassigned"
@@ -27,7 +29,7 @@ UNASSIGNED_ROOM = "_unassigned"
 MAX_TOPIC_BYTES = 65_535
 
 
-class TopicError(ValueError):
+class TopicError(GmpEdgeError, ValueError):
     """A name cannot be used in an MQTT topic; the message says which and why."""
 
 

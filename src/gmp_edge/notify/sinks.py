@@ -11,6 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import httpx
 
+from gmp_edge.errors import GmpEdgeError
 from gmp_edge.notify.model import PRIORITIES, Notification, priority_rank
 
 log = logging.getLogger("gmp_edge.notify")
@@ -22,7 +23,7 @@ KEY_HEADER = "X-GMP-Edge-Notification-Key"
 _RETRYABLE_4XX = frozenset({408, 429})
 
 
-class DeliveryError(Exception):
+class DeliveryError(GmpEdgeError):
     """A sink gave up on a notification (after its retries, or on a non-retryable answer)."""
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from gmp_edge.audit.book import RecordBook
 from gmp_edge.audit.trail import iso
 from gmp_edge.collector.reading import now_us
+from gmp_edge.errors import GmpEdgeError
 from gmp_edge.storage.schema import Schema
 
 RECORD_TYPE = "batch_decision"
@@ -63,7 +64,7 @@ class Decision(StrEnum):
     HOLD = "hold"
 
 
-class DecisionError(ValueError):
+class DecisionError(GmpEdgeError, ValueError):
     """A decision was refused; the message says why."""
 
 

@@ -23,6 +23,7 @@ from gmp_edge.audit.chain import AuditEntry
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.deviations.batch import Batch
 from gmp_edge.edge.config import ModbusDevice, OpcuaDevice, PlantConfig, Tag
+from gmp_edge.errors import GmpEdgeError
 from gmp_edge.historian.store import Gap, Store, read_records
 from gmp_edge.monitoring.engine import Books
 from gmp_edge.monitoring.records import limit_set_record_id
@@ -47,7 +48,7 @@ _SQL = (
 )
 
 
-class BatchNotFound(LookupError):
+class BatchNotFound(GmpEdgeError, LookupError):
     """No batch with that id."""
 
 

@@ -6,8 +6,10 @@ refusal means. Each keeps the builtin base its callers relied on before the serv
 
 from __future__ import annotations
 
+from gmp_edge.errors import GmpEdgeError
 
-class WorkflowError(Exception):
+
+class WorkflowError(GmpEdgeError):
     """A GMP workflow refused; nothing was written. The message says why."""
 
     def __init__(self, message: str, details: list[str] | None = None):

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 
+from gmp_edge.errors import GmpEdgeError
 from gmp_edge.identity.roles import Permission, Role, allowed
 
 
@@ -81,7 +82,7 @@ def status(sig: Signature, current_sha256: str | None) -> SignatureStatus:
     return SignatureStatus(sig, True, "signed content unchanged")
 
 
-class SigningRefused(PermissionError):
+class SigningRefused(GmpEdgeError, PermissionError):
     """A signature may not be executed; the message says why."""
 
 

@@ -15,6 +15,7 @@ from typing import Protocol
 from gmp_edge.audit.book import RecordBook
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.collector.reading import now_us
+from gmp_edge.errors import GmpEdgeError
 from gmp_edge.identity.roles import Role
 from gmp_edge.signatures.manifest import (
     Meaning,
@@ -63,11 +64,11 @@ class SignableRecords(Protocol):
         ...
 
 
-class RecordChanged(ValueError):
+class RecordChanged(GmpEdgeError, ValueError):
     """The content the signer saw is not the record's content any more."""
 
 
-class UnknownRecord(LookupError):
+class UnknownRecord(GmpEdgeError, LookupError):
     """No such record type or record."""
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from gmp_edge.errors import GmpEdgeError
+
 MBAP_HEADER_LEN = 7
 MAX_PDU_LEN = 253  # Modbus spec: 256-byte RTU ADU minus address and CRC
 MIN_LENGTH_FIELD = 2  # unit id + function code
@@ -21,7 +23,7 @@ MAX_LENGTH_FIELD = MAX_PDU_LEN + 1
 _HEADER = struct.Struct(">HHHB")
 
 
-class FrameError(ValueError):
+class FrameError(GmpEdgeError, ValueError):
     """The byte stream is not valid Modbus TCP."""
 
 

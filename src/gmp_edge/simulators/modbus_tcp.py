@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from gmp_edge.errors import GmpEdgeError
 from gmp_edge.simulators.mbap import Frame, FrameDecoder, FrameError, encode_frame
 from gmp_edge.simulators.modbus_pdu import ExceptionCode, ModbusDevice, exception_pdu, handle_pdu
 
@@ -50,7 +51,7 @@ class UnitFault:
         return self.disconnect is not None or self.exception_code is not None
 
 
-class _Reset(Exception):
+class _Reset(GmpEdgeError):
     """Raised inside a connection handler to abort the connection with a TCP RST."""
 
 

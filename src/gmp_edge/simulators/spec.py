@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gmp_edge.errors import GmpEdgeError
 from gmp_edge.simulators.scenario import DisconnectMode, EventKind, ScenarioEvent
 
 
-class SpecError(ValueError):
+class SpecError(GmpEdgeError, ValueError):
     """The spec is invalid; the message names the key."""
 
 

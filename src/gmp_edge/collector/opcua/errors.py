@@ -15,6 +15,7 @@ from asyncua import ua
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from gmp_edge.collector.opcua.convert import status_text
+from gmp_edge.errors import GmpEdgeError
 
 # Service results that mean the session or channel is gone, not that the data is bad.
 LINK_CODES = frozenset(
@@ -37,7 +38,7 @@ LINK_CODES = frozenset(
 )
 
 
-class LinkError(Exception):
+class LinkError(GmpEdgeError):
     """The connection is unusable (timeout, closed, session gone): reconnect."""
 
 
