@@ -26,6 +26,7 @@ from gmp_edge.historian.forwarder import Drain, Forwarder, SendResult, reading_e
 from gmp_edge.historian.influx import InfluxV1Sink, InfluxV2Sink, reconcile
 from gmp_edge.historian.lineprotocol import meta_from_config, series_prefix
 from gmp_edge.historian.store import Store
+from gmp_edge.retry import Backoff
 from tests.system.conftest import require_tool
 
 pytestmark = pytest.mark.system
@@ -540,8 +541,11 @@ async def test_retry_after_partial_progress_acks_only_the_confirmed_prefix(store
     assert 0 < d.acked < len(rows)
     assert store.outbox_cursor("partial") == d.acked  # rowids start at 1
     assert fwd.status()["failing"] and fwd.status()["last_error"] == "HTTP 503 busy"
-    assert fwd._backoff(0, 2.5) == 2.5 and fwd._backoff(10, None) == 60.0
-    assert fwd._backoff(0, None) == 0.5 and fwd._backoff(1, 120.0) == 120.0
+    backoff = Backoff(fwd.min_backoff_s, fwd.max_backoff_s)
+    assert fwd._backoff(backoff, None) == 0.5 and fwd._backoff(backoff, 120.0) == 120.0
+    backoff.reset()
+    assert fwd._backoff(backoff, 2.5) == 2.5
+    assert [fwd._backoff(backoff, None) for _ in range(9)][-1] == 60.0
     await drain_all(fwd)
     assert store.outbox_cursor("partial") == store.last_reading_id()
     assert set(sink.stored) | {q.line for q in fwd.quarantined()} == {

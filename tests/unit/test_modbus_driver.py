@@ -27,7 +27,6 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from gmp_edge.collector import particle
-from gmp_edge.collector.backoff import Backoff
 from gmp_edge.collector.codec import DataType, Order, ValueSpec, register_count
 from gmp_edge.collector.driver import LinkState
 from gmp_edge.collector.modbus import (
@@ -47,6 +46,7 @@ from gmp_edge.collector.modbus_fake import (
 )
 from gmp_edge.collector.plan import Function, RegisterPoint
 from gmp_edge.collector.reading import Cause, Quality, Reading
+from gmp_edge.retry import Backoff
 
 # -- virtual time ----------------------------------------------------------------------------
 

@@ -24,12 +24,12 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException, ModbusIOException
 
 from gmp_edge.collector import particle
-from gmp_edge.collector.backoff import Backoff
 from gmp_edge.collector.codec import Decoded, DecodeError, Order, value_decoder
 from gmp_edge.collector.driver import DeviceStatus, Driver, LinkState, Sink, sleep_or_stop
 from gmp_edge.collector.plan import Function, ReadRequest, RegisterPoint, plan_requests
 from gmp_edge.collector.reading import Cause, Quality, Reading, now_us
 from gmp_edge.errors import GmpEdgeError
+from gmp_edge.retry import Backoff
 
 log = logging.getLogger("gmp_edge.collector.modbus")
 
@@ -237,7 +237,7 @@ class ModbusDriver(Driver):
         self._new_transport = transport_factory
         self._clock: Clock = clock or SystemClock()
         self._client: ModbusTransport | None = None
-        self._backoff = backoff or Backoff(spec.reconnect_min_s, spec.reconnect_max_s)
+        self._backoff = backoff or Backoff(spec.reconnect_min_s, spec.reconnect_max_s, jitter=0.1)
         self._next_attempt = 0.0  # monotonic time of the next connect attempt
         self._pending_gap: tuple[int, int, str] | None = None  # overwritten device records
 

@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol
 from gmp_edge.collector.reading import now_us
 from gmp_edge.historian.lineprotocol import TagMeta, encode_reading
 from gmp_edge.historian.store import Store, StoredReading
+from gmp_edge.retry import Backoff
 from gmp_edge.storage.schema import Schema, open_store
 
 log = logging.getLogger(__name__)
@@ -419,8 +420,9 @@ class Forwarder:
         if wakeable:
             self._wake.clear()
 
-    def _backoff(self, attempt: int, after_s: float | None) -> float:
-        delay = min(self.max_backoff_s, self.min_backoff_s * 2.0**attempt)
+    def _backoff(self, backoff: Backoff, after_s: float | None) -> float:
+        """The pause before the next try: the next backoff step, or longer if the server says."""
+        delay = backoff.next_delay()
         if after_s is not None:  # the server knows best when it will take writes again
             delay = max(delay, after_s)
         return delay
@@ -433,7 +435,7 @@ class Forwarder:
         by the next forwarder (an idempotent overwrite at the destination).
         """
         prefetch: asyncio.Task[list[_Item]] | None = None
-        attempt = 0
+        backoff = Backoff(min(self.min_backoff_s, self.max_backoff_s), self.max_backoff_s)
         try:
             while not stop.is_set():
                 try:
@@ -445,8 +447,7 @@ class Forwarder:
                 except Exception as exc:  # the store refused (locked, I/O error): try again
                     log.exception("%s: reading the outbox failed", self.destination)
                     self._note_error(f"store: {type(exc).__name__}: {exc}", now_us())
-                    await self._pause(stop, self._backoff(attempt, None), wakeable=False)
-                    attempt += 1
+                    await self._pause(stop, self._backoff(backoff, None), wakeable=False)
                     continue
                 if not items:
                     self._oldest_unsent_us = None
@@ -464,10 +465,9 @@ class Forwarder:
                         self._note_error(f"store: {type(exc).__name__}: {exc}", now_us())
                         drain = Drain(0, 0, 0, SendResult.retry(None, str(exc)), False)
                     if drain.retry is None:
-                        attempt = 0
+                        backoff.reset()
                         continue
-                    await self._pause(stop, self._backoff(attempt, drain.retry.after_s), False)
-                    attempt += 1
+                    await self._pause(stop, self._backoff(backoff, drain.retry.after_s), False)
                     with contextlib.suppress(Exception):
                         self._last_id = await asyncio.to_thread(self.store.last_reading_id)
                 if items:  # stopped with a batch in hand: the next run sends it again

@@ -13,6 +13,7 @@ import httpx
 
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.notify.model import PRIORITIES, Notification, priority_rank
+from gmp_edge.retry import Backoff
 
 log = logging.getLogger("gmp_edge.notify")
 
@@ -152,10 +153,10 @@ class WebhookNotifier:
         headers = self.request_headers(n, body)
         client = self._get_client()
         last = ""
+        backoff = Backoff(min(self.backoff_s, self.max_backoff_s), self.max_backoff_s)
         for attempt in range(self.retries + 1):
             if attempt:
-                delay = min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(backoff.next_delay())
             try:
                 resp = await client.post(self.url, content=body, headers=headers)
             except (httpx.TransportError, OSError) as exc:

@@ -16,13 +16,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from gmp_edge.collector.backoff import Backoff
 from gmp_edge.collector.driver import LinkState, Sink, sleep_or_stop
 from gmp_edge.collector.opcua.connection import OpcuaConnection
 from gmp_edge.collector.opcua.errors import LinkError, describe_error
 from gmp_edge.collector.opcua.link import Link
 from gmp_edge.collector.opcua.spec import OpcuaDeviceSpec, OpcuaPoint
 from gmp_edge.collector.reading import Cause, Quality, Reading, now_us
+from gmp_edge.retry import Backoff
 
 log = logging.getLogger("gmp_edge.collector.opcua")
 
@@ -32,7 +32,7 @@ class OpcuaDriver(OpcuaConnection):
 
     def __init__(self, spec: OpcuaDeviceSpec, points: Sequence[OpcuaPoint]) -> None:
         super().__init__(spec, points)
-        self._backoff = Backoff(spec.reconnect_min_s, spec.reconnect_max_s)
+        self._backoff = Backoff(spec.reconnect_min_s, spec.reconnect_max_s, jitter=0.1)
 
     # -- while connected -----------------------------------------------------------------
 
