@@ -21,6 +21,7 @@ from gmp_edge.historian.influx import InfluxV1Sink, InfluxV2Sink
 from gmp_edge.historian.lineprotocol import meta_from_config
 from gmp_edge.historian.store import Store
 from gmp_edge.monitoring.engine import MonitoringEngine
+from gmp_edge.periodic import Periodic
 from gmp_edge.services import BatchService
 
 log = logging.getLogger("gmp_edge.forwarding")
@@ -114,7 +115,7 @@ def build_forwarding(
 
         async def watch_quarantine(stop: asyncio.Event) -> None:
             # a quarantined point is kept, but somebody must look at it: raise an alarm
-            while not stop.is_set():
+            async def check() -> None:
                 n = int(readings.status().get("quarantined") or 0)
                 await asyncio.to_thread(
                     engine.system_condition,
@@ -126,8 +127,8 @@ def build_forwarding(
                     if n
                     else "no reading in quarantine",
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=10)
+
+            await Periodic(check, 10, name="influxdb quarantine").run(stop)
 
         fw.runs.append(watch_quarantine)
         if cfg.influxdb.events:
@@ -195,7 +196,7 @@ def _mqtt(
     interval = cfg.mqtt.status_interval_s
 
     async def statuses(stop: asyncio.Event) -> None:
-        while not stop.is_set():
+        async def publish() -> None:
             rooms = engine.room_alarm_states()
             running = {r: b.id for b in engine.books.batches.in_progress() for r in b.rooms}
             for room in cfg.rooms:
@@ -223,8 +224,8 @@ def _mqtt(
                         "last_error": d.last_error,
                     },
                 )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+        await Periodic(publish, interval, name="mqtt statuses").run(stop)
 
     return [pub.run, statuses]
 
@@ -243,7 +244,8 @@ async def watch_disk_budget(
     store: Store, engine: MonitoringEngine, budget: int, stop: asyncio.Event, every_s: float = 30
 ) -> None:
     """Raise a critical alarm at 80 % of the disk budget, clear it below 70 %."""
-    while not stop.is_set():
+
+    async def check() -> None:
         used = await asyncio.to_thread(store_bytes, store)
         share = used / budget
         if share >= HIGH_WATER:
@@ -264,5 +266,5 @@ async def watch_disk_budget(
                 budget * HIGH_WATER,
                 f"store back to {share:.0%} of its disk budget",
             )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every_s)
+
+    await Periodic(check, every_s, name="disk budget").run(stop)

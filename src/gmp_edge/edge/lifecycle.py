@@ -4,7 +4,6 @@ stop, clock corrections, and the chain head logged as an anchor."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from datetime import UTC, datetime
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.edge.clock import ClockWatch, clock_status
+from gmp_edge.periodic import Periodic
 
 log = logging.getLogger("gmp_edge.audit")
 SYSTEM_ACTOR = f"system:gmp-edge@{socket.gethostname()}"
@@ -33,9 +33,8 @@ async def anchor_periodically(
     cut back behind the product's back no longer matches the heads written here
     (``gmp-edge audit verify --expect-head``). Copy it off the box to make it stronger.
     """
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every_s)
+
+    async def write_anchor() -> None:
         seq, digest = trail.head()
         anchor(trail, "periodic anchor")
         line = f"{datetime.now(UTC).isoformat(timespec='seconds')} seq={seq} sha256={digest}\n"
@@ -44,6 +43,10 @@ async def anchor_periodically(
                 f.write(line)
         except OSError as exc:  # a full disk must not stop collection; the log has it
             log.error("cannot write audit anchor to %s: %s", anchors_file, exc)
+
+    await Periodic(
+        write_anchor, every_s, name="audit anchor", first_at_start=False, last_on_stop=True
+    ).run(stop)
 
 
 def audit_start(trail: AuditTrail, config_path: str | Path, config_sha256: str) -> None:
@@ -79,9 +82,8 @@ def audit_stop(trail: AuditTrail, reason: str = "stop requested") -> None:
 async def watch_clock(trail: AuditTrail, stop: asyncio.Event, every_s: float = 1.0) -> None:
     """Audit every wall-clock step (NTP correction, manual change) while running."""
     watch = ClockWatch()
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every_s)
+
+    async def sample() -> None:
         jump = watch.sample()
         if jump is not None:
             log.warning("wall clock stepped by %+.3f s", jump.delta_s)
@@ -95,3 +97,7 @@ async def watch_clock(trail: AuditTrail, stop: asyncio.Event, every_s: float = 1
                 None,
                 {"delta_s": round(jump.delta_s, 6)},
             )
+
+    await Periodic(
+        sample, every_s, name="clock watch", first_at_start=False, last_on_stop=True
+    ).run(stop)

@@ -9,7 +9,6 @@ polls become gaps with their cause.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from gmp_edge.edge.config import PlantConfig
 from gmp_edge.edge.wiring import build_drivers
 from gmp_edge.historian.gaps import GapEvent, GapTracker
 from gmp_edge.historian.store import Store, StoreError
+from gmp_edge.periodic import Periodic
 
 log = logging.getLogger("gmp_edge.service")
 
@@ -149,36 +149,40 @@ class EdgeService:
             listener()
 
     async def _committer(self, stop: asyncio.Event) -> None:
-        interval = self.cfg.store.commit_interval_s
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-            await self.commit_pending()
+        # every interval, and once more when stop ends the wait: what is pending goes in
+        await Periodic(
+            self.commit_pending,
+            self.cfg.store.commit_interval_s,
+            name="committer",
+            first_at_start=False,
+            last_on_stop=True,
+        ).run(stop)
 
     async def _retention(self, stop: asyncio.Event) -> None:
         days = self.cfg.store.retention_days
         if days is None:
             return
-        while not stop.is_set():
+
+        async def prune() -> None:
             cutoff = now_us() - days * 86_400 * 1_000_000
             n = await asyncio.to_thread(self.store.apply_retention, cutoff)
             if n:
                 log.info("retention: deleted %d readings older than %d days", n, days)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=3600)
+
+        await Periodic(prune, 3600, name="retention").run(stop)
 
     async def _segments(self, stop: asyncio.Event) -> None:
         """Keep the review segments up with the readings (ADR 0018)."""
-        interval = self.cfg.store.segment_index_interval_s
-        while not stop.is_set():
+
+        async def index() -> None:
             try:
                 while await asyncio.to_thread(self.store.index_segments) and not stop.is_set():
                     await asyncio.sleep(0)  # catching up: let commits in between passes
             except StoreError as exc:
                 # derived data: a failed pass loses nothing, the review reads the raw tail
                 log.error("segment index pass failed (reviews read raw readings): %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+        await Periodic(index, self.cfg.store.segment_index_interval_s, name="segments").run(stop)
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.historian.forwarder import Sink
 from gmp_edge.historian.lineprotocol import encode_event
 from gmp_edge.historian.store import Store
+from gmp_edge.periodic import Periodic
 
 log = logging.getLogger("gmp_edge.forward.events")
 
@@ -182,14 +183,15 @@ class EventForwarder:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Forward until ``stop``; then one last pass."""
-        while not stop.is_set():
+
+        async def drain() -> None:
             try:
                 await self.drain_once()
             except Exception as exc:  # keep forwarding alive; health shows the error
                 log.exception("event forwarding failed")
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.flush_interval_s)
+
+        await Periodic(drain, self.flush_interval_s, name="event forwarding").run(stop)
         with contextlib.suppress(Exception):
             await self.drain_once()
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from gmp_edge.periodic import Periodic
 from gmp_edge.simulators.dp_transmitter import DpTransmitter
 from gmp_edge.simulators.modbus_tcp import Disconnect, ModbusTcpServer, UnitFault
 from gmp_edge.simulators.opcua_press import OpcUaPressServer
@@ -104,7 +105,7 @@ class SimulatedPlant:
                 self._presses[server.id] = OpcUaPressServer(server, press)
         self._t0: float | None = None
         self._lock = asyncio.Lock()  # a tick and an inject() must not interleave
-        self._tick_task: asyncio.Task[None] | None = None
+        self._ticker: Periodic | None = None
         self._active: set[ScenarioEvent] = set()
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -133,15 +134,17 @@ class SimulatedPlant:
             raise
         self._t0 = asyncio.get_running_loop().time()
         await self.step()
-        self._tick_task = asyncio.create_task(self._run(), name="simulated-plant-tick")
+        # a broken tick is logged and the next one runs: it must not kill the servers
+        self._ticker = Periodic(
+            self.step, self.spec.tick_s, name="simulated-plant-tick", first_at_start=False
+        )
+        self._ticker.start()
 
     async def stop(self) -> None:
         """Stop ticking and shut every server down."""
-        task, self._tick_task = self._tick_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            await ticker.stop()
         await self._stop_servers()
 
     async def _stop_servers(self) -> None:
@@ -150,21 +153,6 @@ class SimulatedPlant:
         for press in self._presses.values():
             with contextlib.suppress(Exception):  # a half-started asyncua server may not stop
                 await press.stop()
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time()
-        while True:
-            deadline += self.spec.tick_s
-            delay = deadline - loop.time()
-            if delay < -self.spec.tick_s:  # we fell behind (busy machine): do not burst-catch-up
-                deadline = loop.time()
-                delay = 0.0
-            await asyncio.sleep(max(0.0, delay))
-            try:
-                await self.step()
-            except Exception:  # keep the plant alive; a broken tick must not kill the servers
-                log.exception("simulator tick failed")
 
     # --- access -------------------------------------------------------------------------------
 
