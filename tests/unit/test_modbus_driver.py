@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import math
-import selectors
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -47,47 +45,11 @@ from gmp_edge.collector.modbus_fake import (
 from gmp_edge.collector.plan import Function, RegisterPoint
 from gmp_edge.collector.reading import Cause, Quality, Reading
 from gmp_edge.retry import Backoff
+from tests.virtual_time import START, virtual_time
 
 # -- virtual time ----------------------------------------------------------------------------
 
-START = 1000.0  # virtual loop time at the start of every test
 EPOCH_US = 1_700_000_000_000_000  # wall clock (us) at virtual loop time 0
-HORIZON_S = 7 * 86_400  # a test that runs away in virtual time stops here
-
-
-class _InstantSelector(selectors.DefaultSelector):
-    """Never blocks: when nothing is ready, it advances the loop's clock to the next timer."""
-
-    def __init__(self, advance: Callable[[float], None]):
-        super().__init__()
-        self._advance = advance
-
-    def select(self, timeout: float | None = None) -> list[Any]:
-        events = super().select(0)
-        if events or timeout == 0:
-            return events
-        if timeout is None:
-            raise RuntimeError(
-                "virtual time: nothing ready, nothing scheduled; the test would hang"
-            )
-        self._advance(timeout)
-        return events
-
-
-class VirtualTimeLoop(asyncio.SelectorEventLoop):
-    """An event loop on a virtual clock: sleeps and timeouts take no real time."""
-
-    def __init__(self) -> None:
-        self._now = START
-        super().__init__(_InstantSelector(self._advance))
-
-    def time(self) -> float:
-        return self._now
-
-    def _advance(self, seconds: float) -> None:
-        self._now += seconds
-        if self._now - START > HORIZON_S:
-            raise RuntimeError("virtual time ran past a week: the test never ends")
 
 
 class LoopClock:
@@ -107,26 +69,6 @@ def now() -> float:
 def edge_us(t: float) -> int:
     """The edge timestamp the driver gives a reading taken at virtual time ``t``."""
     return EPOCH_US + round(t * 1_000_000)
-
-
-def virtual_time(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
-    """Run an async test on a fresh :class:`VirtualTimeLoop`; fail if it leaves tasks behind.
-
-    The runner cancels whatever a failing test left running and closes the loop.
-    """
-
-    @functools.wraps(test)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        async def checked() -> None:
-            await test(*args, **kwargs)
-            me = asyncio.current_task()
-            left = [t for t in asyncio.all_tasks() if t is not me]
-            assert not left, f"tasks left behind: {left}"
-
-        with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
-            runner.run(checked())
-
-    return wrapper
 
 
 # -- building drivers ------------------------------------------------------------------------
