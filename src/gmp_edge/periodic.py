@@ -12,7 +12,6 @@ tick finish, and returns when the loop is done. Imports nothing of ours but
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -87,7 +86,11 @@ class Periodic:
         """End the loop: the wait ends at once, a running tick is awaited, never cancelled."""
         self._stop.set()
         if self._task is not None:
-            await asyncio.shield(self._task)
+            # wait for the task without taking on its fate: one cancelled from outside is done
+            await asyncio.wait([self._task])
+            exc = None if self._task.cancelled() else self._task.exception()
+            if exc is not None:
+                raise exc
 
     async def _one_tick(self) -> None:
         try:
@@ -109,6 +112,5 @@ class Periodic:
             for f in (sleeper, *waiters):
                 f.cancel()
             # let the cancelled helpers finish so none is left pending
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(sleeper, *waiters, return_exceptions=True)
+            await asyncio.gather(sleeper, *waiters, return_exceptions=True)
         return any(e.is_set() for e in events)

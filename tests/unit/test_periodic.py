@@ -168,3 +168,13 @@ async def test_bad_use_is_refused() -> None:
     with pytest.raises(RuntimeError, match="already started"):
         p.start()
     await p.stop()
+
+
+async def test_stop_after_the_task_was_cancelled_returns_quietly() -> None:
+    clock = VirtualClock(T0)
+    p, _ = make(clock)
+    task = p.start()
+    await clock.settle()
+    task.cancel()
+    await p.stop()  # the caller is not cancelled by the task's fate
+    assert task.cancelled()
