@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gmp_edge.errors import GmpEdgeError
+
 log = logging.getLogger(__name__)
 
 Migration = str | Callable[[sqlite3.Connection], None]
@@ -38,7 +40,7 @@ create table if not exists schema_versions(
 """
 
 
-class SchemaError(RuntimeError):
+class SchemaError(GmpEdgeError, RuntimeError):
     """A store's schema could not be brought to the version this code expects."""
 
 
