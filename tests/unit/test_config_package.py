@@ -1,0 +1,101 @@
+"""The configuration package: a leaf, one secret helper, one default per key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from gmp_edge.collector.modbus import ModbusDeviceSpec
+from gmp_edge.config import (
+    MissingSecret,
+    ModbusDevice,
+    NotifyConfig,
+    OpcuaDevice,
+    Order,
+    WebhookConfig,
+    secret_from_env,
+)
+from gmp_edge.edge.cli import main
+from gmp_edge.edge.config import ConfigError
+from gmp_edge.edge.forwarding import influx_sink
+from gmp_edge.edge.service import EdgeService
+from gmp_edge.edge.wiring import modbus_spec, opcua_spec
+from gmp_edge.historian.store import Store
+from gmp_edge.notify import build_notifiers
+
+from .conftest import small_plant
+
+NOT_SET = "GMP_EDGE_TEST_SECRET_NOT_SET"
+
+
+def test_config_imports_nothing_else_of_ours():
+    code = (
+        "import sys, gmp_edge.config; "
+        "print(sorted(m for m in sys.modules if m.startswith('gmp_edge.')"
+        " and not m.startswith('gmp_edge.config')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# ----------------------------------------------------------------------------- secrets
+
+
+def test_secret_from_env():
+    assert secret_from_env("PW", {"PW": "s3cret"}) == "s3cret"
+    for env in ({}, {"PW": ""}):
+        with pytest.raises(MissingSecret, match="environment variable PW is not set") as exc:
+            secret_from_env("PW", env, "mqtt.password_env")
+        assert exc.value.name == "PW" and str(exc.value).startswith("mqtt.password_env: ")
+
+
+def test_opcua_password_env_unset_is_refused_not_dropped(monkeypatch):
+    monkeypatch.delenv(NOT_SET, raising=False)
+    d = OpcuaDevice(id="press", protocol="opcua", endpoint="opc.tcp://h:4840", password_env=NOT_SET)
+    with pytest.raises(MissingSecret, match=NOT_SET):
+        opcua_spec(d)
+    monkeypatch.setenv(NOT_SET, "pw")
+    assert opcua_spec(d).password == "pw"
+    # no variable named: no password, nothing looked up
+    assert opcua_spec(d.model_copy(update={"password_env": None})).password is None
+
+
+def test_influx_secret_names_key_and_file(tmp_path):
+    plant = small_plant().section(
+        "influxdb", version=2, url="http://127.0.0.1:9", org="o", bucket="b", token_env=NOT_SET
+    )
+    with pytest.raises(ConfigError, match=f"influxdb.token_env: environment variable {NOT_SET}"):
+        influx_sink(plant.build(), "plant.toml", {})
+
+
+def test_webhook_secret_missing_names_the_webhook():
+    cfg = NotifyConfig(webhooks=[WebhookConfig(url="https://h.example/x", secret_env=NOT_SET)])
+    with pytest.raises(MissingSecret, match=rf"notify.webhooks\[0\].secret_env: .*{NOT_SET}"):
+        build_notifiers(cfg, environ={})
+
+
+def test_reconcile_refuses_an_unset_password_before_connecting(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(NOT_SET, raising=False)
+    plant = small_plant().section(
+        "influxdb", url="http://127.0.0.1:9", username="edge", password_env=NOT_SET
+    )
+    cfg, sha = plant.load(tmp_path)
+    store = Store(cfg.store.path)
+    EdgeService(cfg, sha, store)  # registers the tags, as a run does
+    store.close()
+    args = ["reconcile", "--config", str(tmp_path / "plant.toml")]
+    assert main([*args, "--start", "2026-01-01T00:00:00Z", "--end", "2026-01-01T01:00:00Z"]) == 2
+    assert f"influxdb.password_env: environment variable {NOT_SET}" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- defaults
+
+
+def test_float_word_order_default_lives_in_the_config_only():
+    with pytest.raises(TypeError, match="float_word_order"):
+        ModbusDeviceSpec("d", "h", 502, 1)  # type: ignore[call-arg]
+    d = ModbusDevice(id="pc", protocol="modbus", host="h", record_mode="lighthouse")
+    assert d.float_word_order is Order.BIG
+    assert modbus_spec(d).float_word_order is Order.BIG
