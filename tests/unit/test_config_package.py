@@ -25,7 +25,7 @@ from gmp_edge.edge.wiring import modbus_spec, opcua_spec
 from gmp_edge.historian.store import Store
 from gmp_edge.notify import build_notifiers
 
-from .conftest import small_plant
+from .conftest import TEMP, small_plant
 
 NOT_SET = "GMP_EDGE_TEST_SECRET_NOT_SET"
 
@@ -99,3 +99,13 @@ def test_float_word_order_default_lives_in_the_config_only():
     d = ModbusDevice(id="pc", protocol="modbus", host="h", record_mode="lighthouse")
     assert d.float_word_order is Order.BIG
     assert modbus_spec(d).float_word_order is Order.BIG
+
+
+def test_limit_on_a_tag_in_an_unknown_room_is_reported_not_a_crash():
+    plant = small_plant()
+    bad = TEMP.replace("/compression/", "/nowhere/")
+    next(t for t in plant.data["tags"] if t["path"] == TEMP)["path"] = bad
+    next(e for e in plant.data["limits"] if e["tag"] == TEMP)["tag"] = bad
+    with pytest.raises(ConfigError) as exc:  # was StopIteration from the limit model
+        plant.build()
+    assert any("unknown room 'nowhere'" in p for p in exc.value.problems), exc.value.problems

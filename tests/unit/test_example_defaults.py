@@ -147,6 +147,4 @@ def test_example_states_every_default():
         for section, key, default in schema_defaults(PlantConfig)
         if not stated(by_section.get(section, []), key, default)
     ]
-    assert not missing, "examples/plant.toml does not state these defaults:\n" + "\n".join(
-        missing
-    )
+    assert not missing, "examples/plant.toml does not state these defaults:\n" + "\n".join(missing)
