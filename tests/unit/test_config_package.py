@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
 import pytest
 
 from gmp_edge.collector.modbus import ModbusDeviceSpec
+from gmp_edge.collector.opcua.spec import OpcuaDeviceSpec
 from gmp_edge.config import (
     MissingSecret,
     ModbusDevice,
@@ -109,3 +111,25 @@ def test_limit_on_a_tag_in_an_unknown_room_is_reported_not_a_crash():
     with pytest.raises(ConfigError) as exc:  # was StopIteration from the limit model
         plant.build()
     assert any("unknown room 'nowhere'" in p for p in exc.value.problems), exc.value.problems
+
+
+# the driver spec's name of a config key where the two differ
+_SPEC_NAMES = {"max_registers_per_request": "max_registers", "max_register_gap": "max_gap"}
+
+
+@pytest.mark.parametrize(
+    ("model", "spec"), [(ModbusDevice, ModbusDeviceSpec), (OpcuaDevice, OpcuaDeviceSpec)]
+)
+def test_driver_specs_never_disagree_with_a_config_default(model, spec):
+    # the wiring always passes the configured value; a driver default that differs from
+    # the config's would only ever bite a caller that forgets one (float_word_order did)
+    spec_defaults = {
+        f.name: f.default for f in dataclasses.fields(spec) if f.default is not dataclasses.MISSING
+    }
+    compared = 0
+    for key, field in model.model_fields.items():
+        name = _SPEC_NAMES.get(key, key)
+        if name in spec_defaults and not field.is_required():
+            assert spec_defaults[name] == field.get_default(), f"{spec.__name__}.{name}"
+            compared += 1
+    assert compared >= 5
