@@ -37,7 +37,8 @@ from pymodbus.client import AsyncModbusTcpClient
 
 from gmp_edge.collector.modbus import ModbusDriver
 from gmp_edge.collector.plan import Function
-from gmp_edge.edge.config import PlantConfig, parse_config
+from gmp_edge.config import PlantConfig
+from gmp_edge.edge.config import parse_config
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.edge.wiring import build_driver, modbus_spec
 from gmp_edge.historian.store import Store

@@ -18,8 +18,9 @@ import numpy as np
 from gmp_edge.alarms import machine as am
 from gmp_edge.alarms.model import ConditionKind, Priority
 from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.config import PlantConfig
 from gmp_edge.deviations.batch import Batch
-from gmp_edge.edge.config import PlantConfig, parse_config
+from gmp_edge.edge.config import parse_config
 from gmp_edge.historian.store import Store
 from gmp_edge.monitoring.engine import Books
 from gmp_edge.monitoring.setup import build_limit_set

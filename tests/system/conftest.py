@@ -20,8 +20,9 @@ import uvicorn
 
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.collector.driver import LinkState
+from gmp_edge.config import PlantConfig
 from gmp_edge.edge.api_wiring import ApiParts, build_api
-from gmp_edge.edge.config import PlantConfig, parse_config
+from gmp_edge.edge.config import parse_config
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.historian.store import Store
 from gmp_edge.identity.roles import Role

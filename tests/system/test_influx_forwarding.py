@@ -21,7 +21,8 @@ import httpx
 import pytest
 
 from gmp_edge.collector.reading import Cause, Quality, Reading
-from gmp_edge.edge.config import PlantConfig, load_config
+from gmp_edge.config import PlantConfig
+from gmp_edge.edge.config import load_config
 from gmp_edge.historian.forwarder import Drain, Forwarder, SendResult, reading_encoder
 from gmp_edge.historian.influx import InfluxV1Sink, InfluxV2Sink, reconcile
 from gmp_edge.historian.lineprotocol import meta_from_config, series_prefix

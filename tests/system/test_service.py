@@ -21,7 +21,8 @@ import pytest
 import tomli_w
 
 from gmp_edge.collector.reading import Quality
-from gmp_edge.edge.config import PlantConfig, load_config, parse_config
+from gmp_edge.config import PlantConfig
+from gmp_edge.edge.config import load_config, parse_config
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.historian.store import Store
 from gmp_edge.simulators.scenario import DisconnectMode, EventKind, ScenarioEvent

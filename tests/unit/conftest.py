@@ -21,7 +21,8 @@ from typing import Any
 
 import tomli_w
 
-from gmp_edge.edge.config import PlantConfig, load_config, parse_config
+from gmp_edge.config import PlantConfig
+from gmp_edge.edge.config import load_config, parse_config
 
 SITE = "acme"
 AREA = "solid-dose"

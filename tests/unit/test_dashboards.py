@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gmp_edge.config import PlantConfig
 from gmp_edge.dashboards.__main__ import differences, generated
 from gmp_edge.dashboards.__main__ import main as cli_main
 from gmp_edge.dashboards.generate import (
@@ -20,7 +21,7 @@ from gmp_edge.dashboards.generate import (
     expected_points_per_minute,
     threshold_steps,
 )
-from gmp_edge.edge.config import PlantConfig, load_config
+from gmp_edge.edge.config import load_config
 from gmp_edge.limits.model import TagLimits, Threshold
 from gmp_edge.monitoring.setup import build_limit_set
 

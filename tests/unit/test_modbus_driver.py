@@ -111,6 +111,7 @@ def device_spec(**kw: Any) -> ModbusDeviceSpec:
         "poll_interval_s": 1.0,
         "reconnect_min_s": 1.0,
         "reconnect_max_s": 8.0,
+        "float_word_order": Order.LITTLE,  # the fake counter's, like REMOTE/Solair
     }
     return ModbusDeviceSpec("dev-01", "fake", 502, UNIT, **(base | kw))
 

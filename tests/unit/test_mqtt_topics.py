@@ -9,6 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from gmp_edge.collector.reading import Quality
+from gmp_edge.config import validation_context
+from gmp_edge.edge.config import DOMAIN_CHECKS
 from gmp_edge.historian.store import StoredReading
 from gmp_edge.mqttlink import MqttConfig, ReadingFilter, ReadingsPolicy, TopicError, Topics
 from gmp_edge.mqttlink import payloads as pl
@@ -110,8 +112,12 @@ def test_config_defaults_and_refusals():
     assert cfg.password() is None
     with pytest.raises(ValidationError, match="extra"):
         MqttConfig.model_validate({"host": "b", "hots": "x"})
+    # the topic rules are the MQTT link's: the loader hands them to the schema as context
+    checked = validation_context(DOMAIN_CHECKS)
     with pytest.raises(ValidationError, match="only the placeholder"):
-        MqttConfig(host="b", topic_prefix="x/{plant}")
+        MqttConfig.model_validate({"host": "b", "topic_prefix": "x/{plant}"}, context=checked)
+    with pytest.raises(TopicError, match="only the placeholder"):  # and the publisher's
+        Topics.for_site(MqttConfig(host="b", topic_prefix="x/{plant}").topic_prefix, "acme")
     with pytest.raises(ValidationError, match="environment variable name"):
         MqttConfig(host="b", password_env="hunter2!")
     with pytest.raises(ValidationError, match="deadband must be >= 0"):

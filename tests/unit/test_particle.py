@@ -50,7 +50,7 @@ def test_decode_record_fields():
 
 def test_decode_record_wrong_length():
     with pytest.raises(ValueError, match="76"):
-        decode_record([0] * 10)
+        decode_record([0] * 10, Order.LITTLE)
 
 
 def test_settings():
@@ -73,7 +73,7 @@ def test_settings():
     ],
 )
 def test_concentration_quality_from_status(status, quality, text):
-    rec = decode_record(record_words(status=status))
+    rec = decode_record(record_words(status=status), Order.LITTLE)
     a = concentration(rec, 1, 1.0)
     assert a.quality is quality
     assert a.value == pytest.approx(5660 / 0.0283168, rel=1e-4)  # value kept in every case
@@ -82,13 +82,13 @@ def test_concentration_quality_from_status(status, quality, text):
 
 
 def test_zero_flow_is_bad_with_raw_count():
-    rec = decode_record(record_words())
+    rec = decode_record(record_words(), Order.LITTLE)
     a = concentration(rec, 4, 0.0)
     assert a.quality is Quality.BAD and a.value is None
     assert "raw count 57" in (a.message or "")
 
 
 def test_analog_nan_is_bad():
-    rec = decode_record(record_words(temp=float("nan")))
+    rec = decode_record(record_words(temp=float("nan")), Order.LITTLE)
     assert analog_value(rec, 1).quality is Quality.BAD
     assert analog_value(rec, 1).value is None

@@ -32,6 +32,7 @@ from gmp_edge.api.security import (
     services_of,
 )
 from gmp_edge.api.timefmt import iso
+from gmp_edge.config import LimitSetEntry
 from gmp_edge.deviations.batch import BATCH_ID, BATCH_ID_RULE, Batch
 from gmp_edge.deviations.model import Classification, Deviation
 from gmp_edge.identity.roles import Permission
@@ -502,7 +503,8 @@ class ProposalIn(Strict):
     """A new version of the limit set (the whole set), with why."""
 
     reason: str = Reason
-    limits: list[dict[str, Any]] = Field(min_length=1, max_length=5000)
+    # typed and strict, as in the plant file: a misspelt key or "false" for a bool is a 422
+    limits: list[LimitSetEntry] = Field(min_length=1, max_length=5000)
 
 
 class WhatIfIn(Strict):
@@ -560,7 +562,7 @@ def propose(body: ProposalIn, request: Request, who: Principal = CONFIGURE) -> L
     """Propose a new version; a QA approver (not you) approves it by signing it."""
     require_person(who, request)
     try:
-        entries = tuple(TagLimits.from_dict(d) for d in body.limits)
+        entries = tuple(TagLimits.from_dict(e.model_dump()) for e in body.limits)
     except (KeyError, TypeError, ValueError) as exc:
         raise HTTPException(400, f"limits: {exc}") from None
     stored = services_of(request).limit_sets.propose(who.id, body.reason, entries)

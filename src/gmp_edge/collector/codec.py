@@ -11,57 +11,41 @@ import math
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from gmp_edge.collector.reading import Cause, Quality
+from gmp_edge.config.registers import DataType, Order, register_count
 from gmp_edge.errors import GmpEdgeError
 
-
-class DataType(StrEnum):
-    """Register data types a tag can have."""
-
-    INT16 = "int16"
-    UINT16 = "uint16"
-    INT32 = "int32"
-    UINT32 = "uint32"
-    INT64 = "int64"
-    UINT64 = "uint64"
-    FLOAT32 = "float32"
-    FLOAT64 = "float64"
-    STRING = "string"
-
-
-class Order(StrEnum):
-    """Byte order within a word, or word order within a multi-word value."""
-
-    BIG = "big"
-    LITTLE = "little"
+__all__ = [
+    "DataType",
+    "DecodeError",
+    "Decoded",
+    "Order",
+    "ValueSpec",
+    "decode_raw",
+    "decode_value",
+    "normalise",
+    "register_count",
+    "value_decoder",
+]
 
 
-# Registers per value and the struct code (big-endian once words and bytes are normalised).
-_LAYOUT: dict[DataType, tuple[int, str]] = {
-    DataType.INT16: (1, ">h"),
-    DataType.UINT16: (1, ">H"),
-    DataType.INT32: (2, ">i"),
-    DataType.UINT32: (2, ">I"),
-    DataType.INT64: (4, ">q"),
-    DataType.UINT64: (4, ">Q"),
-    DataType.FLOAT32: (2, ">f"),
-    DataType.FLOAT64: (4, ">d"),
+# Struct code per fixed-size type (big-endian once words and bytes are normalised); the
+# register count of each type is the configuration's (``register_count``).
+_STRUCT: dict[DataType, str] = {
+    DataType.INT16: ">h",
+    DataType.UINT16: ">H",
+    DataType.INT32: ">i",
+    DataType.UINT32: ">I",
+    DataType.INT64: ">q",
+    DataType.UINT64: ">Q",
+    DataType.FLOAT32: ">f",
+    DataType.FLOAT64: ">d",
 }
 
 
 class DecodeError(GmpEdgeError, ValueError):
     """The registers cannot be turned into a value of the declared type."""
-
-
-def register_count(data_type: DataType, length: int | None = None) -> int:
-    """How many 16-bit registers a value of ``data_type`` occupies (``length`` for strings)."""
-    if data_type is DataType.STRING:
-        if not length or length < 1:
-            raise ValueError("a string needs a length in registers of at least 1")
-        return length
-    return _LAYOUT[data_type][0]
 
 
 def normalise(
@@ -100,7 +84,7 @@ def decode_raw(
         if not decoded.isprintable():
             raise DecodeError(f"string registers hold control characters: {raw.hex()}")
         return decoded.rstrip(" ")
-    count, code = _LAYOUT[data_type]
+    count, code = register_count(data_type), _STRUCT[data_type]
     if len(registers) != count:
         raise DecodeError(f"{data_type} needs {count} registers, got {len(registers)}")
     value: int | float = struct.unpack(code, normalise(registers, word_order, byte_order))[0]
@@ -190,7 +174,7 @@ def value_decoder(spec: ValueSpec) -> Callable[[Sequence[int]], float | Decoded]
     """
     if spec.data_type is DataType.STRING:
         return lambda registers: decode_value(registers, spec)
-    count, code = _LAYOUT[spec.data_type]
+    count, code = register_count(spec.data_type), _STRUCT[spec.data_type]
     # one packed word per register, bytes in the device's order; then the type's code
     pack = struct.Struct(("<" if spec.byte_order is Order.LITTLE else ">") + "H" * count).pack
     unpack = struct.Struct(code).unpack

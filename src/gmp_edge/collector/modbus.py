@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from pymodbus.client import AsyncModbusTcpClient
@@ -59,7 +59,8 @@ class ModbusDeviceSpec:
     max_gap: int = 0
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
-    float_word_order: Order = Order.LITTLE  # record mode: analog floats' word order
+    # record mode: analog floats' word order; no default here, the configuration has the one
+    float_word_order: Order = field(kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,11 +68,12 @@ def decode_settings(words: Sequence[int]) -> CounterSettings:
     )
 
 
-def decode_record(words: Sequence[int], float_word_order: Order = Order.LITTLE) -> SampleRecord:
+def decode_record(words: Sequence[int], float_word_order: Order) -> SampleRecord:
     """Input registers 0..75 of the selected record to a :class:`SampleRecord`.
 
     Integers are high word first; the analog floats' word order depends on the
-    model (REMOTE and Solair: low word first), so it is a parameter.
+    model (REMOTE and Solair: low word first), so the caller gives it (the device's
+    configured ``float_word_order``).
     """
     if len(words) != RECORD_REGISTERS:
         raise DecodeError(f"a record needs {RECORD_REGISTERS} registers, got {len(words)}")

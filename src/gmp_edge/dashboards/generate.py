@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gmp_edge.edge.config import ModbusDevice, OpcuaDevice, PlantConfig, Tag
+from gmp_edge.config import ModbusDevice, OpcuaDevice, PlantConfig, Tag
 from gmp_edge.limits.model import LimitSet, TagLimits
 from gmp_edge.monitoring.setup import build_limit_set
 

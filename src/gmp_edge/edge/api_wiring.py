@@ -15,7 +15,7 @@ from gmp_edge.api.security import Access
 from gmp_edge.audit.review import AuditReviews
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.collector.reading import now_us
-from gmp_edge.edge.config import PlantConfig
+from gmp_edge.config import PlantConfig
 from gmp_edge.edge.runtime import ServiceRuntime
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.identity.roles import Role
@@ -24,7 +24,7 @@ from gmp_edge.identity.users import Directory
 from gmp_edge.monitoring.approval import LimitSetRecords
 from gmp_edge.monitoring.engine import Books, MonitoringEngine, Notify
 from gmp_edge.notify import Dispatcher, Notification
-from gmp_edge.notify.config import build_notifiers
+from gmp_edge.notify.setup import build_notifiers
 from gmp_edge.release.decisions import DecisionBook
 from gmp_edge.services import GmpServices
 from gmp_edge.signatures.register import SignatureRegister

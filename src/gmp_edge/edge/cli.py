@@ -17,13 +17,14 @@ import uvicorn
 
 from gmp_edge.audit.trail import AuditTrail, iso
 from gmp_edge.collector.reading import now_us
+from gmp_edge.config import MissingSecret, PlantConfig, secret_from_env
 from gmp_edge.edge.api_wiring import (
     build_api,
     demo_accounts,
     notification_dispatcher,
     notify_from_thread,
 )
-from gmp_edge.edge.config import ConfigError, PlantConfig, load_config
+from gmp_edge.edge.config import ConfigError, load_config
 from gmp_edge.edge.forwarding import build_forwarding
 from gmp_edge.edge.lifecycle import anchor_periodically, audit_start, audit_stop, watch_clock
 from gmp_edge.edge.service import EdgeService
@@ -328,9 +329,11 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             scope = [t.path for t in cfg.tags]
         counts = {p: len({r.ts_us for r in store.readings(p, start, end, 10**8)}) for p in scope}
         ic = cfg.influxdb
-        import os
-
-        password = os.environ.get(ic.password_env) if ic.password_env else None
+        password = (
+            secret_from_env(ic.password_env, what="influxdb.password_env")
+            if ic.password_env
+            else None
+        )
         result = asyncio.run(
             reconcile(
                 ic.url,
@@ -573,7 +576,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     # asyncua logs tracebacks for every lost connection; the driver reports them in its status
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
-    return int(args.fn(args))
+    try:
+        return int(args.fn(args))
+    except MissingSecret as exc:  # a secret the configuration names is not in the environment
+        print(exc, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

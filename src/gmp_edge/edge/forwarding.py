@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.edge.config import ConfigError, PlantConfig
+from gmp_edge.config import MissingSecret, PlantConfig, secret_from_env
+from gmp_edge.edge.config import ConfigError
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.historian.events import EventForwarder
 from gmp_edge.historian.forwarder import Forwarder, Sink, reading_encoder
@@ -54,12 +55,12 @@ class Forwarding:
 
 
 def _secret(cfg_path: str, key: str, env: str | None, environ: Mapping[str, str]) -> str | None:
-    if env is None:
+    if env is None:  # optional by configuration: no variable named, none looked up
         return None
-    value = environ.get(env)
-    if not value:
-        raise ConfigError(Path(cfg_path), [f"{key}: environment variable {env!r} is not set"])
-    return value
+    try:
+        return secret_from_env(env, environ, key)
+    except MissingSecret as exc:
+        raise ConfigError(Path(cfg_path), [str(exc)]) from None
 
 
 def influx_sink(cfg: PlantConfig, cfg_path: str, environ: Mapping[str, str]) -> Sink | None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from gmp_edge.collector.codec import DataType, Order, ValueSpec, register_count
 from gmp_edge.collector.driver import Driver
 from gmp_edge.collector.modbus import ModbusDeviceSpec, ModbusDriver, RecordPoint
 from gmp_edge.collector.plan import Function, RegisterPoint, plan_requests
-from gmp_edge.edge.config import ModbusDevice, OpcuaDevice, PlantConfig, Tag
+from gmp_edge.config import ModbusDevice, OpcuaDevice, PlantConfig, Tag, secret_from_env
 
 if TYPE_CHECKING:
     from gmp_edge.collector.opcua import OpcuaDeviceSpec
@@ -61,7 +60,11 @@ def opcua_spec(d: OpcuaDevice) -> OpcuaDeviceSpec:
         OpcuaDeviceSpec,  # asyncua loads only when a press is configured
     )
 
-    password = os.environ.get(d.password_env) if d.password_env else None
+    password = (
+        secret_from_env(d.password_env, what=f"devices({d.id}).password_env")
+        if d.password_env
+        else None
+    )
     return OpcuaDeviceSpec(
         device_id=d.id,
         endpoint=d.endpoint,

@@ -58,7 +58,7 @@ from gmp_edge.evidence.readings_csv import (
 
 if TYPE_CHECKING:
     from gmp_edge.audit.trail import AuditTrail
-    from gmp_edge.edge.config import PlantConfig
+    from gmp_edge.config import PlantConfig
     from gmp_edge.historian.store import Store
     from gmp_edge.monitoring.engine import Books
     from gmp_edge.signatures.register import SignatureRegister

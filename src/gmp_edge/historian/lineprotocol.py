@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from gmp_edge.collector.reading import Quality
 
 if TYPE_CHECKING:
-    from gmp_edge.edge.config import PlantConfig
+    from gmp_edge.config import PlantConfig
     from gmp_edge.historian.store import StoredReading
 
 MEASUREMENT = "reading"

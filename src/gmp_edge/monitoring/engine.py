@@ -28,11 +28,11 @@ from gmp_edge.alarms.model import Alarm, AlarmPolicy, AlarmState, ConditionKind,
 from gmp_edge.alarms.timers import tick
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.collector.reading import Quality, now_us
+from gmp_edge.config import LimitEntry, PlantConfig
 from gmp_edge.deviations.autoraise import decide, draft, escalates
 from gmp_edge.deviations.batch import Batch, batch_id_problem
 from gmp_edge.deviations.lifecycle import amend
 from gmp_edge.deviations.model import Evidence, ExcursionKind, ExcursionSummary, ProductionState
-from gmp_edge.edge.config import LimitEntry, PlantConfig
 from gmp_edge.historian.store import Store, StoredReading
 from gmp_edge.limits.engine import Evaluator, LimitEvent
 from gmp_edge.limits.model import IN_OPERATION, Condition, LimitSet

@@ -12,7 +12,7 @@ from gmp_edge.limits.presets import default_tag_limits
 from gmp_edge.limits.validation import validate_limit_set
 
 if TYPE_CHECKING:
-    from gmp_edge.edge.config import LimitEntry, PlantConfig
+    from gmp_edge.config import LimitEntry, PlantConfig
 
 # the plant config's tag kinds, as the limit model knows them
 _KINDS = {

@@ -40,9 +40,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gmp_edge.collector.reading import Quality, now_us
+from gmp_edge.config import MqttConfig, ReadingsPolicy
 from gmp_edge.historian.store import Store, StoredReading
 from gmp_edge.mqttlink import payloads as pl
-from gmp_edge.mqttlink.config import MqttConfig, ReadingsPolicy
 from gmp_edge.mqttlink.payloads import BatchCommand, CommandError
 from gmp_edge.mqttlink.topics import TopicError, Topics, room_of
 

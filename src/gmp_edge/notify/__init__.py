@@ -7,7 +7,7 @@ independently, counting sent, failed and dropped per sink for the health API.
 
 from __future__ import annotations
 
-from gmp_edge.notify.config import NotifyConfig, WebhookConfig, build_notifiers
+from gmp_edge.config import NotifyConfig, WebhookConfig
 from gmp_edge.notify.dispatcher import Dispatcher, DrainReport, DropCallback
 from gmp_edge.notify.model import (
     PRIORITIES,
@@ -16,6 +16,7 @@ from gmp_edge.notify.model import (
     iso_utc,
     priority_rank,
 )
+from gmp_edge.notify.setup import build_notifiers
 from gmp_edge.notify.sinks import (
     KEY_HEADER,
     SIGNATURE_HEADER,

@@ -21,8 +21,8 @@ import numpy as np
 from gmp_edge.alarms.model import Transition as AlarmTransition
 from gmp_edge.audit.chain import AuditEntry
 from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.config import ModbusDevice, OpcuaDevice, PlantConfig, Tag
 from gmp_edge.deviations.batch import Batch
-from gmp_edge.edge.config import ModbusDevice, OpcuaDevice, PlantConfig, Tag
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.historian.store import Gap, Store, read_records
 from gmp_edge.monitoring.engine import Books

@@ -35,7 +35,7 @@ from gmp_edge.review.report import BODY, H1, H2, WIDTH, _kv, _num, _p, _table, u
 
 if TYPE_CHECKING:
     from gmp_edge.audit.trail import AuditTrail
-    from gmp_edge.edge.config import PlantConfig
+    from gmp_edge.config import PlantConfig
     from gmp_edge.historian.store import Store
     from gmp_edge.monitoring.engine import Books
     from gmp_edge.signatures.register import SignatureRegister

@@ -12,8 +12,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from gmp_edge.alarms.model import Transition as AlarmTransition
+from gmp_edge.config import PlantConfig, Tag
 from gmp_edge.deviations.batch import Batch
-from gmp_edge.edge.config import PlantConfig, Tag
 from gmp_edge.historian.store import Store
 from gmp_edge.monitoring.engine import Books
 from gmp_edge.review.compile import PRESS_KINDS, EquipmentInfo

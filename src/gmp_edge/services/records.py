@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from gmp_edge.edge.config import PlantConfig
+from gmp_edge.config import PlantConfig
 from gmp_edge.historian.store import Store
 from gmp_edge.monitoring.engine import Books
 

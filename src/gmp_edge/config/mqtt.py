@@ -1,21 +1,20 @@
-"""Configuration of MQTT publishing (to be embedded in the plant configuration as ``[mqtt]``)."""
+"""Publishing to an MQTT broker: connection, TLS, topics and which readings go out."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from gmp_edge.mqttlink.topics import TopicError, make_prefix
+from gmp_edge.config.base import ConfigModel
+from gmp_edge.config.checks import checks_in
+from gmp_edge.config.secrets import secret_from_env
 
 
-class TlsConfig(BaseModel):
+class TlsConfig(ConfigModel):
     """TLS to the broker. ``ca_file`` None: the system's trusted CAs."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = False
     ca_file: Path | None = None
@@ -29,7 +28,7 @@ class TlsConfig(BaseModel):
         return self
 
 
-class ReadingsPolicy(BaseModel):
+class ReadingsPolicy(ConfigModel):
     """Which readings go out. The store keeps every reading whatever is filtered here.
 
     ``mode``: ``rbe`` (report by exception) publishes a reading when its quality changed or
@@ -40,8 +39,6 @@ class ReadingsPolicy(BaseModel):
     ``max_silence_s``: in ``rbe`` mode, republish an unchanged value after this long, so a
     subscriber can tell a steady tag from a dead one.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     mode: Literal["rbe", "all"] = "rbe"
     deadband: dict[str, float] = Field(default_factory=dict)  # tag kind -> absolute, tag's unit
@@ -58,10 +55,12 @@ class ReadingsPolicy(BaseModel):
         return v
 
 
-class MqttConfig(BaseModel):
-    """One MQTT broker (or cluster address) this box publishes to."""
+class MqttConfig(ConfigModel):
+    """One MQTT broker (or cluster address) this box publishes to.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    ``topic_prefix`` is checked by the MQTT link's topic rules when the loader passes them
+    (see :mod:`gmp_edge.config.checks`); the publisher checks it again when it starts.
+    """
 
     host: str = Field(min_length=1)
     port: int = Field(default=1883, ge=1, le=65535)
@@ -101,11 +100,10 @@ class MqttConfig(BaseModel):
 
     @field_validator("topic_prefix")
     @classmethod
-    def _prefix(cls, v: str) -> str:
-        try:
-            make_prefix(v, "site")
-        except TopicError as exc:
-            raise ValueError(str(exc)) from None
+    def _prefix(cls, v: str, info: ValidationInfo) -> str:
+        check = checks_in(info.context).topic_prefix
+        if check is not None:
+            check(v)
         return v
 
     @model_validator(mode="after")
@@ -121,11 +119,8 @@ class MqttConfig(BaseModel):
         return self.client_id or f"gmp-edge-{site}"
 
     def password(self, environ: Mapping[str, str] | None = None) -> str | None:
-        """The broker password from ``password_env``; ValueError if that variable is unset."""
+        """The broker password from ``password_env`` (None when no variable is named);
+        :class:`~gmp_edge.config.secrets.MissingSecret` if that variable is unset or empty."""
         if self.password_env is None:
             return None
-        env = os.environ if environ is None else environ
-        secret = env.get(self.password_env)
-        if secret is None:
-            raise ValueError(f"mqtt: environment variable {self.password_env} is not set")
-        return secret
+        return secret_from_env(self.password_env, environ, "mqtt.password_env")

@@ -1,0 +1,41 @@
+"""Where the API listens, how callers are let in, and the account rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from gmp_edge.config.base import ConfigModel
+
+
+class ApiConfig(ConfigModel):
+    """Where the API and the status page listen, and how callers are let in."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    session_idle_minutes: float = Field(default=15, gt=0, le=24 * 60)
+    session_max_hours: float = Field(default=12, gt=0, le=24 * 7)
+    signin_attempts_per_minute_per_client: int = Field(default=20, ge=1, le=10_000)
+    signin_attempts_per_minute_per_user: int = Field(default=5, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiConfig:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("api: tls_certfile and tls_keyfile go together (give both or none)")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """Whether the API serves HTTPS."""
+        return self.tls_certfile is not None
+
+
+class SecurityConfig(ConfigModel):
+    """Account rules (21 CFR 11.300)."""
+
+    max_failed_signins: int = Field(default=5, ge=1, le=100)
+    password_max_age_days: int | None = Field(default=90, ge=1)
+    audit_anchor_minutes: float = Field(default=60, gt=0, le=24 * 60)
