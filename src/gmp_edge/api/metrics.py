@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from gmp_edge.api.runtime import Runtime
@@ -25,8 +24,9 @@ from gmp_edge.monitoring.engine import MonitoringEngine
 Kind = Literal["counter", "gauge"]
 _Family = CounterMetricFamily | GaugeMetricFamily
 
-#: What ``generate_latest`` writes: the classic text format, version 0.0.4.
-CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+#: What ``generate_latest`` writes: the classic text format, version 0.0.4 (newer releases of
+#: prometheus-client name this value differently, so it is spelled out here).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: The committer's figures (``Runtime.store_health``), exposed as ``gmp_edge_store_<key>``.
 STORE_FIGURES: dict[str, tuple[Kind, str]] = {
