@@ -325,7 +325,7 @@ def create_app(
 
     # a registry per app (not prometheus-client's global one): two apps in a process, as in
     # the tests, each expose their own service
-    registry = registry_of(lambda: service_families(rt, monitoring))
+    registry = registry_of(lambda: service_families(rt, services.status))
 
     @live.get(
         "/metrics",

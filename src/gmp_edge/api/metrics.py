@@ -1,6 +1,6 @@
 """The service's own health for Prometheus (``GET /metrics``).
 
-Every scrape builds typed metric families afresh from the runtime and the monitoring engine;
+Every scrape builds typed metric families afresh from the runtime and the status service;
 prometheus-client renders them (``generate_latest``), escaping HELP text and label values.
 Whether a series is a counter or a gauge is declared here, never guessed from its name.
 Devices and destinations are labels, so one scrape config covers any plant.
@@ -19,7 +19,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from gmp_edge.api.runtime import Runtime
 from gmp_edge.collector.reading import now_us
-from gmp_edge.monitoring.engine import MonitoringEngine
+from gmp_edge.services.status import StatusService
 
 Kind = Literal["counter", "gauge"]
 _Family = CounterMetricFamily | GaugeMetricFamily
@@ -122,7 +122,7 @@ def _numbers(values: Mapping[str, object]) -> Iterator[tuple[str, float]]:
             yield k, float(v)
 
 
-def service_families(rt: Runtime, monitoring: MonitoringEngine) -> Families:
+def service_families(rt: Runtime, status: StatusService) -> Families:
     """Store, devices, monitoring, notifications and forwarding, as of now."""
     m = Families()
     for key, value in _numbers(rt.store_health()):
@@ -139,7 +139,7 @@ def service_families(rt: Runtime, monitoring: MonitoringEngine) -> Families:
         if s.last_good_us is not None:
             lag = (now - s.last_good_us) / 1e6
             m.add("gmp_edge_device_lag_seconds", "gauge", "since the last good poll", lag, lab)
-    st = monitoring.stats
+    st = status.stats
     m.add("gmp_edge_evaluated_readings_total", "counter", "readings evaluated", st.readings)
     m.add(
         "gmp_edge_evaluation_lag_readings",
@@ -153,15 +153,14 @@ def service_families(rt: Runtime, monitoring: MonitoringEngine) -> Families:
         "commit -> alarm persisted",
         st.as_dict()["alarm_latency_ms_p99"],
     )
-    active = len(monitoring.books.alarms.active())
-    m.add("gmp_edge_active_alarms", "gauge", "alarms not in normal state", active)
-    open_deviations = len(monitoring.books.deviations.list("open"))
-    m.add("gmp_edge_open_deviations", "gauge", "deviations open", open_deviations)
-    if monitoring.notify_status is not None:
-        dropped = monitoring.notify_status().get("dropped")
+    m.add("gmp_edge_active_alarms", "gauge", "alarms not in normal state", status.active_alarms())
+    m.add("gmp_edge_open_deviations", "gauge", "deviations open", status.open_deviations())
+    notifications = status.notifications()
+    if notifications is not None:
+        dropped = notifications.get("dropped")
         m.add("gmp_edge_notifications_dropped_total", "counter", "notifications dropped", dropped)
-    for dest, status in rt.forwarder_statuses().items():
-        for key, value in _numbers(status):
+    for dest, forwarding in rt.forwarder_statuses().items():
+        for key, value in _numbers(forwarding):
             # gauges since the first release, counts among them: the names stay as published
             m.add(
                 f"gmp_edge_forward_{key}",
