@@ -253,6 +253,21 @@ def test_sign_in_is_rate_limited_per_user(env):
     assert any(e.action == "signin.rate_limited" for e in trail.entries(record_id="inspector"))
 
 
+def test_sign_in_is_rate_limited_per_client_address(env):
+    parts, trail = env
+    c = client(parts)
+    # a different user id each time: only the client's limit (20 a minute) is reached
+    codes = [
+        c.post("/api/session", json={"user_id": f"guess{i}", "password": "x"}).status_code
+        for i in range(22)
+    ]
+    assert codes[:20] == [401] * 20 and codes[20:] == [429, 429]
+    r = c.post("/api/session", json={"user_id": "viewer", "password": PW})
+    assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 60
+    refused = [e for e in trail.entries(record_id="viewer") if e.action == "signin.rate_limited"]
+    assert [e.actor for e in refused] == ["client:testclient"]
+
+
 def test_session_cookie_flags_csrf_and_sign_out(env):
     parts, trail = env
     c = client(parts)

@@ -21,7 +21,8 @@ from gmp_edge.api import (
     session_routes,
     validation_routes,
 )
-from gmp_edge.api.metrics import Exposition, flatten
+from gmp_edge.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gmp_edge.api.metrics import registry_of, render, service_families
 from gmp_edge.api.middleware import BodyLimit, SecurityHeaders
 from gmp_edge.api.models import AUTH, ErrorOut, Responses
 from gmp_edge.api.monitoring_routes import AlarmOut, alarm_out
@@ -322,81 +323,19 @@ def create_app(
             devices=devices,
         )
 
+    # a registry per app (not prometheus-client's global one): two apps in a process, as in
+    # the tests, each expose their own service
+    registry = registry_of(lambda: service_families(rt, services.status))
+
     @live.get(
         "/metrics",
         response_class=PlainTextResponse,
         tags=["status"],
         responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
     )
-    def metrics() -> str:
+    def metrics() -> Response:
         """The service's own health for Prometheus (scrape with a viewer token)."""
-        m = Exposition()
-        store = rt.store_health()
-        for name, value in flatten("gmp_edge_store", store):
-            kind = (
-                "counter" if name.endswith(("committed", "commits", "failed_commits")) else "gauge"
-            )
-            m.add(name + ("_total" if kind == "counter" else ""), kind, "local store", value)
-        now = now_us()
-        for s in rt.device_statuses():
-            lab = {"device": s.device_id, "protocol": s.protocol}
-            m.add(
-                "gmp_edge_device_connected",
-                "gauge",
-                "1 if connected",
-                s.state.value == "connected",
-                lab,
-            )
-            for key in ("polls", "failed_polls", "missed_polls", "readings", "disconnects"):
-                m.add(
-                    f"gmp_edge_device_{key}_total", "counter", f"device {key}", getattr(s, key), lab
-                )
-            if s.last_good_us is not None:
-                m.add(
-                    "gmp_edge_device_lag_seconds",
-                    "gauge",
-                    "since the last good poll",
-                    (now - s.last_good_us) / 1e6,
-                    lab,
-                )
-        st = monitoring.stats
-        m.add("gmp_edge_evaluated_readings_total", "counter", "readings evaluated", st.readings)
-        m.add(
-            "gmp_edge_evaluation_lag_readings",
-            "gauge",
-            "committed, not yet evaluated",
-            st.lag_readings,
-        )
-        m.add(
-            "gmp_edge_alarm_latency_p99_ms",
-            "gauge",
-            "commit -> alarm persisted",
-            st.as_dict()["alarm_latency_ms_p99"],
-        )
-        m.add(
-            "gmp_edge_active_alarms",
-            "gauge",
-            "alarms not in normal state",
-            len(monitoring.books.alarms.active()),
-        )
-        m.add(
-            "gmp_edge_open_deviations",
-            "gauge",
-            "deviations open",
-            len(monitoring.books.deviations.list("open")),
-        )
-        if monitoring.notify_status is not None:
-            ns = monitoring.notify_status()
-            m.add(
-                "gmp_edge_notifications_dropped_total",
-                "counter",
-                "notifications dropped",
-                ns.get("dropped"),
-            )
-        for dest, status in rt.forwarder_statuses().items():
-            for name, value in flatten("gmp_edge_forward", status):
-                m.add(name, "gauge", "forwarding to a destination", value, {"destination": dest})
-        return m.render()
+        return Response(render(registry), media_type=METRICS_CONTENT_TYPE)
 
     @live.get("/api/tags", response_model=list[TagInfo], tags=["tags"])
     def tags(room: str | None = None, kind: str | None = None) -> list[TagInfo]:

@@ -19,6 +19,7 @@ from starlette.background import BackgroundTask
 
 from gmp_edge.api.audit_routes import ManifestOut, manifest_out
 from gmp_edge.api.models import AUTH, CONFLICT, NOT_FOUND, Password, Strict, UserId
+from gmp_edge.api.review_models import BatchReviewDocument
 from gmp_edge.api.security import Principal, reauthenticate, require, services_of
 from gmp_edge.api.streaming import stream_writes
 from gmp_edge.api.timefmt import iso
@@ -50,9 +51,9 @@ class DecisionOut(BaseModel):
 
 
 class ReviewOut(BaseModel):
-    """The compiled review (see the `review` object's keys in docs), readiness, decisions."""
+    """The compiled review with its readiness, the hash to sign against, and the decisions."""
 
-    review: dict[str, Any]
+    review: BatchReviewDocument = Field(description="the compiled review, as the compiler wrote it")
     review_sha256: str = Field(description="send it back with a decision")
     decisions: list[DecisionOut]
 
@@ -90,7 +91,11 @@ def batch_review(
     compiled = _review(request, batch_id)
     r = compiled.to_dict(traces=traces)
     digest = review_sha256(r if not traces else compiled.to_dict())
-    return ReviewOut(review=r, review_sha256=digest, decisions=_decisions(request, batch_id))
+    return ReviewOut(
+        review=BatchReviewDocument.model_validate(r),
+        review_sha256=digest,
+        decisions=_decisions(request, batch_id),
+    )
 
 
 @router.get(

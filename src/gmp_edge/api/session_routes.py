@@ -54,11 +54,11 @@ class PasswordChangeIn(Strict):
 def sign_in(body: SignInIn, request: Request, response: Response) -> SessionOut:
     """Sign in with user id and password; sets the session cookie (HttpOnly, SameSite)."""
     access = access_of(request)
-    now = now_us()
     client = request.client.host if request.client else "unknown"
+    # both limits count the attempt (each key's window sees every try made under it)
     wait = max(
-        access.signin_per_client.retry_after_s(f"client:{client}", now),
-        access.signin_per_user.retry_after_s(f"user:{body.user_id}", now),
+        access.signin_per_client.retry_after_s(f"client:{client}"),
+        access.signin_per_user.retry_after_s(f"user:{body.user_id}"),
     )
     if wait > 0:
         access.trail.append(
