@@ -33,8 +33,6 @@ from gmp_edge.audit.review import AuditReviews
 from gmp_edge.collector.reading import Quality, Reading, now_us
 from gmp_edge.historian.store import StoredReading
 from gmp_edge.identity.roles import Permission
-from gmp_edge.monitoring.engine import MonitoringEngine
-from gmp_edge.release.decisions import DecisionBook
 from gmp_edge.services import Conflict, GmpServices, Invalid, NotFound, Refused, WorkflowError
 from gmp_edge.services.status import overall_status
 from gmp_edge.signatures.register import SignatureRegister
@@ -221,10 +219,7 @@ def create_app(
     access: Access,
     signatures: SignatureRegister,
     reviews: AuditReviews,
-    monitoring: MonitoringEngine,
-    decisions: DecisionBook,
     services: GmpServices,
-    config_path: str = "",
     tls: bool = False,
 ) -> FastAPI:
     """The API over a running service, with authentication and authorisation on every route."""
@@ -242,10 +237,7 @@ def create_app(
     app.state.access = access
     app.state.signatures = signatures
     app.state.audit_reviews = reviews
-    app.state.monitoring = monitoring
-    app.state.decisions = decisions
     app.state.services = services
-    app.state.config_path = config_path
     app.add_exception_handler(WorkflowError, refused_workflow)
     # no CORS middleware on purpose: only pages served from here may call the API
     app.add_middleware(BodyLimit)

@@ -90,10 +90,7 @@ def build_api(
         access,
         signatures,
         reviews,
-        engine,
-        decisions,
         services,
-        config_path=config_path,
         tls=cfg.api.tls,
     )
     return ApiParts(app, directory, signatures, reviews, engine, decisions, services)
