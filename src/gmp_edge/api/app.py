@@ -29,13 +29,11 @@ from gmp_edge.api.monitoring_routes import AlarmOut, alarm_out
 from gmp_edge.api.runtime import RoomInfo, Runtime, TagInfo
 from gmp_edge.api.security import Access, require
 from gmp_edge.api.timefmt import iso
-from gmp_edge.audit.review import AuditReviews
 from gmp_edge.collector.reading import Quality, Reading, now_us
 from gmp_edge.historian.store import StoredReading
 from gmp_edge.identity.roles import Permission
 from gmp_edge.services import Conflict, GmpServices, Invalid, NotFound, Refused, WorkflowError
 from gmp_edge.services.status import overall_status
-from gmp_edge.signatures.register import SignatureRegister
 
 MAX_RAW = 100_000
 
@@ -217,8 +215,6 @@ async def refused_workflow(request: Request, exc: Exception) -> JSONResponse:
 def create_app(
     rt: Runtime,
     access: Access,
-    signatures: SignatureRegister,
-    reviews: AuditReviews,
     services: GmpServices,
     tls: bool = False,
 ) -> FastAPI:
@@ -235,8 +231,6 @@ def create_app(
         ),
     )
     app.state.access = access
-    app.state.signatures = signatures
-    app.state.audit_reviews = reviews
     app.state.services = services
     app.add_exception_handler(WorkflowError, refused_workflow)
     # no CORS middleware on purpose: only pages served from here may call the API

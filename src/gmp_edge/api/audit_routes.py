@@ -29,11 +29,10 @@ from gmp_edge.api.security import (
     services_of,
 )
 from gmp_edge.api.timefmt import iso
-from gmp_edge.audit.review import AuditReview, AuditReviews, ReviewError
 from gmp_edge.collector.reading import now_us
 from gmp_edge.identity.roles import Permission
+from gmp_edge.services.audit_reviews import AuditReview
 from gmp_edge.signatures.manifest import Meaning
-from gmp_edge.signatures.register import SignatureRegister, UnknownRecord
 
 router = APIRouter(responses=AUTH)
 READ_AUDIT = Depends(require(Permission.READ_AUDIT))
@@ -227,9 +226,9 @@ class SignIn(Strict):
     password: str = Password
 
 
-def manifest_out(reg: SignatureRegister, record_type: str, record_id: str) -> ManifestOut:
+def manifest_out(request: Request, record_type: str, record_id: str) -> ManifestOut:
     """The manifest of a record, for every route that shows the record."""
-    m = reg.manifest(record_type, record_id)
+    m = services_of(request).signing.manifest(record_type, record_id)
     return ManifestOut(
         record_type=record_type,
         record_id=record_id,
@@ -251,11 +250,6 @@ def manifest_out(reg: SignatureRegister, record_type: str, record_id: str) -> Ma
     )
 
 
-def _register(request: Request) -> SignatureRegister:
-    reg: SignatureRegister = request.app.state.signatures
-    return reg
-
-
 @router.get("/api/signatures", response_model=ManifestOut, tags=["signatures"], responses=NOT_FOUND)
 def signatures_of(
     request: Request,
@@ -264,10 +258,7 @@ def signatures_of(
     who: Principal = SIGNED_IN,
 ) -> ManifestOut:
     """The signature manifest of one record."""
-    try:
-        return manifest_out(_register(request), record_type, record_id)
-    except UnknownRecord as exc:
-        raise HTTPException(404, str(exc)) from None
+    return manifest_out(request, record_type, record_id)
 
 
 @router.post(
@@ -291,7 +282,7 @@ def sign(body: SignIn, request: Request, who: Principal = SIGNED_IN) -> Manifest
     services_of(request).signing.sign(
         signer, body.record_type, body.record_id, body.content_sha256, body.meaning, body.reason
     )
-    return manifest_out(_register(request), body.record_type, body.record_id)
+    return manifest_out(request, body.record_type, body.record_id)
 
 
 # -- audit-trail reviews ---------------------------------------------------------------
@@ -331,13 +322,8 @@ class ReviewOut(BaseModel):
     audit_trail: list[AuditEntryOut]
 
 
-def _reviews(request: Request) -> AuditReviews:
-    reviews: AuditReviews = request.app.state.audit_reviews
-    return reviews
-
-
 def _review_out(request: Request, r: AuditReview) -> ReviewOut:
-    m = manifest_out(_register(request), "audit_review", r.id)
+    m = manifest_out(request, "audit_review", r.id)
     return ReviewOut(
         id=r.id,
         period_start=iso(r.start_us) or "",
@@ -359,7 +345,7 @@ def _review_out(request: Request, r: AuditReview) -> ReviewOut:
 @router.get("/api/audit-reviews", response_model=list[ReviewOut], tags=["audit"])
 def list_reviews(request: Request, who: Principal = READ_AUDIT) -> list[ReviewOut]:
     """Every audit-trail review, newest first."""
-    return [_review_out(request, r) for r in _reviews(request).list()]
+    return [_review_out(request, r) for r in services_of(request).audit_reviews.list()]
 
 
 @router.get(
@@ -370,10 +356,7 @@ def list_reviews(request: Request, who: Principal = READ_AUDIT) -> list[ReviewOu
 )
 def get_review(review_id: str, request: Request, who: Principal = READ_AUDIT) -> ReviewOut:
     """One review with its signatures (and whether each still applies) and its trail."""
-    r = _reviews(request).get(review_id)
-    if r is None:
-        raise HTTPException(404, f"no audit review {review_id!r}")
-    return _review_out(request, r)
+    return _review_out(request, services_of(request).audit_reviews.get(review_id))
 
 
 @router.post(
@@ -388,10 +371,7 @@ def create_review(body: ReviewIn, request: Request, who: Principal = REVIEW) -> 
     require_person(who, request)
     start_us, end_us = _us(body.start), _us(body.end)
     assert start_us is not None and end_us is not None
-    try:
-        r = _reviews(request).create(who.actor, start_us, end_us, body.comment)
-    except ReviewError as exc:
-        raise HTTPException(400, str(exc)) from None
+    r = services_of(request).audit_reviews.create(who.actor, start_us, end_us, body.comment)
     return _review_out(request, r)
 
 
@@ -406,11 +386,5 @@ def amend_review(
 ) -> ReviewOut:
     """Amend the comment; signatures given before show as no longer valid."""
     require_person(who, request)
-    reviews = _reviews(request)
-    if reviews.get(review_id) is None:
-        raise HTTPException(404, f"no audit review {review_id!r}")
-    try:
-        r = reviews.amend(who.actor, review_id, body.comment, body.reason)
-    except ReviewError as exc:
-        raise HTTPException(400, str(exc)) from None
+    r = services_of(request).audit_reviews.amend(who.actor, review_id, body.comment, body.reason)
     return _review_out(request, r)

@@ -310,7 +310,7 @@ class DeviationOut(BaseModel):
 
 def deviation_out(request: Request, d: Deviation) -> DeviationOut:
     """A deviation as every route shows it, with manifest and trail."""
-    m = manifest_out(request.app.state.signatures, "deviation", d.id)
+    m = manifest_out(request, "deviation", d.id)
     return DeviationOut(
         id=d.id,
         title=d.title,
@@ -529,7 +529,7 @@ class WhatIfOut(BaseModel):
 def limit_set_out(request: Request, ls: LimitSet, status: str) -> LimitSetOut:
     """A limit set version as the API shows it."""
     rid = f"{ls.id}@v{ls.version}"
-    m = manifest_out(request.app.state.signatures, "limit_set", rid)
+    m = manifest_out(request, "limit_set", rid)
     return LimitSetOut(
         id=ls.id,
         version=ls.version,

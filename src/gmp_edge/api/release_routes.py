@@ -59,7 +59,6 @@ class ReviewOut(BaseModel):
 
 
 def _decisions(request: Request, batch_id: str) -> list[DecisionOut]:
-    reg = request.app.state.signatures
     return [
         DecisionOut(
             id=d.id,
@@ -69,7 +68,7 @@ def _decisions(request: Request, batch_id: str) -> list[DecisionOut]:
             decided=iso(d.decided_us) or "",
             review_sha256=d.review_sha256,
             blockers=d.blockers,
-            signatures=manifest_out(reg, "batch_decision", d.id),
+            signatures=manifest_out(request, "batch_decision", d.id),
         )
         for d in services_of(request).release.decisions_on(batch_id)
     ]

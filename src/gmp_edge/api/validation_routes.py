@@ -19,7 +19,7 @@ from gmp_edge.api.models import AUTH, ErrorOut, Responses
 from gmp_edge.api.security import Principal, require, services_of
 from gmp_edge.identity.roles import Permission
 from gmp_edge.review.validation import Policy
-from gmp_edge.review.validation_gather import MAX_BATCHES
+from gmp_edge.services.history import MAX_BATCHES
 
 router = APIRouter(responses=AUTH)
 READ_AUDIT = Depends(require(Permission.READ_AUDIT))

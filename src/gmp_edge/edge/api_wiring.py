@@ -84,12 +84,10 @@ def build_api(
     signatures.register(LimitSetRecords(engine))
     decisions = DecisionBook(trail)
     signatures.register(decisions)
-    services = GmpServices.build(engine, trail, signatures, decisions, config_path)
+    services = GmpServices.build(engine, trail, signatures, decisions, reviews, config_path)
     app = create_app(
         ServiceRuntime(service),
         access,
-        signatures,
-        reviews,
         services,
         tls=cfg.api.tls,
     )

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gmp_edge.audit.review import AuditReviews
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.collector.reading import now_us
 from gmp_edge.monitoring.engine import MonitoringEngine
 from gmp_edge.release.decisions import DecisionBook
 from gmp_edge.services.alarms import AlarmService
+from gmp_edge.services.audit_reviews import AuditReviewService
 from gmp_edge.services.batches import BatchService
 from gmp_edge.services.deviations import DeviationService
 from gmp_edge.services.errors import Conflict, Invalid, NotFound, Refused, WorkflowError
@@ -30,6 +32,7 @@ from gmp_edge.signatures.register import SignatureRegister
 
 __all__ = [
     "AlarmService",
+    "AuditReviewService",
     "BatchService",
     "Conflict",
     "DeviationService",
@@ -60,6 +63,7 @@ class GmpServices:
     exports: ExportService
     history: HistoryService
     status: StatusService
+    audit_reviews: AuditReviewService
 
     @classmethod
     def build(
@@ -68,6 +72,7 @@ class GmpServices:
         trail: AuditTrail,
         signatures: SignatureRegister,
         decisions: DecisionBook,
+        reviews: AuditReviews,
         config_path: str = "",
         clock: Callable[[], int] = now_us,
     ) -> GmpServices:
@@ -85,6 +90,7 @@ class GmpServices:
             exports=ExportService(engine, trail, signatures, release, config_path, clock),
             history=HistoryService(engine, clock),
             status=StatusService(engine),
+            audit_reviews=AuditReviewService(reviews),
         )
 
     @staticmethod

@@ -15,6 +15,8 @@ from gmp_edge.review.validation_gather import MAX_BATCHES, equipment_view
 from gmp_edge.review.validation_gather import process_validation as compile_validation
 from gmp_edge.services.errors import Invalid, NotFound
 
+__all__ = ["MAX_BATCHES", "AlarmPerformance", "HistoryService"]
+
 
 @dataclass(frozen=True, slots=True)
 class AlarmPerformance:

@@ -13,7 +13,7 @@ from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.identity.users import User
 from gmp_edge.services.errors import Conflict, NotFound, Refused
 from gmp_edge.signatures.manifest import Meaning, Signature, SigningRefused
-from gmp_edge.signatures.register import RecordChanged, SignatureRegister, UnknownRecord
+from gmp_edge.signatures.register import Manifest, RecordChanged, SignatureRegister, UnknownRecord
 
 
 class SigningService:
@@ -22,6 +22,13 @@ class SigningService:
     def __init__(self, register: SignatureRegister, trail: AuditTrail):
         self.register = register
         self._trail = trail
+
+    def manifest(self, record_type: str, record_id: str) -> Manifest:
+        """The record's signatures, each with whether it still applies to the content."""
+        try:
+            return self.register.manifest(record_type, record_id)
+        except UnknownRecord as exc:
+            raise NotFound(str(exc)) from None
 
     def sign(
         self,
