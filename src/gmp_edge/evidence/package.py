@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gmp_edge.audit.trail import COLUMNS as AUDIT_COLUMNS
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.evidence import keys
 from gmp_edge.evidence.readings_csv import (
@@ -236,21 +237,6 @@ def _limit_versions(books: Books, start_us: int, end_us: int) -> list[tuple[Any,
     return out
 
 
-_AUDIT_COLUMNS = (
-    "seq",
-    "ts_us",
-    "actor",
-    "action",
-    "record_type",
-    "record_id",
-    "reason",
-    "old",
-    "new",
-    "prev_hash",
-    "hash",
-)
-
-
 def _write_audit(
     conn: sqlite3.Connection, relevant: list[int], write: Callable[[bytes], None]
 ) -> tuple[int, int, int]:
@@ -263,14 +249,14 @@ def _write_audit(
         ).encode()
     )
     cur = conn.execute(
-        f"select {', '.join(_AUDIT_COLUMNS)} from audit where seq between ? and ? order by seq",
+        f"select {', '.join(AUDIT_COLUMNS)} from audit where seq between ? and ? order by seq",
         (first, last),
     )
     n = 0
     while rows := cur.fetchmany(5000):
         parts: list[str] = []
         for r in rows:
-            entry = dict(zip(_AUDIT_COLUMNS, r, strict=True))
+            entry = dict(zip(AUDIT_COLUMNS, r, strict=True))
             entry["old"] = json.loads(r[7])
             entry["new"] = json.loads(r[8])
             entry["ts"] = iso_us(r[1])
