@@ -216,9 +216,12 @@ def test_incomplete_sql_is_an_error(tmp_path: Path) -> None:
 
 def test_upgrade_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO", logger="gmp_edge.storage.schema")
+    conn = open_store(tmp_path / "log.db", Schema("things", (V1,)))
+    conn.close()
+    assert "store 'things' now at schema version 1 (it had none" in caplog.text
     conn = open_store(tmp_path / "log.db", Schema("things", (V1, V2)))
     conn.close()
-    assert "store 'things' upgraded from schema version 0 to 2" in caplog.text
+    assert "store 'things' upgraded from schema version 1 to 2" in caplog.text
 
 
 def test_open_store_closes_the_connection_it_could_not_migrate(tmp_path: Path) -> None:

@@ -164,7 +164,16 @@ def migrate(conn: sqlite3.Connection, schema: Schema, where: str | Path = "") ->
         if conn.in_transaction:
             conn.execute("rollback")
         raise
-    if current != start:
+    if current != start and start == 0:
+        # a new store and one made before schema versions look alike here
+        log.info(
+            "%s: store %r now at schema version %d (it had none: new, or made by a "
+            "release before schema versions)",
+            label,
+            schema.name,
+            current,
+        )
+    elif current != start:
         log.info(
             "%s: store %r upgraded from schema version %d to %d",
             label,
