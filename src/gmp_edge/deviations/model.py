@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
-from typing import Any
+from typing import Any, Self
 
 from gmp_edge import errors
 
@@ -142,43 +142,30 @@ def _plain_dict(obj: Any) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class ExcursionSummary:
-    """What limit evaluation (or the gap ledger) reports about one excursion.
-
-    ``duration_us`` is the whole duration if ended, else the duration so far; call the
-    auto-raise decision again as an open excursion grows, to see whether the proposal
-    escalates. ``continuous_monitoring`` marks tags the site monitors continuously
-    (e.g. Grade A particles, critical DP).
-    """
+class _ExcursionFacts:
+    """The facts of one excursion, shared by the summary and the deviation's evidence."""
 
     tag: str
     room: str
     kind: ExcursionKind
+    production_state: ProductionState
     start_us: int
     duration_us: int
-    production_state: ProductionState
     end_us: int | None = None
     peak: float | None = None
     grade: str | None = None
     equipment: str | None = None
-    continuous_monitoring: bool = False
     excursion_id: str | None = None
     limit_set_id: str | None = None
     limit_set_version: int | None = None
     alarm_ids: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.duration_us < 0:
-            raise ValueError("duration must not be negative")
-        if self.end_us is not None and self.end_us < self.start_us:
-            raise ValueError("excursion ends before it starts")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
         return _plain_dict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ExcursionSummary:
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
         """Inverse of :meth:`to_dict`."""
         d = dict(data)
         d["kind"] = ExcursionKind(d["kind"])
@@ -188,56 +175,32 @@ class ExcursionSummary:
 
 
 @dataclass(frozen=True, slots=True)
-class Evidence:
-    """The facts a deviation rests on (copied from the excursion summary when raised)."""
+class ExcursionSummary(_ExcursionFacts):
+    """What limit evaluation (or the gap ledger) reports about one excursion.
 
-    tag: str
-    room: str
-    kind: ExcursionKind
-    production_state: ProductionState
-    start_us: int
-    duration_us: int
-    end_us: int | None = None
-    peak: float | None = None
-    grade: str | None = None
-    equipment: str | None = None
-    excursion_id: str | None = None
-    limit_set_id: str | None = None
-    limit_set_version: int | None = None
-    alarm_ids: tuple[str, ...] = ()
+    ``duration_us`` is the whole duration if ended, else the duration so far; call the
+    auto-raise decision again as an open excursion grows, to see whether the proposal
+    escalates. ``continuous_monitoring`` marks tags the site monitors continuously
+    (e.g. Grade A particles, critical DP).
+    """
+
+    continuous_monitoring: bool = False
+
+    def __post_init__(self) -> None:
+        if self.duration_us < 0:
+            raise ValueError("duration must not be negative")
+        if self.end_us is not None and self.end_us < self.start_us:
+            raise ValueError("excursion ends before it starts")
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence(_ExcursionFacts):
+    """The facts a deviation rests on (copied from the excursion summary when raised)."""
 
     @classmethod
     def from_summary(cls, s: ExcursionSummary) -> Evidence:
-        """Evidence recorded from an excursion summary."""
-        return cls(
-            tag=s.tag,
-            room=s.room,
-            kind=s.kind,
-            production_state=s.production_state,
-            start_us=s.start_us,
-            duration_us=s.duration_us,
-            end_us=s.end_us,
-            peak=s.peak,
-            grade=s.grade,
-            equipment=s.equipment,
-            excursion_id=s.excursion_id,
-            limit_set_id=s.limit_set_id,
-            limit_set_version=s.limit_set_version,
-            alarm_ids=s.alarm_ids,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
-        return _plain_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Evidence:
-        """Inverse of :meth:`to_dict`."""
-        d = dict(data)
-        d["kind"] = ExcursionKind(d["kind"])
-        d["production_state"] = ProductionState(d["production_state"])
-        d["alarm_ids"] = tuple(d.get("alarm_ids", ()))
-        return cls(**d)
+        """Evidence recorded from an excursion summary (every fact but the monitoring mark)."""
+        return cls(**{f.name: getattr(s, f.name) for f in fields(_ExcursionFacts)})
 
 
 @dataclass(frozen=True, slots=True)
