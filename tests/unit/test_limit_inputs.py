@@ -115,3 +115,21 @@ def test_api_proposal_misspelt_key_is_422_naming_it(engineer):
     assert r.status_code == 422, r.text
     i = limits.index(e)
     assert ("body", "limits", str(i), "action_hihg") in _errors(r)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [("grade", None, None), ("grade", "A", "grade 'A' given"), ("kind", "other", "kind 'other'")],
+)
+def test_api_proposal_cannot_choose_its_own_regulatory_ceiling(engineer, key, value, named):
+    """Kind and grade choose the ceiling: they come from the plant configuration."""
+    limits = _current(engineer)
+    configured = _entry(limits)[key]
+    _entry(limits)[key] = value
+    r = engineer.post("/api/limit-sets", json={"reason": "dodge", "limits": limits})
+    if named is None:  # left out: taken from the configuration, not dropped
+        assert r.status_code == 201, r.text
+        assert _entry(r.json()["limits"])[key] == configured
+    else:
+        assert r.status_code == 400, r.text
+        assert any(named in d for d in r.json()["detail"]), r.text

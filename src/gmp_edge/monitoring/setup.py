@@ -33,11 +33,18 @@ class LimitConfigError(GmpEdgeError, ValueError):
         self.problems = problems
 
 
-def _entry_limits(cfg: PlantConfig, entry: LimitEntry) -> TagLimits:
-    tag = next(t for t in cfg.tags if t.path == entry.tag)
+def kind_and_grade(cfg: PlantConfig, path: str) -> tuple[TagKind, str | None]:
+    """What the plant configuration says of a tag's kind and its room's grade: the two
+    facts that choose the regulatory ceiling of its limits."""
+    tag = next(t for t in cfg.tags if t.path == path)
     room = next(r for r in cfg.rooms if r.id == tag.segments[2])
-    grade = room.grade.value if room.grade is not None else None
-    kind = _KINDS.get(tag.kind.value, TagKind.OTHER)
+    return _KINDS.get(tag.kind.value, TagKind.OTHER), (
+        room.grade.value if room.grade is not None else None
+    )
+
+
+def _entry_limits(cfg: PlantConfig, entry: LimitEntry) -> TagLimits:
+    kind, grade = kind_and_grade(cfg, entry.tag)
     applies = frozenset(entry.applies_in) if entry.applies_in is not None else None
     if entry.preset is not None:
         state = next(iter(applies)) if applies is not None and len(applies) == 1 else None

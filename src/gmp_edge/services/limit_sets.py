@@ -16,6 +16,7 @@ from gmp_edge.limits.model import LimitSet, TagLimits
 from gmp_edge.limits.validation import validate_limit_set
 from gmp_edge.monitoring.engine import MonitoringEngine
 from gmp_edge.monitoring.records import RecordError
+from gmp_edge.monitoring.setup import kind_and_grade
 from gmp_edge.services.errors import Invalid, NotFound
 
 MAX_WHAT_IF_S = 7 * 86_400
@@ -56,6 +57,7 @@ class LimitSetService:
         current = self._engine.limit_set
         if current is None:
             raise Invalid("no limit set is in force yet; propose once monitoring has started")
+        limits, mismatches = self._as_configured(limits)
         ls = LimitSet(
             id=current.id,
             version=current.version + 1,
@@ -65,13 +67,38 @@ class LimitSetService:
             limits=tuple(limits),
         )
         problems = validate_limit_set(ls, {t.path for t in self._engine.cfg.tags})
-        if problems:
-            details = [str(p) for p in problems]
+        if problems or mismatches:
+            details = mismatches + [str(p) for p in problems]
             raise Invalid("; ".join(details), details)
         try:
             return self._engine.books.limit_sets.propose(actor, ls, reason)
         except RecordError as exc:
             raise Invalid(str(exc)) from None
+
+    def _as_configured(self, limits: Sequence[TagLimits]) -> tuple[list[TagLimits], list[str]]:
+        """Each tag's kind and room grade from the plant configuration (they choose the
+        regulatory ceiling, so a proposal cannot name others to escape it): a value left
+        out is taken from the configuration, a different one is a problem."""
+        known = {t.path for t in self._engine.cfg.tags}
+        out: list[TagLimits] = []
+        problems: list[str] = []
+        for lim in limits:
+            if lim.tag not in known:
+                out.append(lim)  # validate_limit_set names the unknown tag
+                continue
+            kind, grade = kind_and_grade(self._engine.cfg, lim.tag)
+            if lim.kind is not None and lim.kind is not kind:
+                problems.append(
+                    f"{lim.tag}: kind {lim.kind.value!r} given, the plant configuration "
+                    f"says {kind.value!r}"
+                )
+            if lim.grade is not None and lim.grade != grade:
+                problems.append(
+                    f"{lim.tag}: grade {lim.grade!r} given, the plant configuration says "
+                    f"{grade!r} for its room"
+                )
+            out.append(replace(lim, kind=kind, grade=grade))
+        return out, problems
 
     def reject(self, actor: str, set_id: str, version: int, reason: str) -> LimitSet:
         """Proposed -> rejected, with a reason."""
