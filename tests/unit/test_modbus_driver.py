@@ -91,7 +91,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
 
 class LoopClock:
-    """The driver's clock (``collector.modbus.Clock``) read from the running loop."""
+    """The driver's clock (``gmp_edge.clock.Clock``) read from the running loop."""
 
     def monotonic(self) -> float:
         return asyncio.get_running_loop().time()

@@ -754,7 +754,8 @@ def test_equipment_sorted_by_id_and_usage_through_tags():
 
 def test_gather_from_a_real_store_and_books(tmp_path):
     from gmp_edge.audit.trail import AuditTrail
-    from gmp_edge.collector.reading import Quality, Reading, now_us
+    from gmp_edge.clock import now_us
+    from gmp_edge.collector.reading import Quality, Reading
     from gmp_edge.edge.service import EdgeService
     from gmp_edge.historian.store import Store
     from gmp_edge.monitoring.engine import Books, MonitoringEngine

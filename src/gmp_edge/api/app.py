@@ -29,7 +29,8 @@ from gmp_edge.api.runtime import RoomInfo, Runtime, TagInfo
 from gmp_edge.api.security import Access, require
 from gmp_edge.api.timefmt import iso
 from gmp_edge.audit.review import AuditReviews
-from gmp_edge.collector.reading import Quality, Reading, now_us
+from gmp_edge.clock import now_us
+from gmp_edge.collector.reading import Quality, Reading
 from gmp_edge.historian.store import StoredReading
 from gmp_edge.identity.roles import Permission
 from gmp_edge.monitoring.engine import MonitoringEngine

@@ -30,7 +30,7 @@ from gmp_edge.api.security import (
 )
 from gmp_edge.api.timefmt import iso
 from gmp_edge.audit.review import AuditReview, AuditReviews, ReviewError
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.identity.roles import Permission
 from gmp_edge.signatures.manifest import Meaning
 from gmp_edge.signatures.register import SignatureRegister, UnknownRecord

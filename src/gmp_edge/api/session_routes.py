@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from gmp_edge.api.models import AUTH, BAD_REQUEST, ErrorOut, Password, Strict, UserId
 from gmp_edge.api.security import COOKIE, Access, Principal, access_of, require, require_person
 from gmp_edge.api.timefmt import iso
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.identity.roles import PERMISSIONS, Role
 from gmp_edge.identity.users import IdentityError
 

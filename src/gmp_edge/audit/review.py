@@ -13,7 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from gmp_edge.audit.trail import AuditTrail, iso
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 
 _SCHEMA = """
 create table if not exists audit_reviews(

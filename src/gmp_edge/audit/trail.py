@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gmp_edge.audit.chain import GENESIS, AuditEntry, Break, canonical, entry_hash, verify
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 
 
 def iso(us: int) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import uvicorn
 
 from gmp_edge.audit.trail import AuditTrail, iso
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.edge.api_wiring import (
     build_api,
     demo_accounts,

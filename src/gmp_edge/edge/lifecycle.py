@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.edge.clock import ClockWatch, clock_status
+from gmp_edge.edge.clock_status import ClockWatch, clock_status
 
 log = logging.getLogger("gmp_edge.audit")
 SYSTEM_ACTOR = f"system:gmp-edge@{socket.gethostname()}"

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.historian.lineprotocol import TagMeta, encode_reading
 from gmp_edge.historian.store import Store, StoredReading
 

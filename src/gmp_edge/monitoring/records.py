@@ -21,7 +21,7 @@ from typing import Any
 from gmp_edge.alarms.model import Alarm
 from gmp_edge.alarms.model import Transition as AlarmTransition
 from gmp_edge.audit.trail import AuditTrail, AuditTransaction
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.deviations.batch import Batch, batch_id_problem
 from gmp_edge.deviations.model import Deviation, StaleVersion
 from gmp_edge.deviations.model import Transition as DeviationTransition

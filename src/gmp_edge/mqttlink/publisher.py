@@ -39,7 +39,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gmp_edge.collector.reading import Quality, now_us
+from gmp_edge.clock import now_us
+from gmp_edge.collector.reading import Quality
 from gmp_edge.historian.store import Store, StoredReading
 from gmp_edge.mqttlink import payloads as pl
 from gmp_edge.mqttlink.config import MqttConfig, ReadingsPolicy

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from gmp_edge.audit.trail import AuditTrail, iso
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 
 RECORD_TYPE = "batch_decision"
 AUTHOR = "system:review"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.monitoring.engine import MonitoringEngine
 from gmp_edge.release.decisions import DecisionBook
 from gmp_edge.services.alarms import AlarmService

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-import gmp_edge.edge.clock
-from gmp_edge.edge.clock import ClockWatch, clock_status
+import gmp_edge.edge.clock_status
+from gmp_edge.edge.clock_status import ClockWatch, clock_status
 
 
 @pytest.mark.parametrize(
@@ -120,8 +120,8 @@ class _Marker:
 def test_status_never_raises(monkeypatch, which, run, marker, expected):
     # no process is started: what the OS would answer is given (the real call on this
     # machine: tests/system/test_clock_status.py)
-    monkeypatch.setattr(gmp_edge.edge.clock.shutil, "which", lambda name: which)
-    monkeypatch.setattr(gmp_edge.edge.clock.subprocess, "run", run)
-    monkeypatch.setattr(gmp_edge.edge.clock, "Path", _Marker(marker))
+    monkeypatch.setattr(gmp_edge.edge.clock_status.shutil, "which", lambda name: which)
+    monkeypatch.setattr(gmp_edge.edge.clock_status.subprocess, "run", run)
+    monkeypatch.setattr(gmp_edge.edge.clock_status, "Path", _Marker(marker))
     assert clock_status() == expected
     assert len(run.calls) == (1 if which else 0)
