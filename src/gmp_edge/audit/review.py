@@ -12,8 +12,9 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from gmp_edge.audit.trail import AuditTrail, iso
+from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.clock import now_us
+from gmp_edge.timefmt import signed_content_iso
 
 _SCHEMA = """
 create table if not exists audit_reviews(
@@ -56,8 +57,8 @@ class AuditReview:
     def content(self) -> dict[str, object]:
         """What a signature on the review covers."""
         return {
-            "period_start": iso(self.start_us),
-            "period_end": iso(self.end_us),
+            "period_start": signed_content_iso(self.start_us),
+            "period_end": signed_content_iso(self.end_us),
             "first_seq": self.first_seq,
             "last_seq": self.last_seq,
             "last_hash": self.last_hash,

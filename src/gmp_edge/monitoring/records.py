@@ -14,7 +14,6 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from gmp_edge.deviations.batch import Batch, batch_id_problem
 from gmp_edge.deviations.model import Deviation, StaleVersion
 from gmp_edge.deviations.model import Transition as DeviationTransition
 from gmp_edge.limits.model import LimitSet
+from gmp_edge.timefmt import utc_datetime
 
 PROPOSED = "proposed"
 APPROVED = "approved"
@@ -207,7 +207,7 @@ create index if not exists deviation_batches_batch on deviation_batches(batch_id
 
 
 def _year(at_us: int) -> int:
-    return datetime.fromtimestamp(at_us / 1e6, tz=UTC).year
+    return utc_datetime(at_us).year
 
 
 class DeviationBook(_Book):

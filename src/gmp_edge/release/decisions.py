@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from gmp_edge.audit.trail import AuditTrail, iso
+from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.clock import now_us
+from gmp_edge.timefmt import signed_content_iso
 
 RECORD_TYPE = "batch_decision"
 AUTHOR = "system:review"
@@ -89,7 +90,7 @@ class BatchDecision:
             "review_sha256": self.review_sha256,
             "blockers": self.blockers,
             "decided_by": self.decided_by,
-            "decided": iso(self.decided_us),
+            "decided": signed_content_iso(self.decided_us),
         }
 
 

@@ -11,7 +11,6 @@ import hashlib
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from gmp_edge.audit.trail import AuditTrail
@@ -23,12 +22,7 @@ from gmp_edge.services.errors import Conflict, NotFound
 from gmp_edge.services.records import PlantRecords
 from gmp_edge.services.release import ReleaseService
 from gmp_edge.signatures.register import SignatureRegister
-
-
-def _iso(us: int) -> str:
-    # the API's format (ms, Z); replaced by the one time module when it lands
-    dt = datetime.fromtimestamp(us / 1_000_000, tz=UTC)
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from gmp_edge.timefmt import iso
 
 
 def file_sha256(path: Path) -> str:
@@ -142,7 +136,7 @@ class ExportService:
             batch_id,
             "",
             None,
-            {"start": _iso(start), "end": _iso(end), "tags": len(tag_ids)},
+            {"start": iso(start), "end": iso(end), "tags": len(tag_ids)},
         )
         return ReadingsExport(conns, tag_ids, start, end)
 
