@@ -234,7 +234,7 @@ def test_valid_batch_commands():
         (cmd(command="start", batch_id="B", product="P"), "at least one room"),
         (cmd(command="start", batch_id="B", product="P", rooms="r"), "rooms must be a list"),
         (cmd(command="start", batch_id="B", product="P", rooms=["r", "r"]), "duplicates"),
-        (cmd(command="end", batch_id="B", at="2026-01-01T00:00:00"), "no zone"),
+        (cmd(command="end", batch_id="B", at="2026-01-01T00:00:00"), "no time zone"),
         (cmd(command="end", batch_id="B", at=5), "at must be"),
     ],
 )
