@@ -52,7 +52,8 @@ def iso(us: int | None) -> str | None:
     if head is None:
         if len(_minutes) > _MINUTES_KEPT:
             _minutes.clear()
-        head = utc_datetime(minute * 60_000_000).strftime("%Y-%m-%dT%H:%M:")
+        d = utc_datetime(minute * 60_000_000)  # not strftime: "%Y" drops zeros before 1000
+        head = f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:"
         _minutes[minute] = head
     s, f = divmod(rest, 1_000_000)
     return f"{head}{s:02d}.{f:06d}Z"
@@ -60,7 +61,8 @@ def iso(us: int | None) -> str | None:
 
 def display(us: int) -> str:
     """``2026-03-01 10:00:00 UTC``: for people, to the second, the zone named."""
-    return utc_datetime(us).strftime("%Y-%m-%d %H:%M:%S UTC")
+    d = utc_datetime(us)
+    return f"{d.date().isoformat()} {d.time().isoformat(timespec='seconds')} UTC"
 
 
 def parse_iso(text: str) -> int:
