@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.collector.reading import Quality, Reading, now_us
+from gmp_edge.clock import now_us
+from gmp_edge.collector.reading import Quality, Reading
 from gmp_edge.edge.config import load_config
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.historian.store import Store

@@ -47,6 +47,7 @@ from gmp_edge.evidence.verify import verify_package
 from gmp_edge.historian.store import Store
 from gmp_edge.monitoring.engine import Books
 from gmp_edge.signatures.register import SignatureRegister
+from gmp_edge.timefmt import iso
 from review_bench import RESULTS, T0, fill, plant_config, prepare_records
 
 S = 1_000_000
@@ -164,7 +165,6 @@ def main() -> None:
     assert batch is not None and batch.end_us is not None
     start, end = batch.start_us, batch.end_us
     now = end + 3600 * S
-    iso = readings_csv.iso_us
     print(f"store {db.name}: batch {BATCH} {iso(start)} .. {iso(end)}")
     print(f"machine: {machine_load()}")
 

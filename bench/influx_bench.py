@@ -29,7 +29,8 @@ from pathlib import Path
 
 import httpx
 
-from gmp_edge.collector.reading import Quality, Reading, now_us
+from gmp_edge.clock import now_us
+from gmp_edge.collector.reading import Quality, Reading
 from gmp_edge.edge.config import load_config
 from gmp_edge.historian.forwarder import Forwarder, reading_encoder
 from gmp_edge.historian.influx import InfluxV1Sink

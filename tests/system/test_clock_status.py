@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gmp_edge.edge.clock import clock_status
+from gmp_edge.edge.clock_status import clock_status
 
 pytestmark = pytest.mark.system
 

@@ -339,7 +339,7 @@ async def test_sigkill_loses_nothing_committed_and_downtime_is_a_gap(plant, tmp_
     assert actions.count("limit_set.installed") == 1  # the same config twice: one version
     first = json.loads(listing.splitlines()[0])
     assert first["new"]["sha256"] == hashlib.sha256(cfg_path.read_bytes()).hexdigest()
-    assert first["ts"].endswith("+00:00")
+    assert first["ts"].endswith("Z")
     ok = subprocess.run(
         gmp_edge("audit", "verify", "--config", str(cfg_path)),
         capture_output=True,

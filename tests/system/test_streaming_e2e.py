@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.edge.config import parse_config
 from gmp_edge.historian.influx import reconcile
 from gmp_edge.historian.store import Store

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.collector.reading import Cause, Quality, Reading, now_us
+from gmp_edge.clock import now_us
+from gmp_edge.collector.reading import Cause, Quality, Reading
 from gmp_edge.edge.api_wiring import build_api
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.historian.gaps import GapOpened

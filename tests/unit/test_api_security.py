@@ -11,7 +11,7 @@ import pytest
 
 import gmp_edge.api.security
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.edge.api_wiring import build_api
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.historian.store import Store

@@ -144,7 +144,7 @@ def test_filters_and_export(trail):
     assert len(trail.entries(actor="alice")) == 5
     assert len(trail.entries(record_id="plant.toml", limit=2)) == 2
     data = json.loads(trail.export("json"))
-    assert data[-1]["new"] == {"role": "operator"} and data[0]["ts"].endswith("+00:00")
+    assert data[-1]["new"] == {"role": "operator"} and data[0]["ts"].endswith("Z")
     csv_text = trail.export("csv")
     assert csv_text.splitlines()[0].startswith("ts,seq,ts_us,actor")
     assert len(csv_text.splitlines()) == 7

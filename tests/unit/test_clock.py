@@ -1,127 +1,72 @@
-"""Wall-clock jump detection against the monotonic clock, and the clock status the OS gives
-(its answers given by the test: no process is started)."""
+"""gmp_edge.clock: the system clock's units, and the manual clock tests inject."""
 
 from __future__ import annotations
 
-import subprocess
+import time
 
 import pytest
 
-import gmp_edge.edge.clock
-from gmp_edge.edge.clock import ClockWatch, clock_status
+from gmp_edge import clock
+from gmp_edge.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
+
+
+def test_now_us_is_integer_utc_microseconds() -> None:
+    before = time.time_ns() // 1000
+    got = clock.now_us()
+    after = time.time_ns() // 1000
+    assert isinstance(got, int)
+    assert before <= got <= after
+
+
+def test_monotonic_never_goes_back() -> None:
+    a = clock.monotonic()
+    b = clock.monotonic()
+    assert isinstance(a, float) and b >= a
+
+
+def test_system_clock_is_the_module_functions() -> None:
+    assert isinstance(SYSTEM_CLOCK, SystemClock)
+    c: Clock = SYSTEM_CLOCK  # the protocol is satisfied (mypy checks this line)
+    before = clock.now_us()
+    assert before <= c.now_us() <= clock.now_us()
+    m = clock.monotonic()
+    assert m <= c.monotonic() <= clock.monotonic()
 
 
 @pytest.mark.parametrize(
-    ("wall_step", "mono_step", "jump"),
+    ("seconds", "us", "want_us", "want_mono"),
     [
-        (1.0, 1.0, None),
-        (1.4, 1.0, None),  # below the 1 s threshold: drift, not a step
-        (31.0, 1.0, 30.0),  # clock stepped forward 30 s
-        (-59.0, 1.0, -60.0),  # stepped back a minute
-        (0.0, 2.0, -2.0),
+        (0.0, 0, 1_000_000, 5.0),
+        (1.5, 0, 2_500_000, 6.5),
+        (0.0, 1, 1_000_001, 5.000001),
+        (2.0, 250, 3_000_250, 7.00025),
+        (0.0000005, 0, 1_000_000, 5.0),  # half a microsecond rounds to even: none
     ],
 )
-def test_jumps(wall_step, mono_step, jump):
-    w = ClockWatch(1.0, wall=1000.0, mono=50.0)
-    got = w.sample(wall=1000.0 + wall_step, mono=50.0 + mono_step)
-    if jump is None:
-        assert got is None
-    else:
-        assert got is not None and got.delta_s == pytest.approx(jump)
+def test_manual_clock_advances_both_clocks(
+    seconds: float, us: int, want_us: int, want_mono: float
+) -> None:
+    c = ManualClock(start_us=1_000_000, start_monotonic=5.0)
+    c.advance(seconds, us=us)
+    assert c.now_us() == want_us
+    assert c.monotonic() == pytest.approx(want_mono, abs=1e-9)
 
 
-def test_a_jump_is_reported_once():
-    w = ClockWatch(1.0, wall=0.0, mono=0.0)
-    assert w.sample(wall=100.0, mono=1.0) is not None
-    assert w.sample(wall=101.0, mono=2.0) is None
+def test_manual_clock_set_steps_only_the_wall_clock() -> None:
+    c = ManualClock(start_us=10_000_000, start_monotonic=3.0)
+    c.set(4_000_000)  # stepped back, as NTP or an operator might
+    assert (c.now_us(), c.monotonic()) == (4_000_000, 3.0)
+    c.set(90_000_000)
+    assert (c.now_us(), c.monotonic()) == (90_000_000, 3.0)
 
 
-class _Run:
-    """Stands in for subprocess.run: answers timedatectl with ``stdout`` or raises."""
-
-    def __init__(self, stdout: str = "", exc: BaseException | None = None) -> None:
-        self.stdout, self.exc = stdout, exc
-        self.calls: list[list[str]] = []
-
-    def __call__(self, args, **kw):
-        self.calls.append(args)
-        assert kw.get("timeout"), "timedatectl is never waited on without a timeout"
-        if self.exc is not None:
-            raise self.exc
-        return subprocess.CompletedProcess(args, 0, self.stdout, "")
+def test_manual_clock_refuses_to_advance_backwards() -> None:
+    c = ManualClock(start_us=7)
+    with pytest.raises(ValueError, match="forward only"):
+        c.advance(-1.0)
+    assert (c.now_us(), c.monotonic()) == (7, 0.0)
 
 
-class _Marker:
-    """Stands in for pathlib.Path: whether systemd-timesyncd's marker file exists."""
-
-    def __init__(self, exists: bool) -> None:
-        self._exists = exists
-
-    def __call__(self, path: str) -> _Marker:
-        assert path == "/run/systemd/timesync/synchronized"
-        return self
-
-    def exists(self) -> bool:
-        return self._exists
-
-
-@pytest.mark.parametrize(
-    ("which", "run", "marker", "expected"),
-    [
-        (
-            "/usr/bin/timedatectl",
-            _Run("yes\nyes\n"),
-            False,
-            {"source": "timedatectl", "ntp_enabled": True, "synchronized": True},
-        ),
-        (
-            "/usr/bin/timedatectl",
-            _Run("yes\nno\n"),
-            False,
-            {"source": "timedatectl", "ntp_enabled": True, "synchronized": False},
-        ),
-        # timedatectl there but failing (no systemd, timed out, odd output): look further
-        (
-            "/usr/bin/timedatectl",
-            _Run(exc=subprocess.TimeoutExpired("timedatectl", 2)),
-            True,
-            {"source": "systemd-timesyncd", "synchronized": True},
-        ),
-        (
-            "/usr/bin/timedatectl",
-            _Run(exc=OSError("no bus")),
-            False,
-            {"source": "unknown", "synchronized": None},
-        ),
-        ("/usr/bin/timedatectl", _Run(""), False, {"source": "unknown", "synchronized": None}),
-        (
-            None,
-            _Run(exc=AssertionError("not run")),
-            True,
-            {"source": "systemd-timesyncd", "synchronized": True},
-        ),
-        (
-            None,
-            _Run(exc=AssertionError("not run")),
-            False,
-            {"source": "unknown", "synchronized": None},
-        ),
-    ],
-    ids=[
-        "synchronized",
-        "not synchronized",
-        "timedatectl times out, timesyncd marker",
-        "timedatectl fails",
-        "timedatectl says nothing",
-        "timesyncd marker only",
-        "nothing known",
-    ],
-)
-def test_status_never_raises(monkeypatch, which, run, marker, expected):
-    # no process is started: what the OS would answer is given (the real call on this
-    # machine: tests/system/test_clock_status.py)
-    monkeypatch.setattr(gmp_edge.edge.clock.shutil, "which", lambda name: which)
-    monkeypatch.setattr(gmp_edge.edge.clock.subprocess, "run", run)
-    monkeypatch.setattr(gmp_edge.edge.clock, "Path", _Marker(marker))
-    assert clock_status() == expected
-    assert len(run.calls) == (1 if which else 0)
+def test_manual_clock_is_a_clock() -> None:
+    c: Clock = ManualClock(start_us=123)
+    assert c.now_us() == 123 and c.monotonic() == 0.0

@@ -49,6 +49,7 @@ from gmp_edge.limits.model import LimitSet
 from gmp_edge.monitoring.engine import Books
 from gmp_edge.signatures.manifest import Meaning
 from gmp_edge.signatures.register import SignatureRegister
+from gmp_edge.timefmt import iso
 
 from .conftest import COMPRESSION, PRESS, RH, STATE, TEMP, PlantBuilder, small_plant, tag_path
 
@@ -741,11 +742,11 @@ def test_readings_csv_gives_every_stored_value_back_bit_for_bit(env):
         assert row[0] == paths[tid]
         assert row[1:8] == [
             str(ts),
-            readings_csv.iso_us(ts),
+            iso(ts),
             str(edge),
-            readings_csv.iso_us(edge),
+            iso(edge),
             "" if src is None else str(src),
-            "" if src is None else readings_csv.iso_us(src),
+            "" if src is None else iso(src),
             readings_csv.QUALITY_NAMES[q],
         ]
         if value is None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.collector.reading import Quality, Reading, now_us
+from gmp_edge.clock import now_us
+from gmp_edge.collector.reading import Quality, Reading
 from gmp_edge.edge.forwarding import store_bytes, watch_disk_budget
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.historian.store import Store

@@ -53,7 +53,7 @@ EPOCH_US = 1_700_000_000_000_000  # wall clock (us) at virtual loop time 0
 
 
 class LoopClock:
-    """The driver's clock (``collector.modbus.Clock``) read from the running loop."""
+    """The driver's clock (``gmp_edge.clock.Clock``) read from the running loop."""
 
     def monotonic(self) -> float:
         return asyncio.get_running_loop().time()

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.collector.reading import Cause, Quality, Reading, now_us
+from gmp_edge.clock import now_us
+from gmp_edge.collector.reading import Cause, Quality, Reading
 from gmp_edge.edge.config import ConfigError
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.historian.store import Store

@@ -137,15 +137,6 @@ def sr(tag="s/a/r/e/x", ts=T0, value=1.0, q=Quality.GOOD, src=None, msg=None, ca
     return StoredReading(tag, ts if src is None else src, ts, src, value, q, msg, cause)
 
 
-def test_iso_utc_is_exact_and_zulu():
-    assert pl.iso_utc(0) == "1970-01-01T00:00:00.000000Z"
-    assert pl.iso_utc(T0 + 1) == "2026-09-21T14:13:20.000001Z"
-    assert pl.parse_iso_utc("2026-09-21T16:13:20.000001+02:00") == T0 + 1
-    assert pl.parse_iso_utc("2026-09-21T14:13:20Z") == T0
-    with pytest.raises(ValueError, match="no zone"):
-        pl.parse_iso_utc("2026-09-21T14:13:20")
-
-
 def test_reading_body_matches_its_schema():
     body = pl.reading_body(7, sr(value=2.5, src=T0 - 3), "Pa")
     assert body["ts"] == body["ts_source"] == "2026-09-21T14:13:19.999997Z"
@@ -249,7 +240,7 @@ def test_valid_batch_commands():
         (cmd(command="start", batch_id="B", product="P"), "at least one room"),
         (cmd(command="start", batch_id="B", product="P", rooms="r"), "rooms must be a list"),
         (cmd(command="start", batch_id="B", product="P", rooms=["r", "r"]), "duplicates"),
-        (cmd(command="end", batch_id="B", at="2026-01-01T00:00:00"), "no zone"),
+        (cmd(command="end", batch_id="B", at="2026-01-01T00:00:00"), "no time zone"),
         (cmd(command="end", batch_id="B", at=5), "at must be"),
     ],
 )

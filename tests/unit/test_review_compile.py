@@ -13,7 +13,8 @@ from gmp_edge.alarms.model import AlarmEvent, AlarmState, Priority
 from gmp_edge.alarms.model import Transition as AlarmTr
 from gmp_edge.audit.chain import Break
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.collector.reading import Quality, Reading, now_us
+from gmp_edge.clock import now_us
+from gmp_edge.collector.reading import Quality, Reading
 from gmp_edge.deviations.batch import Batch
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.historian.store import Gap, Store

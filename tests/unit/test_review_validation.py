@@ -14,6 +14,7 @@ import pytest
 
 from gmp_edge.alarms.model import AlarmEvent, AlarmState, Priority
 from gmp_edge.alarms.model import Transition as AlarmTr
+from gmp_edge.clock import ManualClock
 from gmp_edge.deviations.batch import Batch
 from gmp_edge.deviations.model import (
     Classification,
@@ -754,7 +755,8 @@ def test_equipment_sorted_by_id_and_usage_through_tags():
 
 def test_gather_from_a_real_store_and_books(tmp_path):
     from gmp_edge.audit.trail import AuditTrail
-    from gmp_edge.collector.reading import Quality, Reading, now_us
+    from gmp_edge.clock import now_us
+    from gmp_edge.collector.reading import Quality, Reading
     from gmp_edge.edge.service import EdgeService
     from gmp_edge.historian.store import Store
     from gmp_edge.monitoring.engine import Books, MonitoringEngine
@@ -915,7 +917,7 @@ def test_process_validation_parameters(inspector, params, status, phrase):
 def test_equipment_answer(inspector, monkeypatch, now, left, status):
     # the service's clock is fixed: days remaining count UTC calendar days from that instant
     history = inspector.app.state.services.history
-    monkeypatch.setattr(history, "clock", lambda: int(now.timestamp()) * S)
+    monkeypatch.setattr(history, "clock", ManualClock(int(now.timestamp()) * S))
     r = inspector.get("/api/equipment")
     assert r.status_code == 200
     by_id = {e["id"]: e for e in r.json()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.deviations.batch import batch_id_problem
 from gmp_edge.deviations.lifecycle import raise_deviation
 from gmp_edge.deviations.model import Classification, Source

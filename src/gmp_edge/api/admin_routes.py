@@ -6,9 +6,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 
 from gmp_edge.api.models import AUTH, BAD_REQUEST, NOT_FOUND, Password, Reason, Strict, UserId
 from gmp_edge.api.security import Principal, access_of, require
-from gmp_edge.api.timefmt import iso
 from gmp_edge.identity.roles import Permission, Role
 from gmp_edge.identity.users import IdentityError, User
+from gmp_edge.timefmt import iso
 
 router = APIRouter(tags=["users"], responses=AUTH)
 ADMIN = Depends(require(Permission.MANAGE_USERS))

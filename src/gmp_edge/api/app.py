@@ -28,12 +28,14 @@ from gmp_edge.api.models import AUTH, ErrorOut, Responses
 from gmp_edge.api.monitoring_routes import AlarmOut, alarm_out
 from gmp_edge.api.runtime import RoomInfo, Runtime, TagInfo
 from gmp_edge.api.security import Access, require
-from gmp_edge.api.timefmt import iso
-from gmp_edge.collector.reading import Quality, Reading, now_us
+from gmp_edge.api.times import request_us
+from gmp_edge.clock import now_us
+from gmp_edge.collector.reading import Quality, Reading
 from gmp_edge.historian.store import StoredReading
 from gmp_edge.identity.roles import Permission
 from gmp_edge.services import Conflict, GmpServices, Invalid, NotFound, Refused, WorkflowError
 from gmp_edge.services.status import overall_status
+from gmp_edge.timefmt import iso
 
 MAX_RAW = 100_000
 
@@ -182,15 +184,9 @@ def _stored(r: StoredReading) -> ValueOut:
     )
 
 
-def _us(dt: datetime) -> int:
-    if dt.tzinfo is None:
-        raise HTTPException(400, f"{dt.isoformat()!r} has no time zone; add Z or +00:00")
-    return int(dt.timestamp() * 1_000_000)
-
-
 def _range(start: datetime | None, end: datetime | None, default_s: int = 3600) -> tuple[int, int]:
-    end_us = _us(end) if end else now_us()
-    start_us = _us(start) if start else end_us - default_s * 1_000_000
+    end_us = request_us(end) if end else now_us()
+    start_us = request_us(start) if start else end_us - default_s * 1_000_000
     if start_us >= end_us:
         raise HTTPException(400, f"start {start} is not before end {end}")
     return start_us, end_us

@@ -28,24 +28,17 @@ from gmp_edge.api.security import (
     require_person,
     services_of,
 )
-from gmp_edge.api.timefmt import iso
-from gmp_edge.collector.reading import now_us
+from gmp_edge.api.times import request_us
+from gmp_edge.clock import now_us
 from gmp_edge.identity.roles import Permission
 from gmp_edge.services.audit_reviews import AuditReview
 from gmp_edge.signatures.manifest import Meaning
+from gmp_edge.timefmt import iso
 
 router = APIRouter(responses=AUTH)
 READ_AUDIT = Depends(require(Permission.READ_AUDIT))
 REVIEW = Depends(require(Permission.REVIEW))
 SIGNED_IN = Depends(require(None))
-
-
-def _us(dt: datetime | None) -> int | None:
-    if dt is None:
-        return None
-    if dt.tzinfo is None:
-        raise HTTPException(400, f"{dt.isoformat()!r} has no time zone; add Z or +00:00")
-    return int(dt.timestamp() * 1_000_000)
 
 
 class AuditEntryOut(BaseModel):
@@ -109,7 +102,7 @@ def audit_entries(
     who: Principal = READ_AUDIT,
 ) -> list[AuditEntryOut]:
     """Audit entries by record, user and time, oldest first."""
-    start_us, end_us = _us(start), _us(end)
+    start_us, end_us = request_us(start), request_us(end)
     if start_us is not None and end_us is not None and start_us >= end_us:
         raise HTTPException(400, "start must be before end")
     return entries_out(
@@ -369,7 +362,7 @@ def get_review(review_id: str, request: Request, who: Principal = READ_AUDIT) ->
 def create_review(body: ReviewIn, request: Request, who: Principal = REVIEW) -> ReviewOut:
     """Record a review of the trail over a period (then sign it: review, approval)."""
     require_person(who, request)
-    start_us, end_us = _us(body.start), _us(body.end)
+    start_us, end_us = request_us(body.start), request_us(body.end)
     assert start_us is not None and end_us is not None
     r = services_of(request).audit_reviews.create(who.actor, start_us, end_us, body.comment)
     return _review_out(request, r)

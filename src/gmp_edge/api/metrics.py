@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from gmp_edge.api.runtime import Runtime
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.services.status import StatusService
 
 Kind = Literal["counter", "gauge"]

@@ -31,12 +31,13 @@ from gmp_edge.api.security import (
     require_person,
     services_of,
 )
-from gmp_edge.api.timefmt import iso
+from gmp_edge.api.times import request_us
 from gmp_edge.config import LimitSetEntry
 from gmp_edge.deviations.batch import BATCH_ID, BATCH_ID_RULE, Batch
 from gmp_edge.deviations.model import Classification, Deviation
 from gmp_edge.identity.roles import Permission
 from gmp_edge.limits.model import LimitSet, TagLimits
+from gmp_edge.timefmt import iso
 
 router = APIRouter(responses=AUTH)
 READ = Depends(require(Permission.READ_LIVE))
@@ -45,12 +46,6 @@ CONFIGURE = Depends(require(Permission.CONFIGURE))
 REVIEW = Depends(require(Permission.REVIEW))
 APPROVE = Depends(require(Permission.APPROVE))
 Version = Annotated[int, Path(ge=1, le=2**31)]
-
-
-def _us(dt: datetime) -> int:
-    if dt.tzinfo is None:
-        raise HTTPException(400, f"{dt.isoformat()!r} has no time zone; add Z or +00:00")
-    return int(dt.timestamp() * 1_000_000)
 
 
 def _iso_fields(d: dict[str, Any]) -> dict[str, Any]:
@@ -180,8 +175,8 @@ def alarm_history(
     who: Principal = READ,
 ) -> list[TransitionOut]:
     """Every alarm transition (oldest first), by tag and time."""
-    s = _us(start) if start else None
-    e = _us(end) if end else None
+    s = request_us(start) if start else None
+    e = request_us(end) if end else None
     return [
         TransitionOut(
             alarm_id=t.alarm_id,
@@ -579,7 +574,9 @@ def what_if_route(
     set_id: str, version: Version, body: WhatIfIn, request: Request, who: Principal = READ
 ) -> WhatIfOut:
     """Re-evaluate stored readings against a limit set version; writes nothing."""
-    w = services_of(request).limit_sets.what_if(set_id, version, _us(body.start), _us(body.end))
+    w = services_of(request).limit_sets.what_if(
+        set_id, version, request_us(body.start), request_us(body.end)
+    )
     per_tag = {
         tag: {
             "excursions": {c.value: k for c, k in s.excursions.items()},
@@ -676,7 +673,7 @@ def start_batch(body: BatchIn, request: Request, who: Principal = ACK) -> BatchO
         body.product,
         body.rooms,
         body.equipment,
-        _us(body.start) if body.start else None,
+        request_us(body.start) if body.start else None,
         body.reason,
     )
     return batch_out(request, b)

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
@@ -22,10 +22,11 @@ from gmp_edge.api.models import AUTH, CONFLICT, NOT_FOUND, Password, Strict, Use
 from gmp_edge.api.review_models import BatchReviewDocument
 from gmp_edge.api.security import Principal, reauthenticate, require, services_of
 from gmp_edge.api.streaming import stream_writes
-from gmp_edge.api.timefmt import iso
+from gmp_edge.api.times import request_us
 from gmp_edge.identity.roles import Permission
 from gmp_edge.release.decisions import Decision, review_sha256
 from gmp_edge.review.model import BatchReview
+from gmp_edge.timefmt import iso
 
 router = APIRouter(responses=AUTH)
 READ = Depends(require(Permission.READ_LIVE))
@@ -276,14 +277,6 @@ class ExcursionPage(BaseModel):
     items: list[ExcursionOut]
 
 
-def _when(dt: datetime | None) -> int | None:
-    if dt is None:
-        return None
-    if dt.tzinfo is None:
-        raise HTTPException(400, f"{dt.isoformat()!r} has no time zone; add Z or +00:00")
-    return int(dt.timestamp() * 1_000_000)
-
-
 @router.get(
     "/api/excursions",
     response_model=ExcursionPage,
@@ -311,8 +304,8 @@ def excursion_history(
         level=level,
         status=status,
         batch=batch,
-        start_us=_when(start),
-        end_us=_when(end),
+        start_us=request_us(start),
+        end_us=request_us(end),
     )
     page = [
         ExcursionOut(

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from gmp_edge.api.ratelimit import RateLimiter
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.identity.roles import Permission, Role, allowed
 from gmp_edge.identity.sessions import Sessions
 from gmp_edge.identity.users import Directory, User

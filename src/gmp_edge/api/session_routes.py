@@ -6,10 +6,10 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from gmp_edge.api.models import AUTH, BAD_REQUEST, ErrorOut, Password, Strict, UserId
 from gmp_edge.api.security import COOKIE, Access, Principal, access_of, require, require_person
-from gmp_edge.api.timefmt import iso
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.identity.roles import PERMISSIONS, Role
 from gmp_edge.identity.users import IdentityError
+from gmp_edge.timefmt import iso
 
 router = APIRouter(tags=["session"])
 # any signed-in caller, even one whose password has expired (so they can change it)

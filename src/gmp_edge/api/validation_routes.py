@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gmp_edge.api.models import AUTH, ErrorOut, Responses
 from gmp_edge.api.security import Principal, require, services_of
+from gmp_edge.api.times import request_us
 from gmp_edge.identity.roles import Permission
 from gmp_edge.review.validation import Policy
 from gmp_edge.services.history import MAX_BATCHES
@@ -226,11 +227,10 @@ class EquipmentOut(_Out):
 def _when(name: str, dt: datetime | None) -> int | None:
     if dt is None:
         return None
-    if dt.tzinfo is None:
-        raise HTTPException(400, f"{name} {dt.isoformat()!r} has no time zone; add Z or +00:00")
+    us = request_us(dt, name)  # refuses a naive time first: it cannot be compared below
     if not EARLIEST <= dt < LATEST:
         raise HTTPException(400, f"{name} {dt.isoformat()!r} is outside 1970-01-01 to 9999-01-01")
-    return int(dt.timestamp() * 1_000_000)
+    return us
 
 
 @router.get(

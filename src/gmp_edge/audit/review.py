@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gmp_edge.audit.book import RecordBook
-from gmp_edge.audit.trail import iso
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.storage.schema import Schema
+from gmp_edge.timefmt import signed_content_iso
 
 _SCHEMA = """
 create table if not exists audit_reviews(
@@ -59,8 +59,8 @@ class AuditReview:
     def content(self) -> dict[str, object]:
         """What a signature on the review covers."""
         return {
-            "period_start": iso(self.start_us),
-            "period_end": iso(self.end_us),
+            "period_start": signed_content_iso(self.start_us),
+            "period_end": signed_content_iso(self.end_us),
             "first_seq": self.first_seq,
             "last_seq": self.last_seq,
             "last_hash": self.last_hash,

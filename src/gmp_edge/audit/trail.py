@@ -14,18 +14,12 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 from gmp_edge.audit.chain import GENESIS, AuditEntry, Break, canonical, entry_hash, verify
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.storage.schema import Schema, migrate
-
-
-def iso(us: int) -> str:
-    """UTC ISO 8601 with the zone shown, for people reading an export."""
-    return datetime.fromtimestamp(us / 1e6, tz=UTC).isoformat(timespec="microseconds")
-
+from gmp_edge.timefmt import iso
 
 _SCHEMA = """
 create table if not exists audit(

@@ -7,8 +7,8 @@ others because each device runs in its own task.
 The driver reaches the device through one seam, :class:`ModbusTransport`: by default a
 pymodbus ``AsyncModbusTcpClient`` per connection (:func:`pymodbus_transport`); the unit
 tests pass the in-memory mock backend of :mod:`gmp_edge.collector.modbus_fake` instead, together
-with a :class:`Clock` and an event loop on virtual time, so they need no socket and no
-real time.
+with a :class:`gmp_edge.clock.Clock` and an event loop on virtual time, so they need no
+socket and no real time.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from typing import Protocol
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException, ModbusIOException
 
+from gmp_edge.clock import SYSTEM_CLOCK, Clock
 from gmp_edge.collector import particle
 from gmp_edge.collector.codec import Decoded, DecodeError, Order, value_decoder
 from gmp_edge.collector.driver import DeviceStatus, Driver, LinkState, Sink, sleep_or_stop
 from gmp_edge.collector.plan import Function, ReadRequest, RegisterPoint, plan_requests
-from gmp_edge.collector.reading import Cause, Quality, Reading, now_us
+from gmp_edge.collector.reading import Cause, Quality, Reading
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.retry import Backoff
 
@@ -154,34 +155,6 @@ def pymodbus_transport(spec: ModbusDeviceSpec) -> ModbusTransport:
     )
 
 
-class Clock(Protocol):
-    """Where the driver takes time from; tests inject a virtual one.
-
-    Sleeps and request timeouts run on the event loop's clock, so a test that injects a
-    clock also runs the driver on a loop whose ``time()`` is the clock's ``monotonic``.
-    """
-
-    def monotonic(self) -> float:
-        """Seconds on a clock that never jumps (reconnect backoff, poll schedule)."""
-        ...
-
-    def now_us(self) -> int:
-        """Wall-clock time in integer microseconds since the Unix epoch (reading times)."""
-        ...
-
-
-class SystemClock:
-    """The real clocks: ``time.monotonic`` and :func:`collector.reading.now_us`."""
-
-    def monotonic(self) -> float:
-        """``time.monotonic()``."""
-        return time.monotonic()
-
-    def now_us(self) -> int:
-        """:func:`collector.reading.now_us`."""
-        return now_us()
-
-
 # tag, first and end offset of its registers in the response, decoder
 _PointDecoder = tuple[str, int, int, Callable[[Sequence[int]], float | Decoded]]
 
@@ -209,7 +182,11 @@ class ModbusDriver(Driver):
         backoff: Backoff | None = None,
     ):
         """``transport_factory``, ``clock`` and ``backoff`` are seams for tests: by default
-        a pymodbus client, the system clocks and a jittered backoff from the spec."""
+        a pymodbus client, the system clocks and a jittered backoff from the spec.
+
+        Sleeps and request timeouts run on the event loop's clock, so a test that injects
+        a clock also runs the driver on a loop whose ``time()`` is the clock's ``monotonic``.
+        """
         self.spec = spec
         self.points = list(points)
         self.record_points = list(record_points)
@@ -236,7 +213,7 @@ class ModbusDriver(Driver):
             spec.device_id, "modbus", f"{spec.host}:{spec.port} unit {spec.unit_id}"
         )
         self._new_transport = transport_factory
-        self._clock: Clock = clock or SystemClock()
+        self._clock: Clock = clock or SYSTEM_CLOCK
         self._client: ModbusTransport | None = None
         self._backoff = backoff or Backoff(spec.reconnect_min_s, spec.reconnect_max_s, jitter=0.1)
         self._next_attempt = 0.0  # monotonic time of the next connect attempt

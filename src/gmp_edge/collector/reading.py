@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
@@ -22,11 +21,6 @@ class Cause(StrEnum):
     NETWORK = "network"  # no answer: refused, timed out, connection lost
     COLLECTOR = "collector"  # our side: decode error, overrun, internal error
     SERVICE_DOWN = "service_down"  # the service itself was not running
-
-
-def now_us() -> int:
-    """Wall-clock time now, in integer microseconds since the Unix epoch (UTC)."""
-    return time.time_ns() // 1000
 
 
 @dataclass(frozen=True, slots=True)

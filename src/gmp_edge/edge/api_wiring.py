@@ -14,7 +14,7 @@ from gmp_edge.api.ratelimit import RateLimiter
 from gmp_edge.api.security import Access
 from gmp_edge.audit.review import AuditReviews
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.config import PlantConfig
 from gmp_edge.edge.runtime import ServiceRuntime
 from gmp_edge.edge.service import EdgeService

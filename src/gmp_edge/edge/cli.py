@@ -15,8 +15,8 @@ from typing import Any
 
 import uvicorn
 
-from gmp_edge.audit.trail import AuditTrail, iso
-from gmp_edge.collector.reading import now_us
+from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.clock import now_us
 from gmp_edge.config import MissingSecret, PlantConfig, secret_from_env
 from gmp_edge.edge.api_wiring import (
     build_api,
@@ -30,6 +30,7 @@ from gmp_edge.edge.lifecycle import anchor_periodically, audit_start, audit_stop
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.edge.wiring import polling_plan
 from gmp_edge.historian.store import Store, StoreError
+from gmp_edge.timefmt import iso, parse_iso
 
 log = logging.getLogger("gmp_edge")
 
@@ -293,7 +294,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     """Compare InfluxDB with the local record for a batch window or a time range."""
-    from datetime import datetime
 
     from gmp_edge.historian.influx import reconcile
     from gmp_edge.monitoring.records import BatchBook
@@ -320,10 +320,10 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         else:
 
             def us(text: str) -> int:
-                dt = datetime.fromisoformat(text)
-                if dt.tzinfo is None:
-                    raise SystemExit(f"{text!r}: give a time zone (Z or +00:00)")
-                return int(dt.timestamp() * 1_000_000)
+                try:
+                    return parse_iso(text)
+                except ValueError as exc:
+                    raise SystemExit(str(exc)) from None
 
             start, end = us(args.start), us(args.end) if args.end else now_us()
             scope = [t.path for t in cfg.tags]
@@ -366,7 +366,6 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 def cmd_segments(args: argparse.Namespace) -> int:
     """Fold readings into the review segments, or check the segments against the readings."""
-    from datetime import datetime
 
     from gmp_edge.review.gather import read_raw_arrays, read_tag_arrays
 
@@ -393,10 +392,10 @@ def cmd_segments(args: argparse.Namespace) -> int:
         def us(text: str | None, default: int) -> int:
             if not text:
                 return default
-            dt = datetime.fromisoformat(text)
-            if dt.tzinfo is None:
-                raise SystemExit(f"{text!r}: give a time zone (Z or +00:00)")
-            return int(dt.timestamp() * 1_000_000)
+            try:
+                return parse_iso(text)
+            except ValueError as exc:
+                raise SystemExit(str(exc)) from None
 
         start, end = us(args.start, 0), us(args.end, 2**62)
         paths = store.tag_paths()

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from datetime import UTC, datetime
 from pathlib import Path
 
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.edge.clock import ClockWatch, clock_status
+from gmp_edge.clock import now_us
+from gmp_edge.edge.clock_status import ClockWatch, clock_status
 from gmp_edge.periodic import Periodic
+from gmp_edge.timefmt import iso
 
 log = logging.getLogger("gmp_edge.audit")
 SYSTEM_ACTOR = f"system:gmp-edge@{socket.gethostname()}"
@@ -37,7 +38,7 @@ async def anchor_periodically(
     async def write_anchor() -> None:
         seq, digest = trail.head()
         anchor(trail, "periodic anchor")
-        line = f"{datetime.now(UTC).isoformat(timespec='seconds')} seq={seq} sha256={digest}\n"
+        line = f"{iso(now_us())} seq={seq} sha256={digest}\n"
         try:
             with anchors_file.open("a", encoding="utf-8") as f:
                 f.write(line)

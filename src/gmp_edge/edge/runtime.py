@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from gmp_edge.api.runtime import RoomInfo, TagInfo
-from gmp_edge.api.timefmt import iso
 from gmp_edge.collector.driver import DeviceStatus
 from gmp_edge.collector.reading import Reading
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.historian.store import Store
+from gmp_edge.timefmt import iso
 
 
 class ServiceRuntime:

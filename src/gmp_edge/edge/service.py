@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from gmp_edge.clock import now_us
 from gmp_edge.collector.driver import DeviceStatus, Driver
-from gmp_edge.collector.reading import Cause, Reading, now_us
+from gmp_edge.collector.reading import Cause, Reading
 from gmp_edge.config import PlantConfig
 from gmp_edge.edge.wiring import build_drivers
 from gmp_edge.historian.gaps import GapEvent, GapTracker

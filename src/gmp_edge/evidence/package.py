@@ -51,11 +51,11 @@ from gmp_edge.evidence.readings_csv import (
     _ALL,
     _WORKERS,
     ExportError,
-    iso_us,
     readonly,
     snapshot,
     write_readings,
 )
+from gmp_edge.timefmt import iso
 
 if TYPE_CHECKING:
     from gmp_edge.audit.trail import AuditTrail
@@ -102,10 +102,6 @@ class PackageInfo:
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def _iso_opt(us: int | None) -> str | None:
-    return None if us is None else iso_us(us)
 
 
 def _json(obj: object) -> bytes:
@@ -172,7 +168,7 @@ def _sig_dict(sig: Any, valid: bool | None, why: str) -> dict[str, Any]:
         "printed_name": sig.printed_name,
         "meaning": str(sig.meaning),
         "ts_us": sig.ts_us,
-        "ts": iso_us(sig.ts_us),
+        "ts": iso(sig.ts_us),
         "reason": sig.reason,
         "valid": valid,
         "why": why,
@@ -259,7 +255,7 @@ def _write_audit(
             entry = dict(zip(AUDIT_COLUMNS, r, strict=True))
             entry["old"] = json.loads(r[7])
             entry["new"] = json.loads(r[8])
-            entry["ts"] = iso_us(r[1])
+            entry["ts"] = iso(r[1])
             parts.append(
                 ("  " if n == 0 and not parts else ",\n  ")
                 + json.dumps(entry, sort_keys=True, ensure_ascii=False)
@@ -347,9 +343,9 @@ def build_package(
                         g.id,
                         g.tag,
                         g.start_us,
-                        iso_us(g.start_us),
+                        iso(g.start_us),
                         "" if g.end_us is None else g.end_us,
-                        "" if g.end_us is None else iso_us(g.end_us),
+                        "" if g.end_us is None else iso(g.end_us),
                         g.cause,
                         g.message,
                     ]
@@ -409,9 +405,9 @@ def build_package(
                 {
                     "id": i,
                     "started_us": a,
-                    "started": iso_us(a),
+                    "started": iso(a),
                     "stopped_us": b,
-                    "stopped": _iso_opt(b),
+                    "stopped": iso(b),
                     "config_sha256": sha,
                     "note": note,
                 }
@@ -452,7 +448,7 @@ def build_package(
                 "batch_id": batch_id,
                 "batch": batch.to_dict(),
                 "created_at_us": now_us,
-                "created_at": iso_us(now_us),
+                "created_at": iso(now_us),
                 "edge_box": {
                     "site": cfg.site.id,
                     "host": socket.gethostname(),
@@ -462,8 +458,8 @@ def build_package(
                 "window": {
                     "start_us": start_us,
                     "end_us": end_us,
-                    "start": iso_us(start_us),
-                    "end": iso_us(end_us),
+                    "start": iso(start_us),
+                    "end": iso(end_us),
                     "batch_in_progress": batch.end_us is None,
                 },
                 "scope": {"rooms": sorted(rooms), "equipment": sorted(equipment), "tags": scope},

@@ -15,7 +15,6 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 import pydantic_core
 
 from gmp_edge.errors import GmpEdgeError
+from gmp_edge.timefmt import iso
 
 READINGS_COLUMNS = (
     "tag",
@@ -53,22 +53,6 @@ _TAIL_SQL = (
     " || coalesce('\"' || replace(message, '\"', '\"\"') || '\"', '') || ','"
     " || coalesce('\"' || replace(cause, '\"', '\"\"') || '\"', '') end"
 )
-
-
-_minutes: dict[int, str] = {}
-
-
-def iso_us(us: int) -> str:
-    """``2026-09-21T08:26:40.123456Z``: UTC with microseconds (the minute part is cached)."""
-    minute, rest = divmod(us, 60_000_000)
-    head = _minutes.get(minute)
-    if head is None:
-        if len(_minutes) > 200_000:
-            _minutes.clear()
-        head = datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:")
-        _minutes[minute] = head
-    s, f = divmod(rest, 1_000_000)
-    return f"{head}{s:02d}.{f:06d}Z"
 
 
 def snapshot(path: Path, readers: int) -> list[sqlite3.Connection]:
@@ -376,15 +360,15 @@ def _row_bytes(
     path: bytes, ts: int, edge: int, src: int | None, q: object, value: bytes, tail: bytes | None
 ) -> bytes:
     """One row by the reference formatter (``tail``: text,message,cause as SQL quotes them)."""
-    t = iso_us(ts).encode()
+    t = iso(ts).encode()
     return b"%s,%d,%s,%d,%s,%s,%s,%s%s,%s\n" % (
         path,
         ts,
         t,
         edge,
-        t if edge == ts else iso_us(edge).encode(),
+        t if edge == ts else iso(edge).encode(),
         b"" if src is None else b"%d" % src,
-        b"" if src is None else iso_us(src).encode(),
+        b"" if src is None else iso(src).encode(),
         _quality(q),
         value,
         tail or b",,",

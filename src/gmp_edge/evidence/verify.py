@@ -27,9 +27,10 @@ import sys
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from gmp_edge.timefmt import iso
 
 FORMAT = "gmp-edge-evidence"
 SUPPORTED_VERSIONS = (1,)
@@ -104,21 +105,6 @@ def canonical(
 def entry_hash(prev_hash: str, body: bytes) -> str:
     """SHA-256 (hex) chaining ``body`` to the previous hash (as ``audit.chain.entry_hash``)."""
     return hashlib.sha256(prev_hash.encode("ascii") + body).hexdigest()
-
-
-_minutes: dict[int, str] = {}
-
-
-def _iso(us: int) -> str:
-    minute, rest = divmod(us, 60_000_000)
-    head = _minutes.get(minute)
-    if head is None:
-        if len(_minutes) > 200_000:
-            _minutes.clear()
-        head = datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:")
-        _minutes[minute] = head
-    s, f = divmod(rest, 1_000_000)
-    return f"{head}{s:02d}.{f:06d}Z"
 
 
 # what reading a damaged or doctored member can raise (flag bits can claim encryption or
@@ -371,7 +357,7 @@ def _readings(c: _Check, manifest: dict[str, Any]) -> None:
                 if len(row) != len(READINGS_COLUMNS):
                     bad.append(f"line {line}: {len(row)} fields instead of 12")
                     continue
-                tag, ts, iso, edge, edge_iso, src, src_iso, quality = row[:8]
+                tag, ts, ts_iso, edge, edge_iso, src, src_iso, quality = row[:8]
                 try:
                     t, e = int(ts), int(edge)
                     s = int(src) if src else None
@@ -381,12 +367,12 @@ def _readings(c: _Check, manifest: dict[str, Any]) -> None:
                     bad.append(f"line {line}: a timestamp or value is not a number")
                     continue
                 # most rows have edge == ts and no source time: one formatting, not three
-                want_edge = iso if e == t else _iso(e)
-                want_src = "" if s is None else iso if s == t else _iso(s)
-                if iso != _iso(t) or edge_iso != want_edge or src_iso != want_src:
+                want_edge = ts_iso if e == t else iso(e)
+                want_src = "" if s is None else ts_iso if s == t else iso(s)
+                if ts_iso != iso(t) or edge_iso != want_edge or src_iso != want_src:
                     bad.append(f"line {line}: ISO time differs from its µs value")
                 elif not lo <= t < hi:
-                    bad.append(f"line {line}: time {iso} outside the batch window")
+                    bad.append(f"line {line}: time {ts_iso} outside the batch window")
                 elif quality not in QUALITY_NAMES:
                     bad.append(f"line {line}: unknown quality {quality!r}")
                 counts[tag] = counts.get(tag, 0) + 1

@@ -23,13 +23,12 @@ import contextlib
 import logging
 import sqlite3
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.historian.lineprotocol import TagMeta, encode_reading
 from gmp_edge.historian.store import Store, StoredReading
 from gmp_edge.retry import Backoff
@@ -501,7 +500,7 @@ class Forwarder:
             "skipped": self.skipped,
             "quarantined": self.quarantined_count or 0,
             "backlog": max(0, self._last_id - cursor),
-            "lag_s": 0.0 if oldest is None else max(0.0, time.time() - oldest / 1e6),
+            "lag_s": 0.0 if oldest is None else max(0.0, (now_us() - oldest) / 1e6),
             "failing": self._failing,
             "last_error": self.last_error,
             "last_error_us": self.last_error_us,

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gmp_edge.collector.reading import Cause, Quality, Reading, now_us
+from gmp_edge.clock import now_us
+from gmp_edge.collector.reading import Cause, Quality, Reading
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.historian import segments as seg
 from gmp_edge.historian.gaps import GapClosed, GapEvent, GapOpened

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.identity.passwords import (
     PasswordRuleError,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.monitoring.engine import MonitoringEngine
 from gmp_edge.signatures.manifest import Meaning, Signature
 

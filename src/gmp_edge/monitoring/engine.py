@@ -27,7 +27,8 @@ from gmp_edge.alarms import machine as am
 from gmp_edge.alarms.model import Alarm, AlarmPolicy, AlarmState, ConditionKind, Priority
 from gmp_edge.alarms.timers import tick
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.collector.reading import Quality, now_us
+from gmp_edge.clock import now_us
+from gmp_edge.collector.reading import Quality
 from gmp_edge.config import LimitEntry, PlantConfig
 from gmp_edge.deviations.autoraise import decide, draft, escalates
 from gmp_edge.deviations.batch import Batch, batch_id_problem

@@ -14,20 +14,20 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from gmp_edge.alarms.model import Alarm
 from gmp_edge.alarms.model import Transition as AlarmTransition
 from gmp_edge.audit.book import RecordBook
 from gmp_edge.audit.trail import AuditTransaction
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.deviations.batch import Batch, batch_id_problem
 from gmp_edge.deviations.model import Deviation, StaleVersion
 from gmp_edge.deviations.model import Transition as DeviationTransition
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.limits.model import LimitSet
 from gmp_edge.storage.schema import Schema, open_store
+from gmp_edge.timefmt import utc_datetime
 
 PROPOSED = "proposed"
 APPROVED = "approved"
@@ -177,7 +177,7 @@ create index if not exists deviation_batches_batch on deviation_batches(batch_id
 
 
 def _year(at_us: int) -> int:
-    return datetime.fromtimestamp(at_us / 1e6, tz=UTC).year
+    return utc_datetime(at_us).year
 
 
 class DeviationBook(RecordBook):

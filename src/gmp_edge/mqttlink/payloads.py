@@ -14,30 +14,16 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gmp_edge.collector.reading import Quality
 from gmp_edge.deviations.batch import batch_id_problem
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.historian.store import StoredReading
+from gmp_edge.timefmt import iso, parse_iso
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ISO_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
 _QUALITY = {Quality.GOOD: "good", Quality.UNCERTAIN: "uncertain", Quality.BAD: "bad"}
-
-
-def iso_utc(us: int) -> str:
-    """``2025-03-01T12:00:00.000123Z`` for integer µs since the epoch (exact, no float)."""
-    return (_EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_iso_utc(text: str) -> int:
-    """Integer µs since the epoch of an ISO 8601 time that states its zone."""
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    if dt.tzinfo is None:
-        raise ValueError(f"time {text!r} has no zone (add Z or +hh:mm)")
-    return (dt - _EPOCH) // timedelta(microseconds=1)
 
 
 def encode(body: Mapping[str, Any]) -> bytes:
@@ -69,9 +55,9 @@ def reading_body(seq: int, r: StoredReading, unit: str) -> dict[str, Any]:
         "schema": READING,
         "seq": seq,
         "tag": r.tag,
-        "ts": iso_utc(r.ts_us),
-        "ts_edge": iso_utc(r.ts_edge_us),
-        "ts_source": None if r.ts_source_us is None else iso_utc(r.ts_source_us),
+        "ts": iso(r.ts_us),
+        "ts_edge": iso(r.ts_edge_us),
+        "ts_source": None if r.ts_source_us is None else iso(r.ts_source_us),
         "value": _json_value(r.value),
         "unit": unit,
         "quality": _QUALITY[Quality(r.quality)],
@@ -93,7 +79,7 @@ def alarm_event_body(seq: int, transition: Mapping[str, Any], room: str) -> dict
         "from_state": transition["from_state"],
         "to_state": transition["to_state"],
         "actor": transition["actor"],
-        "ts": iso_utc(int(transition["at_us"])),
+        "ts": iso(int(transition["at_us"])),
         "reason": transition.get("reason", ""),
         "detail": dict(transition.get("detail") or {}),
     }
@@ -115,7 +101,7 @@ def deviation_event_body(
         "seq": seq,
         "deviation_id": deviation_id,
         "action": action.removeprefix("deviation."),
-        "ts": iso_utc(ts_us),
+        "ts": iso(ts_us),
         "actor": actor,
         "reason": reason,
         "changes": dict(changes or {}),
@@ -141,7 +127,7 @@ def edge_status_body(
         "client_id": client_id,
     }
     if ts_us is not None:
-        body["ts"] = iso_utc(ts_us)
+        body["ts"] = iso(ts_us)
     if reason is not None:
         body["reason"] = reason
     if extra:
@@ -158,14 +144,14 @@ def status_body(kind: str, name: str, payload: Mapping[str, Any], ts_us: int) ->
     clash = sorted({"schema", kind} & set(payload))
     if clash:
         raise ValueError(f"{kind} status payload must not set {', '.join(clash)}")
-    return {"ts": iso_utc(ts_us), **payload, "schema": schema, kind: name}
+    return {"ts": iso(ts_us), **payload, "schema": schema, kind: name}
 
 
 def rejected_body(reason: str, raw: bytes, ts_us: int) -> dict[str, Any]:
     """A refused command: why, and (the start of) what was received."""
     return {
         "schema": COMMAND_REJECTED,
-        "ts": iso_utc(ts_us),
+        "ts": iso(ts_us),
         "reason": reason,
         "received": raw[:2000].decode("utf-8", errors="replace"),
     }
@@ -243,7 +229,7 @@ def parse_batch_command(raw: bytes, received_us: int) -> BatchCommand:
         if not isinstance(data["at"], str):
             raise CommandError("at must be an ISO 8601 time with zone")
         try:
-            at_us = parse_iso_utc(data["at"])
+            at_us = parse_iso(data["at"])
         except ValueError as exc:
             raise CommandError(f"at: {exc}") from None
     return BatchCommand(command, batch_id, at_us, product, rooms, equipment, data)

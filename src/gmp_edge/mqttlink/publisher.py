@@ -39,12 +39,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gmp_edge.collector.reading import Quality, now_us
+from gmp_edge.clock import now_us
+from gmp_edge.collector.reading import Quality
 from gmp_edge.config import MqttConfig, ReadingsPolicy
 from gmp_edge.historian.store import Store, StoredReading
 from gmp_edge.mqttlink import payloads as pl
 from gmp_edge.mqttlink.payloads import BatchCommand, CommandError
 from gmp_edge.mqttlink.topics import TopicError, Topics, room_of
+from gmp_edge.timefmt import iso
 
 log = logging.getLogger(__name__)
 
@@ -587,7 +589,7 @@ class MqttPublisher:
     def _publish_edge_status(self, client: mqtt.Client) -> None:
         st = self.status()
         extra = {
-            "since": None if self._since_us is None else pl.iso_utc(self._since_us),
+            "since": None if self._since_us is None else iso(self._since_us),
             "published": st.published,
             "filtered": st.filtered,
             "events_pending": st.events_pending,

@@ -13,7 +13,6 @@ from gmp_edge.notify.model import (
     PRIORITIES,
     Notification,
     deviation_priority,
-    iso_utc,
     priority_rank,
 )
 from gmp_edge.notify.setup import build_notifiers
@@ -46,7 +45,6 @@ __all__ = [
     "WebhookNotifier",
     "build_notifiers",
     "deviation_priority",
-    "iso_utc",
     "priority_rank",
     "sign",
     "verify",

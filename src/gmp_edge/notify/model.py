@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from gmp_edge.timefmt import iso
 
 #: Priorities, lowest first (the alarm priorities of ``alarms.model.Priority``).
 PRIORITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 
 # Deviation classes mapped onto the alarm priority scale, so one filter serves both.
 _DEVIATION_PRIORITY = {"minor": "medium", "major": "high", "critical": "critical"}
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def iso_utc(us: int) -> str:
-    """Integer microseconds UTC as ISO 8601 with a ``Z`` suffix and fixed microsecond width."""
-    return (_EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def priority_rank(priority: str) -> int:
@@ -83,7 +77,7 @@ class Notification:
             "text": self.text,
             "record_type": self.record_type,
             "record_id": self.record_id,
-            "ts": iso_utc(self.ts_us),
+            "ts": iso(self.ts_us),
             "ts_us": self.ts_us,
             "data": self.data,
         }

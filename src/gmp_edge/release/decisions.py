@@ -16,10 +16,10 @@ from enum import StrEnum
 from typing import Any
 
 from gmp_edge.audit.book import RecordBook
-from gmp_edge.audit.trail import iso
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.storage.schema import Schema
+from gmp_edge.timefmt import signed_content_iso
 
 RECORD_TYPE = "batch_decision"
 AUTHOR = "system:review"
@@ -92,7 +92,7 @@ class BatchDecision:
             "review_sha256": self.review_sha256,
             "blockers": self.blockers,
             "decided_by": self.decided_by,
-            "decided": iso(self.decided_us),
+            "decided": signed_content_iso(self.decided_us),
         }
 
 

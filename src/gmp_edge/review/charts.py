@@ -9,7 +9,6 @@ renders in seconds without a plotting library.
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 
 import numpy as np
 from reportlab.lib import colors
@@ -17,6 +16,7 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable
 
 from gmp_edge.review.model import TagReview
+from gmp_edge.timefmt import utc_datetime
 
 ENVELOPE = colors.Color(0.55, 0.7, 0.9)
 MEAN = colors.Color(0.05, 0.2, 0.55)
@@ -198,7 +198,7 @@ class TraceChart(Flowable):
         while tick < self.end_us:
             x = x_of(tick)
             c.line(x, bottom - 2, x, bottom)
-            dt = datetime.fromtimestamp(tick / 1e6, tz=UTC)
+            dt = utc_datetime(tick)
             label = dt.strftime("%H:%M") if hours <= 48 else dt.strftime("%m-%d %H:%M")
             c.drawCentredString(x, bottom - 8, label)
             tick += step

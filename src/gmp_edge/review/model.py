@@ -11,16 +11,9 @@ recommends; a person decides.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-
-def iso(us: int | None) -> str | None:
-    """UTC ISO 8601 with the zone shown (``...Z``), or None."""
-    if us is None:
-        return None
-    dt = datetime.fromtimestamp(us / 1e6, tz=UTC)
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from gmp_edge.timefmt import iso
 
 
 def _t(name: str, us: int | None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gmp_edge.review.model import BatchReview, Finding, Readiness
+from gmp_edge.timefmt import iso
 
 DISCLAIMER = (
     "The software recommends; a person decides: the QA reviewer and the Qualified Person "
@@ -188,6 +189,4 @@ def assess(review: BatchReview, policy: Policy | None = None) -> Readiness:
 
 
 def _when(us: int) -> str:
-    from gmp_edge.review.model import iso
-
-    return str(iso(us))
+    return iso(us)

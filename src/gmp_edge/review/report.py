@@ -11,7 +11,6 @@ signature block with the recorded decision signatures. Every time is UTC, shown 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -35,6 +34,7 @@ from reportlab.platypus import (
 from gmp_edge.review.charts import TraceChart
 from gmp_edge.review.model import BatchReview, TagReview
 from gmp_edge.review.readiness import DISCLAIMER
+from gmp_edge.timefmt import display
 
 _SS = getSampleStyleSheet()
 H1 = ParagraphStyle("h1", parent=_SS["Heading1"], fontSize=15, spaceAfter=6)
@@ -49,7 +49,7 @@ def utc(us: int | None) -> str:
     """``YYYY-MM-DD HH:MM:SS UTC`` (or an em dash)."""
     if us is None:
         return "-"
-    return datetime.fromtimestamp(us / 1e6, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return display(us)
 
 
 def _num(x: float | None, digits: int = 4) -> str:

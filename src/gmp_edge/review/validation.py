@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,8 @@ from gmp_edge.review.compile import (
     limit_versions_in_force,
     period_end,
 )
-from gmp_edge.review.model import Capability, iso
+from gmp_edge.review.model import Capability
+from gmp_edge.timefmt import iso, utc_datetime
 
 CAPABLE = "capable"
 MARGINAL = "marginal"
@@ -792,7 +793,7 @@ def equipment_overview(
     the batch's equipment and the equipment of the tags in its scope). Dates hold through
     their UTC day; a running batch is judged up to ``now_us``.
     """
-    today = datetime.fromtimestamp(now_us / 1e6, tz=UTC).date()
+    today = utc_datetime(now_us).date()
     out = []
     for eq in sorted(equipment, key=lambda e: e.id):
         now = equipment_status(eq, now_us, now_us)

@@ -8,12 +8,11 @@ A record and the signature that completes it are written in one transaction (see
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from gmp_edge.audit.review import AuditReviews
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import SYSTEM_CLOCK, Clock
 from gmp_edge.monitoring.engine import MonitoringEngine
 from gmp_edge.release.decisions import DecisionBook
 from gmp_edge.services.alarms import AlarmService
@@ -74,7 +73,7 @@ class GmpServices:
         decisions: DecisionBook,
         reviews: AuditReviews,
         config_path: str = "",
-        clock: Callable[[], int] = now_us,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> GmpServices:
         """The services over one store (``config_path``: the file the evidence package
         quotes)."""
@@ -100,7 +99,7 @@ class GmpServices:
         signatures: SignatureRegister,
         decisions: DecisionBook,
         config_path: str,
-        clock: Callable[[], int] = now_us,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> ExportService:
         """Exports of a store opened while the service is stopped (the CLI's)."""
         release = ReleaseService(

@@ -7,6 +7,7 @@ from typing import Any
 
 from gmp_edge.alarms import machine as am
 from gmp_edge.alarms.model import Alarm, AlarmError
+from gmp_edge.clock import Clock
 from gmp_edge.monitoring.engine import MonitoringEngine
 from gmp_edge.services.errors import Conflict, NotFound
 
@@ -14,7 +15,7 @@ from gmp_edge.services.errors import Conflict, NotFound
 class AlarmService:
     """Alarm actions, each applied under the monitoring engine's lock and audited."""
 
-    def __init__(self, engine: MonitoringEngine, clock: Callable[[], int]):
+    def __init__(self, engine: MonitoringEngine, clock: Clock):
         self._engine = engine
         self._clock = clock
 
@@ -28,12 +29,12 @@ class AlarmService:
 
     def acknowledge(self, user: str, alarm_id: str, comment: str) -> Alarm:
         """Acknowledge an unacknowledged alarm, with a comment."""
-        now = self._clock()
+        now = self._clock.now_us()
         return self._act(alarm_id, lambda a: am.acknowledge(a, now, user=user, comment=comment))
 
     def shelve(self, user: str, alarm_id: str, reason: str, minutes: float) -> Alarm:
         """Shelve for a limited time (the policy caps it), with a reason."""
-        now = self._clock()
+        now = self._clock.now_us()
         until = now + int(minutes * 60_000_000)
         policy = self._engine.policy
         return self._act(
@@ -43,19 +44,19 @@ class AlarmService:
 
     def unshelve(self, user: str, alarm_id: str, reason: str) -> Alarm:
         """End a shelve early."""
-        now = self._clock()
+        now = self._clock.now_us()
         return self._act(alarm_id, lambda a: am.unshelve(a, now, user=user, reason=reason))
 
     def remove_from_service(self, user: str, alarm_id: str, reason: str) -> Alarm:
         """Take an alarm out of service (maintenance of its instrument)."""
-        now = self._clock()
+        now = self._clock.now_us()
         return self._act(
             alarm_id, lambda a: am.remove_from_service(a, now, user=user, reason=reason)
         )
 
     def return_to_service(self, user: str, alarm_id: str, reason: str) -> Alarm:
         """Return an alarm to service."""
-        now = self._clock()
+        now = self._clock.now_us()
         return self._act(alarm_id, lambda a: am.return_to_service(a, now, user=user, reason=reason))
 
     def active(self) -> list[Alarm]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
+from gmp_edge.clock import Clock
 from gmp_edge.deviations.batch import Batch, batch_id_problem
 from gmp_edge.monitoring.records import BatchBook, RecordError, RecordNotFound
 from gmp_edge.services.errors import Invalid, NotFound
@@ -12,7 +13,7 @@ from gmp_edge.services.errors import Invalid, NotFound
 class BatchService:
     """Batches in the rooms and on the equipment the plant configuration names."""
 
-    def __init__(self, book: BatchBook, rooms: Iterable[str], clock: Callable[[], int]):
+    def __init__(self, book: BatchBook, rooms: Iterable[str], clock: Clock):
         self._book = book
         self._rooms = frozenset(rooms)
         self._clock = clock
@@ -38,7 +39,7 @@ class BatchService:
         unknown = sorted({r for r in rooms if r not in self._rooms})
         if unknown:
             raise Invalid(f"unknown rooms {unknown}")
-        start = self._clock() if start_us is None else start_us
+        start = self._clock.now_us() if start_us is None else start_us
         batch = Batch(batch_id, product, tuple(equipment), rooms, start, None)
         try:
             return self._book.start(actor, batch, reason)
@@ -47,7 +48,7 @@ class BatchService:
 
     def end(self, actor: str, batch_id: str, end_us: int | None = None, reason: str = "") -> Batch:
         """Record the end of a batch in progress (default now)."""
-        end = self._clock() if end_us is None else end_us
+        end = self._clock.now_us() if end_us is None else end_us
         try:
             return self._book.end(actor, batch_id, end, reason)
         except RecordNotFound as exc:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.clock import Clock
 from gmp_edge.deviations import lifecycle
 from gmp_edge.deviations.model import (
     Classification,
@@ -37,7 +38,7 @@ class DeviationService:
         book: DeviationBook,
         trail: AuditTrail,
         signing: SigningService,
-        clock: Callable[[], int],
+        clock: Clock,
     ):
         self._book = book
         self._trail = trail
@@ -75,7 +76,7 @@ class DeviationService:
         self, actor: str, dev_id: str, expected_version: int, investigator: str, note: str
     ) -> Deviation:
         """Open -> under investigation."""
-        at = self._clock()
+        at = self._clock.now_us()
         return self._step(
             dev_id,
             expected_version,
@@ -93,7 +94,7 @@ class DeviationService:
         changes: Mapping[str, Any],
     ) -> Deviation:
         """Record findings (impact, root cause, CAPA, affected batches...)."""
-        at = self._clock()
+        at = self._clock.now_us()
         return self._step(
             dev_id,
             expected_version,
@@ -104,7 +105,7 @@ class DeviationService:
 
     def cancel(self, actor: str, dev_id: str, expected_version: int, reason: str) -> Deviation:
         """Cancel a deviation raised in error."""
-        at = self._clock()
+        at = self._clock.now_us()
         return self._step(
             dev_id,
             expected_version,
@@ -125,7 +126,7 @@ class DeviationService:
     ) -> Deviation:
         """Under investigation -> closed, signed by ``signer`` (meaning: approval), in one
         transaction: either the deviation is closed and signed, or nothing changed."""
-        at = self._clock()
+        at = self._clock.now_us()
 
         def step(d: Deviation) -> tuple[Deviation, Transition]:
             return lifecycle.close(

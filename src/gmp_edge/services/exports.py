@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.clock import Clock
 from gmp_edge.evidence.keys import key_path_for
 from gmp_edge.evidence.package import EvidenceError, PackageInfo, build_package, in_batch_scope
 from gmp_edge.evidence.readings_csv import snapshot
@@ -23,12 +23,7 @@ from gmp_edge.services.errors import Conflict, NotFound
 from gmp_edge.services.records import PlantRecords
 from gmp_edge.services.release import ReleaseService
 from gmp_edge.signatures.register import SignatureRegister
-
-
-def _iso(us: int) -> str:
-    # the API's format (ms, Z); replaced by the one time module when it lands
-    dt = datetime.fromtimestamp(us / 1_000_000, tz=UTC)
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from gmp_edge.timefmt import iso
 
 
 def file_sha256(path: Path) -> str:
@@ -60,7 +55,7 @@ class ExportService:
         signatures: SignatureRegister,
         release: ReleaseService,
         config_path: str,
-        clock: Callable[[], int],
+        clock: Clock,
     ):
         self._engine = engine
         self._trail = trail
@@ -101,7 +96,7 @@ class ExportService:
                 batch_id=batch_id,
                 review=review,
                 key_path=key_path_for(e.cfg.store.path),
-                now_us=self._clock(),
+                now_us=self._clock.now_us(),
             )
         except EvidenceError as exc:
             raise Conflict(f"no evidence package: {exc}") from None
@@ -127,7 +122,7 @@ class ExportService:
         batch = e.books.batches.get(batch_id)
         if batch is None:
             raise NotFound(f"no batch {batch_id!r}")
-        start, end = batch.start_us, period_end(batch, self._clock())
+        start, end = batch.start_us, period_end(batch, self._clock.now_us())
         rooms, equipment = set(batch.rooms), set(batch.equipment)
         conns = snapshot(e.store.path, 2)  # two readers on one snapshot, as the package
         tag_ids = {
@@ -142,7 +137,7 @@ class ExportService:
             batch_id,
             "",
             None,
-            {"start": _iso(start), "end": _iso(end), "tags": len(tag_ids)},
+            {"start": iso(start), "end": iso(end), "tags": len(tag_ids)},
         )
         return ReadingsExport(conns, tag_ids, start, end)
 
@@ -153,7 +148,7 @@ class ExportService:
         e = self._engine
         try:
             f = gather_investigation(
-                e.store, e.books, self._trail, e.cfg, self._signatures, dev_id, self._clock()
+                e.store, e.books, self._trail, e.cfg, self._signatures, dev_id, self._clock.now_us()
             )
         except KeyError:
             raise NotFound(f"no deviation {dev_id!r}") from None

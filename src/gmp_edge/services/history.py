@@ -3,11 +3,11 @@ excursions, equipment status and the process validation summary. Nothing here wr
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from gmp_edge.alarms import metrics
 from gmp_edge.alarms.model import Transition
+from gmp_edge.clock import Clock
 from gmp_edge.monitoring.engine import MonitoringEngine
 from gmp_edge.release.excursions import ExcursionRecord, excursions, search
 from gmp_edge.review.validation import EquipmentOverview, Policy, ProcessValidationSummary
@@ -34,7 +34,7 @@ class AlarmPerformance:
 class HistoryService:
     """Read-only views over the books and the store."""
 
-    def __init__(self, engine: MonitoringEngine, clock: Callable[[], int]):
+    def __init__(self, engine: MonitoringEngine, clock: Clock):
         self._engine = engine
         self.clock = clock  # "now" for the views that count from it (tests fix it)
 
@@ -48,7 +48,7 @@ class HistoryService:
 
     def alarm_performance(self, hours: float) -> AlarmPerformance:
         """Annunciations, chattering alarms, floods and standing alarms of the last hours."""
-        end = self.clock()
+        end = self.clock.now_us()
         start = end - int(hours * 3_600_000_000)
         trs = self._engine.books.alarms.history(None, start, end, 1_000_000)
         periods = metrics.floods(trs)
@@ -116,10 +116,18 @@ class HistoryService:
             raise Invalid("start is not before end")
         e = self._engine
         return compile_validation(
-            e.store, e.books, e.cfg, self.clock(), product, start_us, end_us, policy, max_batches
+            e.store,
+            e.books,
+            e.cfg,
+            self.clock.now_us(),
+            product,
+            start_us,
+            end_us,
+            policy,
+            max_batches,
         )
 
     def equipment(self) -> tuple[EquipmentOverview, ...]:
         """Each configured piece of equipment: qualification and calibration now."""
         e = self._engine
-        return equipment_view(e.books, e.cfg, self.clock())
+        return equipment_view(e.books, e.cfg, self.clock.now_us())

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from gmp_edge.clock import Clock
 from gmp_edge.limits.engine import WhatIfResult, what_if
 from gmp_edge.limits.model import LimitSet, TagLimits
 from gmp_edge.limits.validation import validate_limit_set
@@ -37,7 +38,7 @@ class WhatIf:
 class LimitSetService:
     """Versions of the plant's limit set and their review before approval."""
 
-    def __init__(self, engine: MonitoringEngine, clock: Callable[[], int]):
+    def __init__(self, engine: MonitoringEngine, clock: Clock):
         self._engine = engine
         self._clock = clock
 
@@ -61,7 +62,7 @@ class LimitSetService:
         ls = LimitSet(
             id=current.id,
             version=current.version + 1,
-            effective_from_us=self._clock(),
+            effective_from_us=self._clock.now_us(),
             reason=reason,
             proposed_by=actor,
             limits=tuple(limits),

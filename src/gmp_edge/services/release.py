@@ -7,9 +7,8 @@ can stand in the batch record.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.clock import Clock
 from gmp_edge.identity.users import User
 from gmp_edge.release.decisions import (
     RECORD_TYPE,
@@ -36,7 +35,7 @@ class ReleaseService:
         trail: AuditTrail,
         decisions: DecisionBook,
         signing: SigningService,
-        clock: Callable[[], int],
+        clock: Clock,
     ):
         self._engine = engine
         self._trail = trail
@@ -48,7 +47,9 @@ class ReleaseService:
         """Everything that happened in the batch's rooms and equipment, compiled now."""
         e = self._engine
         try:
-            return review_batch(e.store, e.books, self._trail, e.cfg, batch_id, self._clock())
+            return review_batch(
+                e.store, e.books, self._trail, e.cfg, batch_id, self._clock.now_us()
+            )
         except BatchNotFound as exc:
             raise NotFound(str(exc)) from None
 

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from gmp_edge.audit.book import RecordBook
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.identity.roles import Role
 from gmp_edge.signatures.manifest import (

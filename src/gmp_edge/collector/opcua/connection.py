@@ -19,6 +19,7 @@ from asyncua import ua
 from asyncua.client.ua_client import UaClientState
 from asyncua.ua.uaerrors import UaStatusCodeError
 
+from gmp_edge.clock import now_us
 from gmp_edge.collector.opcua.client import apply_security, new_client
 from gmp_edge.collector.opcua.convert import datavalue_to_reading, status_text
 from gmp_edge.collector.opcua.core import OpcuaDriverCore
@@ -32,7 +33,7 @@ from gmp_edge.collector.opcua.monitoring import (
 )
 from gmp_edge.collector.opcua.spec import OpcuaDeviceSpec, OpcuaPoint
 from gmp_edge.collector.opcua.subscription import NotificationHandler, TrackedSubscription
-from gmp_edge.collector.reading import Cause, Reading, now_us
+from gmp_edge.collector.reading import Cause, Reading
 
 log = logging.getLogger("gmp_edge.collector.opcua")
 

@@ -8,15 +8,13 @@ InfoType (bits 10-11) is 01 = DataValue, the limit bits 8-9 and the Overflow bit
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from asyncua import ua
 
 from gmp_edge.collector.reading import Cause, Quality, Reading
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
+from gmp_edge.timefmt import datetime_us
 
 _CODE_MASK = 0xFFFF_0000
 _INFOTYPE_MASK = 0x0000_0C00
@@ -66,7 +64,7 @@ def datetime_to_us(dt: datetime | None) -> int | None:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    us = (dt - _EPOCH) // _US
+    us = datetime_us(dt)
     return us if us > 0 else None
 
 

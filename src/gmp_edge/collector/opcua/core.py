@@ -16,13 +16,14 @@ from asyncua import ua
 from asyncua.common.subscription import DataChangeNotif
 from asyncua.ua.uaerrors import UaError
 
+from gmp_edge.clock import now_us
 from gmp_edge.collector.driver import DeviceStatus, Driver, Sink
 from gmp_edge.collector.opcua.convert import datavalue_to_reading, has_overflow, status_text
 from gmp_edge.collector.opcua.errors import strip_credentials
 from gmp_edge.collector.opcua.link import Link
 from gmp_edge.collector.opcua.monitoring import point_index
 from gmp_edge.collector.opcua.spec import OpcuaDeviceSpec, OpcuaPoint
-from gmp_edge.collector.reading import Cause, Quality, Reading, now_us
+from gmp_edge.collector.reading import Cause, Quality, Reading
 
 log = logging.getLogger("gmp_edge.collector.opcua")
 

@@ -16,12 +16,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from gmp_edge.clock import now_us
 from gmp_edge.collector.driver import LinkState, Sink, sleep_or_stop
 from gmp_edge.collector.opcua.connection import OpcuaConnection
 from gmp_edge.collector.opcua.errors import LinkError, describe_error
 from gmp_edge.collector.opcua.link import Link
 from gmp_edge.collector.opcua.spec import OpcuaDeviceSpec, OpcuaPoint
-from gmp_edge.collector.reading import Cause, Quality, Reading, now_us
+from gmp_edge.collector.reading import Cause, Quality, Reading
 from gmp_edge.retry import Backoff
 
 log = logging.getLogger("gmp_edge.collector.opcua")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from asyncua import Client
 
-from gmp_edge.collector.reading import now_us
+from gmp_edge.clock import now_us
 
 if TYPE_CHECKING:
     from gmp_edge.collector.opcua.subscription import TrackedSubscription

@@ -20,9 +20,9 @@ from asyncua.client.ua_session import UaSession
 from asyncua.common.subscription import DataChangeNotif, Subscription
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
+from gmp_edge.clock import now_us
 from gmp_edge.collector.opcua.errors import LINK_CODES
 from gmp_edge.collector.opcua.sequence import next_sequence_number, sequence_gap
-from gmp_edge.collector.reading import now_us
 
 if TYPE_CHECKING:
     from gmp_edge.collector.opcua.core import OpcuaDriverCore
