@@ -535,6 +535,11 @@ def test_audit_api_filters_export_and_verify(env):
     assert exp.status_code == 200 and exp.text.startswith("ts,seq,")
     assert exp.headers["x-audit-head-sha256"] in exp.text
     assert trail.entries()[-1].action == "audit.exported"
+    # the file is named by its UTC time, zone marked, like every time we write
+    stamp = exp.headers["content-disposition"].split('filename="audit-')[1].split(".")[0]
+    exported = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    entry_at = datetime.fromtimestamp(trail.entries()[-1].ts_us / 1e6, tz=UTC)
+    assert abs((exported - entry_at).total_seconds()) < 5
 
 
 def test_prometheus_metrics_for_a_viewer_token(env):

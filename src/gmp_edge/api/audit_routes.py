@@ -33,7 +33,7 @@ from gmp_edge.clock import now_us
 from gmp_edge.identity.roles import Permission
 from gmp_edge.services.audit_reviews import AuditReview
 from gmp_edge.signatures.manifest import Meaning
-from gmp_edge.timefmt import iso
+from gmp_edge.timefmt import iso, utc_datetime
 
 router = APIRouter(responses=AUTH)
 READ_AUDIT = Depends(require(Permission.READ_AUDIT))
@@ -167,7 +167,7 @@ def audit_export(
         {"head_seq": seq, "head_sha256": digest},
     )
     body = trail.export(format)
-    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    stamp = utc_datetime(now_us()).strftime("%Y%m%dT%H%M%SZ")  # UTC, like every record
     return Response(
         body,
         media_type="text/csv" if format == "csv" else "application/json",
