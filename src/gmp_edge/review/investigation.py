@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
-from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
+from reportlab.platypus import Paragraph, Spacer
 
 from gmp_edge.alarms.model import Transition as AlarmTransition
 from gmp_edge.audit.chain import AuditEntry
@@ -31,7 +29,7 @@ from gmp_edge.limits.model import LimitSet
 from gmp_edge.review.charts import TraceChart
 from gmp_edge.review.compile import TagInput, compile_tag, limit_versions_in_force
 from gmp_edge.review.model import TagReview
-from gmp_edge.review.report import BODY, H1, H2, WIDTH, _kv, _num, _p, _table, utc
+from gmp_edge.review.report import BODY, H1, H2, WIDTH, _kv, _num, _p, _table, utc, write_a4
 
 if TYPE_CHECKING:
     from gmp_edge.audit.trail import AuditTrail
@@ -355,30 +353,7 @@ def _audit(f: InvestigationFile) -> list[Any]:
 
 def render_investigation_pdf(f: InvestigationFile, path: str | Path) -> Path:
     """Write the investigation file to ``path`` (PDF, A4, every time in UTC)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     title = f"Deviation investigation file {f.deviation.id}"
-
-    def footer(canvas: Canvas, doc: SimpleDocTemplate) -> None:
-        canvas.saveState()
-        canvas.setFont("Helvetica", 7)
-        canvas.drawString(
-            15 * mm, 8 * mm, f"{title} - v{f.deviation.version} - compiled {utc(f.compiled_us)}"
-        )
-        canvas.drawRightString(A4[0] - 15 * mm, 8 * mm, f"page {doc.page}")
-        canvas.restoreState()
-
-    doc = SimpleDocTemplate(
-        str(path),
-        pagesize=A4,
-        leftMargin=15 * mm,
-        rightMargin=15 * mm,
-        topMargin=14 * mm,
-        bottomMargin=15 * mm,
-        title=title,
-        author="gmp-edge",
-        subject="deviation investigation",
-    )
     story: list[Any] = [
         *_record(f),
         *_evidence(f),
@@ -389,5 +364,5 @@ def render_investigation_pdf(f: InvestigationFile, path: str | Path) -> Path:
         Spacer(1, 6),
         _p(NOTE, BODY),
     ]
-    doc.build(story, onFirstPage=footer, onLaterPages=footer)
-    return path
+    footer = f"{title} - v{f.deviation.version} - compiled {utc(f.compiled_us)}"
+    return write_a4(path, title, "deviation investigation", footer, story)

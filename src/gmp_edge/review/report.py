@@ -461,16 +461,28 @@ def render_pdf(
     ``decisions``: recorded decision signatures, dicts with ``name`` (printed name),
     ``meaning``, ``time`` (int µs UTC or text) and ``valid`` (bool).
     """
+    title = f"Batch EM report {review.batch_id}"
+    story: list[Any] = [
+        *_cover(review),
+        *_rooms(review),
+        *_evidence(review),
+        *_audit(review),
+        *_signatures(decisions),
+    ]
+    footer = f"{title} - {review.product} - compiled {utc(review.compiled_us)}"
+    return write_a4(path, title, "batch release review", footer, story)
+
+
+def write_a4(path: str | Path, title: str, subject: str, footer: str, story: list[Any]) -> Path:
+    """Write ``story`` as an A4 PDF at ``path`` with our margins, metadata and a footer
+    line (``footer`` and the page number) on every page; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    title = f"Batch EM report {review.batch_id}"
 
-    def footer(canvas: Canvas, doc: SimpleDocTemplate) -> None:
+    def on_page(canvas: Canvas, doc: SimpleDocTemplate) -> None:
         canvas.saveState()
         canvas.setFont("Helvetica", 7)
-        canvas.drawString(
-            15 * mm, 8 * mm, f"{title} - {review.product} - compiled {utc(review.compiled_us)}"
-        )
+        canvas.drawString(15 * mm, 8 * mm, footer)
         canvas.drawRightString(A4[0] - 15 * mm, 8 * mm, f"page {doc.page}")
         canvas.restoreState()
 
@@ -483,14 +495,7 @@ def render_pdf(
         bottomMargin=15 * mm,
         title=title,
         author="gmp-edge",
-        subject="batch release review",
+        subject=subject,
     )
-    story: list[Any] = [
-        *_cover(review),
-        *_rooms(review),
-        *_evidence(review),
-        *_audit(review),
-        *_signatures(decisions),
-    ]
-    doc.build(story, onFirstPage=footer, onLaterPages=footer)
+    doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
     return path
