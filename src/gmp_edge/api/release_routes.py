@@ -112,17 +112,13 @@ def batch_report(batch_id: str, request: Request, who: Principal = READ_AUDIT) -
         for s in d.signatures.signatures
     ]
     services_of(request).release.review(batch_id)  # 404 before a temporary folder exists
-    tmp = Path(tempfile.mkdtemp(prefix="gmp-edge-report-")) / f"EM-report-{batch_id}.pdf"
-    try:
-        services_of(request).exports.batch_report(who.actor, batch_id, tmp, decisions)
-    except BaseException:
-        _cleanup(tmp)
-        raise
-    return FileResponse(
-        tmp,
-        media_type="application/pdf",
-        filename=tmp.name,
-        background=BackgroundTask(_cleanup, tmp),
+    return _file_answer(
+        "gmp-edge-report-",
+        f"EM-report-{batch_id}.pdf",
+        "application/pdf",
+        lambda path: services_of(request).exports.batch_report(
+            who.actor, batch_id, path, decisions
+        ),
     )
 
 
@@ -134,17 +130,11 @@ def batch_report(batch_id: str, request: Request, who: Principal = READ_AUDIT) -
 )
 def batch_evidence(batch_id: str, request: Request, who: Principal = READ_AUDIT) -> FileResponse:
     """The signed evidence package (verify offline: `gmp-edge evidence verify FILE`)."""
-    tmp = Path(tempfile.mkdtemp(prefix="gmp-edge-evidence-")) / f"evidence-{batch_id}.zip"
-    try:
-        services_of(request).exports.evidence_package(who.actor, batch_id, tmp)
-    except BaseException:
-        _cleanup(tmp)
-        raise
-    return FileResponse(
-        tmp,
-        media_type="application/zip",
-        filename=tmp.name,
-        background=BackgroundTask(_cleanup, tmp),
+    return _file_answer(
+        "gmp-edge-evidence-",
+        f"evidence-{batch_id}.zip",
+        "application/zip",
+        lambda path: services_of(request).exports.evidence_package(who.actor, batch_id, path),
     )
 
 
@@ -186,17 +176,27 @@ def deviation_report(dev_id: str, request: Request, who: Principal = READ_AUDIT)
     """The deviation investigation file (PDF): evidence with its trace, alarm history,
     investigation, signatures with their validity, and the record's audit trail."""
     services_of(request).deviations.get(dev_id)  # 404 before a temporary folder exists
-    tmp = Path(tempfile.mkdtemp(prefix="gmp-edge-deviation-")) / f"investigation-{dev_id}.pdf"
+    return _file_answer(
+        "gmp-edge-deviation-",
+        f"investigation-{dev_id}.pdf",
+        "application/pdf",
+        lambda path: services_of(request).exports.investigation_file(who.actor, dev_id, path),
+    )
+
+
+def _file_answer(
+    prefix: str, name: str, media_type: str, write: Callable[[Path], object]
+) -> FileResponse:
+    """A file written by ``write`` into a temporary folder, served and then deleted (also
+    when writing it fails)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix)) / name
     try:
-        services_of(request).exports.investigation_file(who.actor, dev_id, tmp)
+        write(tmp)
     except BaseException:
         _cleanup(tmp)
         raise
     return FileResponse(
-        tmp,
-        media_type="application/pdf",
-        filename=tmp.name,
-        background=BackgroundTask(_cleanup, tmp),
+        tmp, media_type=media_type, filename=tmp.name, background=BackgroundTask(_cleanup, tmp)
     )
 
 
