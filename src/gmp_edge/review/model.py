@@ -10,7 +10,7 @@ recommends; a person decides.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from gmp_edge.timefmt import iso
@@ -23,6 +23,20 @@ def _t(name: str, us: int | None) -> dict[str, Any]:
 
 def _num(x: float | None) -> float | None:
     return None if x is None else float(x)
+
+
+def fields_dict(obj: Any) -> dict[str, Any]:
+    """Every field of a record by name, in declaration order; nested records (their
+    ``to_dict``) and tuples of them as JSON."""
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        if hasattr(v, "to_dict"):
+            v = v.to_dict()
+        elif isinstance(v, tuple):
+            v = [x.to_dict() if hasattr(x, "to_dict") else x for x in v]
+        out[f.name] = v
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,18 +325,7 @@ class EquipmentStatus:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "room": self.room,
-            "name": self.name,
-            "qualified_until": self.qualified_until,
-            "calibration_due": self.calibration_due,
-            "qualification_status": self.qualification_status,
-            "calibration_status": self.calibration_status,
-            "flagged": self.flagged,
-            "reason": self.reason,
-        }
+        return fields_dict(self)
 
 
 @dataclass(frozen=True, slots=True)

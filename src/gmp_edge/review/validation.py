@@ -49,7 +49,7 @@ from gmp_edge.review.compile import (
     limit_versions_in_force,
     period_end,
 )
-from gmp_edge.review.model import Capability
+from gmp_edge.review.model import Capability, fields_dict
 from gmp_edge.timefmt import iso, utc_datetime
 
 CAPABLE = "capable"
@@ -753,21 +753,7 @@ class EquipmentOverview:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "room": self.room,
-            "name": self.name,
-            "qualified_until": self.qualified_until,
-            "calibration_due": self.calibration_due,
-            "qualification_status": self.qualification_status,
-            "calibration_status": self.calibration_status,
-            "qualification_days_remaining": self.qualification_days_remaining,
-            "calibration_days_remaining": self.calibration_days_remaining,
-            "batches_used": self.batches_used,
-            "out_of_status": [u.to_dict() for u in self.out_of_status],
-            "text": self.text,
-        }
+        return fields_dict(self)
 
 
 def _days(d: date | None, today: date) -> int | None:
