@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from gmp_edge.clock import ManualClock
 from gmp_edge.notify import (
     KEY_HEADER,
     SIGNATURE_HEADER,
@@ -130,7 +131,7 @@ async def test_5xx_then_200_is_retried_and_delivered_once() -> None:
 async def test_4xx_is_not_retried_and_counts_failed() -> None:
     with Receiver(statuses=[400, 200]) as r:
         wh = fast_webhook(r.url)
-        d = Dispatcher([wh], clock=lambda: 42)
+        d = Dispatcher([wh], clock=ManualClock(42))
         d.submit(note())
         await run_until_idle(d)
     assert len(r.requests) == 1
@@ -163,7 +164,7 @@ async def test_unreachable_port_fails_after_retries() -> None:
     wh = fast_webhook(url, retries=2)
     with pytest.raises(DeliveryError, match="after 3 attempts"):
         await wh.send(note())
-    d = Dispatcher([wh], clock=lambda: 7)
+    d = Dispatcher([wh], clock=ManualClock(7))
     d.submit(note())
     await run_until_idle(d)
     st = d.status()["sinks"][wh.name]

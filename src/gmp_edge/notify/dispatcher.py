@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gmp_edge.clock import now_us
+from gmp_edge.clock import SYSTEM_CLOCK, Clock
 from gmp_edge.notify.model import Notification
 from gmp_edge.notify.sinks import Notifier
 
@@ -69,7 +69,7 @@ class Dispatcher:
         *,
         on_drop: DropCallback | None = None,
         drain_timeout_s: float = 5.0,
-        clock: Callable[[], int] = now_us,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be >= 1")
@@ -142,11 +142,11 @@ class Dispatcher:
             except Exception as exc:
                 sink.failed += 1
                 sink.last_error = f"{type(exc).__name__}: {exc}"
-                sink.last_error_us = self._clock()
+                sink.last_error_us = self._clock.now_us()
                 log.error("notification %s failed on %s: %s", n.key, sink.name, sink.last_error)
             else:
                 sink.sent += 1
-                sink.last_sent_us = self._clock()
+                sink.last_sent_us = self._clock.now_us()
             finally:
                 sink.in_flight = None
                 sink.queue.task_done()
