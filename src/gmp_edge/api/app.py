@@ -6,6 +6,7 @@ sign-in, the status page shell and the OpenAPI document are open."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from importlib import resources
 from typing import Annotated, Literal
 
@@ -158,7 +159,9 @@ def _q(q: Quality | int) -> Literal["good", "uncertain", "bad"]:
     return names[int(q)]
 
 
-def _value(r: Reading) -> ValueOut:
+def _value(r: Reading | StoredReading) -> ValueOut:
+    """A reading as the API shows it, live (collector) or stored (historian) alike."""
+    cause = r.cause.value if isinstance(r.cause, Enum) else r.cause
     return ValueOut(
         tag=r.tag,
         ts=iso(r.ts_us) or "",
@@ -167,20 +170,7 @@ def _value(r: Reading) -> ValueOut:
         value=r.value,
         quality=_q(r.quality),
         message=r.message,
-        cause=r.cause.value if r.cause else None,
-    )
-
-
-def _stored(r: StoredReading) -> ValueOut:
-    return ValueOut(
-        tag=r.tag,
-        ts=iso(r.ts_us) or "",
-        ts_edge=iso(r.ts_edge_us) or "",
-        ts_source=iso(r.ts_source_us),
-        value=r.value,
-        quality=_q(r.quality),
-        message=r.message,
-        cause=r.cause,
+        cause=cause,
     )
 
 
@@ -345,7 +335,7 @@ def create_app(
                 continue
             s = rt.store.latest(path)
             if s is not None:
-                out.append(_stored(s))
+                out.append(_value(s))
         return out
 
     @live.get("/api/status/rooms", response_model=list[RoomStatusOut], tags=["status"])
@@ -409,7 +399,7 @@ def create_app(
             return out
         rows = rt.store.readings(tag, start_us, end_us, limit + 1)
         out.truncated = len(rows) > limit
-        out.readings = [_stored(r) for r in rows[:limit]]
+        out.readings = [_value(r) for r in rows[:limit]]
         return out
 
     @live.get(
