@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -184,13 +185,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Collect from the configured devices and serve the API."""
     cfg, sha = _load(args.config)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        _stop_on_signals(stop)
+    async def main(stop: asyncio.Event) -> None:
         await serve(cfg, sha, stop, args.config)
 
+    return _until_stopped(main)
+
+
+def _until_stopped(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
+    """Run ``main`` until SIGINT/SIGTERM sets its stop event; a store that cannot be
+    opened or written is one line on stderr and exit code 1, not a traceback."""
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await main(stop)
+
     try:
-        asyncio.run(main())
+        asyncio.run(run())
     except StoreError as exc:
         print(f"store error: {exc}", file=sys.stderr)
         return 1
@@ -216,31 +227,25 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """Run only the simulated plant, for any Modbus / OPC UA client."""
     cfg, _ = _load(args.config)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        _stop_on_signals(stop)
+    async def main(stop: asyncio.Event) -> None:
         async with _sim_plant(cfg, args.config) as plant:
             print(json.dumps(plant.ready_info()), flush=True)
             print("simulated plant running; stop with Ctrl-C", file=sys.stderr, flush=True)
             await stop.wait()
 
-    asyncio.run(main())
-    return 0
+    return _until_stopped(main)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Simulated plant + collection + API on 127.0.0.1, in one process."""
     cfg, sha = _load(args.config)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        _stop_on_signals(stop)
+    async def main(stop: asyncio.Event) -> None:
         async with _sim_plant(cfg, args.config) as plant:
             banner = "\n  simulated plant: " + json.dumps(plant.ready_info())
             await serve(cfg, sha, stop, args.config, banner, demo=True)
 
-    asyncio.run(main())
-    return 0
+    return _until_stopped(main)
 
 
 def cmd_audit(args: argparse.Namespace) -> int:

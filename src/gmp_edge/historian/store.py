@@ -255,17 +255,24 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._w = _connect(self.path)
-        self._w.execute("pragma journal_mode=wal")
-        # FULL: a commit survives power loss, not only a process crash; at one
-        # commit per second the fsync costs nothing that matters.
-        self._w.execute("pragma synchronous=full")
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._w = _connect(self.path)
+        except (OSError, sqlite3.Error) as exc:
+            # a store that cannot be opened is one clear line for the operator
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from exc
+        try:
+            self._w.execute("pragma journal_mode=wal")
+            # FULL: a commit survives power loss, not only a process crash; at one
+            # commit per second the fsync costs nothing that matters.
+            self._w.execute("pragma synchronous=full")
             version = migrate(self._w, SCHEMA, self.path)
         except SchemaError as exc:
             self._w.close()
             raise StoreError(str(exc)) from exc
+        except sqlite3.Error as exc:
+            self._w.close()
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from exc
         self._lock = threading.Lock()
         self._tag_ids: dict[str, int] = {}
         self._tag_paths: dict[int, str] = {}
