@@ -18,6 +18,7 @@ from pathlib import Path
 
 from gmp_edge.audit.chain import GENESIS, AuditEntry, Break, canonical, entry_hash, verify
 from gmp_edge.clock import now_us
+from gmp_edge.storage.query import where_clause
 from gmp_edge.storage.schema import Schema, migrate
 from gmp_edge.timefmt import iso
 
@@ -198,22 +199,14 @@ class AuditTrail:
         limit: int = 10_000,
     ) -> list[AuditEntry]:
         """Entries matching every given filter, oldest first."""
-        where: list[str] = []
-        args: list[object] = []
-        for col, val in (("record_type", record_type), ("record_id", record_id), ("actor", actor)):
-            if val is not None:
-                where.append(f"{col}=?")
-                args.append(val)
-        if start_us is not None:
-            where.append("ts_us>=?")
-            args.append(start_us)
-        if end_us is not None:
-            where.append("ts_us<?")
-            args.append(end_us)
-        sql = f"select {', '.join(COLUMNS)} from audit"
-        if where:
-            sql += " where " + " and ".join(where)
-        sql += " order by seq limit ?"
+        where, args = where_clause(
+            ("record_type=?", record_type),
+            ("record_id=?", record_id),
+            ("actor=?", actor),
+            ("ts_us>=?", start_us),
+            ("ts_us<?", end_us),
+        )
+        sql = f"select {', '.join(COLUMNS)} from audit{where} order by seq limit ?"
         args.append(limit)
         return list(self._rows(sql, tuple(args)))
 

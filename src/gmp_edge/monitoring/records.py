@@ -26,6 +26,7 @@ from gmp_edge.deviations.model import Deviation, StaleVersion
 from gmp_edge.deviations.model import Transition as DeviationTransition
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.limits.model import LimitSet
+from gmp_edge.storage.query import where_clause
 from gmp_edge.storage.schema import Schema, open_store
 from gmp_edge.timefmt import utc_datetime
 
@@ -134,21 +135,8 @@ class AlarmBook(RecordBook):
 
         At most ``limit``: the first ones from ``start_us`` on, as ``AuditTrail.entries``.
         """
-        where: list[str] = []
-        args: list[object] = []
-        if tag is not None:
-            where.append("tag=?")
-            args.append(tag)
-        if start_us is not None:
-            where.append("at_us>=?")
-            args.append(start_us)
-        if end_us is not None:
-            where.append("at_us<?")
-            args.append(end_us)
-        sql = "select json from alarm_transitions"
-        if where:
-            sql += " where " + " and ".join(where)
-        sql += " order by at_us, id limit ?"
+        where, args = where_clause(("tag=?", tag), ("at_us>=?", start_us), ("at_us<?", end_us))
+        sql = f"select json from alarm_transitions{where} order by at_us, id limit ?"
         args.append(limit)
         return [AlarmTransition.from_dict(json.loads(r[0])) for r in self._all(sql, args)]
 
@@ -394,18 +382,10 @@ class BatchBook(RecordBook):
 
         None for either bound leaves that side open (see ``Batch.overlaps``).
         """
-        where: list[str] = []
-        args: list[object] = []
-        if end_us is not None:
-            where.append("start_us<=?")
-            args.append(end_us)
-        if start_us is not None:
-            where.append("(end_us is null or end_us>=?)")
-            args.append(start_us)
-        sql = "select json from batches"
-        if where:
-            sql += " where " + " and ".join(where)
-        sql += " order by start_us desc, id desc"
+        where, args = where_clause(
+            ("start_us<=?", end_us), ("(end_us is null or end_us>=?)", start_us)
+        )
+        sql = f"select json from batches{where} order by start_us desc, id desc"
         batches = [Batch.from_dict(json.loads(r[0])) for r in self._all(sql, args)]
         lo = start_us if start_us is not None else -(2**62)
         return [b for b in batches if b.overlaps(lo, end_us)]
