@@ -1,0 +1,133 @@
+"""The system-health verdict (pure): ok, degraded or failed, always with its reasons.
+
+Health answers "is the box doing its job?", not "is the process in spec?": alarms are the
+plant's state and are reported beside health, never folded into it (a room in alarm on a
+box that records it faithfully is a healthy box). The verdict is the worst of its reasons:
+
+- **failed**: the record is at risk now: the store refuses commits, a supervised task died.
+- **degraded**: part of the record is missing or less trustworthy: a device not connected,
+  a tag Bad for longer than the configured number of polls, the clock not known to be
+  synchronised, limit evaluation failing, notifications dropped.
+
+A person reading the health answer and a monitoring system scraping ``/metrics`` get the
+same verdict from this one function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+Status = Literal["starting", "ok", "degraded", "failed"]
+_RANK: dict[Status, int] = {"starting": 0, "ok": 1, "degraded": 2, "failed": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One thing that keeps health from ok: a stable code, its weight and a sentence."""
+
+    code: str
+    severity: Literal["degraded", "failed"]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceState:
+    """What health needs of a device."""
+
+    id: str
+    connected: bool
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BadTag:
+    """A tag whose newest readings are Bad: for how long and how many polls."""
+
+    tag: str
+    bad_for_s: float
+    polls: int
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthInputs:
+    """Everything the verdict depends on, read once per request."""
+
+    started: bool
+    store_error: str | None = None
+    failed_tasks: Sequence[tuple[str, str]] = ()  # (task, reason)
+    devices: Sequence[DeviceState] = ()
+    bad_tags: Sequence[BadTag] = ()
+    bad_tag_polls: int = 3
+    clock_synchronised: bool | None = None  # None: the OS cannot say
+    clock_check: Literal["required", "not_reported"] = "required"
+    monitoring_error: str | None = None
+    notifications_dropped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """The verdict and every reason for it (empty when ok)."""
+
+    status: Status
+    reasons: tuple[Reason, ...] = field(default=())
+
+
+def assess_health(h: HealthInputs) -> Health:
+    """The health verdict for ``h``: the worst severity among its reasons."""
+    if not h.started:
+        return Health("starting")
+    reasons: list[Reason] = []
+    if h.store_error:
+        reasons.append(
+            Reason("store_failing", "failed", f"the local store refuses commits: {h.store_error}")
+        )
+    for task, why in h.failed_tasks:
+        reasons.append(Reason("task_died", "failed", f"task {task} stopped: {why}"))
+    for d in h.devices:
+        if not d.connected:
+            tail = f": {d.last_error}" if d.last_error else ""
+            reasons.append(Reason("device_down", "degraded", f"device {d.id} not connected{tail}"))
+    for t in h.bad_tags:
+        if t.polls >= h.bad_tag_polls:
+            tail = f": {t.message}" if t.message else ""
+            reasons.append(
+                Reason(
+                    "tag_bad",
+                    "degraded",
+                    f"{t.tag} Bad for {t.bad_for_s:.0f} s ({t.polls} polls){tail}",
+                )
+            )
+    if h.clock_synchronised is False:
+        reasons.append(Reason("clock_unsynchronised", "degraded", "the clock is not synchronised"))
+    elif h.clock_synchronised is None and h.clock_check == "required":
+        reasons.append(
+            Reason(
+                "clock_unknown",
+                "degraded",
+                "the operating system does not report clock synchronisation "
+                '(set [health] clock_check = "not_reported" where a time source the OS '
+                "cannot report is validated)",
+            )
+        )
+    if h.monitoring_error:
+        reasons.append(
+            Reason(
+                "monitoring_failing", "degraded", f"limit evaluation fails: {h.monitoring_error}"
+            )
+        )
+    if h.notifications_dropped:
+        reasons.append(
+            Reason(
+                "notifications_dropped",
+                "degraded",
+                f"{h.notifications_dropped} notification(s) could not be delivered",
+            )
+        )
+    status: Status = "ok"
+    for r in reasons:
+        if _RANK[r.severity] > _RANK[status]:
+            status = r.severity
+    return Health(status, tuple(reasons))
