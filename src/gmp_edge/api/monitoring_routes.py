@@ -175,8 +175,7 @@ def alarm_history(
     who: Principal = READ,
 ) -> list[TransitionOut]:
     """Every alarm transition (oldest first), by tag and time."""
-    s = request_us(start) if start else None
-    e = request_us(end) if end else None
+    s, e = request_us(start), request_us(end)
     return [
         TransitionOut(
             alarm_id=t.alarm_id,
@@ -673,7 +672,7 @@ def start_batch(body: BatchIn, request: Request, who: Principal = ACK) -> BatchO
         body.product,
         body.rooms,
         body.equipment,
-        request_us(body.start) if body.start else None,
+        request_us(body.start),
         body.reason,
     )
     return batch_out(request, b)
