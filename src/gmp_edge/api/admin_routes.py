@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 
 from gmp_edge.api.models import AUTH, BAD_REQUEST, NOT_FOUND, Password, Reason, Strict, UserId
-from gmp_edge.api.security import Principal, access_of, require
-from gmp_edge.identity.roles import Permission, Role
+from gmp_edge.api.security import ADMIN, Principal, access_of
+from gmp_edge.identity.roles import Role
 from gmp_edge.identity.users import IdentityError, User
 from gmp_edge.timefmt import iso
 
 router = APIRouter(tags=["users"], responses=AUTH)
-ADMIN = Depends(require(Permission.MANAGE_USERS))
 
 
 class UserOut(Strict):

@@ -10,7 +10,7 @@ from enum import Enum
 from importlib import resources
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
@@ -28,12 +28,11 @@ from gmp_edge.api.middleware import BodyLimit, SecurityHeaders
 from gmp_edge.api.models import AUTH, ErrorOut, Responses
 from gmp_edge.api.monitoring_routes import AlarmOut, alarm_out
 from gmp_edge.api.runtime import RoomInfo, Runtime, TagInfo
-from gmp_edge.api.security import Access, require
+from gmp_edge.api.security import READ, Access
 from gmp_edge.api.times import request_us
 from gmp_edge.clock import now_us
 from gmp_edge.collector.reading import Quality, Reading
 from gmp_edge.historian.store import StoredReading
-from gmp_edge.identity.roles import Permission
 from gmp_edge.services import Conflict, GmpServices, Invalid, NotFound, Refused, WorkflowError
 from gmp_edge.services.status import overall_status
 from gmp_edge.timefmt import iso
@@ -222,7 +221,7 @@ def create_app(
     # no CORS middleware on purpose: only pages served from here may call the API
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, hsts=tls)
-    live = APIRouter(dependencies=[Depends(require(Permission.READ_LIVE))], responses=AUTH)
+    live = APIRouter(dependencies=[READ], responses=AUTH)
     tags_by_path = {t.path: t for t in rt.tag_infos()}
 
     def known(tag: str) -> str:

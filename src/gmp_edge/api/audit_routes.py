@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -21,24 +21,22 @@ from gmp_edge.api.models import (
     UserId,
 )
 from gmp_edge.api.security import (
+    READ_AUDIT,
+    REVIEW,
+    SIGNED_IN,
     Principal,
     access_of,
     reauthenticate,
-    require,
     require_person,
     services_of,
 )
 from gmp_edge.api.times import request_us
 from gmp_edge.clock import now_us
-from gmp_edge.identity.roles import Permission
 from gmp_edge.services.audit_reviews import AuditReview
 from gmp_edge.signatures.manifest import Meaning
 from gmp_edge.timefmt import iso, utc_datetime
 
 router = APIRouter(responses=AUTH)
-READ_AUDIT = Depends(require(Permission.READ_AUDIT))
-REVIEW = Depends(require(Permission.REVIEW))
-SIGNED_IN = Depends(require(None))
 
 
 class AuditEntryOut(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from gmp_edge.alarms.model import Alarm
@@ -25,9 +25,13 @@ from gmp_edge.api.models import (
     UserId,
 )
 from gmp_edge.api.security import (
+    ACK,
+    APPROVE,
+    CONFIGURE,
+    READ,
+    REVIEW,
     Principal,
     reauthenticate,
-    require,
     require_person,
     services_of,
 )
@@ -35,16 +39,10 @@ from gmp_edge.api.times import request_us
 from gmp_edge.config import LimitSetEntry
 from gmp_edge.deviations.batch import BATCH_ID, BATCH_ID_RULE, Batch
 from gmp_edge.deviations.model import Classification, Deviation
-from gmp_edge.identity.roles import Permission
 from gmp_edge.limits.model import LimitSet, TagLimits
 from gmp_edge.timefmt import iso
 
 router = APIRouter(responses=AUTH)
-READ = Depends(require(Permission.READ_LIVE))
-ACK = Depends(require(Permission.ACKNOWLEDGE))
-CONFIGURE = Depends(require(Permission.CONFIGURE))
-REVIEW = Depends(require(Permission.REVIEW))
-APPROVE = Depends(require(Permission.APPROVE))
 Version = Annotated[int, Path(ge=1, le=2**31)]
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
@@ -20,18 +20,21 @@ from starlette.background import BackgroundTask
 from gmp_edge.api.audit_routes import ManifestOut, manifest_out
 from gmp_edge.api.models import AUTH, CONFLICT, NOT_FOUND, Password, Strict, UserId
 from gmp_edge.api.review_models import BatchReviewDocument
-from gmp_edge.api.security import Principal, reauthenticate, require, services_of
+from gmp_edge.api.security import (
+    APPROVE,
+    READ,
+    READ_AUDIT,
+    Principal,
+    reauthenticate,
+    services_of,
+)
 from gmp_edge.api.streaming import stream_writes
 from gmp_edge.api.times import request_us
-from gmp_edge.identity.roles import Permission
 from gmp_edge.release.decisions import Decision, review_sha256
 from gmp_edge.review.model import BatchReview
 from gmp_edge.timefmt import iso
 
 router = APIRouter(responses=AUTH)
-READ = Depends(require(Permission.READ_LIVE))
-READ_AUDIT = Depends(require(Permission.READ_AUDIT))
-APPROVE = Depends(require(Permission.APPROVE))
 
 
 def _review(request: Request, batch_id: str) -> BatchReview:

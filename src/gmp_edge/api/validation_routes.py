@@ -11,19 +11,17 @@ from datetime import datetime
 from importlib import resources
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from gmp_edge.api.models import AUTH, ErrorOut, Responses
-from gmp_edge.api.security import Principal, require, services_of
+from gmp_edge.api.security import READ_AUDIT, Principal, services_of
 from gmp_edge.api.times import request_us
-from gmp_edge.identity.roles import Permission
 from gmp_edge.review.validation import Policy
 from gmp_edge.services.history import MAX_BATCHES
 
 router = APIRouter(responses=AUTH)
-READ_AUDIT = Depends(require(Permission.READ_AUDIT))
 
 # the page loads its script and style from here: nothing inline, nothing else
 PAGE_CSP = (
