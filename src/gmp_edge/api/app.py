@@ -25,7 +25,7 @@ from gmp_edge.api import (
 from gmp_edge.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gmp_edge.api.metrics import registry_of, render, service_families
 from gmp_edge.api.middleware import BodyLimit, SecurityHeaders
-from gmp_edge.api.models import AUTH, ErrorOut, Responses
+from gmp_edge.api.models import AUTH, ErrorOut, Responses, from_record
 from gmp_edge.api.monitoring_routes import AlarmOut, alarm_out
 from gmp_edge.api.runtime import RoomInfo, Runtime, TagInfo
 from gmp_edge.api.security import READ, Access
@@ -161,14 +161,13 @@ def _q(q: Quality | int) -> Literal["good", "uncertain", "bad"]:
 def _value(r: Reading | StoredReading) -> ValueOut:
     """A reading as the API shows it, live (collector) or stored (historian) alike."""
     cause = r.cause.value if isinstance(r.cause, Enum) else r.cause
-    return ValueOut(
-        tag=r.tag,
+    return from_record(
+        ValueOut,
+        r,
         ts=iso(r.ts_us) or "",
         ts_edge=iso(r.ts_edge_us) or "",
         ts_source=iso(r.ts_source_us),
-        value=r.value,
         quality=_q(r.quality),
-        message=r.message,
         cause=cause,
     )
 
@@ -251,23 +250,14 @@ def create_app(
         """Per-device connection state, last good reading, lag; store health."""
         now = now_us()
         devices = [
-            DeviceOut(
+            from_record(
+                DeviceOut,
+                s,
                 id=s.device_id,
-                protocol=s.protocol,
-                endpoint=s.endpoint,
                 state=s.state.value,
                 last_good=iso(s.last_good_us),
                 lag_s=None if s.last_good_us is None else round((now - s.last_good_us) / 1e6, 3),
-                last_error=s.last_error,
                 last_error_at=iso(s.last_error_us),
-                connects=s.connects,
-                disconnects=s.disconnects,
-                polls=s.polls,
-                failed_polls=s.failed_polls,
-                missed_polls=s.missed_polls,
-                readings=s.readings,
-                backfilled=s.backfilled,
-                last_poll_ms=s.last_poll_ms,
             )
             for s in rt.device_statuses()
         ]
@@ -382,19 +372,7 @@ def create_app(
         )
         if window_s is not None:
             buckets = rt.store.downsample(tag, start_us, end_us, int(window_s * 1_000_000))
-            out.buckets = [
-                BucketOut(
-                    start=iso(b.start_us) or "",
-                    min=b.min,
-                    max=b.max,
-                    mean=b.mean,
-                    count=b.count,
-                    good=b.good,
-                    uncertain=b.uncertain,
-                    bad=b.bad,
-                )
-                for b in buckets
-            ]
+            out.buckets = [from_record(BucketOut, b, start=iso(b.start_us) or "") for b in buckets]
             return out
         rows = rt.store.readings(tag, start_us, end_us, limit + 1)
         out.truncated = len(rows) > limit
@@ -417,14 +395,8 @@ def create_app(
             known(tag)
         start_us, end_us = _range(start, end, 86_400)
         return [
-            GapOut(
-                id=g.id,
-                tag=g.tag,
-                start=iso(g.start_us) or "",
-                end=iso(g.end_us),
-                open=g.end_us is None,
-                cause=g.cause,
-                message=g.message,
+            from_record(
+                GapOut, g, start=iso(g.start_us) or "", end=iso(g.end_us), open=g.end_us is None
             )
             for g in rt.store.gaps(tag, start_us, end_us)
         ]

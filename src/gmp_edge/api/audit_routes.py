@@ -19,6 +19,7 @@ from gmp_edge.api.models import (
     Reason,
     Strict,
     UserId,
+    from_record,
 )
 from gmp_edge.api.security import (
     READ_AUDIT,
@@ -71,19 +72,7 @@ def entries_out(request: Request, **filters: object) -> list[AuditEntryOut]:
     """Audit entries matching ``filters``, as the API shows them."""
     trail = access_of(request).trail
     return [
-        AuditEntryOut(
-            seq=e.seq,
-            ts=iso(e.ts_us) or "",
-            actor=e.actor,
-            action=e.action,
-            record_type=e.record_type,
-            record_id=e.record_id,
-            reason=e.reason,
-            old=e.old,
-            new=e.new,
-            prev_hash=e.prev_hash,
-            hash=e.hash,
-        )
+        from_record(AuditEntryOut, e, ts=iso(e.ts_us) or "")
         for e in trail.entries(**filters)  # type: ignore[arg-type]
     ]
 
@@ -315,16 +304,11 @@ class ReviewOut(BaseModel):
 
 def _review_out(request: Request, r: AuditReview) -> ReviewOut:
     m = manifest_out(request, "audit_review", r.id)
-    return ReviewOut(
-        id=r.id,
+    return from_record(
+        ReviewOut,
+        r,
         period_start=iso(r.start_us) or "",
         period_end=iso(r.end_us) or "",
-        first_seq=r.first_seq,
-        last_seq=r.last_seq,
-        last_hash=r.last_hash,
-        entries=r.entries,
-        comment=r.comment,
-        created_by=r.created_by,
         created=iso(r.created_us) or "",
         updated=iso(r.updated_us) or "",
         content_sha256=m.current_sha256 or "",

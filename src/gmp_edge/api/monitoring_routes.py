@@ -23,6 +23,7 @@ from gmp_edge.api.models import (
     Reason,
     Strict,
     UserId,
+    from_record,
 )
 from gmp_edge.api.security import (
     ACK,
@@ -175,15 +176,13 @@ def alarm_history(
     """Every alarm transition (oldest first), by tag and time."""
     s, e = request_us(start), request_us(end)
     return [
-        TransitionOut(
-            alarm_id=t.alarm_id,
-            tag=t.tag,
+        from_record(
+            TransitionOut,
+            t,
             event=t.event.value,
             from_state=t.from_state.value,
             to_state=t.to_state.value,
-            actor=t.actor,
             at=iso(t.at_us) or "",
-            reason=t.reason,
             detail=dict(t.detail or {}),
         )
         for t in services_of(request).history.alarm_history(tag, s, e, limit)
@@ -522,14 +521,11 @@ def limit_set_out(request: Request, ls: LimitSet, status: str) -> LimitSetOut:
     """A limit set version as the API shows it."""
     rid = f"{ls.id}@v{ls.version}"
     m = manifest_out(request, "limit_set", rid)
-    return LimitSetOut(
-        id=ls.id,
-        version=ls.version,
+    return from_record(
+        LimitSetOut,
+        ls,
         status=status,
         effective_from=iso(ls.effective_from_us),
-        reason=ls.reason,
-        proposed_by=ls.proposed_by,
-        approved_by=ls.approved_by,
         limits=[t.to_dict() for t in ls.limits],
         record_id=rid,
         content_sha256=m.current_sha256 or "",
@@ -637,9 +633,9 @@ class BatchIn(Strict):
 def batch_out(request: Request, b: Batch) -> BatchOut:
     """A batch with the deviations that name it."""
     devs = services_of(request).deviations.for_batch(b.id)
-    return BatchOut(
-        id=b.id,
-        product=b.product,
+    return from_record(
+        BatchOut,
+        b,
         equipment=list(b.equipment),
         rooms=list(b.rooms),
         start=iso(b.start_us) or "",

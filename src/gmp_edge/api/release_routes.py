@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from gmp_edge.api.audit_routes import ManifestOut, manifest_out
-from gmp_edge.api.models import AUTH, CONFLICT, NOT_FOUND, Password, Strict, UserId
+from gmp_edge.api.models import AUTH, CONFLICT, NOT_FOUND, Password, Strict, UserId, from_record
 from gmp_edge.api.review_models import BatchReviewDocument
 from gmp_edge.api.security import (
     APPROVE,
@@ -64,14 +64,10 @@ class ReviewOut(BaseModel):
 
 def _decisions(request: Request, batch_id: str) -> list[DecisionOut]:
     return [
-        DecisionOut(
-            id=d.id,
-            decision=d.decision,
-            comment=d.comment,
-            decided_by=d.decided_by,
+        from_record(
+            DecisionOut,
+            d,
             decided=iso(d.decided_us) or "",
-            review_sha256=d.review_sha256,
-            blockers=d.blockers,
             signatures=manifest_out(request, "batch_decision", d.id),
         )
         for d in services_of(request).release.decisions_on(batch_id)
@@ -311,23 +307,7 @@ def excursion_history(
         end_us=request_us(end),
     )
     page = [
-        ExcursionOut(
-            alarm_id=x.alarm_id,
-            tag=x.tag,
-            room=x.room,
-            kind=x.kind,
-            level=x.level,
-            priority=x.priority,
-            start=iso(x.start_us) or "",
-            end=iso(x.end_us),
-            open=x.open,
-            value_at_trip=x.value_at_trip,
-            limit=x.limit,
-            limit_set=x.limit_set,
-            acknowledged_by=x.acknowledged_by,
-            ack_comment=x.ack_comment,
-            deviation_id=x.deviation_id,
-        )
+        from_record(ExcursionOut, x, start=iso(x.start_us) or "", end=iso(x.end_us))
         for x in items[offset : offset + limit]
     ]
     if format == "csv":
