@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
 
-from gmp_edge.api.models import (
-    AUTH,
-    BAD_REQUEST,
-    NOT_FOUND,
-    Password,
-    Reason,
-    Strict,
-    UserId,
-    from_record,
-)
+from gmp_edge.api.models import AUTH, BAD_REQUEST, NOT_FOUND, Password, Reason, Strict, UserId
+from gmp_edge.api.records import from_record
 from gmp_edge.api.security import ADMIN, Principal, access_of
 from gmp_edge.identity.roles import Role
 from gmp_edge.identity.users import IdentityError, User

@@ -25,8 +25,9 @@ from gmp_edge.api import (
 from gmp_edge.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gmp_edge.api.metrics import registry_of, render, service_families
 from gmp_edge.api.middleware import BodyLimit, SecurityHeaders
-from gmp_edge.api.models import AUTH, ErrorOut, Responses, from_record
+from gmp_edge.api.models import AUTH, ErrorOut, Responses
 from gmp_edge.api.monitoring_routes import AlarmOut, alarm_out
+from gmp_edge.api.records import from_record
 from gmp_edge.api.runtime import RoomInfo, Runtime, TagInfo
 from gmp_edge.api.security import READ, Access
 from gmp_edge.api.times import request_us

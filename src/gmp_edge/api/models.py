@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,18 +20,6 @@ class ErrorOut(BaseModel):
 
 
 Responses = dict[int | str, dict[str, Any]]
-M = TypeVar("M", bound=BaseModel)
-
-
-def from_record(model: type[M], record: object, **computed: Any) -> M:
-    """``model`` filled from ``record``: the ``computed`` fields (times as text, renamed or
-    derived values) as given, every other field from the record's attribute of that name.
-
-    For answers that show a record as it is: a field the record lacks is an error, never
-    quietly left out.
-    """
-    same = {f: getattr(record, f) for f in model.model_fields if f not in computed}
-    return model(**same, **computed)
 
 
 AUTH: Responses = {

@@ -23,8 +23,8 @@ from gmp_edge.api.models import (
     Reason,
     Strict,
     UserId,
-    from_record,
 )
+from gmp_edge.api.records import from_record
 from gmp_edge.api.security import (
     ACK,
     APPROVE,

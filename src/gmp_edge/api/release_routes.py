@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from gmp_edge.api.audit_routes import ManifestOut, manifest_out
-from gmp_edge.api.models import AUTH, CONFLICT, NOT_FOUND, Password, Strict, UserId, from_record
+from gmp_edge.api.models import AUTH, CONFLICT, NOT_FOUND, Password, Strict, UserId
+from gmp_edge.api.records import from_record
 from gmp_edge.api.review_models import BatchReviewDocument
 from gmp_edge.api.security import (
     APPROVE,
