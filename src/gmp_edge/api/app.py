@@ -47,6 +47,7 @@ STATIC_ASSETS = {
     "status.css": "text/css",
     "batch.js": "text/javascript",
     "batch.css": "text/css",
+    "signin.js": "text/javascript",  # the batch and validation pages' sign-in form
 }
 NOT_FOUND: Responses = {404: {"model": ErrorOut, "description": "unknown tag"}}
 BAD_RANGE: Responses = {400: {"model": ErrorOut, "description": "timestamp or range not usable"}}
