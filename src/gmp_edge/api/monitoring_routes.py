@@ -43,7 +43,11 @@ from gmp_edge.deviations.model import Classification, Deviation
 from gmp_edge.limits.model import LimitSet, TagLimits
 from gmp_edge.timefmt import iso
 
-router = APIRouter(responses=AUTH)
+# a router per section, each naming its tag once
+alarm_routes = APIRouter(tags=["alarms"], responses=AUTH)
+deviation_routes = APIRouter(tags=["deviations"], responses=AUTH)
+limit_routes = APIRouter(tags=["limits"], responses=AUTH)
+batch_routes = APIRouter(tags=["batches"], responses=AUTH)
 Version = Annotated[int, Path(ge=1, le=2**31)]
 
 
@@ -153,18 +157,13 @@ class AlarmReasonIn(Strict):
     reason: str = Reason
 
 
-@router.get("/api/alarms", response_model=list[AlarmOut], tags=["alarms"])
+@alarm_routes.get("/api/alarms", response_model=list[AlarmOut])
 def active_alarms(request: Request, who: Principal = READ) -> list[AlarmOut]:
     """Alarms not in the normal state (active, unacknowledged, shelved, out of service)."""
     return [alarm_out(a) for a in services_of(request).alarms.active()]
 
 
-@router.get(
-    "/api/alarms/history",
-    response_model=list[TransitionOut],
-    tags=["alarms"],
-    responses=BAD_REQUEST,
-)
+@alarm_routes.get("/api/alarms/history", response_model=list[TransitionOut], responses=BAD_REQUEST)
 def alarm_history(
     request: Request,
     tag: str | None = Query(None, max_length=300),
@@ -189,12 +188,7 @@ def alarm_history(
     ]
 
 
-@router.get(
-    "/api/alarms/metrics",
-    response_model=AlarmMetricsOut,
-    tags=["alarms"],
-    responses=BAD_REQUEST,
-)
+@alarm_routes.get("/api/alarms/metrics", response_model=AlarmMetricsOut, responses=BAD_REQUEST)
 def alarm_metrics(
     request: Request,
     hours: float = Query(24, ge=0.01, le=24 * 90),
@@ -222,16 +216,14 @@ def _asdict(obj: Any) -> dict[str, Any]:
 ALARM_ACTION = {**BAD_REQUEST, **NOT_FOUND, 409: {"description": "not allowed in this state"}}
 
 
-@router.post(
-    "/api/alarms/acknowledge", response_model=AlarmOut, tags=["alarms"], responses=ALARM_ACTION
-)
+@alarm_routes.post("/api/alarms/acknowledge", response_model=AlarmOut, responses=ALARM_ACTION)
 def acknowledge(body: AckIn, request: Request, who: Principal = ACK) -> AlarmOut:
     """Acknowledge an unacknowledged alarm (comment required; recorded with your name)."""
     require_person(who, request)
     return alarm_out(services_of(request).alarms.acknowledge(who.id, body.alarm_id, body.comment))
 
 
-@router.post("/api/alarms/shelve", response_model=AlarmOut, tags=["alarms"], responses=ALARM_ACTION)
+@alarm_routes.post("/api/alarms/shelve", response_model=AlarmOut, responses=ALARM_ACTION)
 def shelve(body: ShelveIn, request: Request, who: Principal = ACK) -> AlarmOut:
     """Shelve an alarm until a time (never open-ended), with a reason."""
     require_person(who, request)
@@ -239,21 +231,14 @@ def shelve(body: ShelveIn, request: Request, who: Principal = ACK) -> AlarmOut:
     return alarm_out(alarms.shelve(who.id, body.alarm_id, body.reason, body.minutes))
 
 
-@router.post(
-    "/api/alarms/unshelve", response_model=AlarmOut, tags=["alarms"], responses=ALARM_ACTION
-)
+@alarm_routes.post("/api/alarms/unshelve", response_model=AlarmOut, responses=ALARM_ACTION)
 def unshelve(body: AlarmReasonIn, request: Request, who: Principal = ACK) -> AlarmOut:
     """End a shelve early."""
     require_person(who, request)
     return alarm_out(services_of(request).alarms.unshelve(who.id, body.alarm_id, body.reason))
 
 
-@router.post(
-    "/api/alarms/out-of-service",
-    response_model=AlarmOut,
-    tags=["alarms"],
-    responses=ALARM_ACTION,
-)
+@alarm_routes.post("/api/alarms/out-of-service", response_model=AlarmOut, responses=ALARM_ACTION)
 def out_of_service(body: AlarmReasonIn, request: Request, who: Principal = CONFIGURE) -> AlarmOut:
     """Take an alarm out of service (maintenance of its instrument), with a reason."""
     require_person(who, request)
@@ -261,12 +246,7 @@ def out_of_service(body: AlarmReasonIn, request: Request, who: Principal = CONFI
     return alarm_out(alarms.remove_from_service(who.id, body.alarm_id, body.reason))
 
 
-@router.post(
-    "/api/alarms/return-to-service",
-    response_model=AlarmOut,
-    tags=["alarms"],
-    responses=ALARM_ACTION,
-)
+@alarm_routes.post("/api/alarms/return-to-service", response_model=AlarmOut, responses=ALARM_ACTION)
 def return_to_service(
     body: AlarmReasonIn, request: Request, who: Principal = CONFIGURE
 ) -> AlarmOut:
@@ -365,7 +345,7 @@ class CancelIn(Strict):
 DEV_ACTION = {**BAD_REQUEST, **NOT_FOUND, **CONFLICT}
 
 
-@router.get("/api/deviations", response_model=list[DeviationOut], tags=["deviations"])
+@deviation_routes.get("/api/deviations", response_model=list[DeviationOut])
 def list_deviations(
     request: Request,
     status: str | None = Query(None, pattern="^(open|under_investigation|closed|cancelled)$"),
@@ -375,21 +355,15 @@ def list_deviations(
     return [deviation_out(request, d) for d in services_of(request).deviations.list(status)]
 
 
-@router.get(
-    "/api/deviations/{dev_id}",
-    response_model=DeviationOut,
-    tags=["deviations"],
-    responses=NOT_FOUND,
-)
+@deviation_routes.get("/api/deviations/{dev_id}", response_model=DeviationOut, responses=NOT_FOUND)
 def get_deviation(dev_id: str, request: Request, who: Principal = READ) -> DeviationOut:
     """One deviation with its evidence, signatures and audit trail."""
     return deviation_out(request, services_of(request).deviations.get(dev_id))
 
 
-@router.post(
+@deviation_routes.post(
     "/api/deviations/{dev_id}/investigate",
     response_model=DeviationOut,
-    tags=["deviations"],
     responses=DEV_ACTION,
 )
 def investigate(
@@ -403,10 +377,9 @@ def investigate(
     return deviation_out(request, d)
 
 
-@router.post(
+@deviation_routes.post(
     "/api/deviations/{dev_id}/amend",
     response_model=DeviationOut,
-    tags=["deviations"],
     responses=DEV_ACTION,
 )
 def amend_deviation(
@@ -423,10 +396,9 @@ def amend_deviation(
     return deviation_out(request, d)
 
 
-@router.post(
+@deviation_routes.post(
     "/api/deviations/{dev_id}/close",
     response_model=DeviationOut,
-    tags=["deviations"],
     responses={**DEV_ACTION, 401: {"description": "password wrong: nothing closed"}},
 )
 def close_deviation(
@@ -450,10 +422,9 @@ def close_deviation(
     return deviation_out(request, d)
 
 
-@router.post(
+@deviation_routes.post(
     "/api/deviations/{dev_id}/cancel",
     response_model=DeviationOut,
-    tags=["deviations"],
     responses=DEV_ACTION,
 )
 def cancel_deviation(
@@ -533,17 +504,16 @@ def limit_set_out(request: Request, ls: LimitSet, status: str) -> LimitSetOut:
     )
 
 
-@router.get("/api/limit-sets", response_model=list[LimitSetOut], tags=["limits"])
+@limit_routes.get("/api/limit-sets", response_model=list[LimitSetOut])
 def limit_sets(request: Request, who: Principal = READ) -> list[LimitSetOut]:
     """Every version (in force, proposed, superseded, rejected), newest first."""
     return [limit_set_out(request, ls, st) for ls, st in services_of(request).limit_sets.history()]
 
 
-@router.post(
+@limit_routes.post(
     "/api/limit-sets",
     response_model=LimitSetOut,
     status_code=201,
-    tags=["limits"],
     responses=BAD_REQUEST,
 )
 def propose(body: ProposalIn, request: Request, who: Principal = CONFIGURE) -> LimitSetOut:
@@ -557,10 +527,9 @@ def propose(body: ProposalIn, request: Request, who: Principal = CONFIGURE) -> L
     return limit_set_out(request, stored, "proposed")
 
 
-@router.post(
+@limit_routes.post(
     "/api/limit-sets/{set_id}/{version}/what-if",
     response_model=WhatIfOut,
-    tags=["limits"],
     responses={**BAD_REQUEST, **NOT_FOUND},
 )
 def what_if_route(
@@ -588,10 +557,9 @@ def what_if_route(
     )
 
 
-@router.post(
+@limit_routes.post(
     "/api/limit-sets/{set_id}/{version}/reject",
     response_model=LimitSetOut,
-    tags=["limits"],
     responses={**BAD_REQUEST, **NOT_FOUND},
 )
 def reject(
@@ -645,19 +613,13 @@ def batch_out(request: Request, b: Batch) -> BatchOut:
     )
 
 
-@router.get("/api/batches", response_model=list[BatchOut], tags=["batches"])
+@batch_routes.get("/api/batches", response_model=list[BatchOut])
 def batches(request: Request, who: Principal = READ) -> list[BatchOut]:
     """Every batch, newest first."""
     return [batch_out(request, b) for b in services_of(request).batches.list()]
 
 
-@router.post(
-    "/api/batches",
-    response_model=BatchOut,
-    status_code=201,
-    tags=["batches"],
-    responses=BAD_REQUEST,
-)
+@batch_routes.post("/api/batches", response_model=BatchOut, status_code=201, responses=BAD_REQUEST)
 def start_batch(body: BatchIn, request: Request, who: Principal = ACK) -> BatchOut:
     """Start a batch in rooms and on equipment (the MES may do this with its token)."""
     b = services_of(request).batches.start(
@@ -672,10 +634,9 @@ def start_batch(body: BatchIn, request: Request, who: Principal = ACK) -> BatchO
     return batch_out(request, b)
 
 
-@router.post(
+@batch_routes.post(
     "/api/batches/{batch_id}/end",
     response_model=BatchOut,
-    tags=["batches"],
     responses={**BAD_REQUEST, **NOT_FOUND},
 )
 def end_batch(
@@ -684,3 +645,9 @@ def end_batch(
     """End a batch now."""
     b = services_of(request).batches.end(who.actor, batch_id, reason=body.reason)
     return batch_out(request, b)
+
+
+#: every route of this module, in the order of its sections
+router = APIRouter()
+for _section in (alarm_routes, deviation_routes, limit_routes, batch_routes):
+    router.include_router(_section)
