@@ -198,12 +198,7 @@ async def refused_workflow(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.details or str(exc)}, status_code=code)
 
 
-def create_app(
-    rt: Runtime,
-    access: Access,
-    services: GmpServices,
-    tls: bool = False,
-) -> FastAPI:
+def create_app(rt: Runtime, access: Access, services: GmpServices, tls: bool = False) -> FastAPI:
     """The API over a running service, with authentication and authorisation on every route."""
     app = FastAPI(
         title="gmp-edge",
