@@ -37,10 +37,7 @@ from gmp_edge.services.audit_reviews import AuditReview
 from gmp_edge.signatures.manifest import Meaning
 from gmp_edge.timefmt import iso, utc_datetime
 
-# a router per section, each naming its tag once
-trail_routes = APIRouter(tags=["audit"], responses=AUTH)
-signature_routes = APIRouter(tags=["signatures"], responses=AUTH)
-review_routes = APIRouter(tags=["audit"], responses=AUTH)
+router = APIRouter(responses=AUTH)
 
 
 class AuditEntryOut(BaseModel):
@@ -80,7 +77,7 @@ def entries_out(request: Request, **filters: object) -> list[AuditEntryOut]:
     ]
 
 
-@trail_routes.get("/api/audit", response_model=list[AuditEntryOut], responses=BAD_REQUEST)
+@router.get("/api/audit", response_model=list[AuditEntryOut], tags=["audit"], responses=BAD_REQUEST)
 def audit_entries(
     request: Request,
     record_type: str | None = Query(None, max_length=64),
@@ -106,14 +103,14 @@ def audit_entries(
     )
 
 
-@trail_routes.get("/api/audit/head", response_model=ChainOut)
+@router.get("/api/audit/head", response_model=ChainOut, tags=["audit"])
 def audit_head(request: Request, who: Principal = READ_AUDIT) -> ChainOut:
     """The newest entry's sequence and hash: write it down to anchor the chain."""
     seq, digest = access_of(request).trail.head()
     return ChainOut(entries=seq, head_seq=seq, head_sha256=digest, at=iso(now_us()) or "")
 
 
-@trail_routes.get("/api/audit/verify", response_model=ChainOut)
+@router.get("/api/audit/verify", response_model=ChainOut, tags=["audit"])
 def audit_verify(request: Request, who: Principal = READ_AUDIT) -> ChainOut:
     """Walk the whole hash chain; names the first broken entry if any."""
     n, head, brk = access_of(request).trail.verify()
@@ -128,8 +125,9 @@ def audit_verify(request: Request, who: Principal = READ_AUDIT) -> ChainOut:
     )
 
 
-@trail_routes.get(
+@router.get(
     "/api/audit/export",
+    tags=["audit"],
     response_class=Response,
     responses={
         200: {
@@ -232,7 +230,7 @@ def manifest_out(request: Request, record_type: str, record_id: str) -> Manifest
     )
 
 
-@signature_routes.get("/api/signatures", response_model=ManifestOut, responses=NOT_FOUND)
+@router.get("/api/signatures", response_model=ManifestOut, tags=["signatures"], responses=NOT_FOUND)
 def signatures_of(
     request: Request,
     record_type: str = Query(max_length=64),
@@ -243,10 +241,11 @@ def signatures_of(
     return manifest_out(request, record_type, record_id)
 
 
-@signature_routes.post(
+@router.post(
     "/api/signatures",
     response_model=ManifestOut,
     status_code=201,
+    tags=["signatures"],
     responses={**NOT_FOUND, **CONFLICT},
 )
 def sign(body: SignIn, request: Request, who: Principal = SIGNED_IN) -> ManifestOut:
@@ -318,22 +317,28 @@ def _review_out(request: Request, r: AuditReview) -> ReviewOut:
     )
 
 
-@review_routes.get("/api/audit-reviews", response_model=list[ReviewOut])
+@router.get("/api/audit-reviews", response_model=list[ReviewOut], tags=["audit"])
 def list_reviews(request: Request, who: Principal = READ_AUDIT) -> list[ReviewOut]:
     """Every audit-trail review, newest first."""
     return [_review_out(request, r) for r in services_of(request).audit_reviews.list()]
 
 
-@review_routes.get("/api/audit-reviews/{review_id}", response_model=ReviewOut, responses=NOT_FOUND)
+@router.get(
+    "/api/audit-reviews/{review_id}",
+    response_model=ReviewOut,
+    tags=["audit"],
+    responses=NOT_FOUND,
+)
 def get_review(review_id: str, request: Request, who: Principal = READ_AUDIT) -> ReviewOut:
     """One review with its signatures (and whether each still applies) and its trail."""
     return _review_out(request, services_of(request).audit_reviews.get(review_id))
 
 
-@review_routes.post(
+@router.post(
     "/api/audit-reviews",
     response_model=ReviewOut,
     status_code=201,
+    tags=["audit"],
     responses=BAD_REQUEST,
 )
 def create_review(body: ReviewIn, request: Request, who: Principal = REVIEW) -> ReviewOut:
@@ -345,9 +350,10 @@ def create_review(body: ReviewIn, request: Request, who: Principal = REVIEW) -> 
     return _review_out(request, r)
 
 
-@review_routes.patch(
+@router.patch(
     "/api/audit-reviews/{review_id}",
     response_model=ReviewOut,
+    tags=["audit"],
     responses={**BAD_REQUEST, **NOT_FOUND},
 )
 def amend_review(
@@ -357,9 +363,3 @@ def amend_review(
     require_person(who, request)
     r = services_of(request).audit_reviews.amend(who.actor, review_id, body.comment, body.reason)
     return _review_out(request, r)
-
-
-#: every route of this module, in the order of its sections
-router = APIRouter()
-for _section in (trail_routes, signature_routes, review_routes):
-    router.include_router(_section)

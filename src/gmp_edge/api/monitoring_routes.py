@@ -43,11 +43,7 @@ from gmp_edge.deviations.model import Classification, Deviation
 from gmp_edge.limits.model import LimitSet, TagLimits
 from gmp_edge.timefmt import iso
 
-# a router per section, each naming its tag once
-alarm_routes = APIRouter(tags=["alarms"], responses=AUTH)
-deviation_routes = APIRouter(tags=["deviations"], responses=AUTH)
-limit_routes = APIRouter(tags=["limits"], responses=AUTH)
-batch_routes = APIRouter(tags=["batches"], responses=AUTH)
+router = APIRouter(responses=AUTH)
 Version = Annotated[int, Path(ge=1, le=2**31)]
 
 
@@ -157,13 +153,18 @@ class AlarmReasonIn(Strict):
     reason: str = Reason
 
 
-@alarm_routes.get("/api/alarms", response_model=list[AlarmOut])
+@router.get("/api/alarms", response_model=list[AlarmOut], tags=["alarms"])
 def active_alarms(request: Request, who: Principal = READ) -> list[AlarmOut]:
     """Alarms not in the normal state (active, unacknowledged, shelved, out of service)."""
     return [alarm_out(a) for a in services_of(request).alarms.active()]
 
 
-@alarm_routes.get("/api/alarms/history", response_model=list[TransitionOut], responses=BAD_REQUEST)
+@router.get(
+    "/api/alarms/history",
+    response_model=list[TransitionOut],
+    tags=["alarms"],
+    responses=BAD_REQUEST,
+)
 def alarm_history(
     request: Request,
     tag: str | None = Query(None, max_length=300),
@@ -188,7 +189,12 @@ def alarm_history(
     ]
 
 
-@alarm_routes.get("/api/alarms/metrics", response_model=AlarmMetricsOut, responses=BAD_REQUEST)
+@router.get(
+    "/api/alarms/metrics",
+    response_model=AlarmMetricsOut,
+    tags=["alarms"],
+    responses=BAD_REQUEST,
+)
 def alarm_metrics(
     request: Request,
     hours: float = Query(24, ge=0.01, le=24 * 90),
@@ -216,14 +222,16 @@ def _asdict(obj: Any) -> dict[str, Any]:
 ALARM_ACTION = {**BAD_REQUEST, **NOT_FOUND, 409: {"description": "not allowed in this state"}}
 
 
-@alarm_routes.post("/api/alarms/acknowledge", response_model=AlarmOut, responses=ALARM_ACTION)
+@router.post(
+    "/api/alarms/acknowledge", response_model=AlarmOut, tags=["alarms"], responses=ALARM_ACTION
+)
 def acknowledge(body: AckIn, request: Request, who: Principal = ACK) -> AlarmOut:
     """Acknowledge an unacknowledged alarm (comment required; recorded with your name)."""
     require_person(who, request)
     return alarm_out(services_of(request).alarms.acknowledge(who.id, body.alarm_id, body.comment))
 
 
-@alarm_routes.post("/api/alarms/shelve", response_model=AlarmOut, responses=ALARM_ACTION)
+@router.post("/api/alarms/shelve", response_model=AlarmOut, tags=["alarms"], responses=ALARM_ACTION)
 def shelve(body: ShelveIn, request: Request, who: Principal = ACK) -> AlarmOut:
     """Shelve an alarm until a time (never open-ended), with a reason."""
     require_person(who, request)
@@ -231,14 +239,21 @@ def shelve(body: ShelveIn, request: Request, who: Principal = ACK) -> AlarmOut:
     return alarm_out(alarms.shelve(who.id, body.alarm_id, body.reason, body.minutes))
 
 
-@alarm_routes.post("/api/alarms/unshelve", response_model=AlarmOut, responses=ALARM_ACTION)
+@router.post(
+    "/api/alarms/unshelve", response_model=AlarmOut, tags=["alarms"], responses=ALARM_ACTION
+)
 def unshelve(body: AlarmReasonIn, request: Request, who: Principal = ACK) -> AlarmOut:
     """End a shelve early."""
     require_person(who, request)
     return alarm_out(services_of(request).alarms.unshelve(who.id, body.alarm_id, body.reason))
 
 
-@alarm_routes.post("/api/alarms/out-of-service", response_model=AlarmOut, responses=ALARM_ACTION)
+@router.post(
+    "/api/alarms/out-of-service",
+    response_model=AlarmOut,
+    tags=["alarms"],
+    responses=ALARM_ACTION,
+)
 def out_of_service(body: AlarmReasonIn, request: Request, who: Principal = CONFIGURE) -> AlarmOut:
     """Take an alarm out of service (maintenance of its instrument), with a reason."""
     require_person(who, request)
@@ -246,7 +261,12 @@ def out_of_service(body: AlarmReasonIn, request: Request, who: Principal = CONFI
     return alarm_out(alarms.remove_from_service(who.id, body.alarm_id, body.reason))
 
 
-@alarm_routes.post("/api/alarms/return-to-service", response_model=AlarmOut, responses=ALARM_ACTION)
+@router.post(
+    "/api/alarms/return-to-service",
+    response_model=AlarmOut,
+    tags=["alarms"],
+    responses=ALARM_ACTION,
+)
 def return_to_service(
     body: AlarmReasonIn, request: Request, who: Principal = CONFIGURE
 ) -> AlarmOut:
@@ -345,7 +365,7 @@ class CancelIn(Strict):
 DEV_ACTION = {**BAD_REQUEST, **NOT_FOUND, **CONFLICT}
 
 
-@deviation_routes.get("/api/deviations", response_model=list[DeviationOut])
+@router.get("/api/deviations", response_model=list[DeviationOut], tags=["deviations"])
 def list_deviations(
     request: Request,
     status: str | None = Query(None, pattern="^(open|under_investigation|closed|cancelled)$"),
@@ -355,15 +375,21 @@ def list_deviations(
     return [deviation_out(request, d) for d in services_of(request).deviations.list(status)]
 
 
-@deviation_routes.get("/api/deviations/{dev_id}", response_model=DeviationOut, responses=NOT_FOUND)
+@router.get(
+    "/api/deviations/{dev_id}",
+    response_model=DeviationOut,
+    tags=["deviations"],
+    responses=NOT_FOUND,
+)
 def get_deviation(dev_id: str, request: Request, who: Principal = READ) -> DeviationOut:
     """One deviation with its evidence, signatures and audit trail."""
     return deviation_out(request, services_of(request).deviations.get(dev_id))
 
 
-@deviation_routes.post(
+@router.post(
     "/api/deviations/{dev_id}/investigate",
     response_model=DeviationOut,
+    tags=["deviations"],
     responses=DEV_ACTION,
 )
 def investigate(
@@ -377,9 +403,10 @@ def investigate(
     return deviation_out(request, d)
 
 
-@deviation_routes.post(
+@router.post(
     "/api/deviations/{dev_id}/amend",
     response_model=DeviationOut,
+    tags=["deviations"],
     responses=DEV_ACTION,
 )
 def amend_deviation(
@@ -396,9 +423,10 @@ def amend_deviation(
     return deviation_out(request, d)
 
 
-@deviation_routes.post(
+@router.post(
     "/api/deviations/{dev_id}/close",
     response_model=DeviationOut,
+    tags=["deviations"],
     responses={**DEV_ACTION, 401: {"description": "password wrong: nothing closed"}},
 )
 def close_deviation(
@@ -422,9 +450,10 @@ def close_deviation(
     return deviation_out(request, d)
 
 
-@deviation_routes.post(
+@router.post(
     "/api/deviations/{dev_id}/cancel",
     response_model=DeviationOut,
+    tags=["deviations"],
     responses=DEV_ACTION,
 )
 def cancel_deviation(
@@ -504,16 +533,17 @@ def limit_set_out(request: Request, ls: LimitSet, status: str) -> LimitSetOut:
     )
 
 
-@limit_routes.get("/api/limit-sets", response_model=list[LimitSetOut])
+@router.get("/api/limit-sets", response_model=list[LimitSetOut], tags=["limits"])
 def limit_sets(request: Request, who: Principal = READ) -> list[LimitSetOut]:
     """Every version (in force, proposed, superseded, rejected), newest first."""
     return [limit_set_out(request, ls, st) for ls, st in services_of(request).limit_sets.history()]
 
 
-@limit_routes.post(
+@router.post(
     "/api/limit-sets",
     response_model=LimitSetOut,
     status_code=201,
+    tags=["limits"],
     responses=BAD_REQUEST,
 )
 def propose(body: ProposalIn, request: Request, who: Principal = CONFIGURE) -> LimitSetOut:
@@ -527,9 +557,10 @@ def propose(body: ProposalIn, request: Request, who: Principal = CONFIGURE) -> L
     return limit_set_out(request, stored, "proposed")
 
 
-@limit_routes.post(
+@router.post(
     "/api/limit-sets/{set_id}/{version}/what-if",
     response_model=WhatIfOut,
+    tags=["limits"],
     responses={**BAD_REQUEST, **NOT_FOUND},
 )
 def what_if_route(
@@ -557,9 +588,10 @@ def what_if_route(
     )
 
 
-@limit_routes.post(
+@router.post(
     "/api/limit-sets/{set_id}/{version}/reject",
     response_model=LimitSetOut,
+    tags=["limits"],
     responses={**BAD_REQUEST, **NOT_FOUND},
 )
 def reject(
@@ -613,13 +645,19 @@ def batch_out(request: Request, b: Batch) -> BatchOut:
     )
 
 
-@batch_routes.get("/api/batches", response_model=list[BatchOut])
+@router.get("/api/batches", response_model=list[BatchOut], tags=["batches"])
 def batches(request: Request, who: Principal = READ) -> list[BatchOut]:
     """Every batch, newest first."""
     return [batch_out(request, b) for b in services_of(request).batches.list()]
 
 
-@batch_routes.post("/api/batches", response_model=BatchOut, status_code=201, responses=BAD_REQUEST)
+@router.post(
+    "/api/batches",
+    response_model=BatchOut,
+    status_code=201,
+    tags=["batches"],
+    responses=BAD_REQUEST,
+)
 def start_batch(body: BatchIn, request: Request, who: Principal = ACK) -> BatchOut:
     """Start a batch in rooms and on equipment (the MES may do this with its token)."""
     b = services_of(request).batches.start(
@@ -634,9 +672,10 @@ def start_batch(body: BatchIn, request: Request, who: Principal = ACK) -> BatchO
     return batch_out(request, b)
 
 
-@batch_routes.post(
+@router.post(
     "/api/batches/{batch_id}/end",
     response_model=BatchOut,
+    tags=["batches"],
     responses={**BAD_REQUEST, **NOT_FOUND},
 )
 def end_batch(
@@ -645,9 +684,3 @@ def end_batch(
     """End a batch now."""
     b = services_of(request).batches.end(who.actor, batch_id, reason=body.reason)
     return batch_out(request, b)
-
-
-#: every route of this module, in the order of its sections
-router = APIRouter()
-for _section in (alarm_routes, deviation_routes, limit_routes, batch_routes):
-    router.include_router(_section)

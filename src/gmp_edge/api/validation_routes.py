@@ -21,7 +21,7 @@ from gmp_edge.api.times import request_us
 from gmp_edge.review.validation import Policy
 from gmp_edge.services.history import MAX_BATCHES
 
-router = APIRouter(tags=["validation"], responses=AUTH)
+router = APIRouter(responses=AUTH)
 
 # the page loads its script and style from here: nothing inline, nothing else
 PAGE_CSP = (
@@ -222,6 +222,7 @@ class EquipmentOut(_Out):
 @router.get(
     "/api/process-validation",
     response_model=ProcessValidationOut,
+    tags=["validation"],
     responses=BAD_QUERY,
     summary="Process validation summary (continued process verification of press CPPs)",
 )
@@ -261,6 +262,7 @@ def process_validation_summary(
 @router.get(
     "/api/equipment",
     response_model=list[EquipmentOut],
+    tags=["validation"],
     summary="Equipment qualification and calibration status",
 )
 def equipment(request: Request, who: Principal = READ_AUDIT) -> list[EquipmentOut]:
