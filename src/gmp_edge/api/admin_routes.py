@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 
 from gmp_edge.api.models import AUTH, BAD_REQUEST, NOT_FOUND, Password, Reason, Strict, UserId
-from gmp_edge.api.security import Principal, access_of, require
-from gmp_edge.identity.roles import Permission, Role
+from gmp_edge.api.records import from_record
+from gmp_edge.api.security import ADMIN, Principal, access_of
+from gmp_edge.identity.roles import Role
 from gmp_edge.identity.users import IdentityError, User
 from gmp_edge.timefmt import iso
 
 router = APIRouter(tags=["users"], responses=AUTH)
-ADMIN = Depends(require(Permission.MANAGE_USERS))
 
 
 class UserOut(Strict):
@@ -83,13 +83,9 @@ class NewTokenOut(TokenOut):
 
 
 def _user(u: User) -> UserOut:
-    return UserOut(
-        id=u.id,
-        full_name=u.full_name,
-        role=u.role,
-        active=u.active,
-        locked=u.locked,
-        failed_attempts=u.failed_attempts,
+    return from_record(
+        UserOut,
+        u,
         must_change_password=u.password_changed_us == 0,
         password_changed=iso(u.password_changed_us) if u.password_changed_us else None,
     )

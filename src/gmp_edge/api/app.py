@@ -10,7 +10,7 @@ from enum import Enum
 from importlib import resources
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
@@ -27,13 +27,13 @@ from gmp_edge.api.metrics import registry_of, render, service_families
 from gmp_edge.api.middleware import BodyLimit, SecurityHeaders
 from gmp_edge.api.models import AUTH, ErrorOut, Responses
 from gmp_edge.api.monitoring_routes import AlarmOut, alarm_out
+from gmp_edge.api.records import from_record
 from gmp_edge.api.runtime import RoomInfo, Runtime, TagInfo
-from gmp_edge.api.security import Access, require
+from gmp_edge.api.security import READ, Access
 from gmp_edge.api.times import request_us
 from gmp_edge.clock import now_us
 from gmp_edge.collector.reading import Quality, Reading
 from gmp_edge.historian.store import StoredReading
-from gmp_edge.identity.roles import Permission
 from gmp_edge.services import Conflict, GmpServices, Invalid, NotFound, Refused, WorkflowError
 from gmp_edge.services.status import overall_status
 from gmp_edge.timefmt import iso
@@ -47,6 +47,7 @@ STATIC_ASSETS = {
     "status.css": "text/css",
     "batch.js": "text/javascript",
     "batch.css": "text/css",
+    "signin.js": "text/javascript",  # the batch and validation pages' sign-in form
 }
 NOT_FOUND: Responses = {404: {"model": ErrorOut, "description": "unknown tag"}}
 BAD_RANGE: Responses = {400: {"model": ErrorOut, "description": "timestamp or range not usable"}}
@@ -162,14 +163,13 @@ def _q(q: Quality | int) -> Literal["good", "uncertain", "bad"]:
 def _value(r: Reading | StoredReading) -> ValueOut:
     """A reading as the API shows it, live (collector) or stored (historian) alike."""
     cause = r.cause.value if isinstance(r.cause, Enum) else r.cause
-    return ValueOut(
-        tag=r.tag,
+    return from_record(
+        ValueOut,
+        r,
         ts=iso(r.ts_us) or "",
         ts_edge=iso(r.ts_edge_us) or "",
         ts_source=iso(r.ts_source_us),
-        value=r.value,
         quality=_q(r.quality),
-        message=r.message,
         cause=cause,
     )
 
@@ -198,12 +198,7 @@ async def refused_workflow(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.details or str(exc)}, status_code=code)
 
 
-def create_app(
-    rt: Runtime,
-    access: Access,
-    services: GmpServices,
-    tls: bool = False,
-) -> FastAPI:
+def create_app(rt: Runtime, access: Access, services: GmpServices, tls: bool = False) -> FastAPI:
     """The API over a running service, with authentication and authorisation on every route."""
     app = FastAPI(
         title="gmp-edge",
@@ -222,7 +217,7 @@ def create_app(
     # no CORS middleware on purpose: only pages served from here may call the API
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, hsts=tls)
-    live = APIRouter(dependencies=[Depends(require(Permission.READ_LIVE))], responses=AUTH)
+    live = APIRouter(dependencies=[READ], responses=AUTH)
     tags_by_path = {t.path: t for t in rt.tag_infos()}
 
     def known(tag: str) -> str:
@@ -252,23 +247,14 @@ def create_app(
         """Per-device connection state, last good reading, lag; store health."""
         now = now_us()
         devices = [
-            DeviceOut(
+            from_record(
+                DeviceOut,
+                s,
                 id=s.device_id,
-                protocol=s.protocol,
-                endpoint=s.endpoint,
                 state=s.state.value,
                 last_good=iso(s.last_good_us),
                 lag_s=None if s.last_good_us is None else round((now - s.last_good_us) / 1e6, 3),
-                last_error=s.last_error,
                 last_error_at=iso(s.last_error_us),
-                connects=s.connects,
-                disconnects=s.disconnects,
-                polls=s.polls,
-                failed_polls=s.failed_polls,
-                missed_polls=s.missed_polls,
-                readings=s.readings,
-                backfilled=s.backfilled,
-                last_poll_ms=s.last_poll_ms,
             )
             for s in rt.device_statuses()
         ]
@@ -383,19 +369,7 @@ def create_app(
         )
         if window_s is not None:
             buckets = rt.store.downsample(tag, start_us, end_us, int(window_s * 1_000_000))
-            out.buckets = [
-                BucketOut(
-                    start=iso(b.start_us) or "",
-                    min=b.min,
-                    max=b.max,
-                    mean=b.mean,
-                    count=b.count,
-                    good=b.good,
-                    uncertain=b.uncertain,
-                    bad=b.bad,
-                )
-                for b in buckets
-            ]
+            out.buckets = [from_record(BucketOut, b, start=iso(b.start_us) or "") for b in buckets]
             return out
         rows = rt.store.readings(tag, start_us, end_us, limit + 1)
         out.truncated = len(rows) > limit
@@ -418,14 +392,8 @@ def create_app(
             known(tag)
         start_us, end_us = _range(start, end, 86_400)
         return [
-            GapOut(
-                id=g.id,
-                tag=g.tag,
-                start=iso(g.start_us) or "",
-                end=iso(g.end_us),
-                open=g.end_us is None,
-                cause=g.cause,
-                message=g.message,
+            from_record(
+                GapOut, g, start=iso(g.start_us) or "", end=iso(g.end_us), open=g.end_us is None
             )
             for g in rt.store.gaps(tag, start_us, end_us)
         ]

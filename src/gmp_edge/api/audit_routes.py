@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -20,25 +20,24 @@ from gmp_edge.api.models import (
     Strict,
     UserId,
 )
+from gmp_edge.api.records import from_record
 from gmp_edge.api.security import (
+    READ_AUDIT,
+    REVIEW,
+    SIGNED_IN,
     Principal,
     access_of,
     reauthenticate,
-    require,
     require_person,
     services_of,
 )
 from gmp_edge.api.times import request_us
 from gmp_edge.clock import now_us
-from gmp_edge.identity.roles import Permission
 from gmp_edge.services.audit_reviews import AuditReview
 from gmp_edge.signatures.manifest import Meaning
 from gmp_edge.timefmt import iso, utc_datetime
 
 router = APIRouter(responses=AUTH)
-READ_AUDIT = Depends(require(Permission.READ_AUDIT))
-REVIEW = Depends(require(Permission.REVIEW))
-SIGNED_IN = Depends(require(None))
 
 
 class AuditEntryOut(BaseModel):
@@ -73,19 +72,7 @@ def entries_out(request: Request, **filters: object) -> list[AuditEntryOut]:
     """Audit entries matching ``filters``, as the API shows them."""
     trail = access_of(request).trail
     return [
-        AuditEntryOut(
-            seq=e.seq,
-            ts=iso(e.ts_us) or "",
-            actor=e.actor,
-            action=e.action,
-            record_type=e.record_type,
-            record_id=e.record_id,
-            reason=e.reason,
-            old=e.old,
-            new=e.new,
-            prev_hash=e.prev_hash,
-            hash=e.hash,
-        )
+        from_record(AuditEntryOut, e, ts=iso(e.ts_us) or "")
         for e in trail.entries(**filters)  # type: ignore[arg-type]
     ]
 
@@ -317,16 +304,11 @@ class ReviewOut(BaseModel):
 
 def _review_out(request: Request, r: AuditReview) -> ReviewOut:
     m = manifest_out(request, "audit_review", r.id)
-    return ReviewOut(
-        id=r.id,
+    return from_record(
+        ReviewOut,
+        r,
         period_start=iso(r.start_us) or "",
         period_end=iso(r.end_us) or "",
-        first_seq=r.first_seq,
-        last_seq=r.last_seq,
-        last_hash=r.last_hash,
-        entries=r.entries,
-        comment=r.comment,
-        created_by=r.created_by,
         created=iso(r.created_us) or "",
         updated=iso(r.updated_us) or "",
         content_sha256=m.current_sha256 or "",

@@ -18,18 +18,33 @@ PAGE_CSP = (
 )
 
 
-class SecurityHeaders:
-    """Adds nosniff, no framing, no referrer, no caching of API data; CSP on pages."""
+class _HttpMiddleware:
+    """An ASGI middleware for HTTP requests: other scopes (lifespan, websocket) pass through."""
 
-    def __init__(self, app: ASGIApp, hsts: bool = False):
+    def __init__(self, app: ASGIApp):
         self.app = app
-        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on and decorate the response start."""
+        """Hand an HTTP request to :meth:`http`, anything else straight to the app."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one HTTP request (a subclass's job)."""
+        raise NotImplementedError
+
+
+class SecurityHeaders(_HttpMiddleware):
+    """Adds nosniff, no framing, no referrer, no caching of API data; CSP on pages."""
+
+    def __init__(self, app: ASGIApp, hsts: bool = False):
+        super().__init__(app)
+        self.hsts = hsts
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on and decorate the response start."""
         path: str = scope["path"]
 
         async def send_with_headers(message: Message) -> None:
@@ -53,18 +68,15 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class BodyLimit:
+class BodyLimit(_HttpMiddleware):
     """Refuses bodies over ``limit`` bytes with 413, whether or not Content-Length says so."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY):
-        self.app = app
+        super().__init__(app)
         self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the declared length, then count what actually arrives."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
                 await self._refuse(send)

@@ -20,6 +20,8 @@ class ErrorOut(BaseModel):
 
 
 Responses = dict[int | str, dict[str, Any]]
+
+
 AUTH: Responses = {
     401: {"model": ErrorOut, "description": "not signed in, session expired, unknown token"},
     403: {"model": ErrorOut, "description": "signed in, but the role does not allow this"},

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from gmp_edge.alarms.model import Alarm
@@ -24,10 +24,15 @@ from gmp_edge.api.models import (
     Strict,
     UserId,
 )
+from gmp_edge.api.records import from_record
 from gmp_edge.api.security import (
+    ACK,
+    APPROVE,
+    CONFIGURE,
+    READ,
+    REVIEW,
     Principal,
     reauthenticate,
-    require,
     require_person,
     services_of,
 )
@@ -35,16 +40,10 @@ from gmp_edge.api.times import request_us
 from gmp_edge.config import LimitSetEntry
 from gmp_edge.deviations.batch import BATCH_ID, BATCH_ID_RULE, Batch
 from gmp_edge.deviations.model import Classification, Deviation
-from gmp_edge.identity.roles import Permission
 from gmp_edge.limits.model import LimitSet, TagLimits
 from gmp_edge.timefmt import iso
 
 router = APIRouter(responses=AUTH)
-READ = Depends(require(Permission.READ_LIVE))
-ACK = Depends(require(Permission.ACKNOWLEDGE))
-CONFIGURE = Depends(require(Permission.CONFIGURE))
-REVIEW = Depends(require(Permission.REVIEW))
-APPROVE = Depends(require(Permission.APPROVE))
 Version = Annotated[int, Path(ge=1, le=2**31)]
 
 
@@ -175,18 +174,15 @@ def alarm_history(
     who: Principal = READ,
 ) -> list[TransitionOut]:
     """Every alarm transition (oldest first), by tag and time."""
-    s = request_us(start) if start else None
-    e = request_us(end) if end else None
+    s, e = request_us(start), request_us(end)
     return [
-        TransitionOut(
-            alarm_id=t.alarm_id,
-            tag=t.tag,
+        from_record(
+            TransitionOut,
+            t,
             event=t.event.value,
             from_state=t.from_state.value,
             to_state=t.to_state.value,
-            actor=t.actor,
             at=iso(t.at_us) or "",
-            reason=t.reason,
             detail=dict(t.detail or {}),
         )
         for t in services_of(request).history.alarm_history(tag, s, e, limit)
@@ -525,14 +521,11 @@ def limit_set_out(request: Request, ls: LimitSet, status: str) -> LimitSetOut:
     """A limit set version as the API shows it."""
     rid = f"{ls.id}@v{ls.version}"
     m = manifest_out(request, "limit_set", rid)
-    return LimitSetOut(
-        id=ls.id,
-        version=ls.version,
+    return from_record(
+        LimitSetOut,
+        ls,
         status=status,
         effective_from=iso(ls.effective_from_us),
-        reason=ls.reason,
-        proposed_by=ls.proposed_by,
-        approved_by=ls.approved_by,
         limits=[t.to_dict() for t in ls.limits],
         record_id=rid,
         content_sha256=m.current_sha256 or "",
@@ -640,9 +633,9 @@ class BatchIn(Strict):
 def batch_out(request: Request, b: Batch) -> BatchOut:
     """A batch with the deviations that name it."""
     devs = services_of(request).deviations.for_batch(b.id)
-    return BatchOut(
-        id=b.id,
-        product=b.product,
+    return from_record(
+        BatchOut,
+        b,
         equipment=list(b.equipment),
         rooms=list(b.rooms),
         start=iso(b.start_us) or "",
@@ -673,7 +666,7 @@ def start_batch(body: BatchIn, request: Request, who: Principal = ACK) -> BatchO
         body.product,
         body.rooms,
         body.equipment,
-        request_us(body.start) if body.start else None,
+        request_us(body.start),
         body.reason,
     )
     return batch_out(request, b)

@@ -10,28 +10,42 @@ import tempfile
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from gmp_edge.api.audit_routes import ManifestOut, manifest_out
-from gmp_edge.api.models import AUTH, CONFLICT, NOT_FOUND, Password, Strict, UserId
+from gmp_edge.api.models import AUTH, CONFLICT, NOT_FOUND, Password, Responses, Strict, UserId
+from gmp_edge.api.records import from_record
 from gmp_edge.api.review_models import BatchReviewDocument
-from gmp_edge.api.security import Principal, reauthenticate, require, services_of
+from gmp_edge.api.security import (
+    APPROVE,
+    READ,
+    READ_AUDIT,
+    Principal,
+    reauthenticate,
+    services_of,
+)
 from gmp_edge.api.streaming import stream_writes
 from gmp_edge.api.times import request_us
-from gmp_edge.identity.roles import Permission
 from gmp_edge.release.decisions import Decision, review_sha256
 from gmp_edge.review.model import BatchReview
 from gmp_edge.timefmt import iso
 
-router = APIRouter(responses=AUTH)
-READ = Depends(require(Permission.READ_LIVE))
-READ_AUDIT = Depends(require(Permission.READ_AUDIT))
-APPROVE = Depends(require(Permission.APPROVE))
+router = APIRouter(tags=["release"], responses=AUTH)
+F = TypeVar("F", bound=Callable[..., Any])
+#: what a downloaded file is, by its name's ending
+FILE_TYPES = {".pdf": "application/pdf", ".zip": "application/zip"}
+
+
+def _download(path: str, media_type: str, refusals: Responses = NOT_FOUND) -> Callable[[F], F]:
+    """The decorator of a route that answers with a file of ``media_type`` (its kind by
+    its ending: ``FILE_TYPES``), or with one of ``refusals`` (404 unless told)."""
+    responses = {**NOT_FOUND, **refusals, 200: {"content": {media_type: {}}}}
+    return router.get(path, response_class=FileResponse, responses=responses)
 
 
 def _review(request: Request, batch_id: str) -> BatchReview:
@@ -61,26 +75,17 @@ class ReviewOut(BaseModel):
 
 def _decisions(request: Request, batch_id: str) -> list[DecisionOut]:
     return [
-        DecisionOut(
-            id=d.id,
-            decision=d.decision,
-            comment=d.comment,
-            decided_by=d.decided_by,
+        from_record(
+            DecisionOut,
+            d,
             decided=iso(d.decided_us) or "",
-            review_sha256=d.review_sha256,
-            blockers=d.blockers,
             signatures=manifest_out(request, "batch_decision", d.id),
         )
         for d in services_of(request).release.decisions_on(batch_id)
     ]
 
 
-@router.get(
-    "/api/batches/{batch_id}/review",
-    response_model=ReviewOut,
-    tags=["release"],
-    responses=NOT_FOUND,
-)
+@router.get("/api/batches/{batch_id}/review", response_model=ReviewOut, responses=NOT_FOUND)
 def batch_review(
     batch_id: str,
     request: Request,
@@ -98,12 +103,7 @@ def batch_review(
     )
 
 
-@router.get(
-    "/api/batches/{batch_id}/report.pdf",
-    tags=["release"],
-    response_class=FileResponse,
-    responses={**NOT_FOUND, 200: {"content": {"application/pdf": {}}}},
-)
+@_download("/api/batches/{batch_id}/report.pdf", "application/pdf")
 def batch_report(batch_id: str, request: Request, who: Principal = READ_AUDIT) -> FileResponse:
     """The batch environmental-monitoring report (PDF) for the batch dossier."""
     decisions = [
@@ -112,35 +112,24 @@ def batch_report(batch_id: str, request: Request, who: Principal = READ_AUDIT) -
         for s in d.signatures.signatures
     ]
     services_of(request).release.review(batch_id)  # 404 before a temporary folder exists
+    exports = services_of(request).exports
     return _file_answer(
-        "gmp-edge-report-",
         f"EM-report-{batch_id}.pdf",
-        "application/pdf",
-        lambda path: services_of(request).exports.batch_report(
-            who.actor, batch_id, path, decisions
-        ),
+        lambda path: exports.batch_report(who.actor, batch_id, path, decisions),
     )
 
 
-@router.get(
-    "/api/batches/{batch_id}/evidence.zip",
-    tags=["release"],
-    response_class=FileResponse,
-    responses={**NOT_FOUND, **CONFLICT, 200: {"content": {"application/zip": {}}}},
-)
+@_download("/api/batches/{batch_id}/evidence.zip", "application/zip", CONFLICT)
 def batch_evidence(batch_id: str, request: Request, who: Principal = READ_AUDIT) -> FileResponse:
     """The signed evidence package (verify offline: `gmp-edge evidence verify FILE`)."""
+    exports = services_of(request).exports
     return _file_answer(
-        "gmp-edge-evidence-",
-        f"evidence-{batch_id}.zip",
-        "application/zip",
-        lambda path: services_of(request).exports.evidence_package(who.actor, batch_id, path),
+        f"evidence-{batch_id}.zip", lambda path: exports.evidence_package(who.actor, batch_id, path)
     )
 
 
 @router.get(
     "/api/batches/{batch_id}/readings.csv",
-    tags=["release"],
     response_class=StreamingResponse,
     responses={**NOT_FOUND, 200: {"content": {"text/csv": {}}}},
 )
@@ -166,30 +155,23 @@ def batch_readings(batch_id: str, request: Request, who: Principal = READ_AUDIT)
     )
 
 
-@router.get(
-    "/api/deviations/{dev_id}/report.pdf",
-    tags=["release"],
-    response_class=FileResponse,
-    responses={**NOT_FOUND, 200: {"content": {"application/pdf": {}}}},
-)
+@_download("/api/deviations/{dev_id}/report.pdf", "application/pdf")
 def deviation_report(dev_id: str, request: Request, who: Principal = READ_AUDIT) -> FileResponse:
     """The deviation investigation file (PDF): evidence with its trace, alarm history,
     investigation, signatures with their validity, and the record's audit trail."""
     services_of(request).deviations.get(dev_id)  # 404 before a temporary folder exists
+    exports = services_of(request).exports
     return _file_answer(
-        "gmp-edge-deviation-",
         f"investigation-{dev_id}.pdf",
-        "application/pdf",
-        lambda path: services_of(request).exports.investigation_file(who.actor, dev_id, path),
+        lambda path: exports.investigation_file(who.actor, dev_id, path),
     )
 
 
-def _file_answer(
-    prefix: str, name: str, media_type: str, write: Callable[[Path], object]
-) -> FileResponse:
+def _file_answer(name: str, write: Callable[[Path], object]) -> FileResponse:
     """A file written by ``write`` into a temporary folder, served and then deleted (also
-    when writing it fails)."""
-    tmp = Path(tempfile.mkdtemp(prefix=prefix)) / name
+    when writing it fails); its media type follows from its name's ending."""
+    tmp = Path(tempfile.mkdtemp(prefix="gmp-edge-")) / name
+    media_type = FILE_TYPES[tmp.suffix]
     try:
         write(tmp)
     except BaseException:
@@ -216,7 +198,7 @@ class DecisionIn(Strict):
     password: str = Password
 
 
-@router.get("/api/batches/{batch_id}/decisions", response_model=list[DecisionOut], tags=["release"])
+@router.get("/api/batches/{batch_id}/decisions", response_model=list[DecisionOut])
 def batch_decisions(
     batch_id: str, request: Request, who: Principal = READ_AUDIT
 ) -> list[DecisionOut]:
@@ -228,7 +210,6 @@ def batch_decisions(
     "/api/batches/{batch_id}/decision",
     response_model=DecisionOut,
     status_code=201,
-    tags=["release"],
     responses={**NOT_FOUND, **CONFLICT, 401: {"description": "password wrong: nothing recorded"}},
 )
 def decide(
@@ -280,7 +261,6 @@ class ExcursionPage(BaseModel):
 @router.get(
     "/api/excursions",
     response_model=ExcursionPage,
-    tags=["release"],
     responses={**NOT_FOUND, 400: {"description": "bad filter"}, 200: {"content": {"text/csv": {}}}},
 )
 def excursion_history(
@@ -308,23 +288,7 @@ def excursion_history(
         end_us=request_us(end),
     )
     page = [
-        ExcursionOut(
-            alarm_id=x.alarm_id,
-            tag=x.tag,
-            room=x.room,
-            kind=x.kind,
-            level=x.level,
-            priority=x.priority,
-            start=iso(x.start_us) or "",
-            end=iso(x.end_us),
-            open=x.open,
-            value_at_trip=x.value_at_trip,
-            limit=x.limit,
-            limit_set=x.limit_set,
-            acknowledged_by=x.acknowledged_by,
-            ack_comment=x.ack_comment,
-            deviation_id=x.deviation_id,
-        )
+        from_record(ExcursionOut, x, start=iso(x.start_us) or "", end=iso(x.end_us))
         for x in items[offset : offset + limit]
     ]
     if format == "csv":

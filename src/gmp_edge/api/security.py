@@ -1,6 +1,7 @@
 """Who is calling, and may they: bearer tokens for machines, sessions for people.
 
-Every route declares what it needs with ``Depends(require(permission))``; the role
+Every route declares what it needs with ``Depends(require(permission))`` (the shared
+ones below: ``READ``, ``ACK``, ``APPROVE`` ...); the role
 matrix test walks every route against every role using the ``permission`` attribute
 the dependency carries. Writes made with a session cookie must also send the
 session's CSRF token in ``X-CSRF-Token``. Refused writes are audited.
@@ -145,6 +146,17 @@ def require(
 
     dependency.permission = permission  # type: ignore[attr-defined]
     return dependency
+
+
+# What the routes declare, one shared dependency per permission (``who: Principal = READ``)
+READ = Depends(require(Permission.READ_LIVE))
+READ_AUDIT = Depends(require(Permission.READ_AUDIT))
+ACK = Depends(require(Permission.ACKNOWLEDGE))
+CONFIGURE = Depends(require(Permission.CONFIGURE))
+REVIEW = Depends(require(Permission.REVIEW))
+APPROVE = Depends(require(Permission.APPROVE))
+ADMIN = Depends(require(Permission.MANAGE_USERS))
+SIGNED_IN = Depends(require(None))
 
 
 def access_of(request: Request) -> Access:

@@ -107,11 +107,16 @@ def _out(
     )
 
 
+def _person_access(who: Principal, request: Request) -> Access:
+    """The app's :class:`Access`, for a route only a person (not a token) may call."""
+    require_person(who, request)
+    return access_of(request)
+
+
 @router.get("/api/session", response_model=SessionOut, responses=AUTH)
 def whoami(request: Request, who: Principal = ANY_PERSON) -> SessionOut:
     """The signed-in person (the page uses it to fetch its CSRF token)."""
-    require_person(who, request)
-    access = access_of(request)
+    access = _person_access(who, request)
     s = access.sessions.get(request.cookies.get(COOKIE, ""), now_us())
     if s is None:  # pragma: no cover - require() has just found it
         raise HTTPException(401, "session expired")
@@ -119,14 +124,9 @@ def whoami(request: Request, who: Principal = ANY_PERSON) -> SessionOut:
 
 
 @router.delete("/api/session", status_code=204, responses=AUTH)
-def sign_out(
-    request: Request,
-    response: Response,
-    who: Principal = ANY_PERSON,
-) -> None:
+def sign_out(request: Request, response: Response, who: Principal = ANY_PERSON) -> None:
     """End the session."""
-    require_person(who, request)
-    access = access_of(request)
+    access = _person_access(who, request)
     access.sessions.close(request.cookies.get(COOKIE, ""))
     access.trail.append(who.actor, "signout", "user", who.id, "")
     response.delete_cookie(COOKIE, path="/")
@@ -134,13 +134,10 @@ def sign_out(
 
 @router.post("/api/session/password", status_code=204, responses={**AUTH, **BAD_REQUEST})
 def change_own_password(
-    body: PasswordChangeIn,
-    request: Request,
-    who: Principal = ANY_PERSON,
+    body: PasswordChangeIn, request: Request, who: Principal = ANY_PERSON
 ) -> None:
     """Change one's own password (the current one is asked again)."""
-    require_person(who, request)
-    access = access_of(request)
+    access = _person_access(who, request)
     check = access.directory.authenticate(who.id, body.current_password, purpose="password")
     if not check.ok:
         raise HTTPException(401, check.reason)

@@ -7,32 +7,27 @@ need the permission a batch review needs. The software summarises; a person conc
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from gmp_edge.api.models import AUTH, ErrorOut, Responses
-from gmp_edge.api.security import Principal, require, services_of
+from gmp_edge.api.security import READ_AUDIT, Principal, services_of
 from gmp_edge.api.times import request_us
-from gmp_edge.identity.roles import Permission
 from gmp_edge.review.validation import Policy
 from gmp_edge.services.history import MAX_BATCHES
 
 router = APIRouter(responses=AUTH)
-READ_AUDIT = Depends(require(Permission.READ_AUDIT))
 
 # the page loads its script and style from here: nothing inline, nothing else
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-# the store counts µs since the epoch; beyond year 9999 no time can be shown
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 # as everywhere in this API: a time without a zone or an empty range is 400, a value of
 # the wrong type or outside its bounds 422 (FastAPI's validation)
 BAD_QUERY: Responses = {
@@ -224,15 +219,6 @@ class EquipmentOut(_Out):
     text: str
 
 
-def _when(name: str, dt: datetime | None) -> int | None:
-    if dt is None:
-        return None
-    us = request_us(dt, name)  # refuses a naive time first: it cannot be compared below
-    if not EARLIEST <= dt < LATEST:
-        raise HTTPException(400, f"{name} {dt.isoformat()!r} is outside 1970-01-01 to 9999-01-01")
-    return us
-
-
 @router.get(
     "/api/process-validation",
     response_model=ProcessValidationOut,
@@ -264,7 +250,7 @@ def process_validation_summary(
     means and a verdict (capable / marginal / not capable / insufficient data). Batches are
     those in progress at some time in ``[start, end)``. The software summarises the stored
     record; a person concludes whether the process remains in its validated state."""
-    s, e = _when("start", start), _when("end", end)
+    s, e = request_us(start, "start"), request_us(end, "end")
     if s is not None and e is not None and s >= e:
         raise HTTPException(400, f"start {start} is not before end {end}")
     summary = services_of(request).history.process_validation(

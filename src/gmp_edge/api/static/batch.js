@@ -10,15 +10,7 @@ async function api(path, opts = {}) {
   return r;
 }
 function showSignin() { $("review").classList.add("hidden"); $("signin").classList.remove("hidden"); }
-$("signin-form").onsubmit = async ev => {
-  ev.preventDefault();
-  const r = await fetch("/api/session", {method: "POST", credentials: "same-origin", headers: {"Content-Type": "application/json"},
-    body: JSON.stringify({user_id: $("user_id").value, password: $("password").value})});
-  $("password").value = "";
-  const body = await r.json();
-  if (!r.ok) { $("signin-error").textContent = typeof body.detail === "string" ? body.detail : "check user ID and password"; return; }
-  start(body);
-};
+wireSignin(start);  // signin.js
 async function start(s) {
   session = s; $("signin").classList.add("hidden");
   $("who").textContent = `${s.full_name} (${s.role})`; $("sig_user").value = s.user_id;

@@ -16,15 +16,7 @@ async function api(path) {
 function showSignin() { $("content").classList.add("hidden"); $("signin").classList.remove("hidden"); }
 function detail(body) { return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail); }
 
-$("signin-form").addEventListener("submit", async ev => {
-  ev.preventDefault();
-  const r = await fetch("/api/session", {method: "POST", credentials: "same-origin", headers: {"Content-Type": "application/json"},
-    body: JSON.stringify({user_id: $("user_id").value, password: $("password").value})});
-  $("password").value = "";
-  const body = await r.json();
-  if (!r.ok) { $("signin-error").textContent = typeof body.detail === "string" ? body.detail : "check user ID and password"; return; }
-  start(body);
-});
+wireSignin(start);  // signin.js
 
 async function start(s) {
   session = s;
