@@ -23,7 +23,7 @@ from gmp_edge.review.model import BatchReview
 from gmp_edge.services.errors import Conflict, NotFound, Refused
 from gmp_edge.services.records import PlantRecords
 from gmp_edge.services.signing import SigningService
-from gmp_edge.signatures.manifest import Meaning, content_hash
+from gmp_edge.signatures.manifest import Meaning
 
 
 class ReleaseService:
@@ -81,15 +81,8 @@ class ReleaseService:
         try:
             with self._trail.atomic():
                 d = self.decisions.record(signer.id, batch_id, decision, comment, current, blockers)
-                content = d.content()
                 self._signing.sign_in_transaction(
-                    signer,
-                    RECORD_TYPE,
-                    d.id,
-                    content_hash(RECORD_TYPE, d.id, content),
-                    Meaning.RESPONSIBILITY,
-                    comment,
-                    content=content,
+                    signer, RECORD_TYPE, d.id, d.content(), Meaning.RESPONSIBILITY, comment
                 )
         except DecisionError as exc:
             raise Conflict(str(exc)) from None
