@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Unpack
 
 from gmp_edge.audit.trail import AuditTrail
@@ -45,45 +46,39 @@ _REFUSALS: dict[type[Exception], type[WorkflowError]] = {
 }
 
 
+@dataclass(frozen=True)
 class DeviationService:
     """Deviation records, changed only through their lifecycle."""
 
-    def __init__(
-        self,
-        book: DeviationBook,
-        trail: AuditTrail,
-        signing: SigningService,
-        clock: Clock,
-    ):
-        self._book = book
-        self._trail = trail
-        self._signing = signing
-        self._clock = clock
+    book: DeviationBook
+    trail: AuditTrail
+    signing: SigningService
+    clock: Clock
 
     def get(self, dev_id: str) -> Deviation:
         """The deviation; NotFound if there is none."""
-        d = self._book.get(dev_id)
+        d = self.book.get(dev_id)
         if d is None:
             raise NotFound(f"no deviation {dev_id!r}")
         return d
 
     def list(self, status: str | None = None) -> list[Deviation]:
         """Deviations, newest first (optionally of one status)."""
-        return self._book.list(status)
+        return self.book.list(status)
 
     def for_batch(self, batch_id: str) -> builtins.list[Deviation]:
         """The deviations that name the batch."""
-        return self._book.for_batch(batch_id)
+        return self.book.for_batch(batch_id)
 
     def _act(
         self, action: Action, dev_id: str, expected_version: int, actor: str, **fields: Any
     ) -> Deviation:
         """Apply one lifecycle ``action`` now and store the result, checking the version."""
-        at = self._clock.now_us()
+        at = self.clock.now_us()
         dev = self.get(dev_id)
         with translated(_REFUSALS):
             new, tr = action(dev, expected_version, actor=actor, at_us=at, **fields)
-            return self._book.update(new, tr, expected_version)
+            return self.book.update(new, tr, expected_version)
 
     def investigate(
         self, actor: str, dev_id: str, expected_version: int, investigator: str, note: str
@@ -129,7 +124,7 @@ class DeviationService:
         ``findings`` (impact assessment, root cause, CAPA, rationale, note) are those of
         :func:`gmp_edge.deviations.lifecycle.close`."""
         try:
-            with self._trail.atomic():
+            with self.trail.atomic():
                 closed = self._act(
                     lifecycle.close,
                     dev_id,
@@ -138,7 +133,7 @@ class DeviationService:
                     final_classification=final_classification,
                     **findings,
                 )
-                self._signing.sign_in_transaction(
+                self.signing.sign_in_transaction(
                     signer,
                     DeviationBook.record_type,
                     dev_id,
@@ -147,7 +142,7 @@ class DeviationService:
                     findings.get("note") or "deviation closed",
                 )
         except Refused as exc:
-            self._trail.append(
+            self.trail.append(
                 signer.id, "signature.refused", "deviation", dev_id, f"not closed: {exc}"
             )
             raise Refused(f"not closed: {exc}") from None
