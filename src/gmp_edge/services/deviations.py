@@ -36,7 +36,7 @@ from gmp_edge.services.signing import SigningService
 from gmp_edge.signatures.manifest import Meaning
 
 #: A lifecycle action: ``(deviation, expected_version, *, actor, at_us, ...)`` -> result.
-Action = Callable[..., tuple[Deviation, Transition]]
+Step = Callable[..., tuple[Deviation, Transition]]
 
 #: How the lifecycle's refusals reach the caller (subclasses before DeviationError).
 _REFUSALS: dict[type[Exception], type[WorkflowError]] = {
@@ -71,13 +71,13 @@ class DeviationService:
         return self.book.for_batch(batch_id)
 
     def _act(
-        self, action: Action, dev_id: str, expected_version: int, actor: str, **fields: Any
+        self, step: Step, dev_id: str, expected_version: int, actor: str, **fields: Any
     ) -> Deviation:
-        """Apply one lifecycle ``action`` now and store the result, checking the version."""
+        """Apply one lifecycle ``step`` now and store the result, checking the version."""
         at = self.clock.now_us()
         dev = self.get(dev_id)
         with translated(_REFUSALS):
-            new, tr = action(dev, expected_version, actor=actor, at_us=at, **fields)
+            new, tr = step(dev, expected_version, actor=actor, at_us=at, **fields)
             return self.book.update(new, tr, expected_version)
 
     def investigate(
