@@ -441,3 +441,16 @@ def test_audit_kwargs():
         "ts_us": T0 + 7,
     }
     json.dumps(t.audit_kwargs())
+
+
+def test_records_round_trip_through_json() -> None:
+    from gmp_edge.alarms.model import Escalation
+
+    a, t = m.activate(fresh(), T0, value=3.2, limit=5.0, limit_set_id="LS-7", limit_set_version=2)
+    a, t2 = m.acknowledge(a, T0 + 1, user="op", comment="seen")
+    assert Alarm.from_dict(json.loads(json.dumps(a.to_dict()))) == a
+    for tr in (t, t2):
+        assert Transition.from_dict(json.loads(json.dumps(tr.to_dict()))) == tr
+    e = Escalation(a.id, a.tag, a.priority, 1, T0, T0 + 5, T0 + 6)
+    assert Escalation.from_dict(e.to_dict()) == e
+    assert AlarmPolicy.from_dict(AlarmPolicy().to_dict()) == AlarmPolicy()

@@ -9,7 +9,7 @@ listed at once), :class:`InvalidRequest` (inputs present but unacceptable).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from gmp_edge.alarms.model import (
     SYSTEM,
@@ -80,10 +80,16 @@ def _require(alarm: Alarm, event: AlarmEvent, **values: object) -> None:
         raise MissingAlarmFields(alarm.id, event, missing)
 
 
-def _human(alarm: Alarm, event: AlarmEvent, user: str) -> None:
-    # Acknowledging, shelving and taking out of service are attributable human acts.
+def _by_user(alarm: Alarm, event: AlarmEvent, user: str | None, **values: object) -> str:
+    """The checks before a human act, in the refusal order: the table, every input given,
+    a named user (acknowledging, shelving, taking out of and back into service are
+    attributable acts). Returns the user."""
+    _target(alarm, event)
+    _require(alarm, event, user=user, **values)
+    assert user is not None
     if user.strip() == SYSTEM:
         raise InvalidRequest(f"alarm {alarm.id}: '{event}' must be done by a named user")
+    return user
 
 
 def _fire(
@@ -120,49 +126,33 @@ def _fire(
         last_transition_us=at_us,
         last_event=event,
     )
-    t = Transition(
-        alarm_id=alarm.id,
-        tag=alarm.tag,
-        priority=alarm.priority,
-        event=event,
-        from_state=alarm.state,
-        to_state=target,
-        actor=actor,
-        at_us=at_us,
-        reason=reason,
-        detail=detail or {},
-    )
-    return new, t
+    which = (alarm.id, alarm.tag, alarm.priority)
+    return new, Transition(*which, event, alarm.state, target, actor, at_us, reason, detail or {})
+
+
+class Trip(TypedDict, total=False):
+    """What tripped the alarm: the value, the limit and the limit set (id, version) it
+    belongs to; each None or left out when unknown."""
+
+    value: float | None
+    limit: float | None
+    limit_set_id: str | None
+    limit_set_version: int | None
 
 
 def activate(
-    alarm: Alarm,
-    at_us: int,
-    *,
-    value: float | None = None,
-    limit: float | None = None,
-    limit_set_id: str | None = None,
-    limit_set_version: int | None = None,
-    actor: str = SYSTEM,
-    reason: str = "",
+    alarm: Alarm, at_us: int, *, actor: str = SYSTEM, reason: str = "", **trip: Unpack[Trip]
 ) -> tuple[Alarm, Transition]:
     """The alarm condition became active (e.g. an action-limit excursion started)."""
     _target(alarm, E.CONDITION_ACTIVE)
-    trip = {
-        "value_at_trip": value,
-        "limit_at_trip": limit,
-        "limit_set_id": limit_set_id,
-        "limit_set_version": limit_set_version,
+    at_trip = {
+        "value_at_trip": trip.get("value"),
+        "limit_at_trip": trip.get("limit"),
+        "limit_set_id": trip.get("limit_set_id"),
+        "limit_set_version": trip.get("limit_set_version"),
     }
-    return _fire(
-        alarm,
-        E.CONDITION_ACTIVE,
-        at_us,
-        actor,
-        reason,
-        {"condition_active": True, "raised_us": at_us, **trip},
-        trip,
-    )
+    updates = {"condition_active": True, "raised_us": at_us, **at_trip}
+    return _fire(alarm, E.CONDITION_ACTIVE, at_us, actor, reason, updates, at_trip)
 
 
 def clear(
@@ -185,19 +175,10 @@ def acknowledge(
     alarm: Alarm, at_us: int, *, user: str | None, comment: str | None
 ) -> tuple[Alarm, Transition]:
     """An operator acknowledges an unacknowledged alarm; user and comment are required."""
-    _target(alarm, E.ACKNOWLEDGE)
-    _require(alarm, E.ACKNOWLEDGE, user=user, comment=comment)
-    assert user is not None and comment is not None
-    _human(alarm, E.ACKNOWLEDGE, user)
-    return _fire(
-        alarm,
-        E.ACKNOWLEDGE,
-        at_us,
-        user,
-        comment,
-        {"acked_by": user, "acked_us": at_us, "ack_comment": comment},
-        {"comment": comment},
-    )
+    user = _by_user(alarm, E.ACKNOWLEDGE, user, comment=comment)
+    assert comment is not None
+    acked = {"acked_by": user, "acked_us": at_us, "ack_comment": comment}
+    return _fire(alarm, E.ACKNOWLEDGE, at_us, user, comment, acked, {"comment": comment})
 
 
 def shelve(
@@ -210,10 +191,8 @@ def shelve(
     policy: AlarmPolicy,
 ) -> tuple[Alarm, Transition]:
     """Shelve the alarm until ``until_us``; refused beyond ``policy.max_shelve_us``."""
-    _target(alarm, E.SHELVE)
-    _require(alarm, E.SHELVE, user=user, reason=reason, until_us=until_us)
-    assert user is not None and reason is not None and until_us is not None
-    _human(alarm, E.SHELVE, user)
+    user = _by_user(alarm, E.SHELVE, user, reason=reason, until_us=until_us)
+    assert reason is not None and until_us is not None
     if until_us <= at_us:
         raise InvalidRequest(f"alarm {alarm.id}: shelve expiry must be after now")
     if until_us - at_us > policy.max_shelve_us:
@@ -249,64 +228,46 @@ def unshelve(
     )
 
 
+def _design_suppression(
+    alarm: Alarm, at_us: int, on: bool, reason: str | None, actor: str
+) -> tuple[Alarm, Transition]:
+    event = E.SUPPRESS if on else E.UNSUPPRESS
+    _target(alarm, event)
+    _require(alarm, event, reason=reason)
+    updates = {"design_suppressed": on, "suppress_reason": reason if on else None}
+    return _fire(alarm, event, at_us, actor, reason or "", updates)
+
+
 def suppress(
     alarm: Alarm, at_us: int, *, reason: str | None, actor: str = SYSTEM
 ) -> tuple[Alarm, Transition]:
     """Suppress by design (e.g. production state at rest makes the alarm irrelevant)."""
-    _target(alarm, E.SUPPRESS)
-    _require(alarm, E.SUPPRESS, reason=reason)
-    return _fire(
-        alarm,
-        E.SUPPRESS,
-        at_us,
-        actor,
-        reason or "",
-        {"design_suppressed": True, "suppress_reason": reason},
-    )
+    return _design_suppression(alarm, at_us, True, reason, actor)
 
 
 def unsuppress(
     alarm: Alarm, at_us: int, *, reason: str | None, actor: str = SYSTEM
 ) -> tuple[Alarm, Transition]:
     """The design suppression ends; lands by the tracked condition if it was in force."""
-    _target(alarm, E.UNSUPPRESS)
-    _require(alarm, E.UNSUPPRESS, reason=reason)
-    return _fire(
-        alarm,
-        E.UNSUPPRESS,
-        at_us,
-        actor,
-        reason or "",
-        {"design_suppressed": False, "suppress_reason": None},
-    )
+    return _design_suppression(alarm, at_us, False, reason, actor)
 
 
 def remove_from_service(
     alarm: Alarm, at_us: int, *, user: str | None, reason: str | None
 ) -> tuple[Alarm, Transition]:
     """Take the alarm out of service (maintenance); user and reason are required."""
-    _target(alarm, E.REMOVE_FROM_SERVICE)
-    _require(alarm, E.REMOVE_FROM_SERVICE, user=user, reason=reason)
-    assert user is not None and reason is not None
-    _human(alarm, E.REMOVE_FROM_SERVICE, user)
-    return _fire(
-        alarm,
-        E.REMOVE_FROM_SERVICE,
-        at_us,
-        user,
-        reason,
-        {"oos_by": user, "oos_us": at_us, "oos_reason": reason},
-    )
+    user = _by_user(alarm, E.REMOVE_FROM_SERVICE, user, reason=reason)
+    assert reason is not None
+    out_of_service = {"oos_by": user, "oos_us": at_us, "oos_reason": reason}
+    return _fire(alarm, E.REMOVE_FROM_SERVICE, at_us, user, reason, out_of_service)
 
 
 def return_to_service(
     alarm: Alarm, at_us: int, *, user: str | None, reason: str | None
 ) -> tuple[Alarm, Transition]:
     """Return the alarm to service; lands by the tracked condition."""
-    _target(alarm, E.RETURN_TO_SERVICE)
-    _require(alarm, E.RETURN_TO_SERVICE, user=user, reason=reason)
-    assert user is not None and reason is not None
-    _human(alarm, E.RETURN_TO_SERVICE, user)
+    user = _by_user(alarm, E.RETURN_TO_SERVICE, user, reason=reason)
+    assert reason is not None
     return _fire(alarm, E.RETURN_TO_SERVICE, at_us, user, reason)
 
 

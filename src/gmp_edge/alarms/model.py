@@ -6,11 +6,11 @@ so the service can persist it and pick up where it left off after a restart.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from itertools import pairwise
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from gmp_edge import errors
 
@@ -120,8 +120,33 @@ def _plain_dict(obj: Any) -> dict[str, Any]:
     return {f.name: _enc(getattr(obj, f.name)) for f in fields(obj)}
 
 
+def _optional(decode: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda v: None if v is None else decode(v)
+
+
+class _Record:
+    """The JSON round trip of the frozen records below: ``to_dict`` gives every field in
+    JSON form, ``from_dict`` turns each field named in ``_DECODE`` back from it."""
+
+    __slots__ = ()
+    _DECODE: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return _plain_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict`."""
+        d = dict(data)
+        for name, decode in cls._DECODE.items():
+            if name in d:
+                d[name] = decode(d[name])
+        return cls(**d)
+
+
 @dataclass(frozen=True, slots=True)
-class Alarm:
+class Alarm(_Record):
     """One alarm point (a tag and a condition) and its current ISA-18.2 state.
 
     ``condition_active`` and ``design_suppressed`` are tracked in every state, including
@@ -160,24 +185,16 @@ class Alarm:
     oos_us: int | None = None
     oos_reason: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
-        return _plain_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Alarm:
-        """Inverse of :meth:`to_dict`."""
-        d = dict(data)
-        d["kind"] = ConditionKind(d["kind"])
-        d["priority"] = Priority(d["priority"])
-        d["state"] = AlarmState(d["state"])
-        if d.get("last_event") is not None:
-            d["last_event"] = AlarmEvent(d["last_event"])
-        return cls(**d)
+    _DECODE = {
+        "kind": ConditionKind,
+        "priority": Priority,
+        "state": AlarmState,
+        "last_event": _optional(AlarmEvent),
+    }
 
 
 @dataclass(frozen=True, slots=True)
-class Transition:
+class Transition(_Record):
     """One applied event, for the audit trail: who, when, why, from which state to which.
 
     ``detail`` holds the event's own JSON-serialisable facts (value and limit at trip,
@@ -195,20 +212,13 @@ class Transition:
     reason: str = ""
     detail: Mapping[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
-        return _plain_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Transition:
-        """Inverse of :meth:`to_dict`."""
-        d = dict(data)
-        d["priority"] = Priority(d["priority"])
-        d["event"] = AlarmEvent(d["event"])
-        d["from_state"] = AlarmState(d["from_state"])
-        d["to_state"] = AlarmState(d["to_state"])
-        d["detail"] = dict(d.get("detail", {}))
-        return cls(**d)
+    _DECODE = {
+        "priority": Priority,
+        "event": AlarmEvent,
+        "from_state": AlarmState,
+        "to_state": AlarmState,
+        "detail": dict,
+    }
 
     def audit_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``audit.trail.AuditTrail.append`` (record type ``alarm``)."""
@@ -225,7 +235,7 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
-class Escalation:
+class Escalation(_Record):
     """An unacknowledged alarm passed escalation level ``level`` (1-based); notify someone."""
 
     alarm_id: str
@@ -236,16 +246,7 @@ class Escalation:
     due_us: int
     at_us: int
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
-        return _plain_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Escalation:
-        """Inverse of :meth:`to_dict`."""
-        d = dict(data)
-        d["priority"] = Priority(d["priority"])
-        return cls(**d)
+    _DECODE = {"priority": Priority}
 
 
 def _default_realarm() -> dict[Priority, int]:
@@ -261,7 +262,7 @@ def _default_escalation() -> dict[Priority, tuple[int, ...]]:
 
 
 @dataclass(frozen=True, slots=True)
-class AlarmPolicy:
+class AlarmPolicy(_Record):
     """Site configuration of the alarm timers (defaults are examples; set them per SOP).
 
     ``max_shelve_us``: longest shelve accepted (a shelve is always time-limited).
@@ -285,12 +286,8 @@ class AlarmPolicy:
             if any(d <= 0 for d in delays) or any(b <= a for a, b in pairwise(delays)):
                 raise ValueError(f"escalation delays for {p} must be positive and increasing")
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
-        return _plain_dict(self)
-
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AlarmPolicy:
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
         """Inverse of :meth:`to_dict`."""
         return cls(
             max_shelve_us=int(data["max_shelve_us"]),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from gmp_edge.deviations.model import (
     CAPA_REQUIRED,
@@ -242,18 +242,35 @@ def amend(
     return new, t
 
 
+class Findings(TypedDict, total=False):
+    """What a closure may record besides the final classification (each one given here
+    overrides what ``amend`` recorded before); ``note`` is the transition's reason."""
+
+    impact_assessment: str | None
+    root_cause: str | None
+    capa_ref: str | None
+    classification_rationale: str | None
+    note: str
+
+
+#: The closure fields that fall back to what the deviation already records.
+_CLOSE_FIELDS = (
+    "impact_assessment",
+    "root_cause",
+    "final_classification",
+    "capa_ref",
+    "classification_rationale",
+)
+
+
 def close(
     dev: Deviation,
     expected_version: int,
     *,
     actor: str | None,
     at_us: int,
-    impact_assessment: str | None = None,
-    root_cause: str | None = None,
     final_classification: Classification | None = None,
-    capa_ref: str | None = None,
-    classification_rationale: str | None = None,
-    note: str = "",
+    **findings: Unpack[Findings],
 ) -> tuple[Deviation, Transition]:
     """Under investigation -> closed.
 
@@ -262,16 +279,10 @@ def close(
     classification rationale if the final class differs from the proposed one.
     """
     target = _check(dev, expected_version, A.CLOSE)
-    eff = {
-        "actor": actor,
-        "impact_assessment": impact_assessment or dev.impact_assessment,
-        "root_cause": root_cause or dev.root_cause,
-        "final_classification": final_classification or dev.final_classification,
-        "capa_ref": capa_ref or dev.capa_ref,
-        "classification_rationale": classification_rationale or dev.classification_rationale,
-    }
+    given: dict[str, Any] = {**findings, "final_classification": final_classification}
+    eff = {"actor": actor, **{k: given.get(k) or getattr(dev, k) for k in _CLOSE_FIELDS}}
     needed = list(REQUIRED[A.CLOSE])
-    final = final_classification or dev.final_classification
+    final = eff["final_classification"]
     if final in CAPA_REQUIRED:
         needed.append("capa_ref")
     if final is not None and final != dev.proposed_classification:
@@ -288,7 +299,7 @@ def close(
         target,
         actor,
         at_us,
-        note,
+        findings.get("note", ""),
         {**updates, "closed_by": actor, "closed_us": at_us},
     )
 

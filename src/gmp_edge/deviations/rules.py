@@ -10,7 +10,7 @@ meant to be replaced by configuration.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gmp_edge.deviations.model import (
@@ -232,12 +232,8 @@ class DueDates:
     notify_at_once: bool
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form."""
-        return {
-            "report_due_us": self.report_due_us,
-            "close_due_us": self.close_due_us,
-            "notify_at_once": self.notify_at_once,
-        }
+        """JSON-serialisable form (every field is a plain int or bool)."""
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DueDates:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from math import floor, log10
+from typing import TypedDict, Unpack
 
 from gmp_edge.limits.model import AT_REST, IN_OPERATION, TagKind, TagLimits, Threshold
 
@@ -103,6 +104,15 @@ def regulatory_action_max(
     return float(value), f"Annex 1 (2022) Table 5 grade {grade} {state} >= {size} um: {value}/m3"
 
 
+class Timing(TypedDict, total=False):
+    """Deadband and alarm delays of a tag's limits (the :class:`TagLimits` fields)."""
+
+    deadband: float
+    on_delay_s: float
+    off_delay_s: float
+    delay_justification: str
+
+
 def default_tag_limits(
     tag: str,
     kind: TagKind,
@@ -110,14 +120,11 @@ def default_tag_limits(
     grade: str | None = None,
     state: str | None = None,
     alert_fraction: float = DEFAULT_ALERT_FRACTION,
-    deadband: float = 0.0,
-    on_delay_s: float = 0.0,
-    off_delay_s: float = 0.0,
-    delay_justification: str = "",
     dp_min_pa: float = DP_MIN_PA,
     dp_alert_margin_pa: float = DP_ALERT_MARGIN_PA,
     temperature_c: tuple[float, float] = OSD_TEMPERATURE_C,
     rh_pct: tuple[float, float] = OSD_RH_PCT,
+    **timing: Unpack[Timing],
 ) -> TagLimits:
     """Default limits for a tag of ``kind`` in a room of Annex 1 ``grade``.
 
@@ -130,19 +137,17 @@ def default_tag_limits(
     - temperature / rh: action = the range, alert = the range shrunk towards its centre
       to ``alert_fraction`` of its half-width.
 
-    Delays default to zero; a delay needs a justification (validation checks it).
+    ``timing`` (deadband, delays) goes to the limits as given: delays default to zero; a
+    delay needs a justification (validation checks it).
     """
     if not 0.0 < alert_fraction <= 1.0:
         raise ValueError(f"alert_fraction must be in (0, 1], got {alert_fraction}")
     base = TagLimits(
         tag,
-        deadband=deadband,
-        on_delay_s=on_delay_s,
-        off_delay_s=off_delay_s,
-        delay_justification=delay_justification,
         kind=kind,
         grade=grade,
         applies_in=None if state is None else frozenset({state}),
+        **timing,
     )
     if kind in PARTICLE_SIZE_UM:
         if grade is None or state is None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Unpack
 
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.clock import Clock
@@ -23,66 +24,73 @@ from gmp_edge.deviations.model import (
 )
 from gmp_edge.identity.users import User
 from gmp_edge.monitoring.records import DeviationBook, RecordNotFound
-from gmp_edge.services.errors import Conflict, Invalid, NotFound, Refused
+from gmp_edge.services.errors import (
+    Conflict,
+    Invalid,
+    NotFound,
+    Refused,
+    WorkflowError,
+    translated,
+)
 from gmp_edge.services.signing import SigningService
-from gmp_edge.signatures.manifest import Meaning, content_hash
+from gmp_edge.signatures.manifest import Meaning
 
-Step = Callable[[Deviation], tuple[Deviation, Transition]]
+#: A lifecycle action: ``(deviation, expected_version, *, actor, at_us, ...)`` -> result.
+Step = Callable[..., tuple[Deviation, Transition]]
+
+#: How the lifecycle's refusals reach the caller (subclasses before DeviationError).
+_REFUSALS: dict[type[Exception], type[WorkflowError]] = {
+    StaleVersion: Conflict,
+    RecordNotFound: NotFound,
+    DeviationError: Invalid,
+}
 
 
+@dataclass(frozen=True)
 class DeviationService:
     """Deviation records, changed only through their lifecycle."""
 
-    def __init__(
-        self,
-        book: DeviationBook,
-        trail: AuditTrail,
-        signing: SigningService,
-        clock: Clock,
-    ):
-        self._book = book
-        self._trail = trail
-        self._signing = signing
-        self._clock = clock
+    book: DeviationBook
+    trail: AuditTrail
+    signing: SigningService
+    clock: Clock
 
     def get(self, dev_id: str) -> Deviation:
         """The deviation; NotFound if there is none."""
-        d = self._book.get(dev_id)
+        d = self.book.get(dev_id)
         if d is None:
             raise NotFound(f"no deviation {dev_id!r}")
         return d
 
     def list(self, status: str | None = None) -> list[Deviation]:
         """Deviations, newest first (optionally of one status)."""
-        return self._book.list(status)
+        return self.book.list(status)
 
     def for_batch(self, batch_id: str) -> builtins.list[Deviation]:
         """The deviations that name the batch."""
-        return self._book.for_batch(batch_id)
+        return self.book.for_batch(batch_id)
 
-    def _step(self, dev_id: str, expected_version: int, step: Step) -> Deviation:
+    def _act(
+        self, step: Step, dev_id: str, expected_version: int, actor: str, **fields: Any
+    ) -> Deviation:
+        """Apply one lifecycle ``step`` now and store the result, checking the version."""
+        at = self.clock.now_us()
         dev = self.get(dev_id)
-        try:
-            new, tr = step(dev)
-            return self._book.update(new, tr, expected_version)
-        except StaleVersion as exc:
-            raise Conflict(str(exc)) from None
-        except RecordNotFound as exc:
-            raise NotFound(str(exc)) from None
-        except DeviationError as exc:
-            raise Invalid(str(exc)) from None
+        with translated(_REFUSALS):
+            new, tr = step(dev, expected_version, actor=actor, at_us=at, **fields)
+            return self.book.update(new, tr, expected_version)
 
     def investigate(
         self, actor: str, dev_id: str, expected_version: int, investigator: str, note: str
     ) -> Deviation:
         """Open -> under investigation."""
-        at = self._clock.now_us()
-        return self._step(
+        return self._act(
+            lifecycle.start_investigation,
             dev_id,
             expected_version,
-            lambda d: lifecycle.start_investigation(
-                d, expected_version, actor=actor, at_us=at, investigator=investigator, note=note
-            ),
+            actor,
+            investigator=investigator,
+            note=note,
         )
 
     def amend(
@@ -94,23 +102,13 @@ class DeviationService:
         changes: Mapping[str, Any],
     ) -> Deviation:
         """Record findings (impact, root cause, CAPA, affected batches...)."""
-        at = self._clock.now_us()
-        return self._step(
-            dev_id,
-            expected_version,
-            lambda d: lifecycle.amend(
-                d, expected_version, actor=actor, at_us=at, reason=reason, changes=changes
-            ),
+        return self._act(
+            lifecycle.amend, dev_id, expected_version, actor, reason=reason, changes=changes
         )
 
     def cancel(self, actor: str, dev_id: str, expected_version: int, reason: str) -> Deviation:
         """Cancel a deviation raised in error."""
-        at = self._clock.now_us()
-        return self._step(
-            dev_id,
-            expected_version,
-            lambda d: lifecycle.cancel(d, expected_version, actor=actor, at_us=at, reason=reason),
-        )
+        return self._act(lifecycle.cancel, dev_id, expected_version, actor, reason=reason)
 
     def close(
         self,
@@ -118,45 +116,33 @@ class DeviationService:
         dev_id: str,
         expected_version: int,
         final_classification: Classification,
-        impact_assessment: str | None = None,
-        root_cause: str | None = None,
-        capa_ref: str | None = None,
-        classification_rationale: str | None = None,
-        note: str = "",
+        **findings: Unpack[lifecycle.Findings],
     ) -> Deviation:
         """Under investigation -> closed, signed by ``signer`` (meaning: approval), in one
-        transaction: either the deviation is closed and signed, or nothing changed."""
-        at = self._clock.now_us()
+        transaction: either the deviation is closed and signed, or nothing changed.
 
-        def step(d: Deviation) -> tuple[Deviation, Transition]:
-            return lifecycle.close(
-                d,
-                expected_version,
-                actor=signer.id,
-                at_us=at,
-                impact_assessment=impact_assessment,
-                root_cause=root_cause,
-                final_classification=final_classification,
-                capa_ref=capa_ref,
-                classification_rationale=classification_rationale,
-                note=note,
-            )
-
+        ``findings`` (impact assessment, root cause, CAPA, rationale, note) are those of
+        :func:`gmp_edge.deviations.lifecycle.close`."""
         try:
-            with self._trail.atomic():
-                closed = self._step(dev_id, expected_version, step)
-                content = closed.to_dict()
-                self._signing.sign_in_transaction(
+            with self.trail.atomic():
+                closed = self._act(
+                    lifecycle.close,
+                    dev_id,
+                    expected_version,
+                    signer.id,
+                    final_classification=final_classification,
+                    **findings,
+                )
+                self.signing.sign_in_transaction(
                     signer,
                     DeviationBook.record_type,
                     dev_id,
-                    content_hash(DeviationBook.record_type, dev_id, content),
+                    closed.to_dict(),
                     Meaning.APPROVAL,
-                    note or "deviation closed",
-                    content=content,
+                    findings.get("note") or "deviation closed",
                 )
         except Refused as exc:
-            self._trail.append(
+            self.trail.append(
                 signer.id, "signature.refused", "deviation", dev_id, f"not closed: {exc}"
             )
             raise Refused(f"not closed: {exc}") from None

@@ -6,6 +6,9 @@ refusal means. Each keeps the builtin base its callers relied on before the serv
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
 from gmp_edge.errors import GmpEdgeError
 
 
@@ -31,3 +34,14 @@ class Conflict(WorkflowError):
 
 class Refused(WorkflowError, PermissionError):
     """The person may not do this (separation of duties, signature rules)."""
+
+
+@contextmanager
+def translated(refusals: Mapping[type[Exception], type[WorkflowError]]) -> Iterator[None]:
+    """Re-raise a domain refusal as the workflow error ``refusals`` maps it to (the first
+    entry it is an instance of, so list subclasses first), with the same message."""
+    try:
+        yield
+    except tuple(refusals) as exc:
+        kind = next(w for d, w in refusals.items() if isinstance(exc, d))
+        raise kind(str(exc)) from None

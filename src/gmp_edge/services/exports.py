@@ -45,24 +45,16 @@ class ReadingsExport:
     end_us: int
 
 
+@dataclass(frozen=True)
 class ExportService:
     """Exports of batch and deviation records."""
 
-    def __init__(
-        self,
-        engine: PlantRecords,
-        trail: AuditTrail,
-        signatures: SignatureRegister,
-        release: ReleaseService,
-        config_path: str,
-        clock: Clock,
-    ):
-        self._engine = engine
-        self._trail = trail
-        self._signatures = signatures
-        self._release = release
-        self._config_path = config_path
-        self._clock = clock
+    engine: PlantRecords
+    trail: AuditTrail
+    signatures: SignatureRegister
+    release: ReleaseService
+    config_path: str
+    clock: Clock
 
     def batch_report(
         self, actor: str, batch_id: str, out: Path, signatures: list[dict[str, object]]
@@ -70,9 +62,9 @@ class ExportService:
         """Render the batch EM report (PDF) to ``out``; returns its SHA-256."""
         from gmp_edge.review.report import render_pdf  # reportlab: only when asked
 
-        render_pdf(self._release.review(batch_id), out, signatures)
+        render_pdf(self.release.review(batch_id), out, signatures)
         digest = file_sha256(out)
-        self._trail.append(
+        self.trail.append(
             actor, "batch.report_exported", "batch", batch_id, "", None, {"sha256": digest}
         )
         return digest
@@ -82,25 +74,25 @@ class ExportService:
     ) -> PackageInfo:
         """Build and sign the batch's evidence package at ``out`` (``with_review``: the
         compiled review goes in too)."""
-        e = self._engine
-        review = self._release.review(batch_id).to_dict() if with_review else None
+        e = self.engine
+        review = self.release.review(batch_id).to_dict() if with_review else None
         try:
             info = build_package(
                 out,
                 store=e.store,
-                trail=self._trail,
+                trail=self.trail,
                 books=e.books,
-                signatures=self._signatures,
+                signatures=self.signatures,
                 cfg=e.cfg,
-                config_path=self._config_path,
+                config_path=self.config_path,
                 batch_id=batch_id,
                 review=review,
                 key_path=key_path_for(e.cfg.store.path),
-                now_us=self._clock.now_us(),
+                now_us=self.clock.now_us(),
             )
         except EvidenceError as exc:
             raise Conflict(f"no evidence package: {exc}") from None
-        self._trail.append(
+        self.trail.append(
             actor,
             "batch.evidence_exported",
             "batch",
@@ -118,11 +110,11 @@ class ExportService:
     def batch_readings(self, actor: str, batch_id: str) -> ReadingsExport:
         """The batch's readings (its rooms and equipment, its window) on one snapshot:
         the same rows as ``readings.csv`` in the evidence package."""
-        e = self._engine
+        e = self.engine
         batch = e.books.batches.get(batch_id)
         if batch is None:
             raise NotFound(f"no batch {batch_id!r}")
-        start, end = batch.start_us, period_end(batch, self._clock.now_us())
+        start, end = batch.start_us, period_end(batch, self.clock.now_us())
         rooms, equipment = set(batch.rooms), set(batch.equipment)
         conns = snapshot(e.store.path, 2)  # two readers on one snapshot, as the package
         tag_ids = {
@@ -130,7 +122,7 @@ class ExportService:
             for tid, p in conns[0].execute("select id, path from tags")
             if in_batch_scope(str(p), rooms, equipment)
         }
-        self._trail.append(
+        self.trail.append(
             actor,
             "batch.readings_exported",
             "batch",
@@ -145,16 +137,16 @@ class ExportService:
         """Render the deviation investigation file (PDF) to ``out``; returns its SHA-256."""
         from gmp_edge.review.investigation import gather_investigation, render_investigation_pdf
 
-        e = self._engine
+        e = self.engine
         try:
             f = gather_investigation(
-                e.store, e.books, self._trail, e.cfg, self._signatures, dev_id, self._clock.now_us()
+                e.store, e.books, self.trail, e.cfg, self.signatures, dev_id, self.clock.now_us()
             )
         except KeyError:
             raise NotFound(f"no deviation {dev_id!r}") from None
         render_investigation_pdf(f, out)
         digest = file_sha256(out)
-        self._trail.append(
+        self.trail.append(
             actor,
             "deviation.file_exported",
             "deviation",

@@ -4,6 +4,7 @@ excursions, equipment status and the process validation summary. Nothing here wr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 from gmp_edge.alarms import metrics
 from gmp_edge.alarms.model import Transition
@@ -15,7 +16,7 @@ from gmp_edge.review.validation_gather import MAX_BATCHES, equipment_view
 from gmp_edge.review.validation_gather import process_validation as compile_validation
 from gmp_edge.services.errors import Invalid, NotFound
 
-__all__ = ["MAX_BATCHES", "AlarmPerformance", "HistoryService"]
+__all__ = ["MAX_BATCHES", "AlarmPerformance", "ExcursionFilters", "HistoryService"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,16 @@ class AlarmPerformance:
     floods: list[metrics.FloodPeriod]
     time_in_flood: float
     standing: list[metrics.StandingAlarm]
+
+
+class ExcursionFilters(TypedDict, total=False):
+    """The excursion filters handed to :func:`gmp_edge.release.excursions.search` as given
+    (``None`` or left out: any)."""
+
+    room: str | None
+    tag: str | None
+    level: str | None
+    status: str | None
 
 
 class HistoryService:
@@ -65,13 +76,10 @@ class HistoryService:
     def excursions(
         self,
         *,
-        room: str | None = None,
-        tag: str | None = None,
-        level: str | None = None,
-        status: str | None = None,
         batch: str | None = None,
         start_us: int | None = None,
         end_us: int | None = None,
+        **filters: Unpack[ExcursionFilters],
     ) -> list[ExcursionRecord]:
         """Excursions matching every filter, newest first; ``batch`` limits them to its
         window, rooms and equipment."""
@@ -92,13 +100,10 @@ class HistoryService:
         }
         items = search(
             excursions(books.alarms.history(None, None, None, 1_000_000), deviation_of),
-            room=room,
-            tag=tag,
-            level=level,
-            status=status,
             start_us=s,
             end_us=e,
             scope=scope,
+            **filters,
         )
         items.sort(key=lambda x: x.start_us, reverse=True)
         return items

@@ -7,6 +7,8 @@ can stand in the batch record.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.clock import Clock
 from gmp_edge.identity.users import User
@@ -23,33 +25,24 @@ from gmp_edge.review.model import BatchReview
 from gmp_edge.services.errors import Conflict, NotFound, Refused
 from gmp_edge.services.records import PlantRecords
 from gmp_edge.services.signing import SigningService
-from gmp_edge.signatures.manifest import Meaning, content_hash
+from gmp_edge.signatures.manifest import Meaning
 
 
+@dataclass(frozen=True)
 class ReleaseService:
     """Reviews of batches and the decisions on them."""
 
-    def __init__(
-        self,
-        engine: PlantRecords,
-        trail: AuditTrail,
-        decisions: DecisionBook,
-        signing: SigningService,
-        clock: Clock,
-    ):
-        self._engine = engine
-        self._trail = trail
-        self.decisions = decisions
-        self._signing = signing
-        self._clock = clock
+    engine: PlantRecords
+    trail: AuditTrail
+    decisions: DecisionBook
+    signing: SigningService
+    clock: Clock
 
     def review(self, batch_id: str) -> BatchReview:
         """Everything that happened in the batch's rooms and equipment, compiled now."""
-        e = self._engine
+        e = self.engine
         try:
-            return review_batch(
-                e.store, e.books, self._trail, e.cfg, batch_id, self._clock.now_us()
-            )
+            return review_batch(e.store, e.books, self.trail, e.cfg, batch_id, self.clock.now_us())
         except BatchNotFound as exc:
             raise NotFound(str(exc)) from None
 
@@ -79,22 +72,15 @@ class ReleaseService:
             )
         blockers = len((review.get("readiness") or {}).get("blockers", []))
         try:
-            with self._trail.atomic():
+            with self.trail.atomic():
                 d = self.decisions.record(signer.id, batch_id, decision, comment, current, blockers)
-                content = d.content()
-                self._signing.sign_in_transaction(
-                    signer,
-                    RECORD_TYPE,
-                    d.id,
-                    content_hash(RECORD_TYPE, d.id, content),
-                    Meaning.RESPONSIBILITY,
-                    comment,
-                    content=content,
+                self.signing.sign_in_transaction(
+                    signer, RECORD_TYPE, d.id, d.content(), Meaning.RESPONSIBILITY, comment
                 )
         except DecisionError as exc:
             raise Conflict(str(exc)) from None
         except Refused as exc:
-            self._trail.append(
+            self.trail.append(
                 signer.id, "signature.refused", "batch", batch_id, f"not decided: {exc}"
             )
             raise Refused(f"not decided: {exc}") from None

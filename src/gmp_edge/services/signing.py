@@ -11,9 +11,16 @@ from __future__ import annotations
 
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.identity.users import User
-from gmp_edge.services.errors import Conflict, NotFound, Refused
-from gmp_edge.signatures.manifest import Meaning, Signature, SigningRefused
+from gmp_edge.services.errors import Conflict, NotFound, Refused, WorkflowError, translated
+from gmp_edge.signatures.manifest import Meaning, Signature, SigningRefused, content_hash
 from gmp_edge.signatures.register import Manifest, RecordChanged, SignatureRegister, UnknownRecord
+
+#: How the register's refusals reach the caller.
+_REFUSALS: dict[type[Exception], type[WorkflowError]] = {
+    UnknownRecord: NotFound,
+    RecordChanged: Conflict,
+    SigningRefused: Refused,
+}
 
 
 class SigningService:
@@ -25,10 +32,8 @@ class SigningService:
 
     def manifest(self, record_type: str, record_id: str) -> Manifest:
         """The record's signatures, each with whether it still applies to the content."""
-        try:
+        with translated(_REFUSALS):
             return self.register.manifest(record_type, record_id)
-        except UnknownRecord as exc:
-            raise NotFound(str(exc)) from None
 
     def sign(
         self,
@@ -41,9 +46,17 @@ class SigningService:
     ) -> Signature:
         """Sign the record whose content the signer saw (``seen_sha256``)."""
         try:
-            return self.sign_in_transaction(
-                signer, record_type, record_id, seen_sha256, meaning, reason
-            )
+            with translated(_REFUSALS):
+                return self.register.sign(
+                    record_type,
+                    record_id,
+                    seen_sha256,
+                    signer.id,
+                    signer.full_name,
+                    signer.role,
+                    meaning,
+                    reason,
+                )
         except Refused as exc:
             self._trail.append(signer.id, "signature.refused", record_type, record_id, str(exc))
             raise
@@ -53,18 +66,18 @@ class SigningService:
         signer: User,
         record_type: str,
         record_id: str,
-        seen_sha256: str,
+        content: object,
         meaning: Meaning,
         reason: str,
-        content: object | None = None,
     ) -> Signature:
-        """Sign; inside an open :meth:`AuditTrail.atomic` block this joins it, and
-        ``content`` is the record as that transaction has written it."""
-        try:
+        """Sign ``content``, the record as the open :meth:`AuditTrail.atomic` block (which
+        this joins) has written it; what the signer saw is that content's hash."""
+        seen = content_hash(record_type, record_id, content)
+        with translated(_REFUSALS):
             return self.register.sign(
                 record_type,
                 record_id,
-                seen_sha256,
+                seen,
                 signer.id,
                 signer.full_name,
                 signer.role,
@@ -72,9 +85,3 @@ class SigningService:
                 reason,
                 content=content,
             )
-        except UnknownRecord as exc:
-            raise NotFound(str(exc)) from None
-        except RecordChanged as exc:
-            raise Conflict(str(exc)) from None
-        except SigningRefused as exc:
-            raise Refused(str(exc)) from None
