@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from gmp_edge.services.health import BadTag, DeviceState, HealthInputs, assess_health
 
-OK = {"started": True, "clock_synchronised": True}
+OK: dict[str, Any] = {"started": True, "clock_synchronised": True}
 UP = DeviceState("pc-01", True)
 DOWN = DeviceState("press-01", False, "cannot connect: timed out")
 BAD_LONG = BadTag("acme/x/y/pc-01/rh", 125.0, 63, "FC04 30001: illegal function")
