@@ -167,6 +167,15 @@ def _load(path: str) -> tuple[PlantConfig, str]:
         raise SystemExit(2) from None
 
 
+def _load_with_store(path: str) -> PlantConfig:
+    # Commands that read the store: a missing store is a usage error, not an empty one.
+    cfg, _ = _load(path)
+    if not cfg.store.path.exists():
+        print(f"no store at {cfg.store.path}", file=sys.stderr)
+        raise SystemExit(2)
+    return cfg
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a config and print the polling plan."""
     cfg, sha = _load(args.config)
@@ -250,10 +259,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """Verify, list or export the audit trail of the config's store."""
-    cfg, _ = _load(args.config)
-    if not cfg.store.path.exists():
-        print(f"no store at {cfg.store.path}", file=sys.stderr)
-        return 2
+    cfg = _load_with_store(args.config)
     trail = AuditTrail(cfg.store.path)
     try:
         if args.action == "verify":
@@ -374,10 +380,7 @@ def cmd_segments(args: argparse.Namespace) -> int:
 
     from gmp_edge.review.gather import read_raw_arrays, read_tag_arrays
 
-    cfg, _ = _load(args.config)
-    if not cfg.store.path.exists():
-        print(f"no store at {cfg.store.path}", file=sys.stderr)
-        return 2
+    cfg = _load_with_store(args.config)
     store = Store(cfg.store.path)
     try:
         if args.action == "rebuild":
