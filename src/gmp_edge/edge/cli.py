@@ -31,6 +31,7 @@ from gmp_edge.edge.lifecycle import anchor_periodically, audit_start, audit_stop
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.edge.wiring import polling_plan
 from gmp_edge.historian.store import Store, StoreError
+from gmp_edge.storage.schema import summarised_upgrades
 from gmp_edge.timefmt import iso, parse_iso
 
 log = logging.getLogger("gmp_edge")
@@ -52,23 +53,24 @@ async def serve(
     demo: bool = False,
 ) -> None:
     """Run collection, the store and the API until ``stop``; audit start, stop and clock."""
-    store = Store(cfg.store.path)
-    trail = AuditTrail(cfg.store.path)
-    audit_start(trail, config_path, sha)
-    service = EdgeService(cfg, sha, store)
-    dispatcher = notification_dispatcher(cfg, trail)
-    parts = build_api(cfg, service, trail, notify_from_thread(dispatcher), config_path)
-    parts.engine.notify_status = dispatcher.status
-    try:
-        forwarding = build_forwarding(
-            cfg, config_path, service, trail, parts.engine, parts.services.batches
-        )
-    except ConfigError as exc:
-        parts.close()
-        store.close()
-        trail.close()
-        print(exc, file=sys.stderr)
-        raise SystemExit(2) from None
+    with summarised_upgrades(cfg.store.path):  # one log line for the dozen stores opened here
+        store = Store(cfg.store.path)
+        trail = AuditTrail(cfg.store.path)
+        audit_start(trail, config_path, sha)
+        service = EdgeService(cfg, sha, store)
+        dispatcher = notification_dispatcher(cfg, trail)
+        parts = build_api(cfg, service, trail, notify_from_thread(dispatcher), config_path)
+        parts.engine.notify_status = dispatcher.status
+        try:
+            forwarding = build_forwarding(
+                cfg, config_path, service, trail, parts.engine, parts.services.batches
+            )
+        except ConfigError as exc:
+            parts.close()
+            store.close()
+            trail.close()
+            print(exc, file=sys.stderr)
+            raise SystemExit(2) from None
     had_users = parts.directory.has_users()
     accounts = demo_accounts(parts.directory) if demo else []
     if demo and had_users:
