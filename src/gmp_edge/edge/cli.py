@@ -523,6 +523,19 @@ def cmd_users(args: argparse.Namespace) -> int:
         trail.close()
 
 
+def _store_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    fn: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    # The commands that work on the store the config names.
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("--config", required=True, help="plant TOML file (names the store)")
+    p.set_defaults(fn=fn)
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `gmp-edge` command."""
     parser = argparse.ArgumentParser(prog="gmp-edge", description=__doc__)
@@ -537,36 +550,32 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check-config", help="validate a config and print the polling plan")
     p.add_argument("config", help="plant TOML file")
     p.set_defaults(fn=cmd_check)
-    p = sub.add_parser("audit", help="verify, list or export the audit trail")
+    p = _store_command(sub, "audit", "verify, list or export the audit trail", cmd_audit)
     p.add_argument("action", choices=["verify", "list", "export"])
-    p.add_argument("--config", required=True, help="plant TOML file (names the store)")
     p.add_argument("--format", choices=["csv", "json"], default="csv", help="export format")
     p.add_argument("--record-type", help="list: only this record type")
     p.add_argument("--record-id", help="list: only this record")
     p.add_argument("--actor", help="list: only this user")
     p.add_argument("--expect-head", help="verify: the anchored head hash to compare with")
-    p.set_defaults(fn=cmd_audit)
-    p = sub.add_parser("users", help="create the first administrator, list users")
+    p = _store_command(sub, "users", "create the first administrator, list users", cmd_users)
     p.add_argument("action", choices=["create-admin", "list"])
-    p.add_argument("--config", required=True, help="plant TOML file (names the store)")
     p.add_argument("--user-id", help="create-admin: the administrator's user id")
     p.add_argument("--name", help="create-admin: printed name (appears in signatures)")
     p.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
-    p.set_defaults(fn=cmd_users)
     p = sub.add_parser("reconcile", help="compare InfluxDB with the local record")
     p.add_argument("--config", required=True, help="plant TOML file")
     p.add_argument("--batch", help="the batch's window and scope (rooms, equipment)")
     p.add_argument("--start", help="ISO 8601 with zone (instead of --batch)")
     p.add_argument("--end", help="ISO 8601 with zone (default now)")
     p.set_defaults(fn=cmd_reconcile)
-    p = sub.add_parser("segments", help="fold readings into review segments, or check them")
+    p = _store_command(
+        sub, "segments", "fold readings into review segments, or check them", cmd_segments
+    )
     p.add_argument("action", choices=["index", "check", "rebuild"])
-    p.add_argument("--config", required=True, help="plant TOML file (names the store)")
     p.add_argument("--start", help="check: ISO 8601 with zone (default: all time)")
     p.add_argument("--end", help="check: ISO 8601 with zone")
-    p.set_defaults(fn=cmd_segments)
     p = sub.add_parser("evidence", help="export or verify a batch evidence package")
     p.add_argument("action", choices=["export", "verify"])
     p.add_argument("file", help="the package (.zip)")
