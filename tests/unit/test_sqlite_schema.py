@@ -17,6 +17,7 @@ from gmp_edge.storage.schema import (
     migrate,
     open_store,
     stored_version,
+    summarised_upgrades,
 )
 
 V1 = "create table if not exists things(id integer primary key, name text not null);"
@@ -222,6 +223,27 @@ def test_upgrade_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> 
     conn = open_store(tmp_path / "log.db", Schema("things", (V1, V2)))
     conn.close()
     assert "store 'things' upgraded from schema version 1 to 2" in caplog.text
+
+
+def test_upgrades_in_a_block_are_one_info_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "many.db"
+    open_store(path, Schema("things", (V1,))).close()
+    caplog.set_level("INFO", logger="gmp_edge.storage.schema")
+    with summarised_upgrades(path):
+        open_store(path, Schema("things", (V1, V2))).close()
+        open_store(path, Schema("others", (V1,))).close()
+        open_store(path, Schema("others", (V1,))).close()  # up to date: not an upgrade
+    info = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert info == [
+        f"{path}: 2 store(s) brought to their schema version: things 1->2, others 0->1"
+        " (from 0: a new store, or one made before schema versions)"
+    ]
+    caplog.clear()
+    with summarised_upgrades(path):
+        open_store(path, Schema("things", (V1, V2))).close()
+    assert caplog.records == []  # nothing upgraded, nothing said
 
 
 def test_open_store_closes_the_connection_it_could_not_migrate(tmp_path: Path) -> None:

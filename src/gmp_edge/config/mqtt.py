@@ -10,7 +10,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gmp_edge.config.base import ConfigModel
 from gmp_edge.config.checks import checks_in
-from gmp_edge.config.secrets import secret_from_env
+from gmp_edge.config.secrets import checked_env_name, secret_from_env
 
 
 class TlsConfig(ConfigModel):
@@ -93,10 +93,8 @@ class MqttConfig(ConfigModel):
 
     @field_validator("password_env")
     @classmethod
-    def _env_name(cls, v: str | None) -> str | None:
-        if v is not None and (not v or not v.replace("_", "a").isalnum()):
-            raise ValueError("password_env must be an environment variable name, not the secret")
-        return v
+    def _env_name(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return checked_env_name(v, info.field_name or "")
 
     @field_validator("topic_prefix")
     @classmethod

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from gmp_edge.config.base import ConfigModel, PriorityName
+from gmp_edge.config.secrets import checked_env_name
 
 
 class WebhookConfig(ConfigModel):
@@ -29,10 +30,8 @@ class WebhookConfig(ConfigModel):
 
     @field_validator("secret_env")
     @classmethod
-    def _env_name(cls, v: str | None) -> str | None:
-        if v is not None and (not v or not v.replace("_", "a").isalnum()):
-            raise ValueError("secret_env must be an environment variable name, not the secret")
-        return v
+    def _env_name(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return checked_env_name(v, info.field_name or "")
 
 
 class NotifyConfig(ConfigModel):

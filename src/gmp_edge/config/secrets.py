@@ -18,6 +18,16 @@ class MissingSecret(GmpEdgeError, ValueError):
         super().__init__(f"{where}environment variable {name} is not set (or is empty)")
 
 
+def checked_env_name(value: str | None, key: str) -> str | None:
+    """``value`` if it can name an environment variable; ValueError naming ``key`` if not.
+
+    Catches the secret itself pasted where its variable's name belongs.
+    """
+    if value is not None and (not value or not value.replace("_", "a").isalnum()):
+        raise ValueError(f"{key} must be an environment variable name, not the secret")
+    return value
+
+
 def secret_from_env(name: str, environ: Mapping[str, str] | None = None, what: str = "") -> str:
     """The value of environment variable ``name`` (``environ``, default ``os.environ``).
 

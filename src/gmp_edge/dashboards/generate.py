@@ -342,18 +342,18 @@ def timeseries(
 
 def table(
     title: str,
-    targets: list[dict[str, Any]],
+    query: str,
     *,
     description: str = "",
     transformations: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A table panel."""
+    """A table panel of one InfluxQL ``query`` (its rows as they come)."""
     return {
         "datasource": DATASOURCE,
         "description": description,
         "fieldConfig": {"defaults": {"custom": {"align": "auto"}}, "overrides": []},
         "options": {"cellHeight": "sm", "showHeader": True},
-        "targets": targets,
+        "targets": [target(query, "A", result_format="table")],
         "title": title,
         "transformations": transformations or [],
         "type": "table",
@@ -499,7 +499,7 @@ def _alarm_table(cfg: PlantConfig) -> dict[str, Any]:
     )
     return table(
         "Active alarms",
-        [target(q, "A", result_format="table")],
+        q,
         description="The latest alarm event per room, tag, kind and priority whose state is not "
         f"'normal' (events of the last {ACTIVE_ALARM_LOOKBACK}). The time column is when the "
         "alarm entered that state (one selector: the other columns come from the same event). "
@@ -529,7 +529,7 @@ def _deviation_table() -> dict[str, Any]:
     )
     return table(
         "Deviation events",
-        [target(q, "A", result_format="table")],
+        q,
         description="Every deviation lifecycle event in the time range (raised, classified, "
         "investigated, closed). The gmp-edge API holds the deviation record itself.",
     )
@@ -684,6 +684,17 @@ def press_dashboard(cfg: PlantConfig, ls: LimitSet | None = None) -> dict[str, A
     return _dashboard(cfg, "press", "Tablet press", board, ["press"])
 
 
+def _per_device(title: str, query: str, description: str, draw: str = "line") -> dict[str, Any]:
+    # The health board's per-device counts: one series per equipment, 1-minute buckets.
+    return timeseries(
+        title,
+        [target(query, "A", alias="$tag_equipment")],
+        description=description,
+        draw=draw,
+        interval="1m",
+    )
+
+
 def health_dashboard(cfg: PlantConfig) -> dict[str, Any]:
     """The edge box: points per minute, quality ratio, bad points per device."""
     site = f'"site" = {influx_str(cfg.site.id)}'
@@ -695,12 +706,11 @@ def health_dashboard(cfg: PlantConfig) -> dict[str, Any]:
         f'FROM "reading" WHERE {flt} GROUP BY time($__interval), "equipment" fill(0)'
     )
     board.add(
-        timeseries(
+        _per_device(
             "Points per minute, per device",
-            [target(per_min, "A", alias="$tag_equipment")],
-            description="Readings the forwarder delivered per minute (all qualities), by "
-            "device (equipment). A drop to zero is a gap: check the gap ledger.",
-            interval="1m",
+            per_min,
+            "Readings the forwarder delivered per minute (all qualities), by device "
+            "(equipment). A drop to zero is a gap: check the gap ledger.",
         ),
         w=12,
     )
@@ -737,13 +747,12 @@ def health_dashboard(cfg: PlantConfig) -> dict[str, Any]:
     )
     board.row("Devices")
     board.add(
-        timeseries(
+        _per_device(
             "Bad points per device",
-            [target(bad, "A", alias="$tag_equipment")],
-            description="Bad readings (failed reads, out-of-range values, lost connections) "
-            "per device and interval.",
+            bad,
+            "Bad readings (failed reads, out-of-range values, lost connections) per device "
+            "and interval.",
             draw="bars",
-            interval="1m",
         ),
         w=12,
     )
@@ -754,7 +763,7 @@ def health_dashboard(cfg: PlantConfig) -> dict[str, Any]:
     board.add(
         table(
             "Last point per device and tag",
-            [target(last_q, "A", result_format="table")],
+            last_q,
             description="The newest point of every series in the range with its quality and "
             "message; an old time means the tag stopped reporting.",
         ),
@@ -767,7 +776,7 @@ def health_dashboard(cfg: PlantConfig) -> dict[str, Any]:
     board.add(
         table(
             "Bad points in range, per device",
-            [target(bad_total, "A", result_format="table")],
+            bad_total,
             description="Total Bad points per device over the time range, with the last "
             "failure message.",
         ),

@@ -31,6 +31,7 @@ from gmp_edge.edge.lifecycle import anchor_periodically, audit_start, audit_stop
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.edge.wiring import polling_plan
 from gmp_edge.historian.store import Store, StoreError
+from gmp_edge.storage.schema import summarised_upgrades
 from gmp_edge.timefmt import iso, parse_iso
 
 log = logging.getLogger("gmp_edge")
@@ -52,23 +53,24 @@ async def serve(
     demo: bool = False,
 ) -> None:
     """Run collection, the store and the API until ``stop``; audit start, stop and clock."""
-    store = Store(cfg.store.path)
-    trail = AuditTrail(cfg.store.path)
-    audit_start(trail, config_path, sha)
-    service = EdgeService(cfg, sha, store)
-    dispatcher = notification_dispatcher(cfg, trail)
-    parts = build_api(cfg, service, trail, notify_from_thread(dispatcher), config_path)
-    parts.engine.notify_status = dispatcher.status
-    try:
-        forwarding = build_forwarding(
-            cfg, config_path, service, trail, parts.engine, parts.services.batches
-        )
-    except ConfigError as exc:
-        parts.close()
-        store.close()
-        trail.close()
-        print(exc, file=sys.stderr)
-        raise SystemExit(2) from None
+    with summarised_upgrades(cfg.store.path):  # one log line for the dozen stores opened here
+        store = Store(cfg.store.path)
+        trail = AuditTrail(cfg.store.path)
+        audit_start(trail, config_path, sha)
+        service = EdgeService(cfg, sha, store)
+        dispatcher = notification_dispatcher(cfg, trail)
+        parts = build_api(cfg, service, trail, notify_from_thread(dispatcher), config_path)
+        parts.engine.notify_status = dispatcher.status
+        try:
+            forwarding = build_forwarding(
+                cfg, config_path, service, trail, parts.engine, parts.services.batches
+            )
+        except ConfigError as exc:
+            parts.close()
+            store.close()
+            trail.close()
+            print(exc, file=sys.stderr)
+            raise SystemExit(2) from None
     had_users = parts.directory.has_users()
     accounts = demo_accounts(parts.directory) if demo else []
     if demo and had_users:
@@ -167,6 +169,15 @@ def _load(path: str) -> tuple[PlantConfig, str]:
         raise SystemExit(2) from None
 
 
+def _load_with_store(path: str) -> PlantConfig:
+    # Commands that read the store: a missing store is a usage error, not an empty one.
+    cfg, _ = _load(path)
+    if not cfg.store.path.exists():
+        print(f"no store at {cfg.store.path}", file=sys.stderr)
+        raise SystemExit(2)
+    return cfg
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a config and print the polling plan."""
     cfg, sha = _load(args.config)
@@ -250,10 +261,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """Verify, list or export the audit trail of the config's store."""
-    cfg, _ = _load(args.config)
-    if not cfg.store.path.exists():
-        print(f"no store at {cfg.store.path}", file=sys.stderr)
-        return 2
+    cfg = _load_with_store(args.config)
     trail = AuditTrail(cfg.store.path)
     try:
         if args.action == "verify":
@@ -374,10 +382,7 @@ def cmd_segments(args: argparse.Namespace) -> int:
 
     from gmp_edge.review.gather import read_raw_arrays, read_tag_arrays
 
-    cfg, _ = _load(args.config)
-    if not cfg.store.path.exists():
-        print(f"no store at {cfg.store.path}", file=sys.stderr)
-        return 2
+    cfg = _load_with_store(args.config)
     store = Store(cfg.store.path)
     try:
         if args.action == "rebuild":
@@ -518,6 +523,19 @@ def cmd_users(args: argparse.Namespace) -> int:
         trail.close()
 
 
+def _store_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    fn: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    # The commands that work on the store the config names.
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("--config", required=True, help="plant TOML file (names the store)")
+    p.set_defaults(fn=fn)
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `gmp-edge` command."""
     parser = argparse.ArgumentParser(prog="gmp-edge", description=__doc__)
@@ -532,36 +550,32 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check-config", help="validate a config and print the polling plan")
     p.add_argument("config", help="plant TOML file")
     p.set_defaults(fn=cmd_check)
-    p = sub.add_parser("audit", help="verify, list or export the audit trail")
+    p = _store_command(sub, "audit", "verify, list or export the audit trail", cmd_audit)
     p.add_argument("action", choices=["verify", "list", "export"])
-    p.add_argument("--config", required=True, help="plant TOML file (names the store)")
     p.add_argument("--format", choices=["csv", "json"], default="csv", help="export format")
     p.add_argument("--record-type", help="list: only this record type")
     p.add_argument("--record-id", help="list: only this record")
     p.add_argument("--actor", help="list: only this user")
     p.add_argument("--expect-head", help="verify: the anchored head hash to compare with")
-    p.set_defaults(fn=cmd_audit)
-    p = sub.add_parser("users", help="create the first administrator, list users")
+    p = _store_command(sub, "users", "create the first administrator, list users", cmd_users)
     p.add_argument("action", choices=["create-admin", "list"])
-    p.add_argument("--config", required=True, help="plant TOML file (names the store)")
     p.add_argument("--user-id", help="create-admin: the administrator's user id")
     p.add_argument("--name", help="create-admin: printed name (appears in signatures)")
     p.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
-    p.set_defaults(fn=cmd_users)
     p = sub.add_parser("reconcile", help="compare InfluxDB with the local record")
     p.add_argument("--config", required=True, help="plant TOML file")
     p.add_argument("--batch", help="the batch's window and scope (rooms, equipment)")
     p.add_argument("--start", help="ISO 8601 with zone (instead of --batch)")
     p.add_argument("--end", help="ISO 8601 with zone (default now)")
     p.set_defaults(fn=cmd_reconcile)
-    p = sub.add_parser("segments", help="fold readings into review segments, or check them")
+    p = _store_command(
+        sub, "segments", "fold readings into review segments, or check them", cmd_segments
+    )
     p.add_argument("action", choices=["index", "check", "rebuild"])
-    p.add_argument("--config", required=True, help="plant TOML file (names the store)")
     p.add_argument("--start", help="check: ISO 8601 with zone (default: all time)")
     p.add_argument("--end", help="check: ISO 8601 with zone")
-    p.set_defaults(fn=cmd_segments)
     p = sub.add_parser("evidence", help="export or verify a batch evidence package")
     p.add_argument("action", choices=["export", "verify"])
     p.add_argument("file", help="the package (.zip)")

@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 
 from gmp_edge.alarms import machine as am
-from gmp_edge.alarms.model import Alarm, AlarmPolicy, AlarmState, ConditionKind, Priority
+from gmp_edge.alarms.model import (
+    Alarm,
+    AlarmPolicy,
+    AlarmState,
+    ConditionKind,
+    Priority,
+    Transition,
+)
 from gmp_edge.alarms.timers import tick
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.clock import now_us
@@ -421,11 +428,9 @@ class MonitoringEngine:
                 actor=SYSTEM,
                 reason=e.reason.value,
             )
-            self.books.alarms.save(new, [tr])
-            self._activated = True
-            self._announce(
-                "alarm.raised",
+            self._raised(
                 new,
+                tr,
                 f"{kind.value} on {e.tag}",
                 f"value {e.value} beyond {e.limit} (limit set {e.limit_set_id} "
                 f"v{e.limit_set_version})",
@@ -578,11 +583,9 @@ class MonitoringEngine:
                 alarm, tr = am.activate(
                     alarm, ts, value=v, actor=SYSTEM, reason=f"{rule.method} out of trend"
                 )
-                self.books.alarms.save(alarm, [tr])
-                self._activated = True
-                self._announce(
-                    "alarm.raised",
+                self._raised(
                     alarm,
+                    tr,
                     f"out of trend on {tag}",
                     f"{rule.method}: value {v} (target {rule.mean} ± {rule.sigma})",
                 )
@@ -615,6 +618,12 @@ class MonitoringEngine:
             new, tr = fn(alarm)
             self.books.alarms.save(new, [tr])
             return new
+
+    def _raised(self, alarm: Alarm, transition: Transition, title: str, text: str) -> None:
+        # A limit alarm and a trend alarm are raised alike: saved, noted, announced.
+        self.books.alarms.save(alarm, [transition])
+        self._activated = True
+        self._announce("alarm.raised", alarm, title, text)
 
     def _announce(self, kind: str, alarm: Alarm, title: str, text: str) -> None:
         if self.notify is not None:

@@ -162,30 +162,22 @@ class WebhookNotifier:
             except (httpx.TransportError, OSError) as exc:
                 # Connect errors, timeouts, resets: the receiver may be back soon.
                 last = f"{type(exc).__name__}: {exc}".rstrip(": ")
-                log.warning(
-                    "%s: attempt %d/%d for %s failed: %s",
-                    self.name,
-                    attempt + 1,
-                    self.retries + 1,
-                    n.key,
-                    last,
-                )
-                continue
-            if 200 <= resp.status_code < 300:
-                return
-            last = f"HTTP {resp.status_code}"
-            if resp.status_code >= 500 or resp.status_code in _RETRYABLE_4XX:
-                log.warning(
-                    "%s: attempt %d/%d for %s failed: %s",
-                    self.name,
-                    attempt + 1,
-                    self.retries + 1,
-                    n.key,
-                    last,
-                )
-                continue
-            # 4xx (and 3xx, which we do not follow with a signed body) will not get better.
-            raise DeliveryError(f"{last} (not retried)")
+            else:
+                if 200 <= resp.status_code < 300:
+                    return
+                last = f"HTTP {resp.status_code}"
+                if resp.status_code < 500 and resp.status_code not in _RETRYABLE_4XX:
+                    # 4xx (and 3xx, which we do not follow with a signed body) will not get
+                    # better.
+                    raise DeliveryError(f"{last} (not retried)")
+            log.warning(
+                "%s: attempt %d/%d for %s failed: %s",
+                self.name,
+                attempt + 1,
+                self.retries + 1,
+                n.key,
+                last,
+            )
         raise DeliveryError(f"{last} after {self.retries + 1} attempts")
 
     async def aclose(self) -> None:

@@ -13,11 +13,10 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from gmp_edge.clock import SYSTEM_CLOCK, Clock
 from gmp_edge.periodic import Periodic
 from gmp_edge.simulators.dp_transmitter import DpTransmitter
 from gmp_edge.simulators.modbus_tcp import Disconnect, ModbusTcpServer, UnitFault
@@ -68,7 +67,8 @@ class SimulatedPlant:
     """All simulated endpoints of a spec; see the module docstring.
 
     ``modbus`` / ``opcua`` select which kinds of server run (the stand-alone entry points run
-    only one kind). ``clock`` gives wall time in epoch seconds for device timestamps.
+    only one kind). ``clock`` gives the wall time for device timestamps (epoch seconds, from
+    :meth:`~gmp_edge.clock.Clock.now_us`).
     """
 
     def __init__(
@@ -77,12 +77,12 @@ class SimulatedPlant:
         *,
         modbus: bool = True,
         opcua: bool = True,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.spec = spec
         self.scenario = Scenario(spec.scenario)
         self._clock = clock
-        now = clock()
+        now = self._wall_s()
         self._devices: dict[str, RegisterDevice | TabletPress] = {}
         self._units: dict[str, tuple[str, int]] = {}  # device id -> (endpoint id, unit id)
         self._endpoints: dict[str, ModbusTcpServer] = {}
@@ -156,6 +156,10 @@ class SimulatedPlant:
 
     # --- access -------------------------------------------------------------------------------
 
+    def _wall_s(self) -> float:
+        # Devices stamp their values in epoch seconds; the clock speaks microseconds.
+        return self._clock.now_us() / 1_000_000
+
     @property
     def elapsed_s(self) -> float:
         """Seconds since the plant started (the scenario's time axis)."""
@@ -210,7 +214,7 @@ class SimulatedPlant:
         """Evaluate the scenario now and bring devices and servers in line with it."""
         async with self._lock:
             t = self.elapsed_s
-            now = self._clock()
+            now = self._wall_s()
             effects = self.scenario.effects_at(t)
             self._log_transitions(t)
             for device_id, device in self._devices.items():

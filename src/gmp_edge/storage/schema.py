@@ -12,15 +12,19 @@ that had no versions (``create ... if not exists``), so a store made by that rel
 
 :func:`migrate` applies the pending migrations in one transaction and records the new
 version there too: a failing migration leaves the store exactly as it was. A store
-whose version is newer than the code knows is refused and not touched.
+whose version is newer than the code knows is refused and not touched. Each upgrade is logged
+at INFO, or, inside :func:`summarised_upgrades` (the edge box's start, which opens about
+a dozen stores), noted at DEBUG and logged as one INFO line at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,24 +168,61 @@ def migrate(conn: sqlite3.Connection, schema: Schema, where: str | Path = "") ->
         if conn.in_transaction:
             conn.execute("rollback")
         raise
-    if current != start and start == 0:
-        # a new store and one made before schema versions look alike here
-        log.info(
-            "%s: store %r now at schema version %d (it had none: new, or made by a "
-            "release before schema versions)",
-            label,
-            schema.name,
-            current,
-        )
-    elif current != start:
-        log.info(
-            "%s: store %r upgraded from schema version %d to %d",
-            label,
-            schema.name,
-            start,
-            current,
-        )
+    if current != start:
+        _note_upgrade(label, schema.name, start, current)
     return current
+
+
+# (store name, from version, to version) of the upgrades inside summarised_upgrades()
+_upgrades: ContextVar[list[tuple[str, int, int]] | None] = ContextVar(
+    "schema_upgrades", default=None
+)
+
+
+def _note_upgrade(label: str, name: str, start: int, current: int) -> None:
+    if start == 0:
+        # a new store and one made before schema versions look alike here
+        message = (
+            f"{label}: store {name!r} now at schema version {current} (it had none: new, or "
+            "made by a release before schema versions)"
+        )
+    else:
+        message = f"{label}: store {name!r} upgraded from schema version {start} to {current}"
+    collected = _upgrades.get()
+    if collected is None:
+        log.info("%s", message)
+    else:
+        collected.append((name, start, current))
+        log.debug("%s", message)
+
+
+@contextlib.contextmanager
+def summarised_upgrades(where: str | Path) -> Iterator[None]:
+    """Log the schema upgrades made inside the block as one INFO line about ``where``.
+
+    Each upgrade is still logged at DEBUG when it happens. Stores opened in threads
+    started from the block (``asyncio.to_thread`` copies the context) are counted too.
+    """
+    collected: list[tuple[str, int, int]] = []
+    token = _upgrades.set(collected)
+    try:
+        yield
+    finally:
+        _upgrades.reset(token)
+        if collected:
+            steps = ", ".join(f"{name} {start}->{current}" for name, start, current in collected)
+            note = (
+                " (from 0: a new store, or one made before schema versions)"
+                if any(start == 0 for _, start, _ in collected)
+                else ""
+            )
+            log.info(
+                "%s: %d store(s) brought to their schema version: %s%s",
+                where,
+                len(collected),
+                steps,
+                note,
+            )
 
 
 def open_store(path: str | Path, schema: Schema) -> sqlite3.Connection:
