@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gmp_edge.storage.lock import StoreInUse, StoreLock, lock_path
+from gmp_edge.storage.lock import LockUnavailable, StoreInUse, StoreLock, lock_path
 
 HOLD = """
 import sys
@@ -67,3 +67,9 @@ def test_lock_held_by_another_process_names_that_pid_and_dies_with_it(tmp_path: 
 def test_other_stores_are_independent(tmp_path: Path) -> None:
     with StoreLock(tmp_path / "a.db"), StoreLock(tmp_path / "b.db") as b:
         assert b.held
+
+
+def test_a_lock_that_cannot_be_made_says_which_store(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where the store's folder should be")
+    with pytest.raises(LockUnavailable, match=r"cannot open the store .*blocker"):
+        StoreLock(tmp_path / "blocker" / "plant.db").acquire()

@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import signal
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -25,12 +26,14 @@ from gmp_edge.edge.api_wiring import (
     notification_dispatcher,
     notify_from_thread,
 )
+from gmp_edge.edge.claim import PortInUse, claimed
 from gmp_edge.edge.config import ConfigError, load_config
 from gmp_edge.edge.forwarding import build_forwarding
 from gmp_edge.edge.lifecycle import anchor_periodically, audit_start, audit_stop, watch_clock
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.edge.wiring import polling_plan
 from gmp_edge.historian.store import Store, StoreError
+from gmp_edge.storage.lock import LockUnavailable, StoreInUse
 from gmp_edge.storage.schema import summarised_upgrades
 from gmp_edge.timefmt import iso, parse_iso
 
@@ -51,8 +54,16 @@ async def serve(
     config_path: str,
     banner: str = "",
     demo: bool = False,
+    sock: socket.socket | None = None,
 ) -> None:
-    """Run collection, the store and the API until ``stop``; audit start, stop and clock."""
+    """Run collection, the store and the API until ``stop``; audit start, stop and clock.
+
+    ``sock`` is the API's listening socket, claimed (with the store's lock) before anything
+    is written; without one, serve claims both itself."""
+    if sock is None:
+        with claimed(cfg) as own:
+            await serve(cfg, sha, stop, config_path, banner, demo, own)
+        return
     with summarised_upgrades(cfg.store.path):  # one log line for the dozen stores opened here
         store = Store(cfg.store.path)
         trail = AuditTrail(cfg.store.path)
@@ -116,7 +127,7 @@ async def serve(
     forward_tasks = [
         asyncio.create_task(run(forward_stop), name="forward") for run in forwarding.runs
     ]
-    api_task = asyncio.create_task(server.serve(), name="api")
+    api_task = asyncio.create_task(server.serve(sockets=[sock]), name="api")
 
     def close() -> None:
         parts.close()  # (forwarding's HTTP clients are closed in the loop, below)
@@ -197,7 +208,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg, sha = _load(args.config)
 
     async def main(stop: asyncio.Event) -> None:
-        await serve(cfg, sha, stop, args.config)
+        with claimed(cfg) as sock:
+            await serve(cfg, sha, stop, args.config, sock=sock)
 
     return _until_stopped(main)
 
@@ -213,8 +225,11 @@ def _until_stopped(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
 
     try:
         asyncio.run(run())
-    except StoreError as exc:
+    except (StoreError, LockUnavailable) as exc:
         print(f"store error: {exc}", file=sys.stderr)
+        return 1
+    except (StoreInUse, PortInUse) as exc:  # refused before anything was written
+        print(f"gmp-edge not started: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -252,9 +267,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg, sha = _load(args.config)
 
     async def main(stop: asyncio.Event) -> None:
-        async with _sim_plant(cfg, args.config) as plant:
-            banner = "\n  simulated plant: " + json.dumps(plant.ready_info())
-            await serve(cfg, sha, stop, args.config, banner, demo=True)
+        with claimed(cfg) as sock:  # before the simulated plant takes its ports
+            async with _sim_plant(cfg, args.config) as plant:
+                banner = "\n  simulated plant: " + json.dumps(plant.ready_info())
+                await serve(cfg, sha, stop, args.config, banner, demo=True, sock=sock)
 
     return _until_stopped(main)
 
@@ -524,7 +540,7 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 
 def _store_command(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    sub: argparse._SubParsersAction[Any],
     name: str,
     help_text: str,
     fn: Callable[[argparse.Namespace], int],
@@ -536,12 +552,22 @@ def _store_command(
     return p
 
 
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated flags, in every subcommand: ``--conf`` is an error, not ``--config``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `gmp-edge` command."""
-    parser = argparse.ArgumentParser(prog="gmp-edge", description=__doc__)
+    parser = _Parser(prog="gmp-edge", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="collect from real devices and serve the API")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "run", help="collect from real devices and serve the API"
+    )
     p.add_argument("--config", required=True, help="plant TOML file")
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("simulate", help="run only the simulated plant")

@@ -30,6 +30,10 @@ class StoreInUse(GmpEdgeError, RuntimeError):
         )
 
 
+class LockUnavailable(GmpEdgeError, OSError):
+    """The lock file cannot be made or opened (its folder is a file, no permission, ...)."""
+
+
 def lock_path(store: Path) -> Path:
     """Where the lock of the store at ``store`` lives."""
     return store.with_name(store.name + ".lock")
@@ -52,8 +56,13 @@ class StoreLock:
         """Take the lock or raise :class:`StoreInUse` naming the holder; never waits."""
         if self._fd is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise LockUnavailable(
+                f"cannot open the store {self.store}: its lock {self.path}: {exc.strerror}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
