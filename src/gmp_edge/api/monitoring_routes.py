@@ -48,11 +48,14 @@ Version = Annotated[int, Path(ge=1, le=2**31)]
 
 
 def _iso_fields(d: dict[str, Any]) -> dict[str, Any]:
-    """Microsecond timestamps (``*_us``) shown as UTC ISO text beside the raw value."""
+    """Microsecond timestamps (``*_us``) shown as UTC ISO text beside the raw value, and
+    microsecond durations (``*duration_us``) as seconds: a duration is not a date."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         out[k] = _iso_fields(v) if isinstance(v, dict) else v
-        if k.endswith("_us") and isinstance(v, int):
+        if k.endswith("duration_us") and isinstance(v, int):
+            out[k.removesuffix("_us") + "_s"] = v / 1e6
+        elif k.endswith("_us") and isinstance(v, int):
             out[k.removesuffix("_us")] = iso(v)
     return out
 
