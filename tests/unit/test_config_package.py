@@ -96,12 +96,21 @@ def test_reconcile_refuses_an_unset_password_before_connecting(tmp_path, monkeyp
 # ----------------------------------------------------------------------------- defaults
 
 
-def test_float_word_order_default_lives_in_the_config_only():
+def test_float_word_order_has_no_default_anywhere():
+    """The models differ, so nothing guesses: check-config requires the order where analog
+    record tags need it (test_config), and a device without them never decodes a float."""
     with pytest.raises(TypeError, match="float_word_order"):
         ModbusDeviceSpec("d", "h", 502, 1)  # type: ignore[call-arg]
     d = ModbusDevice(id="pc", protocol="modbus", host="h", record_mode="lighthouse")
-    assert d.float_word_order is Order.BIG
-    assert modbus_spec(d).float_word_order is Order.BIG
+    assert d.float_word_order is None
+    given = ModbusDevice(
+        id="pc",
+        protocol="modbus",
+        host="h",
+        record_mode="lighthouse",
+        float_word_order=Order.LITTLE,
+    )
+    assert modbus_spec(given).float_word_order is Order.LITTLE
 
 
 def test_limit_on_a_tag_in_an_unknown_room_is_reported_not_a_crash():

@@ -1129,3 +1129,36 @@ async def test_registers_and_records_on_one_device() -> None:
     # the link broke during the register reads: the records are not read either
     assert {r.cause for r in got.values()} == {Cause.NETWORK}
     assert got[P05].message == "FC03 2+1: no answer within 1 s"
+
+
+@pytest.mark.parametrize(
+    ("analog", "stored_order", "quality", "says"),
+    [
+        (21.0, Order.LITTLE, Quality.GOOD, None),
+        (22.5, Order.LITTLE, Quality.BAD, "22.5 outside the sensor range [-40.0, 20.0]"),
+        # a float in the other word order decodes to nonsense: never stored Good
+        (21.0, Order.BIG, Quality.BAD, "subnormal float: the device's float_word_order"),
+    ],
+)
+@virtual_time
+async def test_record_tags_obey_their_sensor_range(
+    analog: float, stored_order: Order, quality: Quality, says: str | None
+) -> None:
+    """Found: 22.5 stored Good on a record tag with ``valid_max = 20``."""
+    counter = FakeParticleCounter(float_word_order=stored_order)
+    counter.store(analog=(analog,))
+    server = FakeModbusServer({UNIT: counter})
+    ranged = [
+        RecordPoint(P05, channel=1, valid_min=0.0, valid_max=1e9),
+        RecordPoint(TEMP, analog=1, valid_min=-40.0, valid_max=20.0 if analog > 22 else 80.0),
+    ]
+    d = make_driver(server, records=ranged, float_word_order=Order.LITTLE)
+    got = by_tag(await d.poll_once())
+    t = got[TEMP]
+    assert t.quality is quality
+    if says is None:
+        assert t.message is None and t.value == analog
+    else:
+        assert t.message is not None and says in t.message and t.cause is not None
+        assert t.value is not None  # kept, so the reviewer sees what the device reported
+    assert got[P05].quality is Quality.GOOD

@@ -71,6 +71,8 @@ class RecordPoint:
     tag: str
     channel: int | None = None
     analog: int | None = None
+    valid_min: float | None = None  # the sensor range: a value outside it is Bad
+    valid_max: float | None = None
 
 
 def _is_no_answer(exc: BaseException) -> bool:
@@ -372,6 +374,7 @@ class ModbusDriver(Driver):
                 else:
                     assert p.analog is not None
                     a = particle.analog_value(rec, p.analog)
+                a = particle.in_sensor_range(a, p.valid_min, p.valid_max)
                 out.append(Reading(p.tag, a.value, a.quality, ts, src, a.message, a.cause))
             self.last_record_s = rec.timestamp_s
         return out

@@ -19,6 +19,7 @@ SETTINGS_ADDRESS = 22  # holding 40023 (flow) .. 40034 (sample time), PDU addres
 SETTINGS_COUNT = 12
 RECORD_INDEX_ADDRESS = 24  # holding 40025: selects the record shown in the input registers
 LAST_RECORD = 0xFFFF
+SMALLEST_NORMAL = 1.1754943508222875e-38  # float32: smaller non-zero values are subnormal
 
 # Data-status bits (low byte of 30007-30008)
 LASER_ALERT, FLOW_ALERT, OVERFLOW, SERVICE, THRESHOLD_HIGH, THRESHOLD_LOW, SAMPLER_ERROR = (
@@ -134,7 +135,29 @@ def analog_value(record: SampleRecord, channel: int) -> Assessed:
     value = record.analog[channel - 1]
     if value != value or value in (float("inf"), float("-inf")):
         return Assessed(None, Quality.BAD, f"analog channel {channel} is {value}", Cause.DEVICE)
+    if value != 0.0 and abs(value) < SMALLEST_NORMAL:
+        # no sensor reads 1e-41: the two words of the float were taken in the wrong order
+        return Assessed(
+            value,
+            Quality.BAD,
+            f"analog channel {channel} decodes to {value:g}, a subnormal float: "
+            "the device's float_word_order is not the configured one",
+            Cause.COLLECTOR,
+        )
     return _with_status(value, record.status & ~OVERFLOW, f"analog channel {channel}")
+
+
+def in_sensor_range(a: Assessed, lo: float | None, hi: float | None) -> Assessed:
+    """``a`` made Bad (value kept, said why) when its value lies outside the tag's sensor
+    range ``[lo, hi]``: a record value beyond what the sensor can measure is not Good, be it
+    a probe fault or a float decoded in the wrong word order."""
+    v = a.value
+    if v is None or a.quality is Quality.BAD:
+        return a
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        note = f"{v:g} outside the sensor range [{lo}, {hi}]"
+        return Assessed(v, Quality.BAD, f"{note}; {a.message}" if a.message else note, Cause.DEVICE)
+    return a
 
 
 def _with_status(value: float, status: int, what: str) -> Assessed:

@@ -27,8 +27,9 @@ class ModbusDevice(ConfigModel):
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
     record_mode: Literal["none", "lighthouse"] = "none"
-    # the one default of the record's analog float word order: the driver takes it from here
-    float_word_order: Order = Order.BIG
+    # the record's analog float word order: no default, the models differ (required, at
+    # check-config, for a device with analog record tags)
+    float_word_order: Order | None = None
     description: str = ""
 
 

@@ -136,6 +136,17 @@ def cross_check(cfg: PlantConfig, checks: DomainChecks = NO_CHECKS) -> list[str]
                 p.append(f"{key}.opcua: device {dev.id!r} is Modbus")
             if t.record is not None and dev.record_mode == "none":
                 p.append(f"{key}.record: device {dev.id!r} has record_mode 'none'")
+            if (
+                t.record is not None
+                and t.record.analog is not None
+                and dev.float_word_order is None
+            ):
+                # the models differ and a wrong guess decodes 21.0 degC to 2.4e-41, Good
+                p.append(
+                    f"{key}.record.analog: device {dev.id!r} needs float_word_order: REMOTE "
+                    'and Solair counters store floats low word first ("little"), ApexRemote '
+                    'and ApexRp high word first ("big")'
+                )
             if t.modbus is not None:
                 m = t.modbus
                 if m.address < dev.address_base:

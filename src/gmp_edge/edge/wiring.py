@@ -50,7 +50,9 @@ def modbus_spec(d: ModbusDevice) -> ModbusDeviceSpec:
         max_gap=d.max_register_gap,
         reconnect_min_s=d.reconnect_min_s,
         reconnect_max_s=d.reconnect_max_s,
-        float_word_order=d.float_word_order,
+        # without analog record tags the floats are never decoded (check-config requires
+        # the order where they are); big is then only a placeholder
+        float_word_order=d.float_word_order or Order.BIG,
     )
 
 
@@ -93,7 +95,7 @@ def build_driver(cfg: PlantConfig, device_id: str, last_record_s: int | None = N
     if isinstance(d, ModbusDevice):
         points = [register_point(t, d) for t in tags if t.modbus is not None]
         records = [
-            RecordPoint(t.path, t.record.channel, t.record.analog)
+            RecordPoint(t.path, t.record.channel, t.record.analog, t.valid_min, t.valid_max)
             for t in tags
             if t.record is not None
         ]
