@@ -191,3 +191,25 @@ def test_mixed_batch_keeps_order_values_and_nulls(store):
         for r in batch
     ]
     assert rows == expected
+
+
+def test_readings_gaps_and_heartbeat_are_one_transaction(store):
+    """Found: gaps were written in transactions of their own after the readings."""
+    gap = ("s/a/r/e/t2", T0, T0 + 5 * S, Cause.NETWORK, "3 missed polls")
+    store.commit([good("s/a/r/e/t1", T0, 1.0)], closed_gaps=[gap], heartbeat_us=T0 + 6 * S)
+    assert [(g.tag, g.start_us, g.end_us, g.message) for g in store.gaps(None, T0, T0 + 9 * S)] == [
+        ("s/a/r/e/t2", T0, T0 + 5 * S, "3 missed polls")
+    ]
+    # a gap the store cannot write: nothing of the commit is written, a StoreError says why
+    bad = ("nope", T0, T0 + S, Cause.NETWORK, "x")
+    with pytest.raises(StoreError, match="unregistered tag 'nope'"):
+        store.commit([good("s/a/r/e/t1", T0 + 7 * S, 2.0)], closed_gaps=[bad])
+    assert [r.value for r in store.readings("s/a/r/e/t1", T0, T0 + 9 * S)] == [1.0]
+
+
+def test_record_gap_failures_are_store_errors(store, tmp_path):
+    with pytest.raises(StoreError, match="unregistered tag"):
+        store.record_gap("nope", T0, T0 + S, Cause.NETWORK, "x")
+    store.close()
+    with pytest.raises(StoreError, match="recording a gap"):
+        store.record_gap("s/a/r/e/t1", T0, T0 + S, Cause.NETWORK, "x")

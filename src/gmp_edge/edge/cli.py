@@ -169,7 +169,16 @@ async def serve(
         await forwarding.close()
         audit_stop(trail)
         close()
-        print("gmp-edge stopped; everything collected is committed.", flush=True)
+        left = service.uncommitted  # checked, not assumed
+        if left:
+            print(
+                f"gmp-edge stopped; {left} collected readings or gaps could NOT be committed "
+                "to the store (see the log)",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            print("gmp-edge stopped; every reading collected is in the store.", flush=True)
 
 
 def _load(path: str) -> tuple[PlantConfig, str]:

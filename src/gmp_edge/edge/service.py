@@ -105,15 +105,18 @@ class EdgeService:
 
     # -- committing ------------------------------------------------------------------
 
+    @property
+    def uncommitted(self) -> int:
+        """Readings and gaps collected but not (yet) in the store."""
+        return len(self._pending) + len(self._pending_gaps) + len(self._pending_events)
+
     def _commit(
         self,
         batch: list[Reading],
         events: list[GapEvent],
         gaps: list[tuple[str, int, int, Cause, str]],
     ) -> None:
-        self.store.commit(batch, events)
-        for tag, start, end, cause, msg in gaps:
-            self.store.record_gap(tag, start, end, cause, msg)
+        self.store.commit(batch, events, closed_gaps=gaps)  # one transaction
 
     async def commit_pending(self) -> None:
         """Write everything pending in one transaction; on failure keep it for the next try."""
@@ -126,7 +129,9 @@ class EdgeService:
         t0 = time.perf_counter()
         try:
             await asyncio.to_thread(self._commit, batch, events, gaps)
-        except StoreError as exc:
+        except Exception as exc:  # kept whatever the cause: a commit never loses a batch
+            if not isinstance(exc, StoreError):
+                log.exception("store commit raised unexpectedly")
             self._pending[:0] = batch
             self._pending_events = events
             self._pending_gaps[:0] = gaps

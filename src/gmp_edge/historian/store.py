@@ -388,8 +388,11 @@ class Store:
         readings: Sequence[Reading],
         gap_events: Sequence[GapEvent] = (),
         heartbeat_us: int | None = None,
+        closed_gaps: Sequence[tuple[str, int, int, Cause, str]] = (),
     ) -> int:
-        """Write one batch of readings and gap transitions in one transaction.
+        """Write one batch of readings, gap transitions, gaps known as a whole
+        (``closed_gaps``: tag, start, end, cause, message) and the heartbeat in one
+        transaction.
 
         Raises :class:`StoreError` (nothing written) when the database refuses,
         e.g. on a full disk; the caller keeps the batch and tries again.
@@ -461,20 +464,34 @@ class Store:
                             "update gaps set end_us=? where tag_id=? and end_us is null",
                             (ev.end_us, ids[ev.tag]),
                         )
+                for tag, start, end, cause, message in closed_gaps:
+                    self._w.execute(
+                        "insert into gaps(tag_id, start_us, end_us, cause, message)"
+                        " values(?,?,?,?,?)",
+                        (ids[tag], start, end, cause.value, message),
+                    )
                 self._set_meta("heartbeat_us", str(heartbeat_us or now_us()))
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: commit of {n} readings failed: {exc}") from exc
+        except KeyError as exc:
+            raise StoreError(f"gap for unregistered tag {exc.args[0]!r}") from None
         return n
 
     def record_gap(
         self, tag: str, start_us: int, end_us: int | None, cause: Cause, message: str
     ) -> None:
-        """Write a gap known as a whole (e.g. missed polls), outside the reading stream."""
-        with self._lock, self._tx():
-            self._w.execute(
-                "insert into gaps(tag_id, start_us, end_us, cause, message) values(?,?,?,?,?)",
-                (self._tag_ids[tag], start_us, end_us, cause.value, message),
-            )
+        """Write a gap known as a whole (e.g. missed polls), outside the reading stream;
+        :class:`StoreError` when the database refuses."""
+        if tag not in self._tag_ids:
+            raise StoreError(f"gap for unregistered tag {tag!r}")
+        try:
+            with self._lock, self._tx():
+                self._w.execute(
+                    "insert into gaps(tag_id, start_us, end_us, cause, message) values(?,?,?,?,?)",
+                    (self._tag_ids[tag], start_us, end_us, cause.value, message),
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: recording a gap of {tag} failed: {exc}") from exc
 
     def apply_retention(self, older_than_us: int) -> int:
         """Delete readings and closed gaps older than the cut-off; returns readings deleted.
