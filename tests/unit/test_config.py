@@ -10,6 +10,7 @@ from gmp_edge.edge.config import ConfigError, load_config, parse_config
 from .conftest import (
     COMPRESSION,
     COUNTER,
+    FORCE,
     PRESS,
     RH,
     TEMP,
@@ -173,6 +174,12 @@ CASES = [
             ),
         ),
         "needs float_word_order: REMOTE and Solair counters store floats low word first",
+    ),
+    (
+        # found: passed check-config, then every read of the node failed on the server
+        "OPC UA node id without its namespace and type",
+        lambda d: tag(d, FORCE)["opcua"].update(node_id="Press.MainCompressionForce"),
+        "is not an OPC UA node id; expected ns=<index>;s=<name>",
     ),
     (
         "adjacent room unknown",

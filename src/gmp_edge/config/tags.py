@@ -5,9 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gmp_edge.config.base import ID, ConfigModel
+from gmp_edge.config.nodeid import parse_node_id
 from gmp_edge.config.registers import DataType, Order, register_count
 
 
@@ -72,9 +73,15 @@ class RecordSource(ConfigModel):
 
 
 class OpcuaSource(ConfigModel):
-    """An OPC UA variable node."""
+    """An OPC UA variable node, in one of the standard string forms (``config.nodeid``)."""
 
     node_id: str = Field(min_length=3)
+
+    @field_validator("node_id")
+    @classmethod
+    def _standard_form(cls, v: str) -> str:
+        parse_node_id(v)  # InvalidNodeId (a ValueError) says what is wrong
+        return v
 
 
 class Tag(ConfigModel):
