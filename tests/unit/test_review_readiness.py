@@ -181,3 +181,24 @@ def test_policy_thresholds_are_configurable():
         "completeness_low"
     ]
     assert assess(review, Policy(completeness_warning_pct=96)).warnings == ()
+
+
+def test_findings_write_numbers_and_durations_for_people() -> None:
+    """Found: "for 46.0007 s (peak 3057190.698079267)" and "60 s in total" as raw floats."""
+    long = Excursion(
+        "s/a/r/e/t#x",
+        "alert",
+        "high",
+        T0,
+        T0 + 46 * S,
+        46_000_700,
+        3057190.698079267,
+        1e6,
+        "site",
+        1,
+    )
+    lost = GapSpan(T0, T0 + 125 * S, 125 * S, "network", "timed out")
+    r = assess(clean(tags=(tag(unit="particles/m3", excursions=(long,), gaps=(lost,)),)))
+    text = [f.message for f in (*r.blockers, *r.warnings)]
+    assert any("for 46 s (peak 3,057,191 particles/m3)" in m for m in text), text
+    assert any("2 min 5 s in total" in m for m in text), text

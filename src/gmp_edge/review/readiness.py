@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gmp_edge.numfmt import duration, number
 from gmp_edge.review.model import BatchReview, Finding, Readiness
 from gmp_edge.timefmt import iso
 
@@ -87,23 +88,24 @@ def assess(review: BatchReview, policy: Policy | None = None) -> Readiness:
                 )
         loss = [g for g in t.gaps if g.during_production and g.duration_us > 0]
         if t.critical and loss:
-            secs = sum(g.duration_us for g in loss) / 1e6
+            lost_us = sum(g.duration_us for g in loss)
             causes = ", ".join(sorted({g.cause for g in loss}))
             blockers.append(
                 Finding(
                     "monitoring_loss",
-                    f"{t.tag}: monitoring lost {len(loss)} time(s), {secs:g} s in total "
+                    f"{t.tag}: monitoring lost {len(loss)} time(s), {duration(lost_us)} in total "
                     f"({causes}) during the batch",
                     ref,
                 )
             )
         for e in t.excursions:
             if e.level == "alert":
+                peak = f"{number(e.peak)} {t.unit}".rstrip()
                 warnings.append(
                     Finding(
                         "alert_excursion",
                         f"{t.tag}: alert {e.side} excursion from {_when(e.start_us)} for "
-                        f"{e.duration_us / 1e6:g} s (peak {e.peak})",
+                        f"{duration(e.duration_us)} (peak {peak})",
                         (*ref, f"alarm:{e.alarm_id}"),
                     )
                 )
