@@ -15,6 +15,8 @@ import random
 import sqlite3
 import stat
 import struct
+import subprocess
+import sys
 import threading
 import tracemalloc
 import zipfile
@@ -26,6 +28,7 @@ import pydantic_core
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gmp_edge import timefmt
 from gmp_edge.alarms import machine as am
 from gmp_edge.alarms.model import ConditionKind, Priority
 from gmp_edge.audit import chain
@@ -370,10 +373,50 @@ def test_verifier_canonical_form_is_audit_chain_s():
         (7, 0, "système", "a", "t", "i", 'why, "quoted"', {"b": 1, "a": None}, [True, 1e-9]),
     ]
     for c in cases:
-        assert ev.canonical(*c) == chain.canonical(*c)
-        assert ev.entry_hash(chain.GENESIS, ev.canonical(*c)) == chain.entry_hash(
+        entry = dict(zip(ev.AUDIT_HASHED, c, strict=True))
+        assert ev.canonical(entry) == chain.canonical(*c)
+        assert ev.entry_hash(chain.GENESIS, ev.canonical(entry)) == chain.entry_hash(
             chain.GENESIS, chain.canonical(*c)
         )
+
+
+@pytest.mark.parametrize("us", [0, 1, T0, T0 + 59_999_999, -1, 253_402_300_799_999_999])
+def test_verifier_writes_times_as_the_package_does(us):
+    assert ev.iso(us) == timefmt.iso(us)
+
+
+_NO_GMP_EDGE = """
+import runpy, sys
+class NoGmpEdge:
+    def find_spec(self, name, path=None, target=None):
+        if name == "gmp_edge" or name.startswith("gmp_edge."):
+            raise ImportError(f"{name} is not on the inspector's laptop")
+sys.meta_path.insert(0, NoGmpEdge())
+for name in [m for m in sys.modules if m == "gmp_edge" or m.startswith("gmp_edge.")]:
+    del sys.modules[name]
+sys.argv = ["verify.py", "verify", sys.argv[1], "--fingerprint", sys.argv[2]]
+runpy.run_path(VERIFY, run_name="__main__")
+"""
+
+
+def test_verifier_runs_alone_copied_to_a_laptop(env, tmp_path):
+    # the module docstring promises it: verify.py copied alone, without gmp-edge installed
+    info = env.build()
+    fp = keys.fingerprint(keys.load_or_create(env.key_path))
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    copy = laptop / "verify.py"
+    copy.write_bytes(Path(ev.__file__).read_bytes())
+    script = _NO_GMP_EDGE.replace("VERIFY", repr(str(copy)))
+    run = subprocess.run(
+        [sys.executable, "-I", "-c", script, str(info.path), fp],
+        cwd=laptop,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "VERIFIED" in run.stdout and "NOT VERIFIED" not in run.stdout
 
 
 # ----------------------------------------------------------------------------- tampering

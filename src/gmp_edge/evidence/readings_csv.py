@@ -22,22 +22,9 @@ import numpy as np
 import pydantic_core
 
 from gmp_edge.errors import GmpEdgeError
+from gmp_edge.evidence.verify import READINGS_COLUMNS
 from gmp_edge.timefmt import iso
 
-READINGS_COLUMNS = (
-    "tag",
-    "ts_us",
-    "ts",
-    "ts_edge_us",
-    "ts_edge",
-    "ts_source_us",
-    "ts_source",
-    "quality",
-    "value",
-    "text",
-    "message",
-    "cause",
-)
 QUALITY_NAMES = ("good", "uncertain", "bad")
 _ALL = 2**62
 

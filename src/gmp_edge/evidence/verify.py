@@ -27,29 +27,19 @@ import sys
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-from gmp_edge.timefmt import iso
 
 FORMAT = "gmp-edge-evidence"
 SUPPORTED_VERSIONS = (1,)
 GENESIS = "0" * 64
 UNSIGNED = ("manifest.json", "manifest.sig")  # the two files the manifest cannot list
+# the readings.csv header, which gmp_edge.evidence.readings_csv writes (it imports this)
 READINGS_COLUMNS = [
-    "tag",
-    "ts_us",
-    "ts",
-    "ts_edge_us",
-    "ts_edge",
-    "ts_source_us",
-    "ts_source",
-    "quality",
-    "value",
-    "text",
-    "message",
-    "cause",
-]
+    "tag", "ts_us", "ts", "ts_edge_us", "ts_edge", "ts_source_us", "ts_source",
+    "quality", "value", "text", "message", "cause",
+]  # fmt: skip
 QUALITY_NAMES = frozenset(("good", "uncertain", "bad"))
 MAX_ROW_PROBLEMS = 10
 
@@ -76,35 +66,32 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def canonical(
-    seq: int,
-    ts_us: int,
-    actor: str,
-    action: str,
-    record_type: str,
-    record_id: str,
-    reason: str,
-    old: object,
-    new: object,
-) -> bytes:
+# the fields an audit entry's hash covers (as ``audit.chain.canonical`` hashes them)
+AUDIT_HASHED = (
+    "seq", "ts_us", "actor", "action", "record_type", "record_id", "reason", "old", "new",
+)  # fmt: skip
+
+
+def canonical(entry: dict[str, Any]) -> bytes:
     """The bytes an audit entry's hash covers (identical to ``audit.chain.canonical``)."""
-    body = {
-        "seq": seq,
-        "ts_us": ts_us,
-        "actor": actor,
-        "action": action,
-        "record_type": record_type,
-        "record_id": record_id,
-        "reason": reason,
-        "old": old,
-        "new": new,
-    }
+    body = {k: entry[k] for k in AUDIT_HASHED}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def entry_hash(prev_hash: str, body: bytes) -> str:
     """SHA-256 (hex) chaining ``body`` to the previous hash (as ``audit.chain.entry_hash``)."""
     return hashlib.sha256(prev_hash.encode("ascii") + body).hexdigest()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def iso(us: int) -> str:
+    """``2026-03-01T10:00:00.123456Z``, as ``gmp_edge.timefmt.iso`` writes the package."""
+    minute, rest = divmod(us, 60_000_000)
+    d = _EPOCH + timedelta(minutes=minute)
+    s, f = divmod(rest, 1_000_000)
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{s:02d}.{f:06d}Z"
 
 
 # what reading a damaged or doctored member can raise (flag bits can claim encryption or
@@ -284,17 +271,7 @@ def _audit(c: _Check, manifest: dict[str, Any]) -> None:
                 )
                 broken = True
                 break
-            body = canonical(
-                seq,
-                e["ts_us"],
-                e["actor"],
-                e["action"],
-                e["record_type"],
-                e["record_id"],
-                e["reason"],
-                e["old"],
-                e["new"],
-            )
+            body = canonical(e)
             if entry_hash(e["prev_hash"], body) != e["hash"]:
                 c.problem(
                     f"audit.json: entry {seq}: content does not match its hash "
