@@ -12,9 +12,10 @@ import io
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Concatenate, ParamSpec
 
 from gmp_edge.audit.chain import GENESIS, AuditEntry, Break, canonical, entry_hash, verify
 from gmp_edge.clock import now_us
@@ -104,6 +105,22 @@ class AuditTransaction:
         )
 
 
+P = ParamSpec("P")
+
+
+def _committed(
+    append: Callable[Concatenate[AuditTransaction, P], AuditEntry],
+) -> Callable[Concatenate[AuditTrail, P], AuditEntry]:
+    """``append`` in a transaction of its own: the entry is committed before it returns."""
+
+    def committed(trail: AuditTrail, /, *args: P.args, **kwargs: P.kwargs) -> AuditEntry:
+        """Add one entry, chained to the last; committed before it returns."""
+        with trail.atomic() as tx:
+            return append(tx, *args, **kwargs)
+
+    return committed
+
+
 class AuditTrail:
     """Append-only, hash-chained audit entries in ``path`` (shared with the store)."""
 
@@ -158,20 +175,8 @@ class AuditTrail:
             self._depth = depth
             self._conn.execute(f"release {savepoint}" if depth else "commit")
 
-    def append(
-        self,
-        actor: str,
-        action: str,
-        record_type: str,
-        record_id: str,
-        reason: str = "",
-        old: object = None,
-        new: object = None,
-        ts_us: int | None = None,
-    ) -> AuditEntry:
-        """Add one entry, chained to the last; committed before it returns."""
-        with self.atomic() as tx:
-            return tx.append(actor, action, record_type, record_id, reason, old, new, ts_us)
+    # the same parameters as AuditTransaction.append, in a transaction of its own
+    append = _committed(AuditTransaction.append)
 
     def _rows(self, sql: str, args: tuple[object, ...] = ()) -> Iterator[AuditEntry]:
         for r in self._conn.execute(sql, args):

@@ -11,32 +11,42 @@ recommends; a person decides.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from numbers import Integral, Real
 from typing import Any
 
 from gmp_edge.timefmt import iso
 
 
-def _t(name: str, us: int | None) -> dict[str, Any]:
+def stamped(name: str, us: int | None) -> dict[str, Any]:
     """``{name_us: us, name: iso}``: every time in a review dict comes in both forms."""
     return {f"{name}_us": us, name: iso(us)}
 
 
-def _num(x: float | None) -> float | None:
-    return None if x is None else float(x)
-
-
-def fields_dict(obj: Any) -> dict[str, Any]:
-    """Every field of a record by name, in declaration order; nested records (their
-    ``to_dict``) and tuples of them as JSON."""
+def record_dict(obj: Any) -> dict[str, Any]:
+    """A review record as JSON, by one convention for every field in declaration order:
+    a time ``x_us`` also as ``x`` (ISO 8601 UTC), a duration ``x_duration_us`` as
+    ``x_duration_s`` (seconds), floats as plain floats, nested records by their
+    ``to_dict`` and tuples as lists."""
     out: dict[str, Any] = {}
     for f in fields(obj):
-        v = getattr(obj, f.name)
-        if hasattr(v, "to_dict"):
-            v = v.to_dict()
-        elif isinstance(v, tuple):
-            v = [x.to_dict() if hasattr(x, "to_dict") else x for x in v]
-        out[f.name] = v
+        name, v = f.name, getattr(obj, f.name)
+        if name.endswith("duration_us"):
+            out[name[:-3] + "_s"] = v / 1e6
+        elif name.endswith("_us"):
+            out.update(stamped(name[:-3], v))
+        else:
+            out[name] = _json(v)
     return out
+
+
+def _json(v: Any) -> Any:
+    if hasattr(v, "to_dict"):
+        return v.to_dict()
+    if isinstance(v, tuple):
+        return [_json(x) for x in v]
+    if isinstance(v, Real) and not isinstance(v, Integral):
+        return float(v)  # a numpy float as a plain one
+    return v
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +63,7 @@ class GapSpan:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "gap_id": self.gap_id,
-            **_t("start", self.start_us),
-            **_t("end", self.end_us),
-            "duration_s": self.duration_us / 1e6,
-            "cause": self.cause,
-            "message": self.message,
-            "during_production": self.during_production,
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,16 +81,7 @@ class Stats:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "n": self.n,
-            "min": _num(self.min),
-            "max": _num(self.max),
-            "mean": _num(self.mean),
-            "std": _num(self.std),
-            "p5": _num(self.p5),
-            "p50": _num(self.p50),
-            "p95": _num(self.p95),
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,18 +101,7 @@ class LimitsInForce:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "set_id": self.set_id,
-            "version": self.version,
-            **_t("from", self.from_us),
-            **_t("to", self.to_us),
-            "alert_high": _num(self.alert_high),
-            "action_high": _num(self.action_high),
-            "alert_low": _num(self.alert_low),
-            "action_low": _num(self.action_low),
-            "applies_in": None if self.applies_in is None else list(self.applies_in),
-            "continuous_monitoring_required": self.continuous_monitoring_required,
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +114,7 @@ class Acknowledgement:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {"by": self.by, **_t("at", self.at_us), "comment": self.comment}
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,20 +135,7 @@ class Excursion:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "alarm_id": self.alarm_id,
-            "alarm_ids": [self.alarm_id],
-            "level": self.level,
-            "side": self.side,
-            **_t("start", self.start_us),
-            **_t("end", self.end_us),
-            "duration_s": self.duration_us / 1e6,
-            "peak": _num(self.peak),
-            "limit": _num(self.limit),
-            "limit_set_id": self.limit_set_id,
-            "limit_set_version": self.limit_set_version,
-            "acknowledgements": [a.to_dict() for a in self.acknowledgements],
-        }
+        return {**record_dict(self), "alarm_ids": [self.alarm_id]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,14 +151,7 @@ class OotFinding:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "alarm_id": self.alarm_id,
-            **_t("start", self.start_us),
-            **_t("end", self.end_us),
-            "value": _num(self.value),
-            "rule": self.rule,
-            "acknowledgements": [a.to_dict() for a in self.acknowledgements],
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,18 +176,7 @@ class Capability:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "lsl": _num(self.lsl),
-            "usl": _num(self.usl),
-            "n": self.n,
-            "mean": _num(self.mean),
-            "sigma_within": _num(self.sigma_within),
-            "sigma_overall": _num(self.sigma_overall),
-            "cp": _num(self.cp),
-            "cpk": _num(self.cpk),
-            "pp": _num(self.pp),
-            "ppk": _num(self.ppk),
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,7 +276,7 @@ class EquipmentStatus:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return fields_dict(self)
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,13 +291,7 @@ class ConfigVersion:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "run_id": self.run_id,
-            "config_sha256": self.config_sha256,
-            **_t("started", self.started_us),
-            **_t("stopped", self.stopped_us),
-            "note": self.note,
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,9 +314,9 @@ class LimitSetVersion:
             "version": self.version,
             "record_id": f"{self.set_id}@v{self.version}",
             "status": self.status,
-            **_t("effective_from", self.effective_from_us),
-            **_t("in_force_from", self.in_force_from_us),
-            **_t("in_force_to", self.in_force_to_us),
+            **stamped("effective_from", self.effective_from_us),
+            **stamped("in_force_from", self.in_force_from_us),
+            **stamped("in_force_to", self.in_force_to_us),
             "approved_by": self.approved_by,
             "reason": self.reason,
         }
@@ -391,15 +336,7 @@ class DeviationRef:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "id": self.id,
-            "title": self.title,
-            "status": self.status,
-            "classification": self.classification,
-            "proposed_classification": self.proposed_classification,
-            **_t("discovered", self.discovered_us),
-            "tag": self.tag,
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,16 +354,7 @@ class AuditRef:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "seq": self.seq,
-            **_t("ts", self.ts_us),
-            "actor": self.actor,
-            "action": self.action,
-            "record_type": self.record_type,
-            "record_id": self.record_id,
-            "reason": self.reason,
-            "hash": self.hash,
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,13 +369,7 @@ class AuditVerdict:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "intact": self.intact,
-            "entries": self.entries,
-            "head": self.head,
-            "break_seq": self.break_seq,
-            "break_reason": self.break_reason,
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,7 +382,7 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {"code": self.code, "message": self.message, "refs": list(self.refs)}
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,12 +396,7 @@ class Readiness:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "blockers": [b.to_dict() for b in self.blockers],
-            "warnings": [w.to_dict() for w in self.warnings],
-            "recommendation": self.recommendation,
-            "text": self.text,
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -518,12 +435,12 @@ class BatchReview:
                 "product": self.product,
                 "rooms": list(self.rooms),
                 "equipment": list(self.equipment_ids),
-                **_t("start", self.start_us),
-                **_t("end", self.end_us),
+                **stamped("start", self.start_us),
+                **stamped("end", self.end_us),
                 "ended": self.ended,
             },
-            "period": {**_t("start", self.start_us), **_t("end", self.period_end_us)},
-            **_t("compiled", self.compiled_us),
+            "period": {**stamped("start", self.start_us), **stamped("end", self.period_end_us)},
+            **stamped("compiled", self.compiled_us),
             "config_versions": [c.to_dict() for c in self.config_versions],
             "limit_sets": [s.to_dict() for s in self.limit_sets],
             "tags": [t.to_dict(trace=traces) for t in self.tags],

@@ -49,8 +49,8 @@ from gmp_edge.review.compile import (
     limit_versions_in_force,
     period_end,
 )
-from gmp_edge.review.model import Capability, fields_dict
-from gmp_edge.timefmt import iso, utc_datetime
+from gmp_edge.review.model import Capability, record_dict, stamped
+from gmp_edge.timefmt import utc_datetime
 
 CAPABLE = "capable"
 MARGINAL = "marginal"
@@ -61,15 +61,6 @@ DISCLAIMER = (
     "The software summarises the stored record; a person (QA, validation) concludes "
     "whether the process remains in its validated state."
 )
-
-
-def _t(name: str, us: int | None) -> dict[str, Any]:
-    """``{name_us: us, name: ISO UTC}``: every time comes in both forms."""
-    return {f"{name}_us": us, name: iso(us)}
-
-
-def _f(x: float | None) -> float | None:
-    return None if x is None else float(x)
 
 
 def _fmt(x: float | None, digits: int = 2) -> str:
@@ -105,12 +96,7 @@ class Policy:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "cpk_target": self.cpk_target,
-            "cpk_minimum": self.cpk_minimum,
-            "min_batches": self.min_batches,
-            "trend_run": self.trend_run,
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,12 +145,7 @@ class DeviationLink:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "id": self.id,
-            "title": self.title,
-            "status": self.status,
-            "classification": self.classification,
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,26 +178,7 @@ class BatchFigures:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "batch_id": self.batch_id,
-            "product": self.product,
-            **_t("start", self.start_us),
-            **_t("end", self.end_us),
-            "n": self.n,
-            "completeness_pct": _f(self.completeness_pct),
-            "mean": _f(self.mean),
-            "std": _f(self.std),
-            "min": _f(self.min),
-            "max": _f(self.max),
-            "capability": None if self.capability is None else self.capability.to_dict(),
-            "limit_set": self.limit_set,
-            "excursions": self.excursions,
-            "action_excursions": self.action_excursions,
-            "deviations": [d.to_dict() for d in self.deviations],
-            "below_target": self.below_target,
-            "below_minimum": self.below_minimum,
-            "note": self.note,
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,17 +204,7 @@ class Trend:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "points": self.points,
-            "slope_per_batch": _f(self.slope_per_batch),
-            "slope_pct_of_range": _f(self.slope_pct_of_range),
-            "run": self.run,
-            "direction": self.direction,
-            "drift": self.drift,
-            "batches_to_limit": _f(self.batches_to_limit),
-            "limit_side": self.limit_side,
-            "text": self.text,
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,25 +231,7 @@ class CppSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "tag": self.tag,
-            "room": self.room,
-            "equipment": self.equipment,
-            "signal": self.signal,
-            "unit": self.unit,
-            "lsl": _f(self.lsl),
-            "usl": _f(self.usl),
-            "limit_set": self.limit_set,
-            "batches": [b.to_dict() for b in self.batches],
-            "overall": self.overall.to_dict(),
-            "batches_with_index": self.batches_with_index,
-            "below_target": self.below_target,
-            "below_minimum": self.below_minimum,
-            "trend": self.trend.to_dict(),
-            "verdict": self.verdict,
-            "text": self.text,
-            "notes": list(self.notes),
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,13 +246,7 @@ class BatchRef:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "id": self.id,
-            "product": self.product,
-            **_t("start", self.start_us),
-            **_t("end", self.end_us),
-            "equipment": list(self.equipment),
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +259,7 @@ class Excluded:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {"batch_id": self.batch_id, "product": self.product, "reason": self.reason}
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,8 +281,8 @@ class ProcessValidationSummary:
         """JSON-able form."""
         return {
             "product": self.product,
-            "period": {**_t("start", self.start_us), **_t("end", self.end_us)},
-            **_t("compiled", self.compiled_us),
+            "period": {**stamped("start", self.start_us), **stamped("end", self.end_us)},
+            **stamped("compiled", self.compiled_us),
             "policy": self.policy.to_dict(),
             "batches": [b.to_dict() for b in self.batches],
             "excluded": [e.to_dict() for e in self.excluded],
@@ -722,15 +650,7 @@ class OutOfStatusUse:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "batch_id": self.batch_id,
-            "product": self.product,
-            **_t("start", self.start_us),
-            **_t("end", self.end_us),
-            "qualification_status": self.qualification_status,
-            "calibration_status": self.calibration_status,
-            "reason": self.reason,
-        }
+        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -753,7 +673,7 @@ class EquipmentOverview:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return fields_dict(self)
+        return record_dict(self)
 
 
 def _days(d: date | None, today: date) -> int | None:
