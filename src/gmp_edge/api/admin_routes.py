@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
+from pydantic import Field
 
 from gmp_edge.api.models import AUTH, BAD_REQUEST, NOT_FOUND, Password, Reason, Strict, UserId
 from gmp_edge.api.records import from_record
@@ -17,12 +18,12 @@ router = APIRouter(tags=["users"], responses=AUTH)
 class UserOut(Strict):
     """A person's account (never the password)."""
 
-    id: str
-    full_name: str
+    id: str = Field(description="user id, as used to sign in and in the audit trail")
+    full_name: str = Field(description="printed name, as shown in signature manifests")
     role: Role
-    active: bool
-    locked: bool
-    failed_attempts: int
+    active: bool = Field(description="false once deactivated (accounts are never deleted)")
+    locked: bool = Field(description="locked after too many failed sign-ins")
+    failed_attempts: int = Field(description="failed sign-ins since the last success")
     must_change_password: bool
     password_changed: str | None
 

@@ -106,14 +106,14 @@ class ValueOut(BaseModel):
 class BucketOut(BaseModel):
     """Downsampled window."""
 
-    start: str
-    min: float | None
-    max: float | None
-    mean: float | None
-    count: int
-    good: int
-    uncertain: int
-    bad: int
+    start: str = Field(description="window start, ISO 8601 UTC")
+    min: float | None = Field(description="lowest Good value (null: none in the window)")
+    max: float | None = Field(description="highest Good value")
+    mean: float | None = Field(description="mean of the Good values")
+    count: int = Field(description="readings in the window, of any quality")
+    good: int = Field(description="Good readings")
+    uncertain: int = Field(description="Uncertain readings")
+    bad: int = Field(description="Bad readings (a failed read, with its message)")
 
 
 class ReadingsOut(BaseModel):

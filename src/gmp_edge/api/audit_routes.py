@@ -43,17 +43,17 @@ router = APIRouter(responses=AUTH)
 class AuditEntryOut(BaseModel):
     """One audit entry: who, what, when (UTC), why, old and new value, chain hashes."""
 
-    seq: int
-    ts: str
-    actor: str
-    action: str
-    record_type: str
-    record_id: str
-    reason: str
-    old: object
-    new: object
-    prev_hash: str
-    hash: str
+    seq: int = Field(description="position in the chain, from 1, without gaps")
+    ts: str = Field(description="when it happened, ISO 8601 UTC")
+    actor: str = Field(description="the user id, or 'system' for the edge service itself")
+    action: str = Field(description="what was done, e.g. deviation.close, batch.start")
+    record_type: str = Field(description="the kind of record changed, e.g. deviation, batch")
+    record_id: str = Field(description="which record")
+    reason: str = Field(description="why, as the person gave it (empty where none is asked)")
+    old: object = Field(description="the changed fields before (null on creation)")
+    new: object = Field(description="the changed fields after")
+    prev_hash: str = Field(description="SHA-256 of the previous entry (zeros for the first)")
+    hash: str = Field(description="SHA-256 over the previous hash and this entry's content")
 
 
 class ChainOut(BaseModel):
@@ -289,12 +289,12 @@ class ReviewOut(BaseModel):
     id: str
     period_start: str
     period_end: str
-    first_seq: int | None
-    last_seq: int | None
-    last_hash: str | None
-    entries: int
-    comment: str
-    created_by: str
+    first_seq: int | None = Field(description="first audit entry of the period (null: none)")
+    last_seq: int | None = Field(description="last audit entry of the period (null: none)")
+    last_hash: str | None = Field(description="hash of the last entry, pinning what was seen")
+    entries: int = Field(description="audit entries in the period")
+    comment: str = Field(description="the reviewer's findings")
+    created_by: str = Field(description="user id of the reviewer")
     created: str
     updated: str
     content_sha256: str

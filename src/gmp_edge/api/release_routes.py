@@ -242,12 +242,12 @@ class ExcursionOut(BaseModel):
     start: str
     end: str | None
     open: bool
-    value_at_trip: float | None
-    limit: float | None
-    limit_set: str | None
-    acknowledged_by: str | None
-    ack_comment: str | None
-    deviation_id: str | None
+    value_at_trip: float | None = Field(description="the reading that tripped the limit")
+    limit: float | None = Field(description="the limit crossed, in the tag's unit")
+    limit_set: str | None = Field(description="limit-set version in force: <id>@v<n>")
+    acknowledged_by: str | None = Field(description="user id (null: not acknowledged)")
+    ack_comment: str | None = Field(description="the acknowledgement comment")
+    deviation_id: str | None = Field(description="the deviation raised for it (null: none)")
 
 
 class ExcursionPage(BaseModel):

@@ -48,16 +48,16 @@ class CapabilityOut(_Out):
     than 2 Good values, no spread, or no range.
     """
 
-    lsl: float | None
-    usl: float | None
-    n: int
-    mean: float | None
-    sigma_within: float | None
-    sigma_overall: float | None
-    cp: float | None
-    cpk: float | None
-    pp: float | None
-    ppk: float | None
+    lsl: float | None = Field(description="lower limit of the range (action low)")
+    usl: float | None = Field(description="upper limit of the range (action high)")
+    n: int = Field(description="Good values used")
+    mean: float | None = Field(description="mean")
+    sigma_within: float | None = Field(description="within sigma (MR-bar / 1.128)")
+    sigma_overall: float | None = Field(description="overall sample standard deviation")
+    cp: float | None = Field(description="Cp: (USL - LSL) / 6 sigma within")
+    cpk: float | None = Field(description="Cpk: distance to the nearer limit / 3 sigma within")
+    pp: float | None = Field(description="Pp: as Cp with the overall sigma")
+    ppk: float | None = Field(description="Ppk: as Cpk with the overall sigma")
 
 
 class DeviationLinkOut(_Out):

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 
@@ -35,7 +36,6 @@ from gmp_edge.review.compile import (
     limit_versions_in_force,
     period_end,
 )
-from gmp_edge.review.model import BatchReview
 
 #: Audit actions recording that a record was exported (read), not changed.
 EXPORT_SUFFIX = "_exported"
@@ -46,6 +46,10 @@ _SQL = (
     "select ts_us, coalesce(value, 0.0), case when value is null then 3 else quality end"
     " from readings where tag_id=? and ts_us>=? and ts_us<? order by ts_us, rowid"
 )
+
+P = ParamSpec("P")
+Inputs = TypeVar("Inputs")
+Compiled = TypeVar("Compiled")
 
 
 class BatchNotFound(GmpEdgeError, LookupError):
@@ -241,11 +245,7 @@ def gather(
         tag_input(cfg, t, arrays[t.path], gaps.get(t.path, ()), trs.get(t.path, ())) for t in tags
     ]
     used_eq = set(batch.equipment) | {t.segments[3] for t in tags}
-    equipment = [
-        EquipmentInfo(e.id, e.kind, e.room, e.name, e.qualified_until, e.calibration_due)
-        for e in cfg.equipment
-        if e.id in used_eq
-    ]
+    equipment = [e for e in equipment_infos(cfg) if e.id in used_eq]
     limit_sets = books.limit_sets.history()
     deviations = books.deviations.for_batch(batch_id)
     entries: dict[int, AuditEntry] = {}
@@ -284,14 +284,25 @@ def gather(
     )
 
 
-def review_batch(
-    store: Store,
-    books: Books,
-    trail: AuditTrail,
-    cfg: PlantConfig,
-    batch_id: str,
-    now_us: int,
-    threads: int = 2,
-) -> BatchReview:
-    """Gather and compile the review of ``batch_id`` (readiness included)."""
-    return compile_review(gather(store, books, trail, cfg, batch_id, now_us, threads))
+def then(
+    gather: Callable[P, Inputs], compile: Callable[[Inputs], Compiled]
+) -> Callable[P, Compiled]:
+    """``compile(gather(...))`` with gather's parameters: read, then compile."""
+
+    def gathered_and_compiled(*args: P.args, **kwargs: P.kwargs) -> Compiled:
+        return compile(gather(*args, **kwargs))
+
+    gathered_and_compiled.__doc__ = f"{compile.__doc__}\n\nParameters: as ``{gather.__name__}``."
+    return gathered_and_compiled
+
+
+# the review of ``batch_id`` (readiness included), with gather's parameters
+review_batch = then(gather, compile_review)
+
+
+def equipment_infos(cfg: PlantConfig) -> list[EquipmentInfo]:
+    """The configured equipment as the review sees it."""
+    return [
+        EquipmentInfo(e.id, e.kind, e.room, e.name, e.qualified_until, e.calibration_due)
+        for e in cfg.equipment
+    ]

@@ -170,20 +170,14 @@ def _cover(r: BatchReview) -> list[Any]:
     )
     out.append(_p(rd.text, BODY))
     out.append(Paragraph(f"<b>{escape(DISCLAIMER)}</b>", BODY))
-    out.append(Spacer(1, 4))
-    out += _table(
-        ["blocker", "finding"],
-        [(b.code, b.message) for b in rd.blockers],
-        [40 * mm, WIDTH - 40 * mm],
-        "no blockers",
-    )
-    out.append(Spacer(1, 4))
-    out += _table(
-        ["warning", "finding"],
-        [(w.code, w.message) for w in rd.warnings],
-        [40 * mm, WIDTH - 40 * mm],
-        "no warnings",
-    )
+    for kind, findings in (("blocker", rd.blockers), ("warning", rd.warnings)):
+        out.append(Spacer(1, 4))
+        out += _table(
+            [kind, "finding"],
+            [(f.code, f.message) for f in findings],
+            [40 * mm, WIDTH - 40 * mm],
+            f"no {kind}s",
+        )
     return out
 
 

@@ -16,13 +16,18 @@ from gmp_edge.config import PlantConfig, Tag
 from gmp_edge.deviations.batch import Batch
 from gmp_edge.historian.store import Store
 from gmp_edge.monitoring.engine import Books
-from gmp_edge.review.compile import PRESS_KINDS, EquipmentInfo
-from gmp_edge.review.gather import read_tag_arrays, tag_input, tags_in_scope
+from gmp_edge.review.compile import PRESS_KINDS
+from gmp_edge.review.gather import (
+    equipment_infos,
+    read_tag_arrays,
+    tag_input,
+    tags_in_scope,
+    then,
+)
 from gmp_edge.review.validation import (
     BatchData,
     EquipmentOverview,
     Policy,
-    ProcessValidationSummary,
     ValidationInputs,
     equipment_overview,
     summarise,
@@ -108,30 +113,8 @@ def gather_validation(
     )
 
 
-def process_validation(
-    store: Store,
-    books: Books,
-    cfg: PlantConfig,
-    now_us: int,
-    product: str | None = None,
-    start_us: int | None = None,
-    end_us: int | None = None,
-    policy: Policy | None = None,
-    max_batches: int = MAX_BATCHES,
-) -> ProcessValidationSummary:
-    """Gather and compile the process validation summary."""
-    inputs = gather_validation(
-        store, books, cfg, now_us, product, start_us, end_us, policy, max_batches
-    )
-    return summarise(inputs)
-
-
-def equipment_infos(cfg: PlantConfig) -> list[EquipmentInfo]:
-    """The configured equipment as the review sees it."""
-    return [
-        EquipmentInfo(e.id, e.kind, e.room, e.name, e.qualified_until, e.calibration_due)
-        for e in cfg.equipment
-    ]
+# the process validation summary, with gather_validation's parameters
+process_validation = then(gather_validation, summarise)
 
 
 def equipment_usage(cfg: PlantConfig, batches: Sequence[Batch]) -> list[tuple[Batch, set[str]]]:
