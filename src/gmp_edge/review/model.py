@@ -49,8 +49,18 @@ def _json(v: Any) -> Any:
     return v
 
 
+class Record:
+    """A review record whose JSON form is :func:`record_dict`'s convention."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return record_dict(self)
+
+
 @dataclass(frozen=True, slots=True)
-class GapSpan:
+class GapSpan(Record):
     """A period without values for a tag, clipped to the batch period."""
 
     start_us: int
@@ -61,13 +71,9 @@ class GapSpan:
     gap_id: int | None = None
     during_production: bool = True
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
-
 
 @dataclass(frozen=True, slots=True)
-class Stats:
+class Stats(Record):
     """Statistics over the Good values of a tag in the batch period (None when n == 0)."""
 
     n: int
@@ -79,13 +85,9 @@ class Stats:
     p50: float | None = None
     p95: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
-
 
 @dataclass(frozen=True, slots=True)
-class LimitsInForce:
+class LimitsInForce(Record):
     """One limit-set version's numbers for a tag, and when in the batch they were in force."""
 
     set_id: str
@@ -99,22 +101,14 @@ class LimitsInForce:
     applies_in: tuple[str, ...] | None = None  # production states; None = always
     continuous_monitoring_required: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
-
 
 @dataclass(frozen=True, slots=True)
-class Acknowledgement:
+class Acknowledgement(Record):
     """Who acknowledged an alarm, when, with what comment."""
 
     by: str
     at_us: int
     comment: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +133,7 @@ class Excursion:
 
 
 @dataclass(frozen=True, slots=True)
-class OotFinding:
+class OotFinding(Record):
     """An out-of-trend signal (trend rule) on a tag."""
 
     alarm_id: str
@@ -149,13 +143,9 @@ class OotFinding:
     rule: str
     acknowledgements: tuple[Acknowledgement, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
-
 
 @dataclass(frozen=True, slots=True)
-class Capability:
+class Capability(Record):
     """Process capability of a press CPP against its validated range (the action limits).
 
     Cp/Cpk use the within-subgroup sigma estimated from the average moving range
@@ -173,10 +163,6 @@ class Capability:
     cpk: float | None
     pp: float | None
     ppk: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +246,7 @@ class TagReview:
 
 
 @dataclass(frozen=True, slots=True)
-class EquipmentStatus:
+class EquipmentStatus(Record):
     """Qualification and calibration of one piece of equipment during the batch."""
 
     id: str
@@ -274,13 +260,9 @@ class EquipmentStatus:
     flagged: bool
     reason: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
-
 
 @dataclass(frozen=True, slots=True)
-class ConfigVersion:
+class ConfigVersion(Record):
     """A service run (configuration hash) overlapping the batch."""
 
     run_id: int
@@ -288,10 +270,6 @@ class ConfigVersion:
     started_us: int
     stopped_us: int | None
     note: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +301,7 @@ class LimitSetVersion:
 
 
 @dataclass(frozen=True, slots=True)
-class DeviationRef:
+class DeviationRef(Record):
     """A deviation linked to the batch."""
 
     id: str
@@ -334,13 +312,9 @@ class DeviationRef:
     discovered_us: int
     tag: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
-
 
 @dataclass(frozen=True, slots=True)
-class AuditRef:
+class AuditRef(Record):
     """An audit entry about a record in scope (as stored; hash shown for traceability)."""
 
     seq: int
@@ -352,13 +326,9 @@ class AuditRef:
     reason: str
     hash: str
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
-
 
 @dataclass(frozen=True, slots=True)
-class AuditVerdict:
+class AuditVerdict(Record):
     """The audit chain check at compile time."""
 
     intact: bool
@@ -367,36 +337,24 @@ class AuditVerdict:
     break_seq: int | None = None
     break_reason: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
-
 
 @dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(Record):
     """A blocker or warning: a stable code, a sentence, the records it is about."""
 
     code: str
     message: str
     refs: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
-
 
 @dataclass(frozen=True, slots=True)
-class Readiness:
+class Readiness(Record):
     """Release readiness as the software sees it; a person decides."""
 
     blockers: tuple[Finding, ...]
     warnings: tuple[Finding, ...]
     recommendation: str  # release | hold | reject
     text: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ from gmp_edge.review.compile import (
     limit_versions_in_force,
     period_end,
 )
-from gmp_edge.review.model import Capability, record_dict, stamped
+from gmp_edge.review.model import Capability, Record, stamped
 from gmp_edge.timefmt import utc_datetime
 
 CAPABLE = "capable"
@@ -68,7 +68,7 @@ def _fmt(x: float | None, digits: int = 2) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Policy:
+class Policy(Record):
     """The thresholds a verdict uses (site SOP; these defaults are common practice).
 
     ``cpk_target``: a batch or the pooled process below it is *marginal* (1.33: four
@@ -93,10 +93,6 @@ class Policy:
             raise ValueError(f"min_batches must be at least 1, not {self.min_batches}")
         if self.trend_run < 2:
             raise ValueError(f"trend_run must be at least 2, not {self.trend_run}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +131,7 @@ class ValidationInputs:
 
 
 @dataclass(frozen=True, slots=True)
-class DeviationLink:
+class DeviationLink(Record):
     """A deviation naming the batch whose evidence is the CPP tag."""
 
     id: str
@@ -143,13 +139,9 @@ class DeviationLink:
     status: str
     classification: str  # final, else the proposed one
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
-
 
 @dataclass(frozen=True, slots=True)
-class BatchFigures:
+class BatchFigures(Record):
     """One CPP in one batch: the batch review's statistics and capability."""
 
     batch_id: str
@@ -176,13 +168,9 @@ class BatchFigures:
         """The batch's Cpk (None: no range, fewer than 2 Good values, or no spread)."""
         return None if self.capability is None else self.capability.cpk
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
-
 
 @dataclass(frozen=True, slots=True)
-class Trend:
+class Trend(Record):
     """How the batch means move, batch after batch (in batch start order).
 
     ``slope_per_batch``: least-squares slope of the batch means against their sequence
@@ -202,13 +190,9 @@ class Trend:
     limit_side: str | None  # usl | lsl: the limit the line heads for
     text: str
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
-
 
 @dataclass(frozen=True, slots=True)
-class CppSummary:
+class CppSummary(Record):
     """One press CPP tag across the batches that ran on its press."""
 
     tag: str
@@ -229,13 +213,9 @@ class CppSummary:
     text: str
     notes: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
-
 
 @dataclass(frozen=True, slots=True)
-class BatchRef:
+class BatchRef(Record):
     """A batch the summary covers."""
 
     id: str
@@ -244,22 +224,14 @@ class BatchRef:
     end_us: int
     equipment: tuple[str, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
-
 
 @dataclass(frozen=True, slots=True)
-class Excluded:
+class Excluded(Record):
     """A batch of the period the summary leaves out, and why."""
 
     batch_id: str
     product: str
     reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -637,7 +609,7 @@ def summarise(inputs: ValidationInputs) -> ProcessValidationSummary:
 
 
 @dataclass(frozen=True, slots=True)
-class OutOfStatusUse:
+class OutOfStatusUse(Record):
     """A batch that used equipment while its qualification or calibration had lapsed."""
 
     batch_id: str
@@ -648,13 +620,9 @@ class OutOfStatusUse:
     calibration_status: str  # overdue | overdue_during_batch | in_date | not_recorded
     reason: str
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
-
 
 @dataclass(frozen=True, slots=True)
-class EquipmentOverview:
+class EquipmentOverview(Record):
     """One piece of equipment: qualification and calibration now, and lapsed uses."""
 
     id: str
@@ -670,10 +638,6 @@ class EquipmentOverview:
     batches_used: int
     out_of_status: tuple[OutOfStatusUse, ...]
     text: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return record_dict(self)
 
 
 def _days(d: date | None, today: date) -> int | None:
