@@ -3,8 +3,9 @@
 Each stream is an append-only table with an increasing id (``alarm_transitions.id``,
 ``audit.seq`` for deviation entries). The forwarder sends what lies after its cursor
 (stream ``alarm_events`` / ``deviation_events`` of the destination) and moves the
-cursor only when InfluxDB confirmed. A point InfluxDB refuses for good is audited with
-its line and skipped: never dropped silently, never blocking the stream.
+cursor only when InfluxDB confirmed. A refused request is bisected as the readings
+forwarder does: each point InfluxDB refuses for good is audited with its line and the
+reason and skipped, the others land; never dropped silently, never blocking the stream.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.historian.forwarder import Sink
+from gmp_edge.historian.forwarder import SendResult, Sink, guarded_send, send_bisecting
 from gmp_edge.historian.lineprotocol import encode_event
 from gmp_edge.historian.store import Store
-from gmp_edge.periodic import Periodic
+from gmp_edge.retry import Backoff
 
 log = logging.getLogger("gmp_edge.forward.events")
 
@@ -104,10 +105,17 @@ class EventForwarderStatus:
     refused: int = 0
     retries: int = 0
     last_error: str | None = None
+    failing: bool = False
 
 
 class EventForwarder:
-    """Forwards the event streams to one sink, cursor by cursor."""
+    """Forwards the event streams to one sink, cursor by cursor.
+
+    As the readings forwarder does: a refused request is bisected until the refused events
+    are isolated (each audited with its line and the reason; the others land), a retry
+    answer keeps the batch and waits with capped exponential backoff (or the server's
+    Retry-After), and the cursor only moves past what was confirmed or audited.
+    """
 
     def __init__(
         self,
@@ -118,17 +126,16 @@ class EventForwarder:
         flush_interval_s: float = 1.0,
         batch_size: int = 1000,
         sources: tuple[EventSource, ...] = SOURCES,
+        backoff: Backoff | None = None,
     ):
-        self.store = store
-        self.trail = trail
-        self.sink = sink
-        self.destination = destination
-        self.flush_interval_s = flush_interval_s
-        self.batch_size = batch_size
-        self.sources = sources
+        self.store, self.trail, self.sink = store, trail, sink
+        self.destination, self.sources = destination, sources
+        self.flush_interval_s, self.batch_size = flush_interval_s, batch_size
+        self.backoff = backoff or Backoff(0.5, 60.0)
         self.stats = EventForwarderStatus()
         self._path = Path(store.path)
         self._conn: sqlite3.Connection | None = None
+        self._retry: SendResult | None = None
 
     def _rows(self, source: EventSource, after: int) -> list[tuple[Any, ...]]:
         if self._conn is None:
@@ -141,57 +148,81 @@ class EventForwarder:
                 return []
             raise
 
-    async def drain_once(self) -> int:
-        """Send what is pending on every stream once; returns points confirmed."""
-        done = 0
-        for source in self.sources:
-            after = await asyncio.to_thread(
-                self.store.outbox_cursor, self.destination, source.stream
-            )
-            rows = await asyncio.to_thread(self._rows, source, after)
-            if not rows:
-                continue
-            lines = [source.encode(r) for r in rows]
-            result = await self.sink.send(lines)
-            last = int(rows[-1][0])
-            if result.kind == "retry":
-                self.stats.retries += 1
-                self.stats.last_error = result.reason
-                continue
-            if result.kind == "reject":
-                self.stats.refused += len(rows)
-                self.stats.last_error = result.reason
-                await asyncio.to_thread(
-                    self.trail.append,
+    def _audit_refused(self, stream: str, refused: list[tuple[int, str, str]]) -> None:
+        """One audit entry per refused event, with its line and the destination's reason."""
+        with self.trail.atomic() as tx:
+            for event_id, line, reason in refused:
+                tx.append(
                     "system:forwarder",
                     "forward.refused",
                     "destination",
                     self.destination,
-                    result.reason,
+                    reason,
                     None,
-                    {
-                        "stream": source.stream,
-                        "first": int(rows[0][0]),
-                        "last": last,
-                        "lines": lines[:20],
-                    },
+                    {"stream": stream, "id": event_id, "line": line},
                 )
+
+    async def _drain_stream(self, source: EventSource) -> int:
+        after = await asyncio.to_thread(self.store.outbox_cursor, self.destination, source.stream)
+        rows = await asyncio.to_thread(self._rows, source, after)
+        if not rows:
+            return 0
+        lines = [source.encode(r) for r in rows]
+        d = await send_bisecting(lambda part: guarded_send(self.sink, part), lines)
+        refused = [(int(rows[i][0]), lines[i], reason) for i, reason in d.refused]
+        if refused:
+            # before the ack: a crash in between audits them again, never loses them
+            await asyncio.to_thread(self._audit_refused, source.stream, refused)
+            self.stats.refused += len(refused)
+            self.stats.last_error = refused[-1][2]
+            log.warning("%s: %d %s refused, audited", self.destination, len(refused), source.stream)
+        handled = set(d.delivered) | {i for i, _ in d.refused}
+        prefix = next((i for i in range(len(rows)) if i not in handled), len(rows))
+        if prefix:
+            last = int(rows[prefix - 1][0])
             await asyncio.to_thread(self.store.outbox_ack, self.destination, last, source.stream)
-            self.stats.sent[source.stream] = self.stats.sent.get(source.stream, 0) + len(rows)
-            done += len(rows)
+        sent = len(d.delivered)
+        self.stats.sent[source.stream] = self.stats.sent.get(source.stream, 0) + sent
+        if d.retry is not None:
+            self._retry = d.retry
+            self.stats.retries += 1
+            self.stats.last_error = d.retry.reason
+        return sent
+
+    async def drain_once(self) -> int:
+        """Send what is pending on every stream once; returns events confirmed.
+
+        A stream whose destination asked to try again keeps its batch; :attr:`retry` says so.
+        """
+        self._retry = None
+        done = 0
+        for source in self.sources:
+            done += await self._drain_stream(source)
+        self.stats.failing = self._retry is not None
         return done
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Forward until ``stop``; then one last pass."""
+    @property
+    def retry(self) -> SendResult | None:
+        """The last pass's retry answer (None: every stream delivered or had nothing)."""
+        return self._retry
 
-        async def drain() -> None:
+    async def run(self, stop: asyncio.Event) -> None:
+        """Forward until ``stop``; then one last pass. Backs off while the sink asks to retry."""
+        while not stop.is_set():
             try:
                 await self.drain_once()
             except Exception as exc:  # keep forwarding alive; health shows the error
                 log.exception("event forwarding failed")
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
-
-        await Periodic(drain, self.flush_interval_s, name="event forwarding").run(stop)
+                self._retry = SendResult.retry(None, self.stats.last_error)
+                self.stats.failing = True
+            if self._retry is None:
+                self.backoff.reset()
+                pause = self.flush_interval_s
+            else:
+                pause = max(self.backoff.next_delay(), self._retry.after_s or 0.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
         with contextlib.suppress(Exception):
             await self.drain_once()
 
@@ -201,5 +232,6 @@ class EventForwarder:
             "sent": sum(self.stats.sent.values()),
             "refused": self.stats.refused,
             "retries": self.stats.retries,
+            "failing": self.stats.failing,
             "last_error": self.stats.last_error,
         }

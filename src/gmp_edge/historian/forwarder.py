@@ -24,7 +24,7 @@ import logging
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -95,6 +95,66 @@ class Sink(Protocol):
     async def send(self, lines: list[str]) -> SendResult:
         """Deliver ``lines``; must not raise for destination or network problems."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What :func:`send_bisecting` did with a list of lines (indices into it)."""
+
+    delivered: tuple[int, ...]  # confirmed by the destination
+    refused: tuple[tuple[int, str], ...]  # refused for good, each with the reason
+    retry: SendResult | None  # the destination asked to try again: the rest is unsent
+    requests: int  # requests the destination confirmed
+    rejects: int  # answers that refused something
+
+
+async def send_bisecting(
+    send: Callable[[list[str]], Awaitable[SendResult]], lines: Sequence[str]
+) -> Delivery:
+    """Send ``lines``; a refused request is split until the refused lines are isolated.
+
+    Where the destination names the bad lines only those are refused; otherwise halves are
+    sent again, so the good lines land and each poison line is found in log2(n) requests.
+    A retry answer stops at once: what was not confirmed or refused is to be sent again.
+    """
+    delivered: list[int] = []
+    refused: list[tuple[int, str]] = []
+    segments: deque[list[int]] = deque([list(range(len(lines)))] if lines else [])
+    requests = rejects = 0
+    while segments:
+        seg = segments.popleft()
+        res = await send([lines[i] for i in seg])
+        if res.kind == "ok":
+            delivered += seg
+            requests += 1
+            continue
+        if res.kind == "retry":
+            return Delivery(tuple(delivered), tuple(refused), res, requests, rejects)
+        rejects += 1
+        named = sorted({seg[j] for j in res.bad or () if 0 <= j < len(seg)})
+        if named:  # the destination said which lines: only those are refused
+            refused += [(i, res.reason) for i in named]
+            rest = [i for i in seg if i not in set(named)]
+            if rest:
+                segments.appendleft(rest)
+        elif len(seg) == 1:
+            refused.append((seg[0], res.reason))
+        else:
+            mid = len(seg) // 2
+            segments.appendleft(seg[mid:])
+            segments.appendleft(seg[:mid])
+    return Delivery(tuple(delivered), tuple(refused), None, requests, rejects)
+
+
+async def guarded_send(sink: Sink, lines: list[str]) -> SendResult:
+    """``sink.send``, with a sink that raises (it must not) answered as a retry."""
+    try:
+        return await sink.send(lines)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # never lose the batch to a sink's bug
+        log.exception("%s: sink raised", getattr(sink, "name", type(sink).__name__))
+        return SendResult.retry(None, f"sink error: {type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,13 +335,7 @@ class Forwarder:
     # -- delivering ------------------------------------------------------------------
 
     async def _send(self, lines: list[str]) -> SendResult:
-        try:
-            return await self.sink.send(lines)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a sink must not raise; if it does, never lose the batch
-            log.exception("%s: sink raised", self.destination)
-            return SendResult.retry(None, f"sink error: {type(exc).__name__}: {exc}")
+        return await guarded_send(self.sink, lines)
 
     async def _deliver(self, items: list[_Item]) -> tuple[list[_Item], Drain]:
         """One pass over ``items``: send, bisect rejects, quarantine, ack the confirmed prefix.
@@ -318,36 +372,15 @@ class Forwarder:
                 skipped += 1
             else:
                 todo.append(i)
-        segments: deque[list[int]] = deque([todo] if todo else [])
-        sent = 0
-        retry: SendResult | None = None
-        while segments:
-            seg = segments.popleft()
-            res = await self._send([items[i].line or "" for i in seg])
-            if res.kind == "ok":
-                for i in seg:
-                    handled[i] = True
-                sent += len(seg)
-                self.batches += 1
-                continue
-            if res.kind == "retry":
-                retry = res
-                self.retries += 1
-                break
-            self.rejects += 1
-            named = sorted({seg[j] for j in res.bad or () if 0 <= j < len(seg)})
-            if named:  # the destination said which lines: only those are quarantined
-                for i in named:
-                    quarantine_item(i, res.reason)
-                rest = [i for i in seg if not handled[i]]
-                if rest:
-                    segments.appendleft(rest)
-            elif len(seg) == 1:
-                quarantine_item(seg[0], res.reason)
-            else:  # bisect: good halves land, the poison is isolated in log2(n) steps
-                mid = len(seg) // 2
-                segments.appendleft(seg[mid:])
-                segments.appendleft(seg[:mid])
+        d = await send_bisecting(self._send, [items[i].line or "" for i in todo])
+        for j in d.delivered:
+            handled[todo[j]] = True
+        for j, reason in d.refused:
+            quarantine_item(todo[j], reason)
+        sent, retry = len(d.delivered), d.retry
+        self.batches += d.requests
+        self.rejects += d.rejects
+        self.retries += retry is not None
         if quarantine:
             # before the ack: a crash in between re-quarantines (ignored), never loses
             added = await asyncio.to_thread(self._write_quarantine, quarantine)
