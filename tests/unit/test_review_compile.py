@@ -15,6 +15,7 @@ from gmp_edge.audit.chain import Break
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.clock import now_us
 from gmp_edge.collector.reading import Quality, Reading
+from gmp_edge.deviations import lifecycle as lc
 from gmp_edge.deviations.batch import Batch
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.historian.store import Gap, Store
@@ -470,3 +471,47 @@ def test_review_batch_gathers_from_a_real_store_and_books(tmp_path):
     assert outside not in {t.tag for t in r.tags}
     assert all(t.room == COMPRESSION or t.equipment == PRESS for t in r.tags)
     json.dumps(r.to_dict())
+
+
+def test_a_batch_registered_after_an_excursion_gets_its_deviation(tmp_path):
+    # issue 13 item 6: the batch did not exist when the deviation was raised, so it was
+    # not linked, and the action excursion disappeared from the release checklist
+    plant = small_plant()  # TEMP: action high 24, on-delay 30 s
+    cfg, sha = plant.load(tmp_path)
+    db = cfg.store.path
+    store = Store(db)
+    EdgeService(cfg, sha, store)
+    store.start_run(sha, [t.path for t in cfg.tags])
+    trail = AuditTrail(db)
+    books = Books.open(trail)
+    try:
+        engine = MonitoringEngine(cfg, sha, store, books)
+        engine.start()
+        t0 = now_us() + 5 * S
+        store.commit([Reading(TEMP, 21.0, Quality.GOOD, t0 + i * S) for i in range(30)])
+        store.commit([Reading(TEMP, 25.5, Quality.GOOD, t0 + i * S) for i in range(30, 90)])
+        store.commit([Reading(TEMP, 21.0, Quality.GOOD, t0 + i * S) for i in range(90, 200)])
+        engine.step()
+        (raised,) = books.deviations.list()
+        assert raised.affected_batch_ids == ()  # no batch was running
+        # registered afterwards, back-dated to before the excursion
+        books.batches.start("qa1", Batch("B-9", "Ibuprofen", (PRESS,), (COMPRESSION,), t0))
+        books.batches.end("qa1", "B-9", t0 + 200 * S)
+        r = review_batch(store, books, trail, cfg, "B-9", t0 + 300 * S)
+        assert [d.id for d in r.deviations] == [raised.id]
+        assert r.deviations[0].alarm_ids and r.deviations[0].excursion_start_us is not None
+        assert r.readiness is not None
+        codes = {b.code for b in r.readiness.blockers}
+        assert "deviation_open" in codes and "action_excursion_without_deviation" not in codes
+
+        # cancelled as raised in error: the excursion itself blocks the release
+        dev, t = lc.cancel(raised, raised.version, actor="qa1", at_us=t0 + 250 * S, reason="test")
+        books.deviations.update(dev, t, raised.version)
+        r = review_batch(store, books, trail, cfg, "B-9", t0 + 300 * S)
+        assert r.readiness is not None
+        codes = {b.code for b in r.readiness.blockers}
+        assert "action_excursion_without_deviation" in codes and "deviation_open" not in codes
+    finally:
+        books.close()
+        trail.close()
+        store.close()

@@ -111,6 +111,7 @@ BLOCKERS = [
     ("equipment_status", {"equipment": (eq(),)}),
     ("quarantined_points", {"quarantined": 3}),
     ("audit_chain_broken", {"audit": AuditVerdict(False, 10, "h", 4, "hash mismatch")}),
+    ("action_excursion_without_deviation", {"tags": (tag(excursions=(exc("action"),)),)}),
 ]
 
 WARNINGS = [
@@ -153,9 +154,46 @@ def test_each_warning(code, change):
     assert r.recommendation == "release"
 
 
-def test_action_excursion_alone_is_not_a_warning_the_deviation_carries_it():
+def test_action_excursion_is_not_a_warning_the_blocker_or_the_deviation_carries_it():
     r = assess(clean(tags=(tag(excursions=(exc("action"),)),)))
     assert r.warnings == ()
+
+
+def about(alarm_ids=(), tag_path=None, start=None, end=None, **kw) -> DeviationRef:
+    return replace(
+        dev(**kw),
+        alarm_ids=alarm_ids,
+        tag=tag_path,
+        excursion_start_us=start,
+        excursion_end_us=end,
+    )
+
+
+TAG = "s/a/r/e/t"
+ALARM = f"{TAG}#x"
+COVERAGE = [
+    # (linked deviations, is the action excursion still a blocker of its own?)
+    ((), True),  # nothing raised for it, or raised before a back-dated batch existed
+    ((about((ALARM,)),), False),  # raised for that alarm, closed and classified
+    ((about((ALARM,), status="cancelled", cls=None),), True),  # cancelled: raised in error
+    ((about(("s/a/r/e/other#x",)),), True),  # about another alarm
+    ((about(tag_path=TAG, start=T0 - S, end=T0 + S // 2),), False),  # by hand, same tag, overlaps
+    ((about(tag_path=TAG, start=T0 + 2 * S, end=None),), True),  # same tag, after it ended
+    ((about(tag_path="s/a/r/e/u", start=T0, end=T0 + S),), True),  # another tag
+]
+
+
+@pytest.mark.parametrize(("deviations", "blocks"), COVERAGE)
+def test_an_action_excursion_blocks_unless_a_deviation_is_about_it(deviations, blocks):
+    # before the fix an action excursion never blocked: it relied on a linked deviation,
+    # and a batch registered after the excursion had none (issue 13 item 6)
+    r = assess(clean(tags=(tag(excursions=(exc("action"),)),), deviations=deviations))
+    codes = [b.code for b in r.blockers]
+    assert codes.count("action_excursion_without_deviation") == (1 if blocks else 0)
+    if blocks:
+        b = next(b for b in r.blockers if b.code == "action_excursion_without_deviation")
+        assert f"alarm:{ALARM}" in b.refs and "has no deviation" in b.message
+        assert r.recommendation == "hold"
 
 
 def test_non_critical_gap_is_not_a_blocker():

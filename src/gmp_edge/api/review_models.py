@@ -291,6 +291,13 @@ class BatchReviewDeviation(BatchReviewPart):
     discovered_us: int = Field(description=f"when it was discovered, {US}")
     discovered: str = Field(description=ISO)
     tag: str | None = Field(description="the tag of its evidence, if any")
+    alarm_ids: list[str] = Field(description="the alarms of the excursion it was raised for")
+    excursion_start_us: int | None = Field(description=f"when that excursion began, {US}")
+    excursion_start: str | None = Field(description=ISO)
+    excursion_end_us: int | None = Field(
+        description=f"when it ended, {US} (null: under way, or raised by hand)"
+    )
+    excursion_end: str | None = Field(description=ISO)
 
 
 class BatchReviewAuditVerdict(BatchReviewPart):

@@ -36,7 +36,9 @@ from gmp_edge.deviations.rules import (
 )
 
 
-def affected_batches(summary: ExcursionSummary, batches: Iterable[Batch]) -> tuple[Batch, ...]:
+def affected_batches(
+    summary: ExcursionSummary | Evidence, batches: Iterable[Batch]
+) -> tuple[Batch, ...]:
     """Batches in progress during the excursion in its room or on its equipment, by id."""
     hit = [
         b

@@ -288,6 +288,19 @@ class DeviationBook(RecordBook):
         )
         return [Deviation.from_dict(json.loads(r[0])) for r in rows]
 
+    def with_evidence_in(self, start_us: int, end_us: int) -> builtins.list[Deviation]:
+        """Deviations whose excursion (evidence) was under way at some time in
+        ``[start_us, end_us)``, oldest first: the candidates for a batch registered after
+        the fact, whose stored links were made before the batch existed."""
+        rows = self._all(
+            "select json from deviations"
+            " where json_extract(json, '$.evidence.start_us') < ?"
+            " and coalesce(json_extract(json, '$.evidence.end_us'), ?) >= ?"
+            " order by discovered_us, id",
+            (end_us, end_us, start_us),
+        )
+        return [Deviation.from_dict(json.loads(r[0])) for r in rows]
+
     # SignableRecords
     def content(self, record_id: str) -> object | None:
         """The whole deviation record as it is now (None if unknown)."""

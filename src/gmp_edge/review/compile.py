@@ -521,6 +521,9 @@ def compile_review(inputs: ReviewInputs) -> BatchReview:
                 proposed_classification=d.proposed_classification.value,
                 discovered_us=d.discovered_us,
                 tag=None if d.evidence is None else d.evidence.tag,
+                alarm_ids=() if d.evidence is None else d.evidence.alarm_ids,
+                excursion_start_us=None if d.evidence is None else d.evidence.start_us,
+                excursion_end_us=None if d.evidence is None else d.evidence.end_us,
             )
             for d in sorted(inputs.deviations, key=lambda d: (d.discovered_us, d.id))
         ),

@@ -23,6 +23,7 @@ from gmp_edge.alarms.model import Transition as AlarmTransition
 from gmp_edge.audit.chain import AuditEntry
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.config import ModbusDevice, OpcuaDevice, PlantConfig, Tag
+from gmp_edge.deviations.autoraise import affected_batches
 from gmp_edge.deviations.batch import Batch
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.historian.store import Gap, Store, read_records
@@ -247,7 +248,15 @@ def gather(
     used_eq = set(batch.equipment) | {t.segments[3] for t in tags}
     equipment = [e for e in equipment_infos(cfg) if e.id in used_eq]
     limit_sets = books.limit_sets.history()
+    # linked when raised, or under way in the batch's rooms or on its equipment: a batch
+    # registered after an excursion (back-dated) was not there to be linked when it was raised
     deviations = books.deviations.for_batch(batch_id)
+    linked = {d.id for d in deviations}
+    deviations += [
+        d
+        for d in books.deviations.with_evidence_in(start, end)
+        if d.id not in linked and d.evidence is not None and affected_batches(d.evidence, [batch])
+    ]
     entries: dict[int, AuditEntry] = {}
 
     def add(found: Sequence[AuditEntry]) -> None:

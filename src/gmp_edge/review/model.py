@@ -311,6 +311,22 @@ class DeviationRef(Record):
     proposed_classification: str
     discovered_us: int
     tag: str | None = None
+    # the excursion it was raised for (empty for a deviation raised by hand)
+    alarm_ids: tuple[str, ...] = ()
+    excursion_start_us: int | None = None
+    excursion_end_us: int | None = None  # None: still under way, or no excursion
+
+    def covers(self, tag: str, alarm_id: str, start_us: int, end_us: int | None) -> bool:
+        """True if this deviation is about that excursion: it names the alarm, or it is
+        about the same tag and its excursion overlaps the alarm's."""
+        if alarm_id in self.alarm_ids:
+            return True
+        if self.tag != tag or self.excursion_start_us is None:
+            return False
+        starts_before_end = end_us is None or self.excursion_start_us <= end_us
+        return starts_before_end and (
+            self.excursion_end_us is None or self.excursion_end_us >= start_us
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,6 +99,21 @@ def assess(review: BatchReview, policy: Policy | None = None) -> Readiness:
                 )
             )
         for e in t.excursions:
+            if e.level == "action" and not any(
+                d.status != "cancelled" and d.covers(t.tag, e.alarm_id, e.start_us, e.end_us)
+                for d in review.deviations
+            ):
+                # exceeding an action limit calls for an investigation (Annex 1 glossary):
+                # without a deviation about it nothing else in the review would speak of it
+                peak = f"{number(e.peak)} {t.unit}".rstrip()
+                blockers.append(
+                    Finding(
+                        "action_excursion_without_deviation",
+                        f"{t.tag}: action {e.side} excursion from {_when(e.start_us)} for "
+                        f"{duration(e.duration_us)} (peak {peak}) has no deviation",
+                        (*ref, f"alarm:{e.alarm_id}"),
+                    )
+                )
             if e.level == "alert":
                 peak = f"{number(e.peak)} {t.unit}".rstrip()
                 warnings.append(
