@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.storage.schema import Schema, open_store
@@ -43,3 +43,42 @@ class RecordBook:
         with self._lock:
             row: tuple[Any, ...] | None = self._conn.execute(sql, tuple(args)).fetchone()
             return row
+
+
+R = TypeVar("R")
+
+
+class SignableBook(RecordBook, Generic[R]):
+    """A book whose records can be signed: the signature register asks for a record's
+    content and its author by the record id (``SignableRecords``).
+
+    A subclass names its ``record_type``, the exception for an unknown record, and how to
+    find a record, what a signature covers and who wrote it.
+    """
+
+    record_type: ClassVar[str]
+    not_found: ClassVar[type[Exception]]
+
+    def signable(self, record_id: str, /) -> R | None:
+        """The record ``record_id`` names, or None."""
+        raise NotImplementedError
+
+    def signed_content(self, record: R) -> object:
+        """What a signature on ``record`` covers."""
+        raise NotImplementedError
+
+    def author_of(self, record: R) -> str:
+        """Who created or proposed ``record`` (separation of duties)."""
+        raise NotImplementedError
+
+    def content(self, record_id: str) -> object | None:
+        """The record's signable content (None if unknown)."""
+        r = self.signable(record_id)
+        return None if r is None else self.signed_content(r)
+
+    def author(self, record_id: str) -> str:
+        """Who created the record; an unknown one raises ``not_found``."""
+        r = self.signable(record_id)
+        if r is None:
+            raise self.not_found(f"no {self.record_type.replace('_', ' ')} {record_id!r}")
+        return self.author_of(r)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gmp_edge.audit.book import RecordBook
+from gmp_edge.audit.book import SignableBook
 from gmp_edge.clock import now_us
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.storage.schema import Schema
@@ -70,10 +70,11 @@ class AuditReview:
         }
 
 
-class AuditReviews(RecordBook):
+class AuditReviews(SignableBook[AuditReview]):
     """Audit-trail review records (signable: ``record_type`` = ``audit_review``)."""
 
     record_type = RECORD_TYPE
+    not_found = ReviewError
     schema = SCHEMA
 
     def get(self, review_id: str) -> AuditReview | None:
@@ -93,18 +94,16 @@ class AuditReviews(RecordBook):
         ]
         return [r for r in map(self.get, ids) if r is not None]
 
-    # SignableRecords
-    def content(self, record_id: str) -> object | None:
-        """The signable content of a review (None if unknown)."""
-        r = self.get(record_id)
-        return None if r is None else r.content()
+    # SignableBook
+    signable = get
 
-    def author(self, record_id: str) -> str:
+    def signed_content(self, record: AuditReview) -> object:
+        """The review's signable content."""
+        return record.content()
+
+    def author_of(self, record: AuditReview) -> str:
         """Who created the review."""
-        r = self.get(record_id)
-        if r is None:
-            raise ReviewError(f"no audit review {record_id!r}")
-        return r.created_by
+        return record.created_by
 
     def create(self, actor: str, start_us: int, end_us: int, comment: str) -> AuditReview:
         """Pin the entries of a period and record the reviewer's comment (audited)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gmp_edge.alarms.model import Alarm
 from gmp_edge.alarms.model import Transition as AlarmTransition
-from gmp_edge.audit.book import RecordBook
+from gmp_edge.audit.book import RecordBook, SignableBook
 from gmp_edge.audit.trail import AuditTransaction
 from gmp_edge.clock import now_us
 from gmp_edge.deviations.batch import Batch, batch_id_problem
@@ -168,10 +168,11 @@ def _year(at_us: int) -> int:
     return utc_datetime(at_us).year
 
 
-class DeviationBook(RecordBook):
+class DeviationBook(SignableBook[Deviation]):
     """Deviation records (signable: ``record_type`` = ``deviation``)."""
 
     record_type = "deviation"
+    not_found = RecordNotFound
     schema = Schema("deviations", (_DEVIATION_SCHEMA,))
 
     def next_id(self, at_us: int) -> str:
@@ -301,18 +302,16 @@ class DeviationBook(RecordBook):
         )
         return [Deviation.from_dict(json.loads(r[0])) for r in rows]
 
-    # SignableRecords
-    def content(self, record_id: str) -> object | None:
-        """The whole deviation record as it is now (None if unknown)."""
-        dev = self.get(record_id)
-        return None if dev is None else dev.to_dict()
+    # SignableBook: the whole deviation record as it is now, raised by
+    signable = get
 
-    def author(self, record_id: str) -> str:
+    def signed_content(self, record: Deviation) -> object:
+        """The whole deviation record as it is now."""
+        return record.to_dict()
+
+    def author_of(self, record: Deviation) -> str:
         """Who raised the deviation."""
-        dev = self.get(record_id)
-        if dev is None:
-            raise RecordNotFound(f"no deviation {record_id!r}")
-        return dev.raised_by
+        return record.raised_by
 
 
 # -------------------------------------------------------------------------- batches
@@ -452,10 +451,11 @@ def _same_limits(a: LimitSet, b: LimitSet) -> bool:
     )
 
 
-class LimitSetBook(RecordBook):
+class LimitSetBook(SignableBook[LimitSet]):
     """Versioned limit sets (signable: ``record_type`` = ``limit_set``, id ``<id>@v<n>``)."""
 
     record_type = "limit_set"
+    not_found = RecordNotFound
     schema = Schema("limit_sets", (_LIMIT_SCHEMA,))
 
     def _row(self, conn: sqlite3.Connection, set_id: str, version: int) -> tuple[LimitSet, str]:
@@ -681,22 +681,19 @@ class LimitSetBook(RecordBook):
             )
         return [(LimitSet.from_dict(json.loads(r[0])), str(r[1])) for r in rows]
 
-    # SignableRecords
-    def content(self, record_id: str) -> object | None:
-        """``LimitSet.content()`` of ``<id>@v<n>`` (None if unknown)."""
+    # SignableBook: a version by its record id ``<id>@v<n>``
+    def signable(self, record_id: str) -> LimitSet | None:
+        """The version ``<id>@v<n>`` names, or None."""
         parsed = parse_limit_set_record_id(record_id)
-        if parsed is None:
-            return None
-        ls = self.get(*parsed)
-        return None if ls is None else ls.content()
+        return None if parsed is None else self.get(*parsed)
 
-    def author(self, record_id: str) -> str:
+    def signed_content(self, record: LimitSet) -> object:
+        """``LimitSet.content()``."""
+        return record.content()
+
+    def author_of(self, record: LimitSet) -> str:
         """Who proposed the version."""
-        parsed = parse_limit_set_record_id(record_id)
-        ls = None if parsed is None else self.get(*parsed)
-        if ls is None:
-            raise RecordNotFound(f"no limit set {record_id!r}")
-        return ls.proposed_by
+        return record.proposed_by
 
 
 # --------------------------------------------------------------------- engine state

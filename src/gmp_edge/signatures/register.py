@@ -53,7 +53,10 @@ SCHEMA = Schema("signatures", (_SCHEMA,))
 class SignableRecords(Protocol):
     """What the register needs from a kind of record that can be signed."""
 
-    record_type: str
+    @property
+    def record_type(self) -> str:
+        """The ``record_type`` its signatures and audit entries name."""
+        ...
 
     def content(self, record_id: str) -> object | None:
         """The record's signable content as JSON-able data (None if no such record)."""
