@@ -473,9 +473,24 @@ def test_review_batch_gathers_from_a_real_store_and_books(tmp_path):
     json.dumps(r.to_dict())
 
 
-def test_a_batch_registered_after_an_excursion_gets_its_deviation(tmp_path):
-    # issue 13 item 6: the batch did not exist when the deviation was raised, so it was
-    # not linked, and the action excursion disappeared from the release checklist
+# the excursion: TEMP above its action limit (24) from t0 + 30 s to t0 + 90 s
+ORDERINGS = [
+    # (batch start, batch end, registered before the excursion was evaluated)
+    pytest.param(0, 200, True, id="batch-running-when-raised"),
+    pytest.param(0, 200, False, id="registered-after-the-fact-back-dated"),
+    pytest.param(60, 200, True, id="excursion-spans-the-batch-start"),
+    pytest.param(60, 200, False, id="spans-the-start-and-registered-after"),
+    pytest.param(0, 60, True, id="batch-ended-early-mid-excursion"),
+    pytest.param(0, 60, False, id="ended-early-and-registered-after"),
+]
+
+
+@pytest.mark.parametrize(("start_s", "end_s", "before"), ORDERINGS)
+def test_every_ordering_of_batch_and_excursion_reaches_the_checklist(
+    tmp_path, start_s, end_s, before
+):
+    # issue 13 item 6: a batch that did not exist when the deviation was raised was not
+    # linked, and the action excursion disappeared from the release checklist
     plant = small_plant()  # TEMP: action high 24, on-delay 30 s
     cfg, sha = plant.load(tmp_path)
     db = cfg.store.path
@@ -488,15 +503,22 @@ def test_a_batch_registered_after_an_excursion_gets_its_deviation(tmp_path):
         engine = MonitoringEngine(cfg, sha, store, books)
         engine.start()
         t0 = now_us() + 5 * S
+        batch = Batch("B-9", "Ibuprofen", (PRESS,), (COMPRESSION,), t0 + start_s * S)
+
+        def register() -> None:
+            books.batches.start("qa1", batch)
+            books.batches.end("qa1", "B-9", t0 + end_s * S)
+
+        if before:
+            register()
         store.commit([Reading(TEMP, 21.0, Quality.GOOD, t0 + i * S) for i in range(30)])
         store.commit([Reading(TEMP, 25.5, Quality.GOOD, t0 + i * S) for i in range(30, 90)])
         store.commit([Reading(TEMP, 21.0, Quality.GOOD, t0 + i * S) for i in range(90, 200)])
         engine.step()
         (raised,) = books.deviations.list()
-        assert raised.affected_batch_ids == ()  # no batch was running
-        # registered afterwards, back-dated to before the excursion
-        books.batches.start("qa1", Batch("B-9", "Ibuprofen", (PRESS,), (COMPRESSION,), t0))
-        books.batches.end("qa1", "B-9", t0 + 200 * S)
+        if not before:
+            assert raised.affected_batch_ids == ()  # no batch existed to link
+            register()
         r = review_batch(store, books, trail, cfg, "B-9", t0 + 300 * S)
         assert [d.id for d in r.deviations] == [raised.id]
         assert r.deviations[0].alarm_ids and r.deviations[0].excursion_start_us is not None
@@ -511,6 +533,7 @@ def test_a_batch_registered_after_an_excursion_gets_its_deviation(tmp_path):
         assert r.readiness is not None
         codes = {b.code for b in r.readiness.blockers}
         assert "action_excursion_without_deviation" in codes and "deviation_open" not in codes
+        assert r.readiness.recommendation == "hold"
     finally:
         books.close()
         trail.close()
