@@ -44,12 +44,16 @@ class ListSink:
     def __init__(self) -> None:
         self.readings: list[Reading] = []
         self.gaps: list[tuple] = []
+        self.intervals: list[tuple] = []
 
     async def put(self, readings):
         self.readings.extend(readings)
 
     async def gap(self, tags, start_us, end_us, cause, message):
         self.gaps.append((list(tags), start_us, end_us, cause, message))
+
+    async def sample_interval(self, tags, from_us, interval_s):
+        self.intervals.append((list(tags), from_us, interval_s))
 
     def of(self, tag: str) -> list[Reading]:
         return [r for r in self.readings if r.tag == tag]

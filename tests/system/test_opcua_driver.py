@@ -224,6 +224,9 @@ class CollectingSink:
     ) -> None:
         self.gaps.append((list(tags), start_us, end_us, cause, message))
 
+    async def sample_interval(self, tags: Sequence[str], from_us: int, interval_s: float) -> None:
+        raise AssertionError("an OPC UA driver reports no device sample interval")
+
     @property
     def readings(self) -> list[Reading]:
         return [r for b in self.batches for r in b]

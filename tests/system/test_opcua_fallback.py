@@ -29,6 +29,9 @@ class Sink:
     async def gap(self, *args):
         pass
 
+    async def sample_interval(self, *args):
+        raise AssertionError("an OPC UA driver reports no device sample interval")
+
 
 async def test_subscription_refused_falls_back_to_polling(monkeypatch):
     async def refuse(self, params, callback, request_callback=None):

@@ -45,6 +45,7 @@ from gmp_edge.collector.modbus_fake import (
 from gmp_edge.collector.plan import Function, RegisterPoint
 from gmp_edge.collector.reading import Cause, Quality, Reading
 from gmp_edge.retry import Backoff
+from gmp_edge.timefmt import iso
 from tests.virtual_time import START, virtual_time
 
 # -- virtual time ----------------------------------------------------------------------------
@@ -112,6 +113,7 @@ def device_spec(**kw: Any) -> ModbusDeviceSpec:
         "reconnect_min_s": 1.0,
         "reconnect_max_s": 8.0,
         "float_word_order": Order.LITTLE,  # the fake counter's, like REMOTE/Solair
+        "record_missed_cycles": 3,
     }
     return ModbusDeviceSpec("dev-01", "fake", 502, UNIT, **(base | kw))
 
@@ -146,6 +148,7 @@ class ListSink:
         self.readings: list[Reading] = []
         self.batches: list[list[Reading]] = []
         self.gaps: list[tuple[list[str], int, int, Cause, str]] = []
+        self.intervals: list[tuple[list[str], int, float]] = []
 
     async def put(self, readings: Sequence[Reading]) -> None:
         self.batches.append(list(readings))
@@ -155,6 +158,9 @@ class ListSink:
         self, tags: Sequence[str], start_us: int, end_us: int, cause: Cause, message: str
     ) -> None:
         self.gaps.append((list(tags), start_us, end_us, cause, message))
+
+    async def sample_interval(self, tags: Sequence[str], from_us: int, interval_s: float) -> None:
+        self.intervals.append((list(tags), from_us, interval_s))
 
     def of(self, tag: str) -> list[Reading]:
         return [r for r in self.readings if r.tag == tag]
@@ -970,21 +976,24 @@ async def test_full_ring_shifting_during_the_walk_back_emits_each_record_once() 
     assert seen == [r.timestamp_s for r in list(counter.records)[-2:]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: after the counter's clock is set back, its new records are older "
-    "than the last one read and are skipped silently: no reading, no error, no gap",
-)
 @virtual_time
 async def test_counter_clock_set_back_is_not_silent() -> None:
     counter = FakeParticleCounter()
     counter.sample(3)
     server, d = counter_driver(counter)
     await d.poll_once()
+    last = counter.records[-1].timestamp_s
     counter.clock_s -= 3600  # the counter's real-time clock is set back an hour
     counter.sample(3)
-    got = [r for _ in range(3) for r in await d.poll_once()]
-    assert got or d.status.last_error is not None
+    got = await d.poll_once()
+    assert [r.quality for r in got] == [Quality.BAD] * 3  # before the fix: nothing at all
+    assert got[0].cause is Cause.DEVICE and got[0].message is not None
+    assert got[0].message.startswith("counter clock set back: its newest record (")
+    assert f"older than the last one read ({iso(last * 1_000_000)[:19]}Z)" in got[0].message
+    counter.sample(1)  # from then on its records are read again
+    again = await d.poll_once()
+    assert [r.quality for r in again] == [Quality.GOOD] * 3
+    assert {r.ts_source_us for r in again} == {counter.records[-1].timestamp_s * 1_000_000}
 
 
 RECORD_QUALITY = [
@@ -1162,3 +1171,82 @@ async def test_record_tags_obey_their_sensor_range(
         assert t.message is not None and says in t.message and t.cause is not None
         assert t.value is not None  # kept, so the reviewer sees what the device reported
     assert got[P05].quality is Quality.GOOD
+
+
+# -- a counter that stops sampling (issue 13 items 2 and 3) -----------------------------------
+
+
+@virtual_time
+async def test_a_counter_that_stops_sampling_reads_bad_and_leaves_a_gap() -> None:
+    # before the fix: one Good reading, then nothing at all, no Bad reading, no gap
+    counter = FakeParticleCounter(sample_time_s=6)
+    counter.sample(1)
+    server, d = counter_driver(counter, poll_interval_s=2.0)
+    sink = ListSink()
+    async with running(d, sink=sink):
+        for _ in range(10):  # a minute of sampling: a record every 6 s
+            await asyncio.sleep(6)
+            counter.store()
+        stopped_at = now()
+        newest = counter.records[-1].timestamp_s
+        await asyncio.sleep(60)  # it stops; 3 missed cycles are 18 s
+        counter.store()  # and samples again
+        await asyncio.sleep(5)
+    p05 = sink.of(P05)
+    good_before = [r for r in p05 if r.ts_edge_us <= edge_us(stopped_at)]
+    assert good_before and all(r.quality is Quality.GOOD for r in good_before)
+    bad = [r for r in p05 if r.quality is Quality.BAD]
+    assert bad, "a stopped counter must not be silent"
+    first_bad = bad[0]
+    stamp = iso(newest * 1_000_000).replace(".000000Z", "Z")
+    assert first_bad.message is not None
+    assert first_bad.message.startswith(f"counter not sampling: newest record {stamp}")
+    assert "one is due every 6 s (hold 0 s + sample 6 s)" in first_bad.message
+    assert first_bad.cause is Cause.DEVICE
+    # not before 3 cycles of 6 s (a poll of 2 s late at most), while it keeps being stopped
+    assert edge_us(stopped_at + 18) <= first_bad.ts_edge_us <= edge_us(stopped_at + 18 + 2 + 2)
+    assert all(
+        r.quality is Quality.BAD
+        for r in p05
+        if first_bad.ts_edge_us <= r.ts_edge_us <= edge_us(stopped_at + 59)
+    )
+    assert p05[-1].quality is Quality.GOOD  # sampling again: a Good reading closes the gap
+    (gap,) = [g for g in sink.gaps if g[4].startswith("counter not sampling")]
+    tags, start, end, cause, _ = gap
+    assert set(tags) == {P05, P50, TEMP} and cause is Cause.DEVICE
+    # the gap starts when the first missing sample would have begun, not when it was noticed
+    assert edge_us(stopped_at) <= start <= edge_us(stopped_at + 2) and end == first_bad.ts_edge_us
+    # the counter's own cycle, reported once for the review's expected samples
+    assert sink.intervals == [([P05, P50, TEMP], edge_us(START), 6.0)]
+
+
+@virtual_time
+async def test_a_counter_found_with_a_days_old_newest_record_is_not_sampling() -> None:
+    counter = FakeParticleCounter(sample_time_s=6)
+    counter.sample(1)
+    counter.clock_s += 10 * 86_400  # its clock ran on for ten days without a record
+    server, d = counter_driver(counter)
+    got = await d.poll_once()
+    newest = counter.records[-1].timestamp_s
+    stamp = iso(newest * 1_000_000).replace(".000000Z", "Z")
+    assert [r.quality for r in got] == [Quality.BAD] * 3
+    assert got[0].message == (
+        f"counter not sampling: newest record {stamp}, 10 d ago; "
+        "one is due every 6 s (hold 0 s + sample 6 s)"
+    )
+    assert d.status.last_error == got[0].message
+    # the stale record is history: not offered again as a current value
+    assert all(r.quality is Quality.BAD for r in await d.poll_once())
+
+
+@virtual_time
+async def test_the_hold_time_is_part_of_the_cycle() -> None:
+    counter = FakeParticleCounter(sample_time_s=6)
+    counter.holding[30], counter.holding[31] = 0, 54  # hold 54 s: a record a minute
+    counter.sample(1)
+    server, d = counter_driver(counter, poll_interval_s=2.0)
+    sink = ListSink()
+    async with running(d, sink=sink):
+        await asyncio.sleep(170)  # under 3 cycles of 60 s: still sampling, as far as known
+    assert all(r.quality is Quality.GOOD for r in sink.of(P05))
+    assert sink.intervals == [([P05, P50, TEMP], edge_us(START), 60.0)]

@@ -13,6 +13,7 @@ from gmp_edge.collector.particle import (
     concentration,
     decode_record,
     decode_settings,
+    not_sampling,
     sample_volume_m3,
 )
 from gmp_edge.collector.reading import Quality
@@ -57,6 +58,57 @@ def test_settings():
     w = [100, 42, 0xFFFF, 3, 0, 0, 0, 0, 0, 0, 0, 60]
     assert len(w) == SETTINGS_COUNT
     assert decode_settings(w) == CounterSettings(1.0, 42, 0xFFFF, 60)
+
+
+def test_settings_carry_the_counters_clock_and_its_cycle():
+    # 40027-28 real-time clock, 40031-32 hold time, 40033-34 sample time (high word first)
+    rtc = 1_795_000_000
+    w = [100, 42, 0xFFFF, 3, rtc >> 16, rtc & 0xFFFF, 0, 0, 0, 54, 0, 6]
+    s = decode_settings(w)
+    assert (s.rtc_s, s.hold_time_s, s.sample_time_s, s.cycle_s) == (rtc, 54, 6, 60)
+
+
+NEWEST = 1_795_000_000  # 2026-11-18T11:06:40Z
+NOT_SAMPLING = [
+    # (newest record, overdue s, hold, sample, missed cycles, message or None)
+    (NEWEST, 17.9, 0, 6, 3, None),  # within 3 cycles of 6 s
+    (NEWEST, 18.0, 0, 6, 3, None),  # exactly 3 cycles: not yet
+    (
+        NEWEST,
+        18.5,
+        0,
+        6,
+        3,
+        "counter not sampling: newest record 2026-11-18T11:06:40Z, 18.5 s ago; "
+        "one is due every 6 s (hold 0 s + sample 6 s)",
+    ),
+    (NEWEST, 150.0, 54, 6, 3, None),  # a record a minute: 150 s is 2.5 cycles
+    (
+        NEWEST,
+        864_000.0,
+        54,
+        6,
+        1,
+        "counter not sampling: newest record 2026-11-18T11:06:40Z, 10 d ago; "
+        "one is due every 60 s (hold 54 s + sample 6 s)",
+    ),
+    (
+        None,
+        200.0,
+        0,
+        60,
+        3,
+        "counter not sampling: no record stored in 3 min 20 s; "
+        "one is due every 60 s (hold 0 s + sample 60 s)",
+    ),
+    (NEWEST, 10**9, 0, 0, 3, None),  # no cycle known: never judged
+]
+
+
+@pytest.mark.parametrize(("newest", "overdue", "hold", "sample", "k", "want"), NOT_SAMPLING)
+def test_not_sampling(newest, overdue, hold, sample, k, want):
+    s = CounterSettings(1.0, 1, 0xFFFF, sample, rtc_s=0, hold_time_s=hold)
+    assert not_sampling(newest, overdue, s, k) == want
 
 
 @pytest.mark.parametrize(

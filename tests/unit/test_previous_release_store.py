@@ -19,7 +19,7 @@ from gmp_edge.audit.trail import AuditTrail, AuditTransaction
 from gmp_edge.collector.reading import Quality
 from gmp_edge.deviations.batch import Batch
 from gmp_edge.historian.forwarder import Forwarder, SendResult
-from gmp_edge.historian.store import Store, StoredReading, StoreError
+from gmp_edge.historian.store import SCHEMA_VERSION, Store, StoredReading, StoreError
 from gmp_edge.identity.roles import Role
 from gmp_edge.identity.users import Directory
 from gmp_edge.limits.model import LimitSet, TagLimits, Threshold
@@ -198,7 +198,7 @@ def test_previous_release_store_opens_without_loss(old_db: Path) -> None:
         assert review is not None and review.comment == "looked at it"
         assert trail.verify() == (2, trail.head()[1], None)
 
-        # the stores are at version 1 now, and the books write as before
+        # the stores are at their versions now, and the books write as before
         batches.end("op.otto", BATCH.id, T0 + 50)
         assert trail.verify()[0] == 3 and trail.verify()[2] is None
     finally:
@@ -220,17 +220,23 @@ def test_previous_release_store_opens_without_loss(old_db: Path) -> None:
     conn = sqlite3.connect(old_db)
     versions = dict(conn.execute("select store, version from schema_versions").fetchall())
     meta = conn.execute("select value from meta where key='schema_version'").fetchone()
+    intervals = conn.execute("select count(*) from sample_intervals").fetchone()
     conn.close()
-    assert versions == dict.fromkeys(STORES, 1)
-    assert meta == ("1",)
+    # the historian's version 2 adds the devices' own sample intervals (migrated in)
+    assert versions == dict.fromkeys(STORES, 1) | {"historian": 2}
+    assert intervals == (0,)
+    assert meta == ("2",)  # kept for the previous release, which then refuses a newer store
 
 
 def test_a_store_newer_than_this_release_is_refused_untouched(old_db: Path) -> None:
     Store(old_db).close()
     conn = sqlite3.connect(old_db, isolation_level=None)
-    conn.execute("update schema_versions set version=2 where store='historian'")
+    newer = SCHEMA_VERSION + 1
+    conn.execute(f"update schema_versions set version={newer} where store='historian'")
     before = list(conn.iterdump())
-    with pytest.raises(StoreError, match="'historian' is at schema version 2, newer than 1"):
+    with pytest.raises(
+        StoreError, match=f"'historian' is at schema version {newer}, newer than {SCHEMA_VERSION}"
+    ):
         Store(old_db)
     assert list(conn.iterdump()) == before
     conn.close()

@@ -31,7 +31,7 @@ from gmp_edge.review.compile import (
     equipment_status,
     limit_versions_in_force,
 )
-from gmp_edge.review.gather import review_batch
+from gmp_edge.review.gather import reported_interval_s, review_batch
 
 from .conftest import COMPRESSION, PRESS, TEMP, small_plant
 
@@ -538,3 +538,49 @@ def test_every_ordering_of_batch_and_excursion_reaches_the_checklist(
         books.close()
         trail.close()
         store.close()
+
+
+REPORTED = [
+    # (reported (from s, interval s), period [start s, end s), effective interval s)
+    ([], (0, 600), None),  # never reported: unknown, not the poll interval
+    ([(0, 6.0)], (0, 600), 6.0),
+    ([(-100, 6.0)], (0, 600), 6.0),  # reported before the period: in force at its start
+    ([(300, 6.0)], (0, 600), 600 / 50),  # known for half the period only
+    ([(0, 6.0), (300, 60.0)], (0, 600), 600 / 55),  # 50 + 5 samples expected
+    ([(0, 0.0)], (0, 600), None),  # a cycle of 0 says nothing
+]
+
+
+@pytest.mark.parametrize(("reported", "period", "want"), REPORTED)
+def test_reported_interval(reported, period, want):
+    got = reported_interval_s([(f * S, s) for f, s in reported], period[0] * S, period[1] * S)
+    assert got == (None if want is None else pytest.approx(want))
+
+
+def test_record_tags_expect_one_sample_per_counter_cycle_not_per_poll(tmp_path):
+    # issue 13 item 2: a counter sampling every 6 s, polled every 2 s, showed 33.5 %
+    # completeness and blocked every batch
+    cfg, sha = small_plant().load(tmp_path)
+    counter_tag = next(t for t in cfg.tags if t.record is not None)
+    assert cfg.device(counter_tag.device).poll_interval_s != 6.0
+    store = Store(cfg.store.path)
+    EdgeService(cfg, sha, store)
+    store.start_run(sha, [t.path for t in cfg.tags])
+    trail = AuditTrail(cfg.store.path)
+    books = Books.open(trail)
+    try:
+        t0 = now_us() + 5 * S
+        store.commit([], sample_intervals=[(counter_tag.path, t0 - 60 * S, 6.0)])
+        store.commit(
+            [Reading(counter_tag.path, 100.0, Quality.GOOD, t0 + i * 6 * S) for i in range(100)]
+        )
+        room = counter_tag.segments[2]
+        books.batches.start("qa1", Batch("B-5", "Ibuprofen", (), (room,), t0))
+        books.batches.end("qa1", "B-5", t0 + 600 * S)
+        r = review_batch(store, books, trail, cfg, "B-5", t0 + 700 * S)
+    finally:
+        books.close()
+        trail.close()
+        store.close()
+    t = next(t for t in r.tags if t.tag == counter_tag.path)
+    assert (t.interval_s, t.expected, t.good, t.completeness_pct) == (6.0, 100, 100, 100.0)

@@ -121,6 +121,10 @@ WARNINGS = [
     ("completeness_below_target", {"tags": (tag(completeness_pct=97.0),)}),
     ("completeness_below_target", {"tags": (tag(critical=False, completeness_pct=50.0),)}),
     (
+        "completeness_unknown",
+        {"tags": (tag(interval_s=None, expected=None, completeness_pct=None),)},
+    ),
+    (
         "limit_set_changed",
         {
             "limit_sets": (

@@ -635,7 +635,7 @@ class BatchIn(Strict):
 
 def batch_out(request: Request, b: Batch) -> BatchOut:
     """A batch with the deviations that name it."""
-    devs = services_of(request).deviations.for_batch(b.id)
+    devs = services_of(request).deviations.for_batch(b)
     return from_record(
         BatchOut,
         b,

@@ -25,6 +25,11 @@ class Sink(Protocol):
         """Record a closed period without readings that no reading can show (missed polls)."""
         ...
 
+    async def sample_interval(self, tags: Sequence[str], from_us: int, interval_s: float) -> None:
+        """From ``from_us`` the device delivers ``tags`` every ``interval_s`` (its own sample
+        cycle, e.g. a particle counter's hold + sample time): what the review expects."""
+        ...
+
 
 class LinkState(StrEnum):
     """Connection state of a device as the collector sees it."""

@@ -31,6 +31,7 @@ from gmp_edge.collector.plan import Function, ReadRequest, RegisterPoint, plan_r
 from gmp_edge.collector.reading import Cause, Quality, Reading
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.retry import Backoff
+from gmp_edge.timefmt import iso
 
 log = logging.getLogger("gmp_edge.collector.modbus")
 
@@ -62,6 +63,9 @@ class ModbusDeviceSpec:
     reconnect_max_s: float = 30.0
     # record mode: analog floats' word order; no default here, the configuration has the one
     float_word_order: Order = field(kw_only=True)
+    # record mode: the counter counts as stopped after this many of its own cycles without
+    # a new record (the configuration's default, the one default of the key)
+    record_missed_cycles: int = field(kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,10 @@ class RecordPoint:
     analog: int | None = None
     valid_min: float | None = None  # the sensor range: a value outside it is Bad
     valid_max: float | None = None
+
+
+def _stamp(epoch_s: int) -> str:
+    return iso(epoch_s * 1_000_000).replace(".000000Z", "Z")
 
 
 def _is_no_answer(exc: BaseException) -> bool:
@@ -220,6 +228,13 @@ class ModbusDriver(Driver):
         self._backoff = backoff or Backoff(spec.reconnect_min_s, spec.reconnect_max_s, jitter=0.1)
         self._next_attempt = 0.0  # monotonic time of the next connect attempt
         self._pending_gap: tuple[int, int, str] | None = None  # overwritten device records
+        # record mode: the counter's own sampling cycle (reported once per change, for the
+        # review's expected samples) and when, by our clock, its newest record closed
+        self.cycle_s: int | None = None
+        self._pending_cycle: tuple[int, int] | None = None  # (from_us, cycle_s)
+        self._newest_mono: float | None = None
+        self._first_poll_us: int | None = None
+        self._not_sampling = False
 
     @property
     def tags(self) -> list[str]:
@@ -358,6 +373,7 @@ class ModbusDriver(Driver):
                     Function.HOLDING, particle.SETTINGS_ADDRESS, particle.SETTINGS_COUNT
                 )
             )
+            first_contact = self.last_record_s is None
             records = await self._new_records(settings, ts)
         except (DeviceFault, DecodeError) as exc:
             self._error(str(exc))
@@ -365,6 +381,10 @@ class ModbusDriver(Driver):
         except LinkFault as exc:
             self._fail_link(str(exc))
             return [Reading.bad(p.tag, ts, str(exc), Cause.NETWORK) for p in self.record_points]
+        self._note_cycle(settings, ts)
+        stopped = self._sampling_check(settings, records, first_contact, ts)
+        if stopped is not None:
+            return [Reading.bad(p.tag, ts, stopped, Cause.DEVICE) for p in self.record_points]
         out: list[Reading] = []
         for rec in records:
             src = rec.timestamp_s * 1_000_000
@@ -378,6 +398,52 @@ class ModbusDriver(Driver):
                 out.append(Reading(p.tag, a.value, a.quality, ts, src, a.message, a.cause))
             self.last_record_s = rec.timestamp_s
         return out
+
+    def _note_cycle(self, settings: particle.CounterSettings, ts: int) -> None:
+        if settings.cycle_s != self.cycle_s:
+            self.cycle_s = settings.cycle_s
+            self._pending_cycle = (ts, settings.cycle_s)
+
+    def _sampling_check(
+        self,
+        settings: particle.CounterSettings,
+        records: list[particle.SampleRecord],
+        first_contact: bool,
+        ts: int,
+    ) -> str | None:
+        """Why the counter counts as stopped (its newest record is too old), or None.
+
+        A record that arrives now closed now, give or take a poll; at first contact the
+        newest stored record may be days old, which the counter's own clock tells.
+        """
+        mono = self._clock.monotonic()
+        if self._first_poll_us is None:
+            self._first_poll_us = ts
+        if records:
+            age_s = max(0, settings.rtc_s - records[-1].timestamp_s) if first_contact else 0
+            self._newest_mono = mono - age_s
+        elif self._newest_mono is None:  # nothing stored yet: count from first contact
+            self._newest_mono = mono
+        newest_s = records[-1].timestamp_s if records else self.last_record_s
+        overdue_s = mono - self._newest_mono
+        why = particle.not_sampling(newest_s, overdue_s, settings, self.spec.record_missed_cycles)
+        if why is None:
+            if self._not_sampling:
+                log.info("%s: sampling again", self.spec.device_id)
+            self._not_sampling = False
+            return None
+        if records:  # a stale record at first contact is history, not a current value
+            self.last_record_s = records[-1].timestamp_s
+        if not self._not_sampling:
+            # from the start of the first sample that never came (not before this run)
+            start = ts - round((overdue_s - settings.hold_time_s) * 1e6)
+            start = max(start, self._first_poll_us)
+            if start < ts:
+                self._pending_gap = (start, ts, why)
+            log.warning("%s: %s", self.spec.device_id, why)
+        self._not_sampling = True
+        self._error(why)
+        return why
 
     async def _record_at(self, index: int) -> particle.SampleRecord:
         await self._write(particle.RECORD_INDEX_ADDRESS, index)
@@ -400,7 +466,16 @@ class ModbusDriver(Driver):
         newest = await self._record_at(count - 1)
         if self.last_record_s is None:
             return [newest]  # first contact: the current record, not the device's history
-        if newest.timestamp_s <= self.last_record_s:
+        if newest.timestamp_s < self.last_record_s:
+            # only a clock set back makes the newest record older than one already read:
+            # timestamps cannot order the records any more, so say so and go on from it
+            last, self.last_record_s = self.last_record_s, newest.timestamp_s
+            raise DeviceFault(
+                f"counter clock set back: its newest record ({_stamp(newest.timestamp_s)}) is "
+                f"older than the last one read ({_stamp(last)}); records stored since may be "
+                "missing, check the counter's clock"
+            )
+        if newest.timestamp_s == self.last_record_s:
             return []
         found = [newest]
         index = count - 2
@@ -481,6 +556,12 @@ class ModbusDriver(Driver):
                     self._pending_gap = None
                     await sink.gap(
                         [p.tag for p in self.record_points], start, end, Cause.DEVICE, msg
+                    )
+                if self._pending_cycle is not None:
+                    from_us, cycle = self._pending_cycle
+                    self._pending_cycle = None
+                    await sink.sample_interval(
+                        [p.tag for p in self.record_points], from_us, float(cycle)
                     )
                 if interval <= 0:  # back-to-back polling (benchmarks): no schedule to miss
                     await asyncio.sleep(0)

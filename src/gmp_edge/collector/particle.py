@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from gmp_edge.collector.codec import DecodeError, Order, normalise
 from gmp_edge.collector.reading import Cause, Quality
+from gmp_edge.numfmt import duration
+from gmp_edge.timefmt import iso
 
 CUBIC_FEET_TO_M3 = 0.028316846592
 RECORD_REGISTERS = 76  # input registers 30001..30076 in the manual's numbering
@@ -29,12 +31,20 @@ LASER_ALERT, FLOW_ALERT, OVERFLOW, SERVICE, THRESHOLD_HIGH, THRESHOLD_LOW, SAMPL
 
 @dataclass(frozen=True, slots=True)
 class CounterSettings:
-    """The holding registers the collector needs from a counter: flow and record count."""
+    """The holding registers the collector needs from a counter: flow, record count, its
+    clock and its sampling cycle."""
 
     flow_cfm: float
     record_count: int
     record_index: int
     sample_time_s: int
+    rtc_s: int = 0  # the counter's clock, seconds since 1970 (40027-40028)
+    hold_time_s: int = 0  # pause between samples (40031-40032)
+
+    @property
+    def cycle_s(self) -> int:
+        """Seconds from one record to the next while the counter samples: hold + sample."""
+        return self.hold_time_s + self.sample_time_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +76,8 @@ def decode_settings(words: Sequence[int]) -> CounterSettings:
         record_count=words[1],
         record_index=words[2],
         sample_time_s=_u32(words, 10),
+        rtc_s=_s32(words, 4),
+        hold_time_s=_u32(words, 8),
     )
 
 
@@ -182,3 +194,25 @@ def _with_status(value: float, status: int, what: str) -> Assessed:
             Cause.DEVICE,
         )
     return Assessed(value, Quality.GOOD, None, None)
+
+
+def not_sampling(
+    newest_s: int | None, overdue_s: float, settings: CounterSettings, missed_cycles: int
+) -> str | None:
+    """Why a counter whose newest record closed at ``newest_s`` (None: it holds none)
+    ``overdue_s`` seconds ago by the collector's clock counts as stopped, or None while it
+    is within ``missed_cycles`` of its own cycle (a cycle of 0: not known, never judged)."""
+    cycle = settings.cycle_s
+    if cycle <= 0 or overdue_s <= missed_cycles * cycle:
+        return None
+    age = duration(overdue_s * 1e6)
+    newest = (
+        f"no record stored in {age}; "
+        if newest_s is None
+        else f"newest record {iso(newest_s * 1_000_000).replace('.000000Z', 'Z')}, {age} ago; "
+    )
+    return (
+        f"counter not sampling: {newest}"
+        f"one is due every {cycle} s (hold {settings.hold_time_s} s + sample "
+        f"{settings.sample_time_s} s)"
+    )

@@ -30,6 +30,9 @@ class ModbusDevice(ConfigModel):
     # the record's analog float word order: no default, the models differ (required, at
     # check-config, for a device with analog record tags)
     float_word_order: Order | None = None
+    # record mode: a counter whose newest record is older than this many of its own cycles
+    # (hold + sample time, read from the counter) is not sampling: Bad readings and a gap
+    record_missed_cycles: int = Field(default=3, ge=1, le=1000)
     description: str = ""
 
 

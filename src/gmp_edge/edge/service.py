@@ -60,6 +60,7 @@ class EdgeService:
         self._pending: list[Reading] = []
         self._pending_events: list[GapEvent] = []
         self._pending_gaps: list[tuple[str, int, int, Cause, str]] = []
+        self._pending_intervals: list[tuple[str, int, float]] = []
         self._room = asyncio.Event()
         self._room.set()
         self._tracker = GapTracker()
@@ -103,38 +104,51 @@ class EdgeService:
         """A closed gap reported by a driver (missed polls, overwritten device records)."""
         self._pending_gaps.extend((t, start_us, end_us, cause, message) for t in tags)
 
+    async def sample_interval(self, tags: Sequence[str], from_us: int, interval_s: float) -> None:
+        """A device's own sample interval (e.g. a counter's cycle), for the review."""
+        self._pending_intervals.extend((t, from_us, interval_s) for t in tags)
+
     # -- committing ------------------------------------------------------------------
 
     @property
     def uncommitted(self) -> int:
         """Readings and gaps collected but not (yet) in the store."""
-        return len(self._pending) + len(self._pending_gaps) + len(self._pending_events)
+        return (
+            len(self._pending)
+            + len(self._pending_gaps)
+            + len(self._pending_events)
+            + len(self._pending_intervals)
+        )
 
     def _commit(
         self,
         batch: list[Reading],
         events: list[GapEvent],
         gaps: list[tuple[str, int, int, Cause, str]],
+        intervals: list[tuple[str, int, float]],
     ) -> None:
-        self.store.commit(batch, events, closed_gaps=gaps)  # one transaction
+        # one transaction
+        self.store.commit(batch, events, closed_gaps=gaps, sample_intervals=intervals)
 
     async def commit_pending(self) -> None:
         """Write everything pending in one transaction; on failure keep it for the next try."""
         batch, self._pending = self._pending, []
         gaps, self._pending_gaps = self._pending_gaps, []
+        intervals, self._pending_intervals = self._pending_intervals, []
         events = self._pending_events + self._tracker.observe(batch)
         self._pending_events = []
-        if not batch and not events and not gaps:
+        if not batch and not events and not gaps and not intervals:
             return
         t0 = time.perf_counter()
         try:
-            await asyncio.to_thread(self._commit, batch, events, gaps)
+            await asyncio.to_thread(self._commit, batch, events, gaps, intervals)
         except Exception as exc:  # kept whatever the cause: a commit never loses a batch
             if not isinstance(exc, StoreError):
                 log.exception("store commit raised unexpectedly")
             self._pending[:0] = batch
             self._pending_events = events
             self._pending_gaps[:0] = gaps
+            self._pending_intervals[:0] = intervals
             self.health.failed_commits += 1
             if self.health.error is None:
                 log.error("store commit failed, keeping %d readings in memory: %s", len(batch), exc)

@@ -53,6 +53,7 @@ def modbus_spec(d: ModbusDevice) -> ModbusDeviceSpec:
         # without analog record tags the floats are never decoded (check-config requires
         # the order where they are); big is then only a placeholder
         float_word_order=d.float_word_order or Order.BIG,
+        record_missed_cycles=d.record_missed_cycles,
     )
 
 

@@ -362,7 +362,7 @@ def build_package(
             )
             w.add("alarm_transitions.json", _json([t.to_dict() for t in transitions]))
 
-            deviations = sorted(books.deviations.for_batch(batch_id), key=lambda d: d.id)
+            deviations = sorted(books.deviations.about_batch(batch, now_us), key=lambda d: d.id)
             w.add(
                 "excursions/deviations.json",
                 _json(

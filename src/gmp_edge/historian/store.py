@@ -93,7 +93,18 @@ def _meta_version(conn: sqlite3.Connection) -> int | None:
     return None if row is None else int(row[0])
 
 
-SCHEMA = Schema("historian", (_SCHEMA,), legacy_version=_meta_version)
+# version 2: a device's own sample interval per tag, as the device reported it (a particle
+# counter's hold + sample time), from when; the review's expected samples come from it
+_SAMPLE_INTERVALS = """
+create table if not exists sample_intervals(
+    tag_id integer not null references tags(id),
+    from_us integer not null,
+    interval_s real not null,
+    primary key(tag_id, from_us)
+);
+"""
+
+SCHEMA = Schema("historian", (_SCHEMA, _SAMPLE_INTERVALS), legacy_version=_meta_version)
 SCHEMA_VERSION = SCHEMA.version
 
 
@@ -389,10 +400,11 @@ class Store:
         gap_events: Sequence[GapEvent] = (),
         heartbeat_us: int | None = None,
         closed_gaps: Sequence[tuple[str, int, int, Cause, str]] = (),
+        sample_intervals: Sequence[tuple[str, int, float]] = (),
     ) -> int:
         """Write one batch of readings, gap transitions, gaps known as a whole
-        (``closed_gaps``: tag, start, end, cause, message) and the heartbeat in one
-        transaction.
+        (``closed_gaps``: tag, start, end, cause, message), device sample intervals
+        (``sample_intervals``: tag, from, seconds) and the heartbeat in one transaction.
 
         Raises :class:`StoreError` (nothing written) when the database refuses,
         e.g. on a full disk; the caller keeps the batch and tries again.
@@ -470,12 +482,37 @@ class Store:
                         " values(?,?,?,?,?)",
                         (ids[tag], start, end, cause.value, message),
                     )
+                for tag, from_us, interval_s in sample_intervals:
+                    self._w.execute(
+                        "insert or replace into sample_intervals(tag_id, from_us, interval_s)"
+                        " values(?,?,?)",
+                        (ids[tag], from_us, interval_s),
+                    )
                 self._set_meta("heartbeat_us", str(heartbeat_us or now_us()))
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: commit of {n} readings failed: {exc}") from exc
         except KeyError as exc:
             raise StoreError(f"gap for unregistered tag {exc.args[0]!r}") from None
         return n
+
+    def sample_intervals(self, tag: str, start_us: int, end_us: int) -> list[tuple[int, float]]:
+        """The device's own sample interval of ``tag`` over ``[start_us, end_us)``: the one
+        in force at ``start_us`` (if any) and each change after, as (from, seconds)."""
+        tid = self._tag_ids.get(tag)
+        if tid is None:
+            return []
+        with self._lock:
+            before = self._w.execute(
+                "select from_us, interval_s from sample_intervals where tag_id=? and from_us<=?"
+                " order by from_us desc limit 1",
+                (tid, start_us),
+            ).fetchall()
+            after = self._w.execute(
+                "select from_us, interval_s from sample_intervals where tag_id=? and from_us>?"
+                " and from_us<? order by from_us",
+                (tid, start_us, end_us),
+            ).fetchall()
+        return [(int(f), float(s)) for f, s in before + after]
 
     def record_gap(
         self, tag: str, start_us: int, end_us: int | None, cause: Cause, message: str

@@ -21,6 +21,7 @@ from gmp_edge.alarms.model import Transition as AlarmTransition
 from gmp_edge.audit.book import RecordBook, SignableBook
 from gmp_edge.audit.trail import AuditTransaction
 from gmp_edge.clock import now_us
+from gmp_edge.deviations.autoraise import affected_batches
 from gmp_edge.deviations.batch import Batch, batch_id_problem
 from gmp_edge.deviations.model import Deviation, StaleVersion
 from gmp_edge.deviations.model import Transition as DeviationTransition
@@ -288,6 +289,19 @@ class DeviationBook(SignableBook[Deviation]):
             (batch_id,),
         )
         return [Deviation.from_dict(json.loads(r[0])) for r in rows]
+
+    def about_batch(self, batch: Batch, now_us: int) -> builtins.list[Deviation]:
+        """Every deviation that concerns ``batch``, oldest first: those linked to it when
+        raised or amended, and those whose excursion was under way in its rooms or on its
+        equipment during its period (up to ``now_us`` while it runs). A batch registered
+        after the fact (back-dated) did not exist when the deviation was raised and linked."""
+        end = batch.end_us if batch.end_us is not None else max(now_us, batch.start_us + 1)
+        found = {d.id: d for d in self.for_batch(batch.id)}
+        for d in self.with_evidence_in(batch.start_us, end):
+            touches = d.evidence is not None and affected_batches(d.evidence, [batch])
+            if d.id not in found and touches:
+                found[d.id] = d
+        return sorted(found.values(), key=lambda d: (d.discovered_us, d.id))
 
     def with_evidence_in(self, start_us: int, end_us: int) -> builtins.list[Deviation]:
         """Deviations whose excursion (evidence) was under way at some time in

@@ -23,7 +23,6 @@ from gmp_edge.alarms.model import Transition as AlarmTransition
 from gmp_edge.audit.chain import AuditEntry
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.config import ModbusDevice, OpcuaDevice, PlantConfig, Tag
-from gmp_edge.deviations.autoraise import affected_batches
 from gmp_edge.deviations.batch import Batch
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.historian.store import Gap, Store, read_records
@@ -57,14 +56,34 @@ class BatchNotFound(GmpEdgeError, LookupError):
     """No batch with that id."""
 
 
-def expected_interval_s(cfg: PlantConfig, tag: Tag) -> float | None:
+def reported_interval_s(
+    reported: Sequence[tuple[int, float]], start_us: int, end_us: int
+) -> float | None:
+    """The effective interval over ``[start_us, end_us)`` of a device that reported its
+    own (``(from, seconds)``, oldest first): period length over the samples expected, each
+    stretch at the interval in force; None when none was in force (unknown)."""
+    expected = 0.0
+    for i, (from_us, seconds) in enumerate(reported):
+        lo = max(from_us, start_us)
+        hi = min(reported[i + 1][0] if i + 1 < len(reported) else end_us, end_us)
+        if hi > lo and seconds > 0:
+            expected += (hi - lo) / 1e6 / seconds
+    if expected <= 0:
+        return None
+    return (end_us - start_us) / 1e6 / expected
+
+
+def expected_interval_s(cfg: PlantConfig, tag: Tag, reported: float | None = None) -> float | None:
     """The sample interval a tag is expected to deliver at.
 
-    Modbus: the device's poll interval (a particle counter in record mode delivers one
-    record per sample time, which the configuration does not hold: the poll interval is
-    used, an upper bound on the rate). OPC UA: the sampling interval of a subscription
-    (the publishing interval if sampling is 0 = fastest), the poll interval when polling.
+    A particle counter's record tag: the counter's own cycle (hold + sample time) as it
+    reported it (``reported``, see :func:`reported_interval_s`), None while unknown; never
+    the poll interval, which says how often we look, not how often it samples. Other Modbus
+    tags: the device's poll interval. OPC UA: the sampling interval of a subscription (the
+    publishing interval if sampling is 0 = fastest), the poll interval when polling.
     """
+    if tag.record is not None:
+        return reported
     try:
         dev = cfg.device(tag.device)
     except KeyError:
@@ -178,8 +197,10 @@ def tag_input(
     records: np.ndarray,
     gaps: Sequence[Gap] = (),
     transitions: Sequence[AlarmTransition] = (),
+    reported_interval: float | None = None,
 ) -> TagInput:
-    """A configured tag's review input from its records (fields ts, v, q) and events."""
+    """A configured tag's review input from its records (fields ts, v, q) and events;
+    ``reported_interval``: the device's own interval over the period, where it gives one."""
     seg = tag.segments
     return TagInput(
         tag=tag.path,
@@ -187,7 +208,7 @@ def tag_input(
         equipment=seg[3],
         unit=tag.unit,
         kind=tag.kind.value,
-        interval_s=expected_interval_s(cfg, tag),
+        interval_s=expected_interval_s(cfg, tag, reported_interval),
         ts_us=records["ts"],
         value=records["v"],
         quality=records["q"],
@@ -243,20 +264,22 @@ def gather(
         if tr.tag in in_scope:
             trs[tr.tag].append(tr)
     inputs = [
-        tag_input(cfg, t, arrays[t.path], gaps.get(t.path, ()), trs.get(t.path, ())) for t in tags
+        tag_input(
+            cfg,
+            t,
+            arrays[t.path],
+            gaps.get(t.path, ()),
+            trs.get(t.path, ()),
+            reported_interval_s(store.sample_intervals(t.path, start, end), start, end)
+            if t.record is not None
+            else None,
+        )
+        for t in tags
     ]
     used_eq = set(batch.equipment) | {t.segments[3] for t in tags}
     equipment = [e for e in equipment_infos(cfg) if e.id in used_eq]
     limit_sets = books.limit_sets.history()
-    # linked when raised, or under way in the batch's rooms or on its equipment: a batch
-    # registered after an excursion (back-dated) was not there to be linked when it was raised
-    deviations = books.deviations.for_batch(batch_id)
-    linked = {d.id for d in deviations}
-    deviations += [
-        d
-        for d in books.deviations.with_evidence_in(start, end)
-        if d.id not in linked and d.evidence is not None and affected_batches(d.evidence, [batch])
-    ]
+    deviations = books.deviations.about_batch(batch, now_us)
     entries: dict[int, AuditEntry] = {}
 
     def add(found: Sequence[AuditEntry]) -> None:

@@ -136,7 +136,11 @@ def gather_investigation(
     now_us: int,
 ) -> InvestigationFile:
     """Read the records of deviation ``dev_id`` and compile its file (KeyError: none)."""
-    from gmp_edge.review.gather import expected_interval_s, read_tag_arrays
+    from gmp_edge.review.gather import (
+        expected_interval_s,
+        read_tag_arrays,
+        reported_interval_s,
+    )
 
     dev = books.deviations.get(dev_id)
     if dev is None:
@@ -155,7 +159,11 @@ def gather_investigation(
             equipment=dev.evidence.equipment or (seg[3] if len(seg) == 5 else ""),
             unit="" if tag_cfg is None else tag_cfg.unit,
             kind="" if tag_cfg is None else tag_cfg.kind.value,
-            interval_s=None if tag_cfg is None else expected_interval_s(cfg, tag_cfg),
+            interval_s=None
+            if tag_cfg is None
+            else expected_interval_s(
+                cfg, tag_cfg, reported_interval_s(store.sample_intervals(path, lo, hi), lo, hi)
+            ),
             ts_us=arr["ts"],
             value=arr["v"],
             quality=arr["q"],

@@ -67,6 +67,16 @@ def assess(review: BatchReview, policy: Policy | None = None) -> Readiness:
     for t in review.tags:
         ref = (f"tag:{t.tag}",)
         c = t.completeness_pct
+        if c is None and t.critical:
+            # not a blocker: nothing says data is missing; but nobody can say it is complete
+            warnings.append(
+                Finding(
+                    "completeness_unknown",
+                    f"{t.tag}: data completeness unknown: the expected sample interval is not "
+                    "known (a particle counter's cycle is read from the counter)",
+                    ref,
+                )
+            )
         if c is not None:
             if t.critical and c < p.completeness_blocker_pct:
                 blockers.append(

@@ -99,7 +99,7 @@ def gather_validation(
             )
             for t in tags
         ]
-        batches.append(BatchData(b, tuple(inputs), tuple(books.deviations.for_batch(b.id))))
+        batches.append(BatchData(b, tuple(inputs), tuple(books.deviations.about_batch(b, now_us))))
     batches += [BatchData(b) for b in found if b.end_us is None]
     return ValidationInputs(
         now_us=now_us,

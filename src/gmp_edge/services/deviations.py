@@ -15,6 +15,7 @@ from typing import Any, Unpack
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.clock import Clock
 from gmp_edge.deviations import lifecycle
+from gmp_edge.deviations.batch import Batch
 from gmp_edge.deviations.model import (
     Classification,
     Deviation,
@@ -66,9 +67,10 @@ class DeviationService:
         """Deviations, newest first (optionally of one status)."""
         return self.book.list(status)
 
-    def for_batch(self, batch_id: str) -> builtins.list[Deviation]:
-        """The deviations that name the batch."""
-        return self.book.for_batch(batch_id)
+    def for_batch(self, batch: Batch) -> builtins.list[Deviation]:
+        """The deviations that concern the batch: linked to it, or whose excursion was
+        under way in its rooms or on its equipment during it (a back-dated batch)."""
+        return self.book.about_batch(batch, self.clock.now_us())
 
     def _act(
         self, step: Step, dev_id: str, expected_version: int, actor: str, **fields: Any
