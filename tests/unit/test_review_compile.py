@@ -545,7 +545,7 @@ REPORTED = [
     ([], (0, 600), None),  # never reported: unknown, not the poll interval
     ([(0, 6.0)], (0, 600), 6.0),
     ([(-100, 6.0)], (0, 600), 6.0),  # reported before the period: in force at its start
-    ([(300, 6.0)], (0, 600), 600 / 50),  # known for half the period only
+    ([(300, 6.0)], (0, 600), 6.0),  # first read mid-period: the counter's setting before too
     ([(0, 6.0), (300, 60.0)], (0, 600), 600 / 55),  # 50 + 5 samples expected
     ([(0, 0.0)], (0, 600), None),  # a cycle of 0 says nothing
 ]

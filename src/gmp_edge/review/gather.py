@@ -61,10 +61,12 @@ def reported_interval_s(
 ) -> float | None:
     """The effective interval over ``[start_us, end_us)`` of a device that reported its
     own (``(from, seconds)``, oldest first): period length over the samples expected, each
-    stretch at the interval in force; None when none was in force (unknown)."""
+    stretch at the interval in force, a stretch before the first report at the first one
+    (the device's setting, which the edge had not read yet; as for a polled tag, what was
+    not collected then is missing); None when nothing was reported (unknown)."""
     expected = 0.0
     for i, (from_us, seconds) in enumerate(reported):
-        lo = max(from_us, start_us)
+        lo = start_us if i == 0 else max(from_us, start_us)
         hi = min(reported[i + 1][0] if i + 1 < len(reported) else end_us, end_us)
         if hi > lo and seconds > 0:
             expected += (hi - lo) / 1e6 / seconds
