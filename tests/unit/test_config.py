@@ -267,3 +267,34 @@ def test_every_problem_is_reported_at_once():
 
     text = problems(mutate(change))
     assert "'x1'" in text and "'x2'" in text
+
+
+def _wrong_port_and_unknown_device(d):
+    device(d, TRH)["port"] = "abc"  # a field error...
+    tag(d, T)["device"] = "x1"  # ...and a reference no field check can see
+
+
+def _bad_item_before_a_duplicate(d):
+    d["tags"].insert(0, {**copy.deepcopy(tag(d, RH)), "path": f"{T}-extra", "unit": 5})
+    d["tags"].append(copy.deepcopy(tag(d, T)))  # the same path twice
+
+
+def _wrong_limit_and_unknown_room(d):
+    d["rooms"][0]["area"] = "nowhere"
+    d["store"] = {"commit_interval_s": "soon"}
+
+
+ALL_AT_ONCE = [
+    # (change, every text the one report must hold); before the fix the checks across
+    # sections were skipped whenever any field was wrong (issue 13 item 8)
+    (_wrong_port_and_unknown_device, ["port", "'abc'", "unknown device 'x1'"]),
+    (_bad_item_before_a_duplicate, ["tags[0]", "unit", "tags[9]", "duplicate", "first at tags[1]"]),
+    (_wrong_limit_and_unknown_room, ["store.commit_interval_s", "unknown area 'nowhere'"]),
+]
+
+
+@pytest.mark.parametrize(("change", "wanted"), ALL_AT_ONCE)
+def test_field_errors_do_not_hide_the_checks_across_sections(change, wanted):
+    text = problems(mutate(change))
+    for w in wanted:
+        assert w in text, text

@@ -9,9 +9,11 @@ repaired silently and loading never touches the network.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import tomllib
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -98,21 +100,142 @@ def _label_items(line: str, data: dict[str, Any]) -> str:
 
 
 def parse_config(data: dict[str, Any], path: Path) -> PlantConfig:
-    """Validate already-parsed TOML; raise :class:`ConfigError` with every problem."""
+    """Validate already-parsed TOML; raise :class:`ConfigError` with every problem.
+
+    Every problem of the file at once: when fields are wrong, the checks across sections
+    (duplicates, unknown references, overlapping registers, limits) still run, on what is
+    left once the wrong fields are taken out (see :func:`_cross_problems_of_the_rest`).
+    """
+    context = validation_context(DOMAIN_CHECKS)
     try:
-        return PlantConfig.model_validate(data, context=validation_context(DOMAIN_CHECKS))
+        return PlantConfig.model_validate(data, context=context)
     except ValidationError as exc:
-        problems: list[str] = []
-        for err in exc.errors(include_url=False):
-            where = _loc(tuple(err["loc"]), data)
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "value_error" and where == "(top level)":
-                problems.extend(_label_items(line, data) for line in msg.splitlines())
-                continue
-            value = err.get("input")
-            shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
-            problems.append(f"{where}: {msg}{shown}")
+        errors = exc.errors(include_url=False)
+        problems = _problems(errors, data)
+        if any(not _is_cross_check(e) for e in errors):
+            for line in _cross_problems_of_the_rest(data, errors):
+                if line not in problems:
+                    problems.append(line)
         raise ConfigError(path, problems) from None
+
+
+def _is_cross_check(err: Any) -> bool:
+    return bool(err["type"] == "value_error" and not err["loc"])
+
+
+def _problems(errors: list[Any], data: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    for err in errors:
+        msg = err["msg"].removeprefix("Value error, ")
+        if _is_cross_check(err):
+            problems.extend(_label_items(line, data) for line in msg.splitlines())
+            continue
+        value = err.get("input")
+        shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+        problems.append(f"{_loc(tuple(err['loc']), data)}: {msg}{shown}")
+    return problems
+
+
+_ROUNDS = 8  # a wrong field taken out can reveal a missing one; a few rounds settle it
+
+
+def _cross_problems_of_the_rest(data: dict[str, Any], errors: list[Any]) -> list[str]:
+    """The checks across sections, run on the file without its wrong fields.
+
+    Only for reporting: a wrong field is taken out (its default, if it has one, stands in);
+    a list item that cannot stand without it is left out. Problems are named by the key
+    paths of the file as written (item indices mapped back). Nothing here is ever run.
+    """
+    rest = copy.deepcopy(data)
+    dropped: dict[str, set[int]] = defaultdict(set)
+    for _ in range(_ROUNDS):
+        changed = False
+        for err in errors:
+            if _is_cross_check(err):
+                continue
+            changed |= _take_out(rest, tuple(err["loc"]), dropped)
+        trial, index_of = _without_items(rest, dropped)
+        try:
+            PlantConfig.model_validate(trial, context=validation_context(DOMAIN_CHECKS))
+            return []
+        except ValidationError as exc:
+            errors = [_in_file(e, index_of) for e in exc.errors(include_url=False)]
+        if all(_is_cross_check(e) for e in errors) or not changed:
+            break
+    lines = [
+        line
+        for err in errors
+        if _is_cross_check(err)
+        for line in err["msg"].removeprefix("Value error, ").splitlines()
+    ]
+    return [_label_items(_original_indices(line, index_of), data) for line in lines]
+
+
+def _in_file(err: Any, index_of: dict[str, list[int]]) -> Any:
+    """An error of the reduced file with its location as in the file as written."""
+    loc = tuple(err["loc"])
+    if len(loc) >= 2 and isinstance(loc[1], int) and loc[0] in index_of:
+        kept = index_of[loc[0]]
+        if loc[1] < len(kept):
+            err = {**err, "loc": (loc[0], kept[loc[1]], *loc[2:])}
+    return err
+
+
+def _take_out(rest: dict[str, Any], loc: tuple[Any, ...], dropped: dict[str, set[int]]) -> bool:
+    """Delete the field at ``loc``; if it is not there (missing, required), leave out the
+    list item it belongs to. Returns whether anything changed."""
+    node: Any = rest
+    item: tuple[str, int] | None = None
+    for depth, part in enumerate(loc[:-1]):
+        if isinstance(part, int) and isinstance(node, list) and part < len(node):
+            if depth == 1 and isinstance(loc[0], str):
+                item = (loc[0], part)
+            node = node[part]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        elif part in ("modbus", "opcua"):  # a discriminated union's branch, not a key
+            continue
+        else:
+            node = None
+            break
+    leaf = loc[-1] if loc else None
+    if isinstance(node, dict) and leaf in node:
+        del node[leaf]
+        return True
+    if item is None and len(loc) >= 2 and isinstance(loc[1], int):
+        item = (str(loc[0]), loc[1])
+    if item is not None and item[1] not in dropped[item[0]]:
+        dropped[item[0]].add(item[1])
+        return True
+    return False
+
+
+def _without_items(
+    rest: dict[str, Any], dropped: dict[str, set[int]]
+) -> tuple[dict[str, Any], dict[str, list[int]]]:
+    """``rest`` without the dropped list items, and per section the original index of each
+    item left."""
+    out = dict(rest)
+    index_of: dict[str, list[int]] = {}
+    for section, gone in dropped.items():
+        items = rest.get(section)
+        if isinstance(items, list):
+            kept = [i for i in range(len(items)) if i not in gone]
+            out[section] = [items[i] for i in kept]
+            index_of[section] = kept
+    return out, index_of
+
+
+_ANY_ITEM = re.compile(r"\b(areas|rooms|devices|equipment|tags|limits|production)\[(\d+)\]")
+
+
+def _original_indices(line: str, index_of: dict[str, list[int]]) -> str:
+    def back(m: re.Match[str]) -> str:
+        kept = index_of.get(m.group(1))
+        i = int(m.group(2))
+        return m.group(0) if kept is None or i >= len(kept) else f"{m.group(1)}[{kept[i]}]"
+
+    return _ANY_ITEM.sub(back, line)
 
 
 def load_config(path: str | Path) -> tuple[PlantConfig, str]:
