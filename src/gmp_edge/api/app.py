@@ -35,7 +35,6 @@ from gmp_edge.clock import now_us
 from gmp_edge.collector.reading import Quality, Reading
 from gmp_edge.historian.store import StoredReading
 from gmp_edge.services import Conflict, GmpServices, Invalid, NotFound, Refused, WorkflowError
-from gmp_edge.services.status import overall_status
 from gmp_edge.timefmt import iso
 
 MAX_RAW = 100_000
@@ -74,10 +73,34 @@ class DeviceOut(BaseModel):
     last_poll_ms: float | None
 
 
-class HealthOut(BaseModel):
-    """Service health: overall verdict, store, devices."""
+class HealthReasonOut(BaseModel):
+    """One thing that keeps health from ok."""
 
-    status: Literal["ok", "degraded", "starting"]
+    code: str = Field(
+        description="stable code: store_failing, task_died, device_down, tag_bad, "
+        "clock_unsynchronised, clock_unknown, monitoring_failing, notifications_dropped"
+    )
+    severity: Literal["degraded", "failed"]
+    text: str = Field(description="what is wrong, for a person")
+
+
+class AlarmSummaryOut(BaseModel):
+    """The plant's alarm state, beside (never part of) the box's health."""
+
+    active: int = Field(description="alarms not back to normal")
+    unacknowledged: int = Field(description="of those, not acknowledged")
+
+
+class HealthOut(BaseModel):
+    """Service health: is the box doing its job? The verdict with every reason for it,
+    then store, monitoring, notifications and devices; the plant's alarms beside it."""
+
+    status: Literal["starting", "ok", "degraded", "failed"] = Field(
+        description="failed: the record is at risk (store refuses commits, a task died); "
+        "degraded: part of it is missing or less trustworthy; ok: neither"
+    )
+    reasons: list[HealthReasonOut] = Field(description="why it is not ok (empty when ok)")
+    alarms: AlarmSummaryOut
     site: str
     now: str
     started: str | None
@@ -262,15 +285,14 @@ def create_app(rt: Runtime, access: Access, services: GmpServices, tls: bool = F
         status_of = services.status
         mon = status_of.monitoring()
         notify = status_of.notifications()
-        status = overall_status(
-            rt.started_us is not None,
-            store,
-            mon,
-            (d.state == "connected" for d in devices),
-            notify,
-        )
+        verdict = status_of.health(rt.health_inputs(now), mon, notify)
         return HealthOut(
-            status=status,
+            status=verdict.status,
+            reasons=[
+                HealthReasonOut(code=r.code, severity=r.severity, text=r.text)
+                for r in verdict.reasons
+            ],
+            alarms=AlarmSummaryOut(**status_of.alarm_summary()),
             site=rt.site_id,
             now=iso(now) or "",
             started=iso(rt.started_us),

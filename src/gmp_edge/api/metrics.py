@@ -153,7 +153,34 @@ def service_families(rt: Runtime, status: StatusService) -> Families:
         "commit -> alarm persisted",
         st.as_dict()["alarm_latency_ms_p99"],
     )
-    m.add("gmp_edge_active_alarms", "gauge", "alarms not in normal state", status.active_alarms())
+    # the box's own health, the same verdict as GET /api/health; alarms are separate figures
+    mon = status.monitoring()
+    verdict = status.health(rt.health_inputs(now), mon, status.notifications())
+    for level in ("starting", "ok", "degraded", "failed"):
+        m.add(
+            "gmp_edge_health",
+            "gauge",
+            "1 for the current health status (starting, ok, degraded, failed), else 0",
+            verdict.status == level,
+            {"status": level},
+        )
+    for code in sorted({r.code for r in verdict.reasons}):
+        n = sum(1 for r in verdict.reasons if r.code == code)
+        m.add(
+            "gmp_edge_health_reasons",
+            "gauge",
+            "reasons health is not ok, by code",
+            n,
+            {"code": code},
+        )
+    alarms = status.alarm_summary()
+    m.add("gmp_edge_active_alarms", "gauge", "alarms not in normal state", alarms["active"])
+    m.add(
+        "gmp_edge_unacknowledged_alarms",
+        "gauge",
+        "active alarms not acknowledged",
+        alarms["unacknowledged"],
+    )
     m.add("gmp_edge_open_deviations", "gauge", "deviations open", status.open_deviations())
     notifications = status.notifications()
     if notifications is not None:

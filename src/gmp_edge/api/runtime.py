@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from gmp_edge.collector.driver import DeviceStatus
 from gmp_edge.collector.reading import Reading
 from gmp_edge.historian.store import Store
+from gmp_edge.services.health import HealthInputs
 
 
 class TagInfo(BaseModel):
@@ -76,4 +77,9 @@ class Runtime(Protocol):
 
     def forwarder_statuses(self) -> dict[str, dict[str, object]]:
         """Per destination (InfluxDB, MQTT): sent, backlog, lag, errors."""
+        ...
+
+    def health_inputs(self, now_us: int) -> HealthInputs:
+        """What the health verdict needs of collection: store, tasks, devices, tags, clock
+        (the monitoring and notification figures are the service layer's)."""
         ...

@@ -13,6 +13,7 @@ from gmp_edge.config.api import ApiConfig, SecurityConfig
 from gmp_edge.config.base import ID, ConfigModel, PriorityName, StateName, StrictModel
 from gmp_edge.config.checks import NO_CHECKS, DomainChecks, checks_in, validation_context
 from gmp_edge.config.devices import Device, ModbusDevice, OpcuaDevice
+from gmp_edge.config.health import HealthConfig
 from gmp_edge.config.influx import InfluxConfig
 from gmp_edge.config.limits import LimitEntry, LimitSetEntry, ThresholdEntry, TrendRule
 from gmp_edge.config.monitoring import MonitoringConfig, ProductionSource
@@ -36,6 +37,7 @@ __all__ = [
     "DomainChecks",
     "Equipment",
     "Grade",
+    "HealthConfig",
     "InfluxConfig",
     "LimitEntry",
     "LimitSetEntry",

@@ -10,6 +10,7 @@ from gmp_edge.config.api import ApiConfig, SecurityConfig
 from gmp_edge.config.base import ConfigModel
 from gmp_edge.config.checks import NO_CHECKS, DomainChecks, checks_in
 from gmp_edge.config.devices import Device, ModbusDevice, OpcuaDevice
+from gmp_edge.config.health import HealthConfig
 from gmp_edge.config.influx import InfluxConfig
 from gmp_edge.config.limits import LimitEntry
 from gmp_edge.config.monitoring import MonitoringConfig, ProductionSource
@@ -34,6 +35,7 @@ class PlantConfig(ConfigModel):
     api: ApiConfig = ApiConfig()
     security: SecurityConfig = SecurityConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    health: HealthConfig = HealthConfig()
     notify: NotifyConfig = NotifyConfig()
     influxdb: InfluxConfig | None = None
     mqtt: MqttConfig | None = None

@@ -57,9 +57,11 @@ def build_api(
     trail: AuditTrail,
     notify: Notify | None = None,
     config_path: str = "",
+    runtime: ServiceRuntime | None = None,
 ) -> ApiParts:
     """The FastAPI app over ``service`` with accounts, sessions, signatures and the
-    monitoring engine (started: limits installed, state restored; run it as a task)."""
+    monitoring engine (started: limits installed, state restored; run it as a task).
+    ``runtime`` is the API's view of the service (default: :class:`ServiceRuntime`)."""
     directory = Directory(
         cfg.store.path,
         trail,
@@ -86,7 +88,7 @@ def build_api(
     signatures.register(decisions)
     services = GmpServices.build(engine, trail, signatures, decisions, reviews, config_path)
     app = create_app(
-        ServiceRuntime(service),
+        runtime or ServiceRuntime(service),
         access,
         services,
         tls=cfg.api.tls,

@@ -29,12 +29,19 @@ from gmp_edge.edge.api_wiring import (
 from gmp_edge.edge.claim import PortInUse, claimed
 from gmp_edge.edge.config import ConfigError, load_config
 from gmp_edge.edge.forwarding import build_forwarding
-from gmp_edge.edge.lifecycle import anchor_periodically, audit_start, audit_stop, watch_clock
+from gmp_edge.edge.lifecycle import (
+    anchor_periodically,
+    audit_start,
+    audit_stop,
+    audit_task_failure,
+    watch_clock,
+)
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.edge.wiring import polling_plan
 from gmp_edge.historian.store import Store, StoreError
 from gmp_edge.storage.lock import LockUnavailable, StoreInUse
 from gmp_edge.storage.schema import summarised_upgrades
+from gmp_edge.supervise import Supervisor
 from gmp_edge.timefmt import iso, parse_iso
 
 log = logging.getLogger("gmp_edge")
@@ -107,26 +114,32 @@ async def serve(
             **ssl,
         )
     )
-    tasks = [
-        asyncio.create_task(watch_clock(trail, stop), name="clock"),
-        asyncio.create_task(
-            anchor_periodically(
-                trail,
-                stop,
-                cfg.security.audit_anchor_minutes * 60,
-                cfg.store.path.with_suffix(".anchors"),
-            ),
-            name="anchor",
+    # every long-lived task supervised: one that dies fails health, is logged and audited
+    service.on_task_failure.append(lambda failure: audit_task_failure(trail, failure))
+    supervisor = Supervisor(stop)
+    supervisor.on_failure.append(service.task_failed)
+    supervisor.start("clock", watch_clock(trail, stop))
+    supervisor.start(
+        "anchor",
+        anchor_periodically(
+            trail,
+            stop,
+            cfg.security.audit_anchor_minutes * 60,
+            cfg.store.path.with_suffix(".anchors"),
         ),
-        asyncio.create_task(service.run(stop), name="service"),
-        asyncio.create_task(parts.engine.run(stop), name="monitoring"),
-        asyncio.create_task(dispatcher.run(stop), name="notify"),
-    ]
+        ends_early=True,
+    )
+    supervisor.start("service", service.run(stop))
+    supervisor.start("monitoring", parts.engine.run(stop))
+    supervisor.start("notify", dispatcher.run(stop))
+    tasks = supervisor.tasks
     # destinations stop after collection, so the last commit still goes out
     forward_stop = asyncio.Event()
-    forward_tasks = [
-        asyncio.create_task(run(forward_stop), name="forward") for run in forwarding.runs
-    ]
+    forwarders = Supervisor(forward_stop)
+    forwarders.on_failure.append(service.task_failed)
+    for i, run in enumerate(forwarding.runs):
+        forwarders.start(f"forward:{i}", run(forward_stop))
+    forward_tasks = forwarders.tasks
     api_task = asyncio.create_task(server.serve(sockets=[sock]), name="api")
 
     def close() -> None:

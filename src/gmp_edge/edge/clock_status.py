@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,26 @@ def clock_status() -> dict[str, object]:
     if Path("/run/systemd/timesync/synchronized").exists():
         return {"source": "systemd-timesyncd", "synchronized": True}
     return status
+
+
+class ClockSync:
+    """Whether the clock is synchronised, asked of the OS at most every ``every_s`` (the
+    health route is polled; ``timedatectl`` is a process)."""
+
+    def __init__(self, every_s: float = 30.0, ask: Callable[[], dict[str, object]] | None = None):
+        self.every_s = every_s
+        self._ask = ask or clock_status
+        self._at: float | None = None
+        self._value: bool | None = None
+
+    def synchronised(self) -> bool | None:
+        """True or False as the OS says; None when it cannot say."""
+        now = time.monotonic()
+        if self._at is None or now - self._at >= self.every_s:
+            value = self._ask().get("synchronized")
+            self._value = value if isinstance(value, bool) else None
+            self._at = now
+        return self._value
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.clock import now_us
 from gmp_edge.edge.clock_status import ClockWatch, clock_status
 from gmp_edge.periodic import Periodic
+from gmp_edge.supervise import TaskFailure
 from gmp_edge.timefmt import iso
 
 log = logging.getLogger("gmp_edge.audit")
@@ -72,6 +73,22 @@ def audit_start(trail: AuditTrail, config_path: str | Path, config_sha256: str) 
         None,
         {"version": VERSION, "config_sha256": config_sha256, "clock": clock_status()},
     )
+
+
+def audit_task_failure(trail: AuditTrail, failure: TaskFailure) -> None:
+    """Record that a long-lived task died while the service ran (health is failed)."""
+    try:
+        trail.append(
+            SYSTEM_ACTOR,
+            "service.task_failed",
+            "service",
+            failure.task,
+            failure.reason,
+            None,
+            {"task": failure.task, "at_us": failure.at_us},
+        )
+    except Exception:  # the trail itself may be what failed: the log keeps it then
+        log.exception("could not audit the failure of task %s", failure.task)
 
 
 def audit_stop(trail: AuditTrail, reason: str = "stop requested") -> None:

@@ -5,18 +5,21 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from gmp_edge.api.runtime import RoomInfo, TagInfo
-from gmp_edge.collector.driver import DeviceStatus
+from gmp_edge.collector.driver import DeviceStatus, LinkState
 from gmp_edge.collector.reading import Reading
+from gmp_edge.edge.clock_status import ClockSync
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.historian.store import Store
+from gmp_edge.services.health import DeviceState, HealthInputs
 from gmp_edge.timefmt import iso
 
 
 class ServiceRuntime:
     """The API's view of an :class:`EdgeService`."""
 
-    def __init__(self, service: EdgeService):
+    def __init__(self, service: EdgeService, clock_sync: ClockSync | None = None):
         self._svc = service
+        self._clock = clock_sync or ClockSync()
         cfg = service.cfg
         self.site_id = cfg.site.id
         self.site_name = cfg.site.name
@@ -84,3 +87,21 @@ class ServiceRuntime:
     def forwarder_statuses(self) -> dict[str, dict[str, object]]:
         """Per destination (InfluxDB, MQTT): sent, backlog, lag, errors."""
         return {name: fn() for name, fn in self._svc.forwarders.items()}
+
+    def health_inputs(self, now_us: int) -> HealthInputs:
+        """Store, supervised tasks, devices, Bad tags and the clock, for the verdict."""
+        svc = self._svc
+        h = svc.cfg.health
+        return HealthInputs(
+            started=svc.started_us is not None,
+            store_error=svc.health.error,
+            failed_tasks=[(f.task, f.reason) for f in svc.task_failures],
+            devices=[
+                DeviceState(s.device_id, s.state is LinkState.CONNECTED, s.last_error)
+                for s in svc.device_statuses()
+            ],
+            bad_tags=svc.bad_tags(now_us),
+            bad_tag_polls=h.bad_tag_polls,
+            clock_synchronised=self._clock.synchronised(),
+            clock_check=h.clock_check,
+        )

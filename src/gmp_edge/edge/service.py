@@ -16,12 +16,14 @@ from dataclasses import dataclass
 
 from gmp_edge.clock import now_us
 from gmp_edge.collector.driver import DeviceStatus, Driver
-from gmp_edge.collector.reading import Cause, Reading
+from gmp_edge.collector.reading import Cause, Quality, Reading
 from gmp_edge.config import PlantConfig
 from gmp_edge.edge.wiring import build_drivers
 from gmp_edge.historian.gaps import GapEvent, GapTracker
 from gmp_edge.historian.store import Store, StoreError
 from gmp_edge.periodic import Periodic
+from gmp_edge.services.health import BadTag
+from gmp_edge.supervise import Supervisor, TaskFailure
 
 log = logging.getLogger("gmp_edge.service")
 
@@ -61,6 +63,10 @@ class EdgeService:
         self._pending_events: list[GapEvent] = []
         self._pending_gaps: list[tuple[str, int, int, Cause, str]] = []
         self._pending_intervals: list[tuple[str, int, float]] = []
+        # tag -> (first Bad reading's edge time, Bad readings in a row, newest message)
+        self._bad: dict[str, tuple[int, int, str | None]] = {}
+        self.task_failures: list[TaskFailure] = []
+        self.on_task_failure: list[Callable[[TaskFailure], None]] = []
         self._room = asyncio.Event()
         self._room.set()
         self._tracker = GapTracker()
@@ -93,10 +99,16 @@ class EdgeService:
             self._room.clear()
             await self._room.wait()
         self._pending.extend(readings)
+        bad = self._bad
         for r in readings:
             prev = self.latest.get(r.tag)
             if prev is None or r.ts_us >= prev.ts_us:
                 self.latest[r.tag] = r
+                if r.quality is Quality.BAD:
+                    since, polls, _ = bad.get(r.tag, (r.ts_edge_us, 0, None))
+                    bad[r.tag] = (since, polls + 1, r.message)
+                elif r.tag in bad:
+                    del bad[r.tag]
 
     async def gap(
         self, tags: Sequence[str], start_us: int, end_us: int, cause: Cause, message: str
@@ -206,6 +218,19 @@ class EdgeService:
 
     # -- lifecycle ---------------------------------------------------------------------
 
+    def task_failed(self, failure: TaskFailure) -> None:
+        """A supervised task died: kept for health, handed to ``on_task_failure``."""
+        self.task_failures.append(failure)
+        for callback in self.on_task_failure:
+            callback(failure)
+
+    def bad_tags(self, at_us: int) -> list[BadTag]:
+        """Tags whose newest readings are Bad: since when, how many polls, the message."""
+        return [
+            BadTag(tag, max(0.0, (at_us - since) / 1e6), polls, message)
+            for tag, (since, polls, message) in self._bad.items()
+        ]
+
     def device_statuses(self) -> list[DeviceStatus]:
         """Live status of every device."""
         return [d.status for d in self.drivers]
@@ -223,24 +248,26 @@ class EdgeService:
                 down_s,
                 report.downtime_gaps,
             )
+        # a driver or the committer that dies is never silent: health fails, it is logged
+        # and (through on_task_failure) audited
         driver_stop = asyncio.Event()
-        tasks = [
-            asyncio.create_task(d.run(self, driver_stop), name=f"driver:{d.status.device_id}")
-            for d in self.drivers
-        ]
+        drivers = Supervisor(driver_stop)
+        drivers.on_failure.append(self.task_failed)
+        for d in self.drivers:
+            drivers.start(f"driver:{d.status.device_id}", d.run(self, driver_stop))
         committer_stop = asyncio.Event()
-        committer = asyncio.create_task(self._committer(committer_stop), name="committer")
-        retention = asyncio.create_task(self._retention(committer_stop), name="retention")
-        indexer = asyncio.create_task(self._segments(committer_stop), name="segments")
+        jobs = Supervisor(committer_stop)
+        jobs.on_failure.append(self.task_failed)
+        jobs.start("committer", self._committer(committer_stop))
+        jobs.start("retention", self._retention(committer_stop), ends_early=True)
+        jobs.start("segments", self._segments(committer_stop))
         try:
             await stop.wait()
         finally:
             driver_stop.set()
-            await asyncio.wait(tasks, timeout=10)
-            for t in tasks:
-                t.cancel()
+            await drivers.wait(timeout_s=10)
             committer_stop.set()
-            await asyncio.gather(committer, retention, indexer, return_exceptions=True)
+            await jobs.wait()
             await self.commit_pending()
             if self._pending:
                 log.error("%d readings could not be committed at stop", len(self._pending))

@@ -1,41 +1,20 @@
 """How the edge box is doing, for the health route, the metrics and the live page.
 
-The "degraded" rule lives here, once: a person reading the health answer and a monitoring
-system scraping it must get the same verdict. Nothing here writes.
+The verdict itself is :func:`gmp_edge.services.health.assess_health`; this adds the
+monitoring and notification figures to collection's inputs, so that a person reading the
+health answer, a monitoring system scraping it and the live page get the same verdict.
+Nothing here writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 from gmp_edge.alarms.model import Alarm
 from gmp_edge.monitoring.engine import EngineStats, MonitoringEngine
-
-Overall = Literal["ok", "degraded", "starting"]
-
-
-def overall_status(
-    started: bool,
-    store: Mapping[str, Any],
-    monitoring: Mapping[str, Any],
-    devices_connected: Iterable[bool],
-    notifications: Mapping[str, Any] | None,
-) -> Overall:
-    """``starting`` until the service has started; ``degraded`` when the store or the
-    evaluation reports an error, a device is not connected or a notification was dropped;
-    else ``ok``."""
-    if not started:
-        return "starting"
-    if (
-        store.get("error")
-        or monitoring.get("error")
-        or not all(devices_connected)
-        or (notifications is not None and notifications.get("dropped"))
-    ):
-        return "degraded"
-    return "ok"
+from gmp_edge.services.health import Health, HealthInputs, assess_health
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +40,30 @@ class StatusService:
     def active_alarms(self) -> int:
         """Alarms not in normal state."""
         return len(self._engine.books.alarms.active())
+
+    def alarm_summary(self) -> dict[str, int]:
+        """The plant's alarm state for the health answer's ``alarms`` (not its verdict)."""
+        active = self._engine.books.alarms.active()
+        return {
+            "active": len(active),
+            "unacknowledged": sum(1 for a in active if a.unack_since_us is not None),
+        }
+
+    def health(
+        self,
+        collection: HealthInputs,
+        monitoring: Mapping[str, Any],
+        notifications: Mapping[str, Any] | None,
+    ) -> Health:
+        """The one health verdict (route, metrics, page): collection's inputs with the
+        monitoring and notification figures of the service layer."""
+        return assess_health(
+            replace(
+                collection,
+                monitoring_error=str(monitoring["error"]) if monitoring.get("error") else None,
+                notifications_dropped=int((notifications or {}).get("dropped") or 0),
+            )
+        )
 
     def open_deviations(self) -> int:
         """Deviations with status open."""

@@ -78,6 +78,15 @@ async function refresh() {
     $("site").textContent = "site " + health.site;
     const o = $("overall");
     o.textContent = health.status; o.className = health.status;
+    o.title = health.reasons.map(x => x.text).join("\n");
+    const rs = $("reasons");
+    rs.innerHTML = health.reasons.map(x =>
+      `<li class="r-${esc(x.severity)}" data-reason="${esc(x.code)}">${esc(x.text)}</li>`).join("");
+    rs.className = health.reasons.length ? "" : "hidden";
+    const al = health.alarms, s = $("alarmsum");
+    s.textContent = al.active ? `${al.active} alarm${al.active > 1 ? "s" : ""}` +
+      (al.unacknowledged ? `, ${al.unacknowledged} unacknowledged` : "") : "no alarms";
+    s.className = "badge " + (al.unacknowledged ? "b-unacknowledged" : al.active ? "b-acknowledged" : "b-normal");
     $("clock").textContent = health.now;
     $("rooms").innerHTML = rooms.map(r => `
       <section class="room" data-room="${esc(r.room.id)}"><h2>${esc(r.room.name || r.room.id)}
