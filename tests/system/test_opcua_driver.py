@@ -378,6 +378,36 @@ async def test_unknown_node_is_bad_for_that_tag_only(press: Press, mode: str) ->
         assert driver.status.extra["failed_items"] == 1
 
 
+@pytest.mark.parametrize("mode", ["subscription", "polling"])
+async def test_nodes_named_by_namespace_uri_are_resolved_at_connect(
+    press: Press, mode: str
+) -> None:
+    # issue 13 item 7: asyncua sent the ExpandedNodeId as it was, the server could not decode
+    # it, and every tag of the device went Bad ("CreateMonitoredItems: no answer") forever
+    by_uri = OpcuaPoint(tag("ByUri"), f"nsu={NAMESPACE_URI};s=TabletPress.TurretSpeed")
+    unknown = OpcuaPoint(tag("Elsewhere"), "nsu=urn:acme:other-press;s=TabletPress.TurretSpeed")
+    sink = CollectingSink()
+    driver = OpcuaDriver(device(press.endpoint, mode), [*POINTS, by_uri, unknown])
+    running = Running(driver, sink)
+    try:
+        await until(
+            lambda: (
+                len(sink.good(by_uri.tag)) >= 2
+                and all(len(sink.good(t)) >= 2 for t in TAGS if not t.endswith("BatchId"))
+            ),
+            what="good values by index and by namespace URI",
+        )
+    finally:
+        await running.halt()
+    bad = sink.of(unknown.tag)
+    assert bad and all(r.quality is Quality.BAD and r.value is None for r in bad)
+    assert "the server has no namespace 'urn:acme:other-press'" in (bad[0].message or "")
+    assert NAMESPACE_URI in (bad[0].message or "")  # it names what the server does have
+    for t in TAGS:
+        assert all(r.quality is Quality.GOOD for r in sink.of(t)), t
+    assert driver.status.disconnects == 0
+
+
 async def test_server_restart_bad_readings_then_subscription_restored(press: Press) -> None:
     # press.stop() + a new server on the same port = a controller reboot: sessions and
     # subscriptions on the server are gone, the client must build everything again

@@ -95,6 +95,9 @@ class OpcuaConnection(OpcuaDriverCore):
             # connect = socket, hello, channel, session, activate: several round trips
             await self._timed(client.connect(), "connect", spec.timeout_s * 4)
             self._attempt_connected = True
+            if self.needs_namespace_array:
+                namespaces = await self._timed(client.get_namespace_array(), "read namespaces")
+                self.resolve_namespaces([str(u) for u in namespaces])
             await self._read_limits(link)
             self._recent.clear()
             if self._subscribing:  # polling reads everything at once anyway

@@ -11,10 +11,10 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from asyncua import ua
 from asyncua.common.subscription import DataChangeNotif
-from asyncua.ua.uaerrors import UaError
 
 from gmp_edge.clock import now_us
 from gmp_edge.collector.driver import DeviceStatus, Driver, Sink
@@ -24,10 +24,29 @@ from gmp_edge.collector.opcua.link import Link
 from gmp_edge.collector.opcua.monitoring import point_index
 from gmp_edge.collector.opcua.spec import OpcuaDeviceSpec, OpcuaPoint
 from gmp_edge.collector.reading import Cause, Quality, Reading
+from gmp_edge.config.nodeid import InvalidNodeId, NodeRef, parse_node_id
 
 log = logging.getLogger("gmp_edge.collector.opcua")
 
 _RECENT = 8  # samples per tag remembered to recognise one delivered twice
+
+
+_ID_TYPES = {
+    "i": ua.NodeIdType.Numeric,
+    "s": ua.NodeIdType.String,
+    "g": ua.NodeIdType.Guid,
+    "b": ua.NodeIdType.ByteString,
+}
+
+
+def ua_node_id(ref: NodeRef) -> ua.NodeId:
+    """The asyncua node id of a parsed node whose namespace index is known."""
+    assert ref.namespace_index is not None, "a namespace URI is resolved first"
+    # asyncua types the fields by their OPC UA built-in types (Int16, String, ...), which are
+    # the Python values themselves at run time
+    identifier: Any = ref.identifier
+    namespace: Any = ref.namespace_index
+    return ua.NodeId(identifier, namespace, _ID_TYPES[ref.id_type])
 
 
 class OpcuaDriverCore(Driver):
@@ -44,16 +63,28 @@ class OpcuaDriverCore(Driver):
         self._endpoint = strip_credentials(spec.endpoint)
         self.status = DeviceStatus(spec.device_id, "opcua", self._endpoint)
         # Node ids are parsed once; a malformed one is a configuration error that must
-        # not take the other tags down, so it becomes a Bad reading for its own tag.
+        # not take the other tags down, so it becomes a Bad reading for its own tag. One
+        # named by namespace URI (nsu=) is resolved against the server's namespace array at
+        # every connect (indexes may change when the server restarts); until then, and when
+        # the server does not know the URI, only its own tag is Bad.
+        self._refs: list[NodeRef | None] = []
         self._node_ids: list[ua.NodeId | None] = []
-        self._invalid: dict[int, str] = {}
+        self._malformed: dict[int, str] = {}
         for i, p in enumerate(self.points):
             try:
-                self._node_ids.append(ua.NodeId.from_string(p.node_id))
-            except (ValueError, UaError, TypeError) as exc:
-                self._node_ids.append(None)
-                self._invalid[i] = f"invalid node id {p.node_id!r}: {exc}"
-                log.error("%s: tag %s: %s", spec.device_id, p.tag, self._invalid[i])
+                ref: NodeRef | None = parse_node_id(p.node_id)
+            except InvalidNodeId as exc:
+                ref = None
+                self._malformed[i] = f"invalid node id: {exc}"
+                log.error("%s: tag %s: %s", spec.device_id, p.tag, self._malformed[i])
+            self._refs.append(ref)
+            self._node_ids.append(
+                None if ref is None or ref.namespace_index is None else ua_node_id(ref)
+            )
+        self._invalid: dict[int, str] = dict(self._malformed)
+        for i, ref in enumerate(self._refs):
+            if ref is not None and ref.namespace_uri is not None:
+                self._invalid[i] = f"namespace {ref.namespace_uri!r} not resolved yet"
         self._valid = [i for i in range(len(self.points)) if i not in self._invalid]
         self._pending: list[Reading] = []
         self._recent: dict[str, deque[tuple[object, ...]]] = {}
@@ -69,6 +100,33 @@ class OpcuaDriverCore(Driver):
             "lost_messages",
         ):
             self._bump(key, 0)
+
+    def resolve_namespaces(self, namespace_array: Sequence[str]) -> None:
+        """Give every ``nsu=`` node its index in the server's ``namespace_array`` (read at
+        connect); a URI the server does not know makes its own tag Bad, saying so."""
+        self._invalid = dict(self._malformed)
+        for i, ref in enumerate(self._refs):
+            if ref is None or ref.namespace_uri is None:
+                continue
+            try:
+                index = list(namespace_array).index(ref.namespace_uri)
+            except ValueError:
+                self._node_ids[i] = None
+                self._invalid[i] = (
+                    f"node {self.points[i].node_id!r}: the server has no namespace "
+                    f"{ref.namespace_uri!r} (its namespaces: {', '.join(namespace_array)})"
+                )
+                log.error(
+                    "%s: tag %s: %s", self.spec.device_id, self.points[i].tag, self._invalid[i]
+                )
+                continue
+            self._node_ids[i] = ua_node_id(NodeRef(ref.id_type, ref.identifier, index))
+        self._valid = [i for i in range(len(self.points)) if i not in self._invalid]
+
+    @property
+    def needs_namespace_array(self) -> bool:
+        """True when some node is named by namespace URI."""
+        return any(r is not None and r.namespace_uri is not None for r in self._refs)
 
     @property
     def tags(self) -> list[str]:
