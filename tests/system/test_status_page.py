@@ -67,6 +67,11 @@ async def test_sign_in_then_rooms_values_alarms_and_devices(api, plant, tmp_path
         await hold_excursion(plant, "trh-gran-01", 3.5)
         badge = page.locator('section[data-room="granulation"] [data-alarm-state="unacknowledged"]')
         await expect(badge).to_have_text("1 alarm", timeout=20_000)
+        # the plant's alarm beside the box's health, which it does not change
+        await expect(page.locator("#alarmsum")).to_have_text(
+            "1 alarm, 1 unacknowledged", timeout=20_000
+        )
+        await expect(page.locator("#overall")).to_have_text("ok")
         row = page.locator('section[data-room="granulation"] tr.alarm')
         await expect(row).to_contain_text("alert high")
         await expect(row).to_contain_text("trh-gran-01 / temperature")
