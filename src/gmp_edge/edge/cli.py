@@ -418,7 +418,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 def cmd_segments(args: argparse.Namespace) -> int:
     """Fold readings into the review segments, or check the segments against the readings."""
 
-    from gmp_edge.review.gather import read_raw_arrays, read_tag_arrays
+    from gmp_edge.review.gather import segments_differ
 
     cfg = _load_with_store(args.config)
     store = Store(cfg.store.path)
@@ -449,17 +449,12 @@ def cmd_segments(args: argparse.Namespace) -> int:
         paths = store.tag_paths()
         differ, checked = [], 0
         for i in range(0, len(paths), 50):  # 50 tags at a time bounds the memory
-            chunk = paths[i : i + 50]
-            fast = read_tag_arrays(store.path, chunk, start, end)
-            raw = read_raw_arrays(store.path, chunk, start, end)
-            for p in chunk:
-                checked += int(raw[p].size)
-                if fast[p].tobytes() != raw[p].tobytes():
-                    differ.append(p)
-                    print(
-                        f"DIFFERS {p}: segments give {fast[p].size} readings, the readings "
-                        f"table {raw[p].size}"
-                    )
+            # each chunk over one snapshot: a running box commits and folds meanwhile
+            n, found = segments_differ(store.path, paths[i : i + 50], start, end)
+            checked += n
+            for p, fast_n, raw_n in found:
+                differ.append(p)
+                print(f"DIFFERS {p}: segments give {fast_n} readings, the readings table {raw_n}")
         window = f"{iso(start)} .. {iso(end)}" if args.start or args.end else "all time"
         if differ:
             print(

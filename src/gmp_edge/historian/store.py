@@ -197,17 +197,20 @@ def read_records(
     start_us: int,
     end_us: int,
     tail_scan_max: int = 200_000,
+    snapshot_held: bool = False,
 ) -> list[np.ndarray]:
     """Every reading of each tag with ``start_us <= ts < end_us``, by time (ADR 0018).
 
     Segments up to the indexer's cursor plus the readings committed after it, read in
-    one snapshot (``conn`` in autocommit mode), so nothing committed is missed. When
+    one snapshot (``conn`` in autocommit mode; ``snapshot_held``: inside the caller's
+    read transaction, which then holds the snapshot), so nothing committed is missed. When
     more than ``tail_scan_max`` readings are not indexed yet (e.g. a store from before
     segments), each tag's tail is read through its index instead of one scan of the
     unindexed rows. Returns :data:`historian.segments.RECORD` arrays; ``None`` ids give
     empty arrays.
     """
-    conn.execute("begin")
+    if not snapshot_held:
+        conn.execute("begin")
     try:
         row = conn.execute("select value from meta where key='segments_last_id'").fetchone()
         last = 0 if row is None else int(row[0])
@@ -258,7 +261,8 @@ def read_records(
             out[i] = seg.with_tail(out[i], seg.records_of(mine))
         return out
     finally:
-        conn.execute("rollback")
+        if not snapshot_held:
+            conn.execute("rollback")
 
 
 class Store:

@@ -133,21 +133,55 @@ def _read_segments(
         conn.close()
 
 
+def _rows(
+    conn: sqlite3.Connection, ids: Sequence[int | None], start_us: int, end_us: int
+) -> list[np.ndarray]:
+    out = []
+    for tid in ids:
+        if tid is None:
+            out.append(np.zeros(0, dtype=_DTYPE))
+            continue
+        cur = conn.execute(_SQL, (tid, start_us, end_us))
+        out.append(np.fromiter(cur, dtype=_DTYPE))
+    return out
+
+
 def _read_rows(
     path: Path, ids: Sequence[int | None], start_us: int, end_us: int
 ) -> list[np.ndarray]:
     conn = _connect_ro(path)
     try:
-        out = []
-        for tid in ids:
-            if tid is None:
-                out.append(np.zeros(0, dtype=_DTYPE))
-                continue
-            cur = conn.execute(_SQL, (tid, start_us, end_us))
-            out.append(np.fromiter(cur, dtype=_DTYPE))
-        return out
+        return _rows(conn, ids, start_us, end_us)
     finally:
         conn.close()
+
+
+def segments_differ(
+    store_path: Path, paths: Sequence[str], start_us: int, end_us: int
+) -> tuple[int, list[tuple[str, int, int]]]:
+    """Compare the segments path with the readings table over one snapshot of the store.
+
+    Both are read in one read transaction, so readings committed or folded meanwhile (a
+    running box) are in both or in neither. Returns the readings checked and, per tag that
+    differs, (path, readings from the segments, readings from the table).
+    """
+    conn = _connect_ro(store_path)
+    try:
+        conn.execute("begin")  # WAL: every read below sees the same committed state
+        known = dict(conn.execute("select path, id from tags").fetchall())
+        ids = [known.get(p) for p in paths]
+        fast = read_records(conn, ids, start_us, end_us, snapshot_held=True)
+        raw = _rows(conn, ids, start_us, end_us)
+        conn.execute("rollback")  # read only
+    finally:
+        conn.close()
+    checked = sum(int(r.size) for r in raw)
+    differ = [
+        (p, int(f.size), int(r.size))
+        for p, f, r in zip(paths, fast, raw, strict=True)
+        if f.tobytes() != r.tobytes()
+    ]
+    return checked, differ
 
 
 def _by_tag(
