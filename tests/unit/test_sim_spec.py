@@ -38,6 +38,7 @@ def test_example_spec_loads() -> None:
     assert press.port == 4840 and press.press.batch_id == "B-2026-0001"
     assert {e.kind for e in spec.scenario} == {
         EventKind.PARTICLE_BURST,
+        EventKind.PRESS_FORCE_DRIFT,
         EventKind.TEMPERATURE_EXCURSION,
     }
 

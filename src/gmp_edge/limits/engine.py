@@ -40,6 +40,8 @@ import numpy.typing as npt
 
 from gmp_edge.collector.reading import Quality, Reading
 from gmp_edge.limits.model import LIMIT_CONDITIONS, Condition, LimitSet, Side, TagLimits
+from gmp_edge.numfmt import number
+from gmp_edge.timefmt import display
 
 _I64_MIN = int(np.iinfo(np.int64).min)
 _I64_MAX = int(np.iinfo(np.int64).max)
@@ -88,6 +90,20 @@ class LimitEvent:
     excursion_start_us: int
     peak: float | None
     reason: EventReason
+
+
+def activation_text(e: LimitEvent, unit: str = "") -> str:
+    """What a notification of an activated condition says, for people: the value and the
+    limit it crossed, or, for monitoring unavailable, that no Good data came and since when."""
+    u = f" {unit}" if unit else ""
+    where = f"limit set {e.limit_set_id} v{e.limit_set_version}"
+    if e.value is None or e.limit is None:
+        return (
+            f"no Good readings since {display(e.excursion_start_us)} "
+            f"(monitoring unavailable; {where})"
+        )
+    side = "above" if e.condition.side is Side.HIGH else "below"
+    return f"value {number(e.value)}{u} {side} the limit {number(e.limit)}{u} ({where})"
 
 
 class ProductionTimeline:

@@ -42,7 +42,7 @@ from gmp_edge.deviations.batch import Batch, batch_id_problem
 from gmp_edge.deviations.lifecycle import amend
 from gmp_edge.deviations.model import Evidence, ExcursionKind, ExcursionSummary, ProductionState
 from gmp_edge.historian.store import Store, StoredReading
-from gmp_edge.limits.engine import Evaluator, LimitEvent
+from gmp_edge.limits.engine import Evaluator, LimitEvent, activation_text
 from gmp_edge.limits.model import IN_OPERATION, Condition, LimitSet
 from gmp_edge.limits.trend import cusum, ewma
 from gmp_edge.monitoring.production import ProductionTracker
@@ -156,6 +156,7 @@ class MonitoringEngine:
         notify: Notify | None = None,
     ):
         self.cfg = cfg
+        self._units = {t.path: t.unit for t in cfg.tags}  # for notification texts
         self.config_sha256 = config_sha256
         self.store = store
         self.books = books
@@ -432,8 +433,7 @@ class MonitoringEngine:
                 new,
                 tr,
                 f"{kind.value} on {e.tag}",
-                f"value {e.value} beyond {e.limit} (limit set {e.limit_set_id} "
-                f"v{e.limit_set_version})",
+                activation_text(e, self._units.get(e.tag, "")),
             )
             if kind in (
                 ConditionKind.ACTION_HIGH,

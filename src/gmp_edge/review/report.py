@@ -31,6 +31,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from gmp_edge.numfmt import duration, number
 from gmp_edge.review.charts import TraceChart
 from gmp_edge.review.model import BatchReview, TagReview
 from gmp_edge.review.readiness import DISCLAIMER
@@ -53,11 +54,7 @@ def utc(us: int | None) -> str:
 
 
 def _num(x: float | None, digits: int = 4) -> str:
-    if x is None:
-        return "-"
-    if x != x:
-        return "NaN"
-    return f"{x:.{digits}g}"
+    return "-" if x is None else number(x, digits)
 
 
 def _p(text: str, style: ParagraphStyle = SMALL) -> Paragraph:
@@ -192,7 +189,7 @@ def _completeness_rows(tags: Sequence[TagReview]) -> list[list[str]]:
             str(t.uncertain),
             str(t.bad),
             "-" if t.completeness_pct is None else f"{t.completeness_pct:.2f}",
-            f"{t.gap_seconds:g}",
+            duration(t.gap_seconds * 1e6) if t.gap_seconds else "0",
             _num(t.stats.min),
             _num(t.stats.mean),
             _num(t.stats.max),
@@ -222,7 +219,7 @@ def _rooms(r: BatchReview) -> list[Any]:
                 "unc.",
                 "bad",
                 "compl. %",
-                "gaps s",
+                "gaps",
                 "min",
                 "mean",
                 "max",
@@ -266,7 +263,7 @@ def _evidence(r: BatchReview) -> list[Any]:
             "side",
             "start",
             "end",
-            "dur. s",
+            "duration",
             "peak",
             "limit",
             "version",
@@ -279,7 +276,7 @@ def _evidence(r: BatchReview) -> list[Any]:
                 e.side,
                 utc(e.start_us),
                 utc(e.end_us) if e.end_us else "active",
-                f"{e.duration_us / 1e6:g}",
+                duration(e.duration_us),
                 _num(e.peak),
                 _num(e.limit),
                 f"{e.limit_set_id}@v{e.limit_set_version}" if e.limit_set_id else "-",
@@ -317,13 +314,13 @@ def _evidence(r: BatchReview) -> list[Any]:
     )
     out.append(Paragraph("Gaps (monitoring not available)", H2))
     out += _table(
-        ["tag", "start", "end", "dur. s", "cause", "message"],
+        ["tag", "start", "end", "duration", "cause", "message"],
         [
             [
                 t.tag,
                 utc(g.start_us),
                 utc(g.end_us) if g.end_us else "open",
-                f"{g.duration_us / 1e6:g}",
+                duration(g.duration_us),
                 g.cause,
                 g.message,
             ]
