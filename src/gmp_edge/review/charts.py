@@ -15,6 +15,7 @@ from reportlab.lib import colors
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable
 
+from gmp_edge.numfmt import number
 from gmp_edge.review.model import TagReview
 from gmp_edge.timefmt import utc_datetime
 
@@ -36,14 +37,8 @@ def _nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
 
 
 def _fmt(x: float) -> str:
-    if x == 0:
-        return "0"
-    ax = abs(x)
-    if ax >= 10000:
-        return f"{x:.3g}"
-    if ax >= 100:
-        return f"{x:.0f}"
-    return f"{x:.4g}"
+    # "140,000" on a particle axis, not "1.4e+05"; the ticks are round numbers already
+    return number(x)
 
 
 def _runs(has: np.ndarray) -> list[tuple[int, int]]:
@@ -192,14 +187,18 @@ class TraceChart(Flowable):
             c.line(left - 2, y, left, y)
             c.drawRightString(left - 3, y - 2, _fmt(v))
         hours = span / 3.6e9
-        step_h = next(s for s in (0.25, 0.5, 1, 2, 4, 6, 12, 24, 48, 168) if hours / s <= 8)
+        # from 10 s for a short batch to a week; at most 8 ticks
+        steps_h = (10 / 3600, 30 / 3600, 1 / 60, 2 / 60, 5 / 60, 10 / 60, 0.25, 0.5, 1, 2, 4, 6)
+        step_h = next((s for s in (*steps_h, 12, 24, 48) if hours / s <= 8), 168)
         step = int(step_h * 3600e6)
         tick = (self.start_us // step + 1) * step
         while tick < self.end_us:
             x = x_of(tick)
             c.line(x, bottom - 2, x, bottom)
             dt = utc_datetime(tick)
-            label = dt.strftime("%H:%M") if hours <= 48 else dt.strftime("%m-%d %H:%M")
+            label = dt.strftime(
+                "%H:%M:%S" if step_h < 1 / 60 else "%H:%M" if hours <= 48 else "%m-%d %H:%M"
+            )
             c.drawCentredString(x, bottom - 8, label)
             tick += step
         c.drawRightString(right, bottom - 8 if hours > 48 else 1, "UTC")

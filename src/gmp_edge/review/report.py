@@ -79,6 +79,8 @@ def _table(
             ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
             ("TOPPADDING", (0, 0), (-1, -1), 1.5),
+            ("LEFTPADDING", (0, 0), (-1, -1), 2),
+            ("RIGHTPADDING", (0, 0), (-1, -1), 2),
             ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
         ]
     )
@@ -228,23 +230,10 @@ def _rooms(r: BatchReview) -> list[Any]:
                 "p95",
             ],
             _completeness_rows(tags),
-            [
-                44 * mm,
-                11 * mm,
-                8 * mm,
-                11 * mm,
-                11 * mm,
-                8 * mm,
-                8 * mm,
-                11 * mm,
-                10 * mm,
-                10 * mm,
-                10 * mm,
-                10 * mm,
-                10 * mm,
-                10 * mm,
-                8 * mm,
-            ],
+            # the statistics get the room a particle count needs ("3,057,191") unwrapped
+            [36 * mm, 12 * mm, 7 * mm, 9 * mm, 9 * mm, 7 * mm, 7 * mm, 10 * mm, 10 * mm]
+            + [12 * mm] * 5
+            + [13 * mm],
         )
         out.append(Spacer(1, 4))
         for t in tags:
