@@ -15,14 +15,20 @@ production source. Tests add what else they need with the builder's methods.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.config import PlantConfig
 from gmp_edge.edge.config import load_config, parse_config
+from gmp_edge.edge.service import EdgeService
+from gmp_edge.historian.store import Store
+from gmp_edge.monitoring.engine import Books, MonitoringEngine
 
 SITE = "acme"
 AREA = "solid-dose"
@@ -274,3 +280,36 @@ def small_plant() -> PlantBuilder:
         product=PRODUCT,
     )
     return b
+
+
+# --- a box recording -------------------------------------------------------------------------
+
+
+@dataclass
+class Box:
+    """A store, its audit trail, the books and a started monitoring engine, as the service
+    has them once it runs (the tags registered, a service run open)."""
+
+    cfg: PlantConfig
+    store: Store
+    trail: AuditTrail
+    books: Books
+    engine: MonitoringEngine
+
+
+@contextmanager
+def recording(cfg: PlantConfig, sha: str) -> Iterator[Box]:
+    """A :class:`Box` for ``cfg``, closed on leaving the block."""
+    store = Store(cfg.store.path)
+    EdgeService(cfg, sha, store)  # registers the tags
+    store.start_run(sha, [t.path for t in cfg.tags])
+    trail = AuditTrail(cfg.store.path)
+    books = Books.open(trail)
+    try:
+        engine = MonitoringEngine(cfg, sha, store, books)
+        engine.start()
+        yield Box(cfg, store, trail, books, engine)
+    finally:
+        books.close()
+        trail.close()
+        store.close()

@@ -33,7 +33,7 @@ from gmp_edge.review.compile import (
 )
 from gmp_edge.review.gather import reported_interval_s, review_batch
 
-from .conftest import COMPRESSION, PRESS, TEMP, small_plant
+from .conftest import COMPRESSION, PRESS, TEMP, recording, small_plant
 
 S = 1_000_000
 T0 = 1_790_000_000 * S  # 2026-09-21T...Z
@@ -491,17 +491,9 @@ def test_every_ordering_of_batch_and_excursion_reaches_the_checklist(
 ):
     # issue 13 item 6: a batch that did not exist when the deviation was raised was not
     # linked, and the action excursion disappeared from the release checklist
-    plant = small_plant()  # TEMP: action high 24, on-delay 30 s
-    cfg, sha = plant.load(tmp_path)
-    db = cfg.store.path
-    store = Store(db)
-    EdgeService(cfg, sha, store)
-    store.start_run(sha, [t.path for t in cfg.tags])
-    trail = AuditTrail(db)
-    books = Books.open(trail)
-    try:
-        engine = MonitoringEngine(cfg, sha, store, books)
-        engine.start()
+    cfg, sha = small_plant().load(tmp_path)  # TEMP: action high 24, on-delay 30 s
+    with recording(cfg, sha) as box:
+        store, trail, books, engine = box.store, box.trail, box.books, box.engine
         t0 = now_us() + 5 * S
         batch = Batch("B-9", "Ibuprofen", (PRESS,), (COMPRESSION,), t0 + start_s * S)
 
@@ -534,10 +526,6 @@ def test_every_ordering_of_batch_and_excursion_reaches_the_checklist(
         codes = {b.code for b in r.readiness.blockers}
         assert "action_excursion_without_deviation" in codes and "deviation_open" not in codes
         assert r.readiness.recommendation == "hold"
-    finally:
-        books.close()
-        trail.close()
-        store.close()
 
 
 REPORTED = [
@@ -563,12 +551,8 @@ def test_record_tags_expect_one_sample_per_counter_cycle_not_per_poll(tmp_path):
     cfg, sha = small_plant().load(tmp_path)
     counter_tag = next(t for t in cfg.tags if t.record is not None)
     assert cfg.device(counter_tag.device).poll_interval_s != 6.0
-    store = Store(cfg.store.path)
-    EdgeService(cfg, sha, store)
-    store.start_run(sha, [t.path for t in cfg.tags])
-    trail = AuditTrail(cfg.store.path)
-    books = Books.open(trail)
-    try:
+    with recording(cfg, sha) as box:
+        store, trail, books = box.store, box.trail, box.books
         t0 = now_us() + 5 * S
         store.commit([], sample_intervals=[(counter_tag.path, t0 - 60 * S, 6.0)])
         store.commit(
@@ -578,9 +562,5 @@ def test_record_tags_expect_one_sample_per_counter_cycle_not_per_poll(tmp_path):
         books.batches.start("qa1", Batch("B-5", "Ibuprofen", (), (room,), t0))
         books.batches.end("qa1", "B-5", t0 + 600 * S)
         r = review_batch(store, books, trail, cfg, "B-5", t0 + 700 * S)
-    finally:
-        books.close()
-        trail.close()
-        store.close()
     t = next(t for t in r.tags if t.tag == counter_tag.path)
     assert (t.interval_s, t.expected, t.good, t.completeness_pct) == (6.0, 100, 100, 100.0)

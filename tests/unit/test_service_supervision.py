@@ -25,16 +25,9 @@ class DyingDriver:
         raise RuntimeError("decoder bug")
 
 
-async def test_a_driver_that_dies_is_recorded_and_reported(tmp_path):
-    # before the fix the driver task died unseen: collection of its tags stopped while
-    # health stayed ok, and only stop gathered (and dropped) the exception
-    cfg, sha = small_plant().load(tmp_path)
-    store = Store(cfg.store.path)
-    svc = EdgeService(cfg, sha, store)
-    svc.drivers = [DyingDriver()]  # type: ignore[list-item]
-    seen: list[TaskFailure] = []
+async def run_until_a_failure(svc: EdgeService) -> None:
+    """Run the service until a supervised task is reported dead, then stop it."""
     reported = asyncio.Event()
-    svc.on_task_failure.append(seen.append)
     svc.on_task_failure.append(lambda _: reported.set())
     stop = asyncio.Event()
     run = asyncio.create_task(svc.run(stop))
@@ -43,7 +36,19 @@ async def test_a_driver_that_dies_is_recorded_and_reported(tmp_path):
     finally:
         stop.set()
         await run
-        store.close()
+        svc.store.close()
+
+
+async def test_a_driver_that_dies_is_recorded_and_reported(tmp_path):
+    # before the fix the driver task died unseen: collection of its tags stopped while
+    # health stayed ok, and only stop gathered (and dropped) the exception
+    cfg, sha = small_plant().load(tmp_path)
+    store = Store(cfg.store.path)
+    svc = EdgeService(cfg, sha, store)
+    svc.drivers = [DyingDriver()]  # type: ignore[list-item]
+    seen: list[TaskFailure] = []
+    svc.on_task_failure.append(seen.append)
+    await run_until_a_failure(svc)
     (failure,) = seen
     assert failure.task == "driver:pc-01" and failure.reason == "RuntimeError: decoder bug"
     assert svc.task_failures == [failure]
@@ -54,21 +59,12 @@ async def test_a_committer_that_returns_early_is_a_failure(tmp_path):
     store = Store(cfg.store.path)
     svc = EdgeService(cfg, sha, store)
     svc.drivers = []
-    reported = asyncio.Event()
-    svc.on_task_failure.append(lambda _: reported.set())
 
     async def gives_up(stop) -> None:
         return None
 
     svc._committer = gives_up  # type: ignore[method-assign]
-    stop = asyncio.Event()
-    run = asyncio.create_task(svc.run(stop))
-    try:
-        await asyncio.wait_for(reported.wait(), 30)
-    finally:
-        stop.set()
-        await run
-        store.close()
+    await run_until_a_failure(svc)
     assert [(f.task, f.reason) for f in svc.task_failures] == [
         ("committer", "ended on its own while the service was running")
     ]
