@@ -397,6 +397,8 @@ async def test_a_back_dated_batch_and_a_stopped_counter_reach_the_release_checkl
         await op.aclose()
         (late,) = [b for b in (await c.get("/api/batches")).json() if b["id"] == "B-LATE-1"]
         assert dev["id"] in late["deviations"]  # before the fix: none linked
+        seen = (await c.get(f"/api/deviations/{dev['id']}")).json()
+        assert "B-LATE-1" in seen["batches"] and "B-LATE-1" not in seen["affected_batch_ids"]
 
         await caught_up(edge, us(late["end"]))
         rv = (await c.get("/api/batches/B-LATE-1/review")).json()["review"]

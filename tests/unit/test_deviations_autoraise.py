@@ -8,7 +8,14 @@ import json
 
 import pytest
 
-from gmp_edge.deviations.autoraise import RaiseDecision, affected_batches, decide, draft, escalates
+from gmp_edge.deviations.autoraise import (
+    RaiseDecision,
+    affected_batches,
+    concerned_batch_ids,
+    decide,
+    draft,
+    escalates,
+)
 from gmp_edge.deviations.batch import Batch
 from gmp_edge.deviations.model import (
     Classification,
@@ -239,3 +246,15 @@ def test_summary_validation():
 )
 def test_batch_in_progress_at(t, in_progress):
     assert batch(T0, T0 + HOUR_US).in_progress_at(t) is in_progress
+
+
+def test_the_batches_a_deviation_concerns_include_those_registered_afterwards():
+    # raised while B-1 ran; B-LATE was registered afterwards, back-dated over the excursion
+    s = excursion()
+    running = batch(T0 - HOUR_US, None, bid="B-1")
+    dev, _ = draft(decide(s, [running], T0 + MIN), s, deviation_id="D", title="t", discovered_us=T0)
+    assert dev.affected_batch_ids == ("B-1",)
+    late = batch(T0 - MIN, T0 + HOUR_US, bid="B-LATE")
+    elsewhere = batch(T0 - MIN, T0 + HOUR_US, rooms=("R900",), equipment=(), bid="B-X")
+    before = batch(T0 - 2 * HOUR_US, T0 - HOUR_US, bid="B-0")
+    assert concerned_batch_ids(dev, [late, elsewhere, before, running]) == ["B-1", "B-LATE"]

@@ -294,7 +294,13 @@ class DeviationOut(BaseModel):
     discovered: str
     report_due: str
     close_due: str
-    affected_batch_ids: list[str]
+    affected_batch_ids: list[str] = Field(
+        description="batches linked when it was raised or amended (the record's own field)"
+    )
+    batches: list[str] = Field(
+        description="every batch it concerns: the linked ones and those in progress in its "
+        "room or on its equipment during its excursion (also batches registered afterwards)"
+    )
     version: int
     record: dict[str, Any] = Field(description="the whole record (timestamps also as UTC text)")
     content_sha256: str
@@ -316,6 +322,7 @@ def deviation_out(request: Request, d: Deviation) -> DeviationOut:
         report_due=iso(d.report_due_us) or "",
         close_due=iso(d.close_due_us) or "",
         affected_batch_ids=list(d.affected_batch_ids),
+        batches=services_of(request).deviations.concerned_batches(d),
         version=d.version,
         record=_iso_fields(d.to_dict()),
         content_sha256=m.current_sha256 or "",

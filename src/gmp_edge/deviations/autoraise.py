@@ -49,6 +49,16 @@ def affected_batches(
     return tuple(sorted(hit, key=lambda b: b.id))
 
 
+def concerned_batch_ids(dev: Deviation, candidates: Iterable[Batch]) -> list[str]:
+    """Every batch ``dev`` concerns: those linked when it was raised or amended, and those of
+    ``candidates`` in progress in its room or on its equipment during its excursion (a batch
+    registered after the fact, back-dated, did not exist to be linked)."""
+    ids = set(dev.affected_batch_ids)
+    if dev.evidence is not None:
+        ids |= {b.id for b in affected_batches(dev.evidence, candidates)}
+    return sorted(ids)
+
+
 @dataclass(frozen=True, slots=True)
 class RaiseDecision:
     """Whether to raise a deviation for an excursion, and everything needed to draft it."""

@@ -24,6 +24,7 @@ from reportlab.platypus import Paragraph, Spacer
 
 from gmp_edge.alarms.model import Transition as AlarmTransition
 from gmp_edge.audit.chain import AuditEntry
+from gmp_edge.deviations.autoraise import concerned_batch_ids
 from gmp_edge.deviations.model import Deviation
 from gmp_edge.limits.model import LimitSet
 from gmp_edge.review.charts import TraceChart
@@ -73,6 +74,7 @@ class InvestigationFile:
     alarm_history: tuple[AlarmTransition, ...]
     signatures: tuple[SignatureLine, ...]
     audit: tuple[AuditEntry, ...]
+    batches: tuple[str, ...] = ()  # every batch it concerns (linked, or in scope meanwhile)
 
 
 def window_of(dev: Deviation, now_us: int, context_us: int = CONTEXT_US) -> tuple[int, int] | None:
@@ -92,6 +94,7 @@ def compile_investigation(
     limit_sets: Sequence[tuple[LimitSet, str]],
     signatures: Sequence[SignatureLine],
     audit: Sequence[AuditEntry],
+    batches: Sequence[str] = (),
 ) -> InvestigationFile:
     """The investigation file of ``dev`` (pure: same records, same file).
 
@@ -123,6 +126,7 @@ def compile_investigation(
         alarm_history=history,
         signatures=tuple(sorted(signatures, key=lambda s: s.signed_us)),
         audit=tuple(sorted(audit, key=lambda e: e.seq)),
+        batches=tuple(batches) or dev.affected_batch_ids,
     )
 
 
@@ -191,6 +195,7 @@ def gather_investigation(
         books.limit_sets.history(),
         sigs,
         trail.entries(record_type="deviation", record_id=dev_id),
+        concerned_batch_ids(dev, books.batches.list(*window)) if window else (),
     )
 
 
@@ -214,7 +219,7 @@ def _record(f: InvestigationFile) -> list[Any]:
             + (f" (rule {d.proposal_rule})" if d.proposal_rule else "")
             + f"; final {final}",
         ),
-        ("Affected batches", ", ".join(d.affected_batch_ids) or "none"),
+        ("Batches concerned", ", ".join(f.batches) or "none"),
         ("Record version / content SHA-256", f"v{d.version} / {f.content_sha256 or '-'}"),
     ]
     if d.classification_rationale:

@@ -82,7 +82,9 @@ class GmpServices:
         return cls(
             batches=BatchService(engine.books.batches, (r.id for r in engine.cfg.rooms), clock),
             alarms=AlarmService(engine, clock),
-            deviations=DeviationService(engine.books.deviations, trail, signing, clock),
+            deviations=DeviationService(
+                engine.books.deviations, trail, signing, clock, engine.books.batches
+            ),
             limit_sets=LimitSetService(engine, clock),
             release=release,
             signing=signing,

@@ -15,6 +15,7 @@ from typing import Any, Unpack
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.clock import Clock
 from gmp_edge.deviations import lifecycle
+from gmp_edge.deviations.autoraise import concerned_batch_ids
 from gmp_edge.deviations.batch import Batch
 from gmp_edge.deviations.model import (
     Classification,
@@ -24,7 +25,7 @@ from gmp_edge.deviations.model import (
     Transition,
 )
 from gmp_edge.identity.users import User
-from gmp_edge.monitoring.records import DeviationBook, RecordNotFound
+from gmp_edge.monitoring.records import BatchBook, DeviationBook, RecordNotFound
 from gmp_edge.services.errors import (
     Conflict,
     Invalid,
@@ -55,6 +56,17 @@ class DeviationService:
     trail: AuditTrail
     signing: SigningService
     clock: Clock
+    batches: BatchBook
+
+    def concerned_batches(self, dev: Deviation) -> builtins.list[str]:
+        """Every batch the deviation concerns: those linked when it was raised or amended,
+        and those in progress in its room or on its equipment during its excursion (a batch
+        registered after the fact, back-dated, did not exist to be linked)."""
+        ev = dev.evidence
+        if ev is None:
+            return sorted(dev.affected_batch_ids)
+        end = ev.end_us if ev.end_us is not None else self.clock.now_us()
+        return concerned_batch_ids(dev, self.batches.list(ev.start_us, end))
 
     def get(self, dev_id: str) -> Deviation:
         """The deviation; NotFound if there is none."""

@@ -73,7 +73,7 @@ async function refresh() {
     $("devsrows").innerHTML = open.map(d => `<tr class="deviation" data-deviation="${esc(d.id)}">
       <td>${esc(d.id)}</td><td>${esc(d.title)}</td>
       <td class="c-${esc(d.proposed_classification)}">${esc(d.proposed_classification)}</td>
-      <td>${esc(d.status.replace("_", " "))}</td><td>${esc(d.affected_batch_ids.join(", ") || "—")}</td>
+      <td>${esc(d.status.replace("_", " "))}</td><td>${esc(d.batches.join(", ") || "—")}</td>
       <td>${esc(d.report_due)}</td></tr>`).join("") || `<tr><td colspan="6">none</td></tr>`;
     $("site").textContent = "site " + health.site;
     const o = $("overall");
