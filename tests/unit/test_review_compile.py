@@ -564,3 +564,35 @@ def test_record_tags_expect_one_sample_per_counter_cycle_not_per_poll(tmp_path):
         r = review_batch(store, books, trail, cfg, "B-5", t0 + 700 * S)
     t = next(t for t in r.tags if t.tag == counter_tag.path)
     assert (t.interval_s, t.expected, t.good, t.completeness_pct) == (6.0, 100, 100, 100.0)
+
+
+def test_an_action_excursion_under_a_limit_set_replaced_mid_batch_still_blocks():
+    # issue 13 item 6, another ordering: v1 in force when the excursion happened, v2 approved
+    # half-way through the batch (the alarm retired with v1); the excursion stays in the record
+    values = np.full(3600, 20.0)
+    values[100:160] = 25.0
+    aid = f"{TAG}#action_high"
+    trs = [
+        tr(
+            aid,
+            AlarmEvent.CONDITION_ACTIVE,
+            T0 + 100 * S,
+            value_at_trip=25.0,
+            limit_at_trip=24.0,
+            limit_set_id="site",
+            limit_set_version=1,
+        ),
+        tr(aid, AlarmEvent.CONDITION_CLEARED, T0 + 160 * S, reason="retired"),
+    ]
+    v1, v2 = lset(1, 0, action_high=24.0), lset(2, T0 + 1800 * S, action_high=26.0)
+    r = review(
+        [tag_input(value=values, transitions=trs)],
+        limit_sets=[(v1, "superseded"), (v2, "approved")],
+    )
+    t = r.tags[0]
+    assert [(e.level, e.limit_set_version) for e in t.excursions] == [("action", 1)]
+    assert [(lim.version, lim.action_high) for lim in t.limits] == [(1, 24.0), (2, 26.0)]
+    assert r.readiness is not None
+    codes = [b.code for b in r.readiness.blockers]
+    assert "action_excursion_without_deviation" in codes
+    assert "limit_set_changed" in [w.code for w in r.readiness.warnings]
