@@ -70,3 +70,17 @@ def test_the_scripted_force_drift_is_out_of_trend_before_the_alert_limit(seed):
     assert signals(trend, x[:start]).size == 0  # nothing before it
     assert first.size, "the drift is not out of trend"
     assert x[first[0]] < limit["alert_high"]  # seen as a trend before it is an excursion
+
+
+def test_the_scripted_particle_burst_is_clearly_an_action_excursion():
+    # x20 on a 150,000/m3 baseline sat on the 3 M action limit: the alarm chattered and the
+    # one scripted burst raised two deviations
+    plant = tomllib.loads((EXAMPLES / "plant.toml").read_text())
+    sim = tomllib.loads((EXAMPLES / "sim-solid-dose.toml").read_text())
+    tag = "acme-basel/solid-dose/granulation/pc-gran-01/particles_0_5"
+    (limit,) = [e for e in plant["limits"] if e["tag"] == tag]
+    (burst,) = [e for e in sim["scenario"] if e["kind"] == "particle_burst"]
+    unit = next(u for ep in sim["modbus"] for u in ep["units"] if u["id"] == burst["target"])
+    peak = unit["conc_0_5"] * burst["magnitude"]
+    assert peak >= 1.3 * limit["action_high"]
+    assert limit["deadband"] >= 0.05 * limit["action_high"]
