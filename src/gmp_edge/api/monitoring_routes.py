@@ -6,8 +6,9 @@ Closing a deviation asks for the password again and signs the closed record.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
@@ -21,6 +22,7 @@ from gmp_edge.api.models import (
     NOT_FOUND,
     Password,
     Reason,
+    Responses,
     Strict,
     UserId,
 )
@@ -331,6 +333,19 @@ def deviation_out(request: Request, d: Deviation) -> DeviationOut:
     )
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def deviation_action(name: str, more: Responses | None = None) -> Callable[[F], F]:
+    """``POST /api/deviations/{dev_id}/<name>``: a lifecycle step answering the deviation."""
+    return router.post(
+        f"/api/deviations/{{dev_id}}/{name}",
+        response_model=DeviationOut,
+        tags=["deviations"],
+        responses={**DEV_ACTION, **(more or {})},
+    )
+
+
 class InvestigateIn(Strict):
     """Start the investigation."""
 
@@ -396,12 +411,7 @@ def get_deviation(dev_id: str, request: Request, who: Principal = READ) -> Devia
     return deviation_out(request, services_of(request).deviations.get(dev_id))
 
 
-@router.post(
-    "/api/deviations/{dev_id}/investigate",
-    response_model=DeviationOut,
-    tags=["deviations"],
-    responses=DEV_ACTION,
-)
+@deviation_action("investigate")
 def investigate(
     dev_id: str, body: InvestigateIn, request: Request, who: Principal = REVIEW
 ) -> DeviationOut:
@@ -413,12 +423,7 @@ def investigate(
     return deviation_out(request, d)
 
 
-@router.post(
-    "/api/deviations/{dev_id}/amend",
-    response_model=DeviationOut,
-    tags=["deviations"],
-    responses=DEV_ACTION,
-)
+@deviation_action("amend")
 def amend_deviation(
     dev_id: str, body: AmendIn, request: Request, who: Principal = REVIEW
 ) -> DeviationOut:
@@ -433,12 +438,7 @@ def amend_deviation(
     return deviation_out(request, d)
 
 
-@router.post(
-    "/api/deviations/{dev_id}/close",
-    response_model=DeviationOut,
-    tags=["deviations"],
-    responses={**DEV_ACTION, 401: {"description": "password wrong: nothing closed"}},
-)
+@deviation_action("close", {401: {"description": "password wrong: nothing closed"}})
 def close_deviation(
     dev_id: str, body: CloseIn, request: Request, who: Principal = APPROVE
 ) -> DeviationOut:
@@ -460,12 +460,7 @@ def close_deviation(
     return deviation_out(request, d)
 
 
-@router.post(
-    "/api/deviations/{dev_id}/cancel",
-    response_model=DeviationOut,
-    tags=["deviations"],
-    responses=DEV_ACTION,
-)
+@deviation_action("cancel")
 def cancel_deviation(
     dev_id: str, body: CancelIn, request: Request, who: Principal = APPROVE
 ) -> DeviationOut:
