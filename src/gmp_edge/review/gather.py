@@ -123,16 +123,6 @@ def _connect_ro(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _read_segments(
-    path: Path, ids: Sequence[int | None], start_us: int, end_us: int
-) -> list[np.ndarray]:
-    conn = _connect_ro(path)
-    try:
-        return read_records(conn, ids, start_us, end_us)
-    finally:
-        conn.close()
-
-
 def _rows(
     conn: sqlite3.Connection, ids: Sequence[int | None], start_us: int, end_us: int
 ) -> list[np.ndarray]:
@@ -146,14 +136,26 @@ def _rows(
     return out
 
 
-def _read_rows(
-    path: Path, ids: Sequence[int | None], start_us: int, end_us: int
-) -> list[np.ndarray]:
-    conn = _connect_ro(path)
-    try:
-        return _rows(conn, ids, start_us, end_us)
-    finally:
-        conn.close()
+Reader = Callable[[sqlite3.Connection, Sequence[int | None], int, int], list[np.ndarray]]
+
+
+def _on_own_connection(
+    read: Reader,
+) -> Callable[[Path, Sequence[int | None], int, int], list[np.ndarray]]:
+    """``read`` on a read-only connection of its own (one per worker thread)."""
+
+    def run(path: Path, ids: Sequence[int | None], start_us: int, end_us: int) -> list[np.ndarray]:
+        conn = _connect_ro(path)
+        try:
+            return read(conn, ids, start_us, end_us)
+        finally:
+            conn.close()
+
+    return run
+
+
+_read_segments = _on_own_connection(read_records)  # the segments plus the unfolded tail
+_read_rows = _on_own_connection(_rows)  # row by row from the readings table (the reference)
 
 
 def segments_differ(
