@@ -285,7 +285,7 @@ def create_app(rt: Runtime, access: Access, services: GmpServices, tls: bool = F
         status_of = services.status
         mon = status_of.monitoring()
         notify = status_of.notifications()
-        verdict = status_of.health(rt.health_inputs(now), mon, notify)
+        verdict = status_of.health(rt.health_inputs(now), notify)
         return HealthOut(
             status=verdict.status,
             reasons=[

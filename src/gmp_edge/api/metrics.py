@@ -154,8 +154,7 @@ def service_families(rt: Runtime, status: StatusService) -> Families:
         st.as_dict()["alarm_latency_ms_p99"],
     )
     # the box's own health, the same verdict as GET /api/health; alarms are separate figures
-    mon = status.monitoring()
-    verdict = status.health(rt.health_inputs(now), mon, status.notifications())
+    verdict = status.health(rt.health_inputs(now), status.notifications())
     for level in ("starting", "ok", "degraded", "failed"):
         m.add(
             "gmp_edge_health",

@@ -31,7 +31,6 @@ from gmp_edge.collector.plan import Function, ReadRequest, RegisterPoint, plan_r
 from gmp_edge.collector.reading import Cause, Quality, Reading
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.retry import Backoff
-from gmp_edge.timefmt import iso
 
 log = logging.getLogger("gmp_edge.collector.modbus")
 
@@ -77,10 +76,6 @@ class RecordPoint:
     analog: int | None = None
     valid_min: float | None = None  # the sensor range: a value outside it is Bad
     valid_max: float | None = None
-
-
-def _stamp(epoch_s: int) -> str:
-    return iso(epoch_s * 1_000_000).replace(".000000Z", "Z")
 
 
 def _is_no_answer(exc: BaseException) -> bool:
@@ -470,10 +465,14 @@ class ModbusDriver(Driver):
             # only a clock set back makes the newest record older than one already read:
             # timestamps cannot order the records any more, so say so and go on from it
             last, self.last_record_s = self.last_record_s, newest.timestamp_s
+            newest_at, last_at = (
+                particle.record_time(newest.timestamp_s),
+                particle.record_time(last),
+            )
             raise DeviceFault(
-                f"counter clock set back: its newest record ({_stamp(newest.timestamp_s)}) is "
-                f"older than the last one read ({_stamp(last)}); records stored since may be "
-                "missing, check the counter's clock"
+                f"counter clock set back: its newest record ({newest_at}) is older than the "
+                f"last one read ({last_at}); records stored since may be missing, check the "
+                "counter's clock"
             )
         if newest.timestamp_s == self.last_record_s:
             return []

@@ -196,6 +196,11 @@ def _with_status(value: float, status: int, what: str) -> Assessed:
     return Assessed(value, Quality.GOOD, None, None)
 
 
+def record_time(epoch_s: int) -> str:
+    """A record's whole-second timestamp as ISO 8601 UTC: ``2026-11-22T09:33:20Z``."""
+    return iso(epoch_s * 1_000_000).replace(".000000Z", "Z")
+
+
 def not_sampling(
     newest_s: int | None, overdue_s: float, settings: CounterSettings, missed_cycles: int
 ) -> str | None:
@@ -209,7 +214,7 @@ def not_sampling(
     newest = (
         f"no record stored in {age}; "
         if newest_s is None
-        else f"newest record {iso(newest_s * 1_000_000).replace('.000000Z', 'Z')}, {age} ago; "
+        else f"newest record {record_time(newest_s)}, {age} ago; "
     )
     return (
         f"counter not sampling: {newest}"

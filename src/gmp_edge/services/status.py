@@ -49,18 +49,13 @@ class StatusService:
             "unacknowledged": sum(1 for a in active if a.unack_since_us is not None),
         }
 
-    def health(
-        self,
-        collection: HealthInputs,
-        monitoring: Mapping[str, Any],
-        notifications: Mapping[str, Any] | None,
-    ) -> Health:
+    def health(self, collection: HealthInputs, notifications: Mapping[str, Any] | None) -> Health:
         """The one health verdict (route, metrics, page): collection's inputs with the
-        monitoring and notification figures of the service layer."""
+        evaluation's error and the notification figures of the service layer."""
         return assess_health(
             replace(
                 collection,
-                monitoring_error=str(monitoring["error"]) if monitoring.get("error") else None,
+                monitoring_error=self._engine.stats.error,
                 notifications_dropped=int((notifications or {}).get("dropped") or 0),
             )
         )
