@@ -76,6 +76,10 @@ def example_config(ports: dict[str, int], store: Path, interval: float) -> Plant
     ]
     keep = {d["id"] for d in data["devices"]}
     data["tags"] = [t for t in data["tags"] if t["device"] in keep]
+    # limits and production sources of the tags left out go too: collection only is measured
+    paths = {t["path"] for t in data["tags"]}
+    data["limits"] = [e for e in data.get("limits", []) if e["tag"] in paths]
+    data["production"] = []
     for d in data["devices"]:
         d["port"] = ports["gw-granulation"] if d["port"] == 15020 else ports["gw-compression"]
         d["poll_interval_s"] = interval
