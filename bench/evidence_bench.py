@@ -41,10 +41,11 @@ from pathlib import Path
 import psutil
 
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.evidence import keys, readings_csv
 from gmp_edge.evidence import package as pkg
+from gmp_edge.evidence import readings_csv
 from gmp_edge.evidence.verify import verify_package
 from gmp_edge.historian.store import Store
+from gmp_edge.integrity import keys
 from gmp_edge.monitoring.engine import Books
 from gmp_edge.signatures.register import SignatureRegister
 from gmp_edge.timefmt import iso

@@ -67,7 +67,7 @@ def test_domain_refusals_share_a_base_and_keep_their_builtin(
 
 
 def test_callers_that_catch_builtins_still_catch_ours() -> None:
-    from gmp_edge.evidence.keys import SigningKeyError
+    from gmp_edge.integrity.keys import SigningKeyError
     from gmp_edge.review.gather import BatchNotFound
     from gmp_edge.services.errors import NotFound, Refused
 

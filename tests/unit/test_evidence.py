@@ -43,11 +43,12 @@ from gmp_edge.deviations.model import (
     ProductionState,
     Source,
 )
-from gmp_edge.evidence import keys, readings_csv
+from gmp_edge.evidence import readings_csv
 from gmp_edge.evidence import verify as ev
 from gmp_edge.evidence.package import EvidenceError, build_package
 from gmp_edge.historian.store import Store
 from gmp_edge.identity.roles import Role
+from gmp_edge.integrity import keys
 from gmp_edge.limits.model import LimitSet
 from gmp_edge.monitoring.engine import Books
 from gmp_edge.signatures.manifest import Meaning

@@ -22,6 +22,7 @@ from gmp_edge.historian.forwarder import Forwarder, SendResult
 from gmp_edge.historian.store import SCHEMA_VERSION, Store, StoredReading, StoreError
 from gmp_edge.identity.roles import Role
 from gmp_edge.identity.users import Directory
+from gmp_edge.integrity.check import check_ledger
 from gmp_edge.limits.model import LimitSet, TagLimits, Threshold
 from gmp_edge.monitoring.records import (
     AlarmBook,
@@ -221,9 +222,16 @@ def test_previous_release_store_opens_without_loss(old_db: Path) -> None:
     versions = dict(conn.execute("select store, version from schema_versions").fetchall())
     meta = conn.execute("select value from meta where key='schema_version'").fetchone()
     intervals = conn.execute("select count(*) from sample_intervals").fetchone()
+    # every record row the previous release wrote is adopted into the seal ledger as it
+    # was found, and what was written since is sealed: the whole store checks out
+    conn.execute("begin")
+    sealed = check_ledger(conn)
     conn.close()
-    # the historian's version 2 adds the devices' own sample intervals (migrated in)
-    assert versions == dict.fromkeys(STORES, 1) | {"historian": 2}
+    assert not sealed.findings, sealed.findings.lines()
+    assert sealed.readings == 3 and sealed.rows >= 8
+    # the historian's version 2 adds the devices' own sample intervals (migrated in); the
+    # seal ledger (ADR 0027) is new in this release
+    assert versions == dict.fromkeys(STORES, 1) | {"historian": 2, "ledger": 1}
     assert intervals == (0,)
     assert meta == ("2",)  # kept for the previous release, which then refuses a newer store
 

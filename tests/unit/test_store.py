@@ -7,6 +7,7 @@ import pytest
 from gmp_edge.collector.reading import Cause, Quality, Reading
 from gmp_edge.historian.gaps import GapClosed, GapOpened
 from gmp_edge.historian.store import Store, StoreError
+from gmp_edge.integrity.check import check_ledger
 
 S = 1_000_000
 T0 = 1_790_000_000 * S
@@ -137,17 +138,41 @@ def test_committed_data_survives_without_close(tmp_path):
     s.close()
 
 
+def _sealed_ok(store) -> None:
+    conn = sqlite3.connect(store.path)
+    conn.execute("begin")
+    try:
+        report = check_ledger(conn)
+    finally:
+        conn.close()
+    assert not report.findings, report.findings.lines()
+
+
 def test_retention(store):
-    store.commit([good("s/a/r/e/t1", T0 + i * S, 1.0) for i in range(10)])
+    for i in range(10):  # one commit (one sealed block) a reading
+        store.commit([good("s/a/r/e/t1", T0 + i * S, 1.0)])
     assert store.apply_retention(T0 + 5 * S) == 5
     assert store.count_readings() == 5
+    _sealed_ok(store)  # what stays still matches its seals; the deletion is itself sealed
+
+
+def test_retention_deletes_whole_sealed_blocks_only(store):
+    # one block with an old and a young reading stays whole until it is wholly old
+    store.commit([good("s/a/r/e/t1", T0, 1.0), good("s/a/r/e/t1", T0 + 9 * S, 1.0)])
+    store.commit([good("s/a/r/e/t1", T0 + 10 * S, 1.0)])
+    assert store.apply_retention(T0 + 5 * S) == 0
+    assert store.apply_retention(T0 + 10 * S) == 2
+    assert store.count_readings() == 1
+    _sealed_ok(store)
 
 
 def test_retention_never_deletes_what_a_destination_has_not_confirmed(store):
-    store.commit([good("s/a/r/e/t1", T0 + i * S, 1.0) for i in range(10)])
+    for i in range(10):
+        store.commit([good("s/a/r/e/t1", T0 + i * S, 1.0)])
     store.outbox_ack("influxdb", 3)  # rows 1..3 confirmed, 4..10 still to send
     assert store.apply_retention(T0 + 8 * S) == 3
     assert [rid for rid, _ in store.outbox_pending("influxdb")] == list(range(4, 11))
+    _sealed_ok(store)
 
 
 def test_mixed_batch_keeps_order_values_and_nulls(store):

@@ -12,13 +12,14 @@ import io
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Concatenate, ParamSpec
+from typing import Any, Concatenate, ParamSpec
 
 from gmp_edge.audit.chain import GENESIS, AuditEntry, Break, canonical, entry_hash, verify
 from gmp_edge.clock import now_us
+from gmp_edge.integrity.ledger import Sealer
 from gmp_edge.storage.query import where_clause
 from gmp_edge.storage.schema import Schema, migrate
 from gmp_edge.timefmt import iso
@@ -59,6 +60,34 @@ COLUMNS = (
     "prev_hash",
     "hash",
 )
+
+
+def entries_of(rows: Iterable[Sequence[Any]]) -> Iterator[AuditEntry]:
+    """Audit entries from rows of ``select <COLUMNS> from audit``."""
+    for r in rows:
+        yield AuditEntry(
+            int(r[0]),
+            int(r[1]),
+            str(r[2]),
+            str(r[3]),
+            str(r[4]),
+            str(r[5]),
+            str(r[6]),
+            json.loads(str(r[7])),
+            json.loads(str(r[8])),
+            str(r[9]),
+            str(r[10]),
+        )
+
+
+def verify_chain(conn: sqlite3.Connection) -> tuple[int, str, Break | None]:
+    """Walk the audit chain of the database ``conn`` is open on, in storage order (rowid);
+    read-only, so it also serves a check of a store the service is running on."""
+    try:
+        rows = conn.execute(f"select {', '.join(COLUMNS)} from audit order by rowid")
+        return verify(entries_of(rows))
+    except (json.JSONDecodeError, sqlite3.Error) as exc:
+        return 0, GENESIS, Break(0, f"unreadable audit table: {exc}")
 
 
 class AuditTransaction:
@@ -133,6 +162,8 @@ class AuditTrail:
         self._conn.execute("pragma synchronous=full")
         try:
             migrate(self._conn, SCHEMA, self.path)
+            # every outermost transaction seals the record rows it wrote (ADR 0027)
+            self._sealer = Sealer(self._conn, str(self.path))
         except BaseException:
             self._conn.close()
             raise
@@ -163,7 +194,11 @@ class AuditTrail:
             self._conn.execute(f"savepoint {savepoint}" if depth else "begin immediate")
             self._depth = depth + 1
             try:
+                if not depth:
+                    self._sealer.begin()
                 yield AuditTransaction(self._conn)
+                if not depth:
+                    self._sealer.seal()
             except BaseException:
                 self._depth = depth
                 if depth:
@@ -179,20 +214,7 @@ class AuditTrail:
     append = _committed(AuditTransaction.append)
 
     def _rows(self, sql: str, args: tuple[object, ...] = ()) -> Iterator[AuditEntry]:
-        for r in self._conn.execute(sql, args):
-            yield AuditEntry(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                json.loads(r[7]),
-                json.loads(r[8]),
-                r[9],
-                r[10],
-            )
+        return entries_of(self._conn.execute(sql, args))
 
     def entries(
         self,
@@ -222,11 +244,7 @@ class AuditTrail:
 
     def verify(self) -> tuple[int, str, Break | None]:
         """Walk the whole chain in storage order (by rowid, as the file holds it)."""
-        try:
-            rows = self._rows(f"select {', '.join(COLUMNS)} from audit order by rowid")
-            return verify(rows)
-        except (json.JSONDecodeError, sqlite3.Error) as exc:
-            return 0, GENESIS, Break(0, f"unreadable audit table: {exc}")
+        return verify_chain(self._conn)
 
     def export(self, fmt: str) -> str:
         """The whole trail as CSV or JSON (UTC ISO timestamps added for people)."""

@@ -38,4 +38,4 @@ class SecurityConfig(ConfigModel):
 
     max_failed_signins: int = Field(default=5, ge=1, le=100)
     password_max_age_days: int | None = Field(default=90, ge=1)
-    audit_anchor_minutes: float = Field(default=60, gt=0, le=24 * 60)
+    audit_anchor_minutes: float = Field(default=5, gt=0, le=24 * 60)

@@ -31,14 +31,18 @@ from gmp_edge.edge.config import ConfigError, load_config
 from gmp_edge.edge.forwarding import build_forwarding
 from gmp_edge.edge.lifecycle import (
     anchor_periodically,
+    audit_crash,
     audit_start,
     audit_stop,
     audit_task_failure,
     watch_clock,
+    write_anchor,
 )
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.edge.wiring import polling_plan
 from gmp_edge.historian.store import Store, StoreError
+from gmp_edge.integrity.anchoring import StoreRefused, preflight
+from gmp_edge.services.integrity import verify_anchors_only, verify_store
 from gmp_edge.storage.lock import LockUnavailable, StoreInUse
 from gmp_edge.storage.schema import summarised_upgrades
 from gmp_edge.supervise import Supervisor
@@ -71,10 +75,15 @@ async def serve(
         with claimed(cfg) as own:
             await serve(cfg, sha, stop, config_path, banner, demo, own)
         return
+    # damaged, emptied, replaced, cut back or written behind a stopped service: refused
+    # before anything is written (ADR 0027)
+    pre = preflight(cfg.store.path)
     with summarised_upgrades(cfg.store.path):  # one log line for the dozen stores opened here
         store = Store(cfg.store.path)
         trail = AuditTrail(cfg.store.path)
         audit_start(trail, config_path, sha)
+        audit_crash(trail, pre, store.last_heartbeat_us())
+        write_anchor(cfg.store.path, "recovered" if pre.crashed else "start")
         service = EdgeService(cfg, sha, store)
         dispatcher = notification_dispatcher(cfg, trail)
         parts = build_api(cfg, service, trail, notify_from_thread(dispatcher), config_path)
@@ -121,12 +130,7 @@ async def serve(
     supervisor.start("clock", watch_clock(trail, stop))
     supervisor.start(
         "anchor",
-        anchor_periodically(
-            trail,
-            stop,
-            cfg.security.audit_anchor_minutes * 60,
-            cfg.store.path.with_suffix(".anchors"),
-        ),
+        anchor_periodically(cfg.store.path, stop, cfg.security.audit_anchor_minutes * 60),
         ends_early=True,
     )
     supervisor.start("service", service.run(stop))
@@ -155,6 +159,7 @@ async def serve(
         await asyncio.gather(*tasks, *forward_tasks)
         audit_stop(trail, "API could not listen")
         close()
+        write_anchor(cfg.store.path, "stop")
         raise SystemExit(f"API could not listen on {cfg.api.host}:{cfg.api.port}")
     port = cfg.api.port
     for srv in server.servers:  # port 0 asks the OS for a free port: show the real one
@@ -182,6 +187,7 @@ async def serve(
         await forwarding.close()
         audit_stop(trail)
         close()
+        write_anchor(cfg.store.path, "stop")  # after the last write of every part
         left = service.uncommitted  # checked, not assumed
         if left:
             print(
@@ -250,7 +256,7 @@ def _until_stopped(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
     except (StoreError, LockUnavailable) as exc:
         print(f"store error: {exc}", file=sys.stderr)
         return 1
-    except (StoreInUse, PortInUse) as exc:  # refused before anything was written
+    except (StoreInUse, PortInUse, StoreRefused) as exc:  # refused before anything was written
         print(f"gmp-edge not started: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -303,21 +309,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     trail = AuditTrail(cfg.store.path)
     try:
         if args.action == "verify":
-            n, head, brk = trail.verify()
-            if brk is not None:
-                print(
-                    f"audit trail BROKEN at entry {brk.seq}: {brk.reason} "
-                    f"({n} entries read, {cfg.store.path})"
-                )
-                return 1
-            print(f"audit trail intact: {n} entries, head sha256 {head} ({cfg.store.path})")
-            if args.expect_head and args.expect_head != head:
-                print(
-                    f"but the head differs from the anchor {args.expect_head}: entries were "
-                    "removed or rewritten after it was taken"
-                )
-                return 1
-            return 0
+            return _audit_verify(cfg.store.path, trail, args.expect_head)
         if args.action == "export":
             sys.stdout.write(trail.export(args.format))
             return 0
@@ -341,6 +333,116 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return 0
     finally:
         trail.close()
+
+
+def _audit_verify(store: Path, trail: AuditTrail, expect_head: str | None) -> int:
+    """The audit chain and the signed anchors of it (the whole record: ``gmp-edge verify``)."""
+    n, head, brk = trail.verify()
+    if brk is not None:
+        print(f"audit trail BROKEN at entry {brk.seq}: {brk.reason} ({n} entries read, {store})")
+        return 1
+    print(f"audit trail chained: {n} entries, head sha256 {head} ({store})")
+    verdict = verify_anchors_only(store)
+    for line in verdict.problems():
+        print(f"  {line}")
+    bad = bool(verdict.problems())
+    if expect_head:
+        # an anchor taken earlier must still be in the chain: later entries are fine
+        found = [e.seq for e in trail.entries(limit=2**62) if e.hash == expect_head]
+        if not found:
+            print(
+                f"  the anchored hash {expect_head} is no entry of the trail: entries were "
+                "removed or rewritten after it was taken"
+            )
+            bad = True
+        else:
+            print(f"  the anchored hash is entry {found[0]}; {n - found[0]} entries follow it")
+    print("audit trail intact" if not bad else "audit trail NOT intact")
+    return 1 if bad else 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check the whole original record: SQLite, audit chain, seal ledger, signed anchors."""
+    cfg = _load_with_store(args.config)
+    if args.accept_tail is not None:
+        return _accept_tail(cfg, args)
+
+    def progress(message: str) -> None:
+        print(f"  ... {message}", file=sys.stderr, flush=True)
+
+    verdict = verify_store(cfg.store.path, args.fingerprint, progress)
+    for line in verdict.summary():
+        print(line)
+    problems = verdict.problems()
+    if not problems:
+        print("VERIFIED: the store is the original record, as sealed and anchored")
+        return 0
+    print(f"NOT VERIFIED: {len(problems)} problem(s)")
+    for line in problems:
+        print(f"  - {line}")
+    return 1
+
+
+def _accept_tail(cfg: PlantConfig, args: argparse.Namespace) -> int:
+    # An administrator records that what was written after a clean stop was reviewed; the
+    # entry and a new anchor then let the service start again. Nothing else is accepted.
+    from gmp_edge.identity.roles import Role
+    from gmp_edge.identity.users import Directory
+
+    reason = args.accept_tail.strip()
+    if not reason or not args.by:
+        print("--accept-tail needs a reason and --by (an administrator's user id)", file=sys.stderr)
+        return 2
+    verdict = verify_store(cfg.store.path, args.fingerprint)
+    problems = verdict.problems()
+    tail_only = (
+        verdict.anchors is not None
+        and len(problems) == 1
+        and (verdict.anchors.unanchored_audit or verdict.anchors.unanchored_blocks)
+    )
+    if verdict.running or not tail_only:
+        print(
+            "refused: --accept-tail accepts only entries written after a clean stop, with "
+            "gmp-edge stopped and nothing else wrong; run 'gmp-edge verify'",
+            file=sys.stderr,
+        )
+        return 1
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else _ask_password()
+    trail = AuditTrail(cfg.store.path)
+    directory = Directory(cfg.store.path, trail)
+    try:
+        signin = directory.authenticate(args.by, password, purpose="cli")
+        if not signin.ok or directory.get(args.by).role is not Role.ADMINISTRATOR:
+            print("refused: wrong user id or password, or not an administrator", file=sys.stderr)
+            return 1
+        assert verdict.anchors is not None and verdict.anchors.newest is not None
+        trail.append(
+            args.by,
+            "integrity.tail_accepted",
+            "store",
+            str(cfg.store.path),
+            reason,
+            None,
+            {
+                "after_anchor": verdict.anchors.newest.describe(),
+                "audit_entries": verdict.anchors.unanchored_audit,
+                "seal_blocks": verdict.anchors.unanchored_blocks,
+            },
+        )
+    finally:
+        directory.close()
+        trail.close()
+    if write_anchor(cfg.store.path, "accepted") is None:
+        print("the acceptance is recorded, but its anchor could not be written (see the log)")
+        return 1
+    print(f"accepted by {args.by}: the store may be started again")
+    return 0
+
+
+def _ask_password() -> str:
+    import getpass
+
+    return getpass.getpass("password: ")
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
@@ -600,6 +702,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--record-id", help="list: only this record")
     p.add_argument("--actor", help="list: only this user")
     p.add_argument("--expect-head", help="verify: the anchored head hash to compare with")
+    p = _store_command(
+        sub,
+        "verify",
+        "check the whole record: SQLite, audit chain, seal ledger and signed anchors",
+        cmd_verify,
+    )
+    p.add_argument("--fingerprint", help="the box key's fingerprint as recorded at validation")
+    p.add_argument(
+        "--accept-tail",
+        metavar="REASON",
+        help="record that entries written after a clean stop were reviewed (administrator)",
+    )
+    p.add_argument("--by", help="--accept-tail: the administrator's user id")
+    p.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
     p = _store_command(sub, "users", "create the first administrator, list users", cmd_users)
     p.add_argument("action", choices=["create-admin", "list"])
     p.add_argument("--user-id", help="create-admin: the administrator's user id")

@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sqlite3
 from pathlib import Path
 
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.clock import now_us
 from gmp_edge.edge.clock_status import ClockWatch, clock_status
+from gmp_edge.integrity.anchoring import Preflight, anchor_now
+from gmp_edge.integrity.anchors import Anchor
+from gmp_edge.integrity.keys import SigningKeyError
 from gmp_edge.periodic import Periodic
 from gmp_edge.supervise import TaskFailure
 from gmp_edge.timefmt import iso
@@ -21,34 +25,65 @@ VERSION = "0.1.0"
 
 
 def anchor(trail: AuditTrail, when: str) -> None:
-    """Log the chain head so a later `audit verify` can be checked against it."""
+    """Log the audit chain head (the signed anchors are in the anchors file)."""
     seq, digest = trail.head()
     log.info("audit chain head at %s: entry %d sha256 %s", when, seq, digest)
 
 
-async def anchor_periodically(
-    trail: AuditTrail, stop: asyncio.Event, every_s: float, anchors_file: Path
-) -> None:
-    """Write the chain head to the log and to an anchors file every ``every_s``.
+def write_anchor(store: Path, kind: str) -> Anchor | None:
+    """Sign and append an anchor of the store's heads (ADR 0027); a failure is logged (the
+    next anchor covers what this one would have) and returns None."""
+    try:
+        a = anchor_now(store, kind)
+    except (OSError, sqlite3.Error, SigningKeyError) as exc:
+        log.error("cannot write the %s anchor of %s: %s", kind, store, exc)
+        return None
+    log.info(
+        "anchor (%s): audit entry %d, seal block %s, signed by key %s",
+        kind,
+        a.audit_seq,
+        a.seal_seq,
+        a.key[:16],
+    )
+    return a
 
-    The anchors file lives beside the database but outside it: a trail rewritten or
-    cut back behind the product's back no longer matches the heads written here
-    (``gmp-edge audit verify --expect-head``). Copy it off the box to make it stronger.
-    """
 
-    async def write_anchor() -> None:
-        seq, digest = trail.head()
-        anchor(trail, "periodic anchor")
-        line = f"{iso(now_us())} seq={seq} sha256={digest}\n"
-        try:
-            with anchors_file.open("a", encoding="utf-8") as f:
-                f.write(line)
-        except OSError as exc:  # a full disk must not stop collection; the log has it
-            log.error("cannot write audit anchor to %s: %s", anchors_file, exc)
+async def anchor_periodically(store: Path, stop: asyncio.Event, every_s: float) -> None:
+    """Write a signed anchor every ``every_s`` while running (the stop anchor is written by
+    the caller once everything is closed). In the loop, not a thread: a read of two rows,
+    a signature and an fsync, minutes apart."""
+
+    async def write() -> None:
+        write_anchor(store, "periodic")
 
     await Periodic(
-        write_anchor, every_s, name="audit anchor", first_at_start=False, last_on_stop=True
+        write, every_s, name="audit anchor", first_at_start=False, last_on_stop=False
     ).run(stop)
+
+
+def audit_crash(trail: AuditTrail, pre: Preflight, last_heartbeat_us: int | None) -> None:
+    """Record that the previous run ended without a stop anchor (killed, power lost): when
+    it was last alive, how long the box was down and what was written after its last
+    anchor."""
+    if not pre.crashed or pre.newest is None:
+        return
+    now = now_us()
+    last_alive = max(x for x in (last_heartbeat_us, pre.newest.at_us) if x is not None)
+    trail.append(
+        SYSTEM_ACTOR,
+        "service.crash_recovered",
+        "service",
+        "gmp-edge",
+        "the previous run did not stop cleanly (no stop anchor)",
+        None,
+        {
+            "last_heartbeat": None if last_heartbeat_us is None else iso(last_heartbeat_us),
+            "last_anchor": iso(pre.newest.at_us),
+            "downtime_s": round((now - last_alive) / 1e6, 3),
+            "audit_entries_after_last_anchor": pre.unanchored_audit,
+            "seal_blocks_after_last_anchor": pre.unanchored_blocks,
+        },
+    )
 
 
 def audit_start(trail: AuditTrail, config_path: str | Path, config_sha256: str) -> None:

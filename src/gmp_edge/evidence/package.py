@@ -46,7 +46,6 @@ from typing import TYPE_CHECKING, Any
 
 from gmp_edge.audit.trail import COLUMNS as AUDIT_COLUMNS
 from gmp_edge.errors import GmpEdgeError
-from gmp_edge.evidence import keys
 from gmp_edge.evidence.readings_csv import (
     _ALL,
     _WORKERS,
@@ -55,6 +54,7 @@ from gmp_edge.evidence.readings_csv import (
     snapshot,
     write_readings,
 )
+from gmp_edge.integrity import keys
 from gmp_edge.timefmt import iso
 
 if TYPE_CHECKING:

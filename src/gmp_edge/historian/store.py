@@ -23,6 +23,7 @@ from gmp_edge.collector.reading import Cause, Quality, Reading
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.historian import segments as seg
 from gmp_edge.historian.gaps import GapClosed, GapEvent, GapOpened
+from gmp_edge.integrity.ledger import Sealer
 from gmp_edge.storage.schema import Schema, SchemaError, migrate
 
 _SCHEMA = """
@@ -282,6 +283,8 @@ class Store:
             # commit per second the fsync costs nothing that matters.
             self._w.execute("pragma synchronous=full")
             version = migrate(self._w, SCHEMA, self.path)
+            # every transaction of this connection seals what it wrote (ADR 0027)
+            self._sealer = Sealer(self._w, str(self.path))
         except SchemaError as exc:
             self._w.close()
             raise StoreError(str(exc)) from exc
@@ -328,11 +331,18 @@ class Store:
     def _tx(self) -> Iterator[None]:
         self._w.execute("begin immediate")
         try:
+            self._sealer.begin()
             yield
+            self._sealer.seal()
         except BaseException:
             self._w.execute("rollback")
             raise
         self._w.execute("commit")
+
+    def last_heartbeat_us(self) -> int | None:
+        """When the last run was last known alive (its newest heartbeat); None: never ran."""
+        raw = self._meta("heartbeat_us")
+        return None if raw is None else int(raw)
 
     def start_run(
         self, config_sha256: str, tags: Sequence[str], at_us: int | None = None
@@ -537,23 +547,33 @@ class Store:
     def apply_retention(self, older_than_us: int) -> int:
         """Delete readings and closed gaps older than the cut-off; returns readings deleted.
 
-        Readings a destination has not confirmed yet are kept, however old: retention
-        never makes the forwarding backlog lose a point (ADR 0003).
+        Readings go as whole sealed blocks, oldest first (ADR 0027): up to the last block
+        that ends before the first reading at or after the cut-off, so the seals of what
+        stays still hold; a reading backfilled late with an old time stays until its block
+        is wholly old. Readings a destination has not confirmed yet are kept, however old:
+        retention never makes the forwarding backlog lose a point (ADR 0003).
         """
         with self._lock, self._tx():
             row = self._w.execute(
                 "select min(last_id) from outbox_cursors where stream = 'readings'"
             ).fetchone()
             keep_from = row[0] if row and row[0] is not None else None
-            if keep_from is None:
-                n = self._w.execute(
-                    "delete from readings where ts_us < ?", (older_than_us,)
-                ).rowcount
-            else:
-                n = self._w.execute(
-                    "delete from readings where ts_us < ? and rowid <= ?",
-                    (older_than_us, keep_from),
-                ).rowcount
+            (first_young,) = self._w.execute(
+                "select min(rowid) from readings where ts_us >= ?", (older_than_us,)
+            ).fetchone()
+            limit = int(first_young) - 1 if first_young is not None else 2**62
+            if keep_from is not None:
+                limit = min(limit, int(keep_from))
+            (through,) = self._w.execute(
+                "select max(readings_hi) from seal_blocks where readings_lo is not null"
+                " and readings_hi <= ?",
+                (limit,),
+            ).fetchone()
+            n = 0
+            if through is not None:
+                n = self._w.execute("delete from readings where rowid <= ?", (through,)).rowcount
+                if n:
+                    self._sealer.retention(int(through))
             self._w.execute(
                 "delete from gaps where end_us is not null and end_us < ?", (older_than_us,)
             )

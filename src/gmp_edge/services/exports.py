@@ -15,9 +15,9 @@ from pathlib import Path
 
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.clock import Clock
-from gmp_edge.evidence.keys import key_path_for
 from gmp_edge.evidence.package import EvidenceError, PackageInfo, build_package, in_batch_scope
 from gmp_edge.evidence.readings_csv import snapshot
+from gmp_edge.integrity.keys import key_path_for
 from gmp_edge.review.compile import period_end
 from gmp_edge.services.errors import Conflict, NotFound
 from gmp_edge.services.records import PlantRecords
