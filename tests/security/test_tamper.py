@@ -264,3 +264,17 @@ class _Lines:
 
     def readline(self) -> str:
         return self.lines.pop(0) if self.lines else ""
+
+
+def test_creating_the_first_administrator_on_a_stopped_store_lets_it_start(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # the documented first install: start once, stop, create the administrator, start again
+    env = Env(tmp_path)
+    env.close()
+    anchor_now(env.db, "stop")
+    monkeypatch.setattr("sys.stdin", _Lines(ADMIN_PASSWORD + "\n"))
+    argv = ["users", "create-admin", "--config", str(env.config_path)]
+    assert main([*argv, "--user-id", "admin.ada", "--name", "Ada", "--password-stdin"]) == 0
+    preflight(env.db)  # not refused: the command anchored what it wrote
+    assert read_anchors(anchors_path_for(env.db))[0][-1].kind == "cli"

@@ -334,8 +334,19 @@ async def test_sigkill_loses_nothing_committed_and_downtime_is_a_gap(plant, tmp_
         "service.started",
         "config.loaded",
         "service.started",
+        "service.crash_recovered",  # the kill left no stop anchor (ADR 0027)
         "service.stopped",
     ]
+    crash = next(json.loads(line) for line in listing.splitlines() if "crash_recovered" in line)
+    assert crash["new"]["downtime_s"] > 0 and crash["new"]["last_heartbeat"].endswith("Z")
+    # the whole record, sealed and anchored across the kill and the restart, checks out
+    whole = subprocess.run(
+        gmp_edge("verify", "--config", str(cfg_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert whole.returncode == 0 and "VERIFIED" in whole.stdout, whole.stdout + whole.stderr
     assert actions.count("limit_set.installed") == 1  # the same config twice: one version
     first = json.loads(listing.splitlines()[0])
     assert first["new"]["sha256"] == hashlib.sha256(cfg_path.read_bytes()).hexdigest()

@@ -36,6 +36,10 @@ def actions(d, record_id=None):
         ("jdoe", "alllowercaseletters", "three of"),
         ("jdoe", "Xjdoe-2026-abcd", "user id"),
         ("jdoe", "Smith-2026-abcd", "name"),
+        ("jdoe", "Password1234", "harder to guess"),  # common, in the estimator's lists
+        ("jdoe", " " * 11 + "A1", "other than spaces"),
+        ("jdoe", "Tablet\tPress-2026", "control or invisible"),
+        ("jdoe", "Tablet\u200dPress-2026", "control or invisible"),  # zero-width joiner
     ],
 )
 def test_password_rules(user, pw, problem):
@@ -151,3 +155,30 @@ def test_password_change_rules(directory):
     directory.set_password("admin", "admin", "Another-Strong-2027")
     assert directory.authenticate("admin", "Another-Strong-2027").ok
     assert directory.trail.verify()[2] is None
+
+
+def test_lockout_expires_after_lockout_minutes_and_is_audited(directory):
+    directory.lockout_minutes = 30
+    directory.create_user("admin", "olga", "Olga Operator", Role.OPERATOR, GOOD_PW, "new shift")
+    t0 = directory.get("olga").password_changed_us  # any time; the lockout starts at t0
+    for _ in range(3):
+        r = directory.authenticate("olga", "wrong", now=t0)
+    assert "try again in 30 min" in r.reason
+    assert not directory.authenticate("olga", GOOD_PW, now=t0 + 29 * 60_000_000).ok
+    assert directory.authenticate("olga", GOOD_PW, now=t0 + 30 * 60_000_000).ok
+    (lifted,) = [
+        e for e in directory.trail.entries(record_id="olga") if e.action == "user.unlocked"
+    ]
+    assert lifted.actor == "system:gmp-edge" and "30 min" in lifted.reason
+    directory.lockout_minutes = None  # only somebody lifts it then
+    for _ in range(3):
+        directory.authenticate("olga", "wrong", now=t0)
+    r = directory.authenticate("olga", GOOD_PW, now=t0 + 10**12)
+    assert not r.ok and r.reason.endswith("ask an administrator")
+
+
+def test_a_password_change_returns_a_new_credential_stamp(directory):
+    before = directory.credential_stamp("admin")
+    after = directory.set_password("admin", "admin", "Another-Strong-2027")
+    assert before and after != before and directory.credential_stamp("admin") == after
+    assert directory.credential_stamp("nobody") is None

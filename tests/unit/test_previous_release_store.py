@@ -230,8 +230,9 @@ def test_previous_release_store_opens_without_loss(old_db: Path) -> None:
     assert not sealed.findings, sealed.findings.lines()
     assert sealed.readings == 3 and sealed.rows >= 8
     # the historian's version 2 adds the devices' own sample intervals (migrated in); the
-    # seal ledger (ADR 0027) is new in this release
-    assert versions == dict.fromkeys(STORES, 1) | {"historian": 2, "ledger": 1}
+    # identity's version 2 the password history; the seal ledger (ADR 0027) is new in this
+    # release
+    assert versions == dict.fromkeys(STORES, 1) | {"historian": 2, "identity": 2, "ledger": 1}
     assert intervals == (0,)
     assert meta == ("2",)  # kept for the previous release, which then refuses a newer store
 

@@ -140,7 +140,7 @@ def change_user(
     "/api/users/{user_id}/unlock", response_model=UserOut, responses={**BAD_REQUEST, **NOT_FOUND}
 )
 def unlock_user(user_id: str, body: ReasonIn, request: Request, who: Principal = ADMIN) -> UserOut:
-    """Lift a lockout after repeated failed sign-ins."""
+    """Lift a lockout after repeated failed sign-ins (audited with the reason)."""
     try:
         return _user(access_of(request).directory.unlock(who.actor, user_id, body.reason))
     except IdentityError as exc:
@@ -153,16 +153,16 @@ def unlock_user(user_id: str, body: ReasonIn, request: Request, who: Principal =
 def reset_password(
     user_id: str, body: PasswordResetIn, request: Request, who: Principal = ADMIN
 ) -> None:
-    """Set a temporary password; the person must change it at the next sign-in."""
+    """Set a temporary password; the person must change it at the next sign-in, and every
+    session of theirs ends now."""
     access = access_of(request)
     if user_id == who.id:
         raise HTTPException(400, "change your own password with POST /api/session/password")
     try:
         access.directory.get(user_id)
-        access.directory.set_password(who.actor, user_id, body.new_password)
+        access.directory.set_password(who.actor, user_id, body.new_password, body.reason)
     except IdentityError as exc:
         raise _refused(exc) from None
-    access.trail.append(who.actor, "user.password_reset", "user", user_id, body.reason)
     access.sessions.close_user(user_id)
 
 

@@ -30,6 +30,7 @@ from gmp_edge.api.monitoring_routes import AlarmOut, alarm_out
 from gmp_edge.api.records import from_record
 from gmp_edge.api.runtime import RoomInfo, Runtime, TagInfo
 from gmp_edge.api.security import READ, Access
+from gmp_edge.api.strict_json import StrictJson
 from gmp_edge.api.times import request_us
 from gmp_edge.clock import now_us
 from gmp_edge.collector.reading import Quality, Reading
@@ -238,6 +239,7 @@ def create_app(rt: Runtime, access: Access, services: GmpServices, tls: bool = F
     app.state.services = services
     app.add_exception_handler(WorkflowError, refused_workflow)
     # no CORS middleware on purpose: only pages served from here may call the API
+    app.add_middleware(StrictJson)  # inside the body limit: it reads bounded bodies only
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, hsts=tls)
     live = APIRouter(dependencies=[READ], responses=AUTH)
@@ -379,7 +381,7 @@ def create_app(rt: Runtime, access: Access, services: GmpServices, tls: bool = F
         start: datetime | None = Query(None, description="ISO 8601 with zone; default end - 1 h"),
         end: datetime | None = Query(None, description="ISO 8601 with zone; default now"),
         window_s: float | None = Query(
-            None, gt=0, le=86_400, description="downsample to min/max/mean per window"
+            None, ge=0.001, le=86_400, description="downsample to min/max/mean per window"
         ),
         limit: int = Query(10_000, ge=1, le=MAX_RAW),
     ) -> ReadingsOut:

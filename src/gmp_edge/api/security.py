@@ -4,7 +4,9 @@ Every route declares what it needs with ``Depends(require(permission))`` (the sh
 ones below: ``READ``, ``ACK``, ``APPROVE`` ...); the role
 matrix test walks every route against every role using the ``permission`` attribute
 the dependency carries. Writes made with a session cookie must also send the
-session's CSRF token in ``X-CSRF-Token``. Refused writes are audited.
+session's CSRF token in ``X-CSRF-Token``. Refused writes are audited. A read that the
+page makes on its own (the live page's refresh every 2 s) sends ``X-Background-Refresh: 1``
+and does not count as activity for the session's idle timeout.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from gmp_edge.services import GmpServices
 
 COOKIE = "gmpe_session"
 CSRF_HEADER = "X-CSRF-Token"
+BACKGROUND_HEADER = "X-Background-Refresh"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 bearer_scheme = HTTPBearer(
@@ -85,11 +88,20 @@ class Access:
                 )
             return Principal(id=found[0], name=found[0], role=found[1], kind="machine")
         if session_id:
-            s = self.sessions.get(session_id, now_us())
+            s = self.sessions.get(session_id, now_us(), touch=not is_background(request))
             if s is None:
                 raise HTTPException(
                     401,
                     "session expired or signed out; sign in again",
+                    {"WWW-Authenticate": "Bearer"},
+                )
+            if self.directory.credential_stamp(s.user_id) != s.stamp:
+                # the password was changed or reset since the session began (perhaps on
+                # the box's command line, in another process), or the account deactivated
+                self.sessions.close(session_id)
+                raise HTTPException(
+                    401,
+                    "the password of this account changed since you signed in; sign in again",
                     {"WWW-Authenticate": "Bearer"},
                 )
             if request.method not in SAFE_METHODS and request.headers.get(CSRF_HEADER) != s.csrf:
@@ -157,6 +169,12 @@ REVIEW = Depends(require(Permission.REVIEW))
 APPROVE = Depends(require(Permission.APPROVE))
 ADMIN = Depends(require(Permission.MANAGE_USERS))
 SIGNED_IN = Depends(require(None))
+
+
+def is_background(request: Request) -> bool:
+    """A read the page made by itself (``X-Background-Refresh: 1``), not the person: it
+    leaves the session's idle time running. A write always counts as the person's."""
+    return request.method in SAFE_METHODS and request.headers.get(BACKGROUND_HEADER) == "1"
 
 
 def access_of(request: Request) -> Access:

@@ -5,7 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from gmp_edge.api.models import AUTH, BAD_REQUEST, ErrorOut, Password, Strict, UserId
-from gmp_edge.api.security import COOKIE, Access, Principal, access_of, require, require_person
+from gmp_edge.api.security import (
+    COOKIE,
+    Access,
+    Principal,
+    access_of,
+    is_background,
+    require,
+    require_person,
+)
 from gmp_edge.clock import now_us
 from gmp_edge.identity.roles import PERMISSIONS, Role
 from gmp_edge.identity.users import IdentityError
@@ -78,7 +86,12 @@ def sign_in(body: SignInIn, request: Request, response: Response) -> SessionOut:
         raise HTTPException(401, result.reason)
     user = result.user
     sid, s = access.sessions.open(
-        user.id, user.full_name, user.role, now_us(), result.password_expired
+        user.id,
+        user.full_name,
+        user.role,
+        now_us(),
+        result.password_expired,
+        access.directory.credential_stamp(user.id) or "",
     )
     response.set_cookie(
         COOKIE,
@@ -117,7 +130,9 @@ def _person_access(who: Principal, request: Request) -> Access:
 def whoami(request: Request, who: Principal = ANY_PERSON) -> SessionOut:
     """The signed-in person (the page uses it to fetch its CSRF token)."""
     access = _person_access(who, request)
-    s = access.sessions.get(request.cookies.get(COOKIE, ""), now_us())
+    s = access.sessions.get(
+        request.cookies.get(COOKIE, ""), now_us(), touch=not is_background(request)
+    )
     if s is None:  # pragma: no cover - require() has just found it
         raise HTTPException(401, "session expired")
     return _out(s.user_id, s.full_name, s.role, s.csrf, s.password_expired, s.created_us, access)
@@ -136,13 +151,25 @@ def sign_out(request: Request, response: Response, who: Principal = ANY_PERSON) 
 def change_own_password(
     body: PasswordChangeIn, request: Request, who: Principal = ANY_PERSON
 ) -> None:
-    """Change one's own password (the current one is asked again)."""
+    """Change one's own password (the current one is asked again). The person's other
+    sessions end: whoever else held one (a browser left signed in elsewhere, a stolen
+    cookie) must sign in with the new password."""
     access = _person_access(who, request)
     check = access.directory.authenticate(who.id, body.current_password, purpose="password")
     if not check.ok:
         raise HTTPException(401, check.reason)
+    own = request.cookies.get(COOKIE, "")
     try:
-        access.directory.set_password(who.id, who.id, body.new_password)
+        stamp = access.directory.set_password(who.id, who.id, body.new_password)
     except IdentityError as exc:
         raise HTTPException(400, str(exc)) from None
-    access.sessions.password_changed(request.cookies.get(COOKIE, ""))
+    access.sessions.password_changed(own, stamp)  # first: this session stays valid
+    ended = access.sessions.close_user(who.id, keep=own)
+    if ended:
+        access.trail.append(
+            who.actor,
+            "sessions.ended",
+            "user",
+            who.id,
+            f"password changed: {ended} other session(s) of this person ended",
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, IPvAnyAddress, IPvAnyNetwork, model_validator
 
 from gmp_edge.config.base import ConfigModel
 
@@ -20,6 +20,9 @@ class ApiConfig(ConfigModel):
     session_max_hours: float = Field(default=12, gt=0, le=24 * 7)
     signin_attempts_per_minute_per_client: int = Field(default=20, ge=1, le=10_000)
     signin_attempts_per_minute_per_user: int = Field(default=5, ge=1, le=10_000)
+    # reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
+    # networks); none: the headers are ignored, whoever sends them, loopback included
+    trusted_proxies: list[IPvAnyAddress | IPvAnyNetwork] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ApiConfig:
@@ -37,5 +40,10 @@ class SecurityConfig(ConfigModel):
     """Account rules (21 CFR 11.300)."""
 
     max_failed_signins: int = Field(default=5, ge=1, le=100)
+    # a lockout ends by itself this long after it began (audited); an administrator, or
+    # `gmp-edge users unlock` on the box, lifts it earlier
+    lockout_minutes: float = Field(default=30, gt=0, le=7 * 24 * 60)
     password_max_age_days: int | None = Field(default=90, ge=1)
+    # a new password may be none of the last this many (the current one included)
+    password_history: int = Field(default=5, ge=1, le=24)
     audit_anchor_minutes: float = Field(default=5, gt=0, le=24 * 60)

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gmp_edge.timefmt import iso
+
 # One rule for every way a batch arrives (API, MQTT, the equipment's batch tag): the id
 # goes into URL paths (so no "/"), record ids ("<batch>#<n>") and MQTT topics (no "+#").
 BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
@@ -23,6 +25,22 @@ def batch_id_problem(batch_id: object) -> str | None:
     if isinstance(batch_id, str) and BATCH_ID.match(batch_id):
         return None
     return f"batch id {batch_id!r} is not valid: {BATCH_ID_RULE}"
+
+
+# A batch's times come from an MES or a person: a start or end more than a few minutes
+# ahead of the box's clock is a typo or a wrong clock, not a plan. The past has no bound:
+# a batch may be registered after the fact (issue 13), and the review shows what is known.
+FUTURE_TOLERANCE_US = 5 * 60 * 1_000_000
+
+
+def batch_time_problem(what: str, at_us: int, now_us: int) -> str | None:
+    """Why ``at_us`` is not a plausible batch start or end (``what``) at ``now_us``."""
+    if at_us > now_us + FUTURE_TOLERANCE_US:
+        return (
+            f"batch {what} {iso(at_us)} is more than 5 minutes after the box's clock"
+            f" ({iso(now_us)}): a typo, or a clock that is wrong"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True)

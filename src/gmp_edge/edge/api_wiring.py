@@ -67,6 +67,8 @@ def build_api(
         trail,
         max_failed_attempts=cfg.security.max_failed_signins,
         password_max_age_days=cfg.security.password_max_age_days,
+        lockout_minutes=cfg.security.lockout_minutes,
+        password_history=cfg.security.password_history,
     )
     access = Access(
         directory=directory,

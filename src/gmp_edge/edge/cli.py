@@ -113,16 +113,7 @@ async def serve(
     ssl: dict[str, Any] = {}
     if cfg.api.tls:
         ssl = {"ssl_certfile": str(cfg.api.tls_certfile), "ssl_keyfile": str(cfg.api.tls_keyfile)}
-    server = uvicorn.Server(
-        uvicorn.Config(
-            parts.app,
-            host=cfg.api.host,
-            port=cfg.api.port,
-            log_level="warning",
-            server_header=False,
-            **ssl,
-        )
-    )
+    server = uvicorn.Server(server_config(cfg, parts.app, **ssl))
     # every long-lived task supervised: one that dies fails health, is logged and audited
     service.on_task_failure.append(lambda failure: audit_task_failure(trail, failure))
     supervisor = Supervisor(stop)
@@ -198,6 +189,23 @@ async def serve(
             )
         else:
             print("gmp-edge stopped; every reading collected is in the store.", flush=True)
+
+
+def server_config(cfg: PlantConfig, app: Any, **ssl: Any) -> uvicorn.Config:
+    """How uvicorn serves the API. Proxy headers count only from ``[api] trusted_proxies``:
+    uvicorn believes X-Forwarded-For from loopback by default, which let any local process
+    pass the per-client sign-in limit and write a made-up address into the audit trail."""
+    proxies = [str(p) for p in cfg.api.trusted_proxies]
+    return uvicorn.Config(
+        app,
+        host=cfg.api.host,
+        port=cfg.api.port,
+        log_level="warning",
+        server_header=False,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or [],
+        **ssl,
+    )
 
 
 def _load(path: str) -> tuple[PlantConfig, str]:
@@ -341,24 +349,22 @@ def _audit_verify(store: Path, trail: AuditTrail, expect_head: str | None) -> in
     if brk is not None:
         print(f"audit trail BROKEN at entry {brk.seq}: {brk.reason} ({n} entries read, {store})")
         return 1
-    print(f"audit trail chained: {n} entries, head sha256 {head} ({store})")
-    verdict = verify_anchors_only(store)
-    for line in verdict.problems():
-        print(f"  {line}")
-    bad = bool(verdict.problems())
+    problems = verify_anchors_only(store).problems()
     if expect_head:
         # an anchor taken earlier must still be in the chain: later entries are fine
         found = [e.seq for e in trail.entries(limit=2**62) if e.hash == expect_head]
         if not found:
-            print(
-                f"  the anchored hash {expect_head} is no entry of the trail: entries were "
+            problems.append(
+                f"the anchored hash {expect_head} is no entry of the trail: entries were "
                 "removed or rewritten after it was taken"
             )
-            bad = True
-        else:
-            print(f"  the anchored hash is entry {found[0]}; {n - found[0]} entries follow it")
-    print("audit trail intact" if not bad else "audit trail NOT intact")
-    return 1 if bad else 0
+    if problems:
+        print(f"audit trail NOT intact: {n} entries chained, but ({store}):")
+        for line in problems:
+            print(f"  - {line}")
+        return 1
+    print(f"audit trail intact: {n} entries, head sha256 {head} ({store}), matching its anchors")
+    return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -629,33 +635,97 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    """Create the first administrator, or list users (the API manages them afterwards)."""
-    from gmp_edge.identity.users import Directory, IdentityError
+    """Create the first administrator, list users, or recover an account (the API manages
+    them otherwise).
 
-    cfg, _ = _load(args.config)
-    trail = AuditTrail(cfg.store.path)
-    directory = Directory(cfg.store.path, trail)
-    try:
-        if args.action == "create-admin":
-            if not args.user_id or not args.name:
-                print("create-admin needs --user-id and --name", file=sys.stderr)
-                return 2
-            try:
+    ``unlock`` and ``reset-password`` are for when no administrator can sign in (the only
+    one locked out, or the password lost): whoever can run commands on the edge box acts,
+    audited as ``system:cli@<hostname>`` with the reason. While the service runs it sees
+    the change at once (its next anchor covers it); on a store stopped cleanly the command
+    writes a ``cli`` anchor after its entries, so the service starts again. A store that
+    already had unreviewed entries after its stop gets none: ``verify --accept-tail`` stays
+    the one way past those.
+    """
+    from gmp_edge.identity.users import Directory, IdentityError
+    from gmp_edge.integrity.anchors import CLOSING_KINDS
+    from gmp_edge.storage.lock import StoreLock
+
+    def act(cfg: PlantConfig) -> int:
+        sec = cfg.security
+        trail = AuditTrail(cfg.store.path)
+        directory = Directory(
+            cfg.store.path,
+            trail,
+            max_failed_attempts=sec.max_failed_signins,
+            password_max_age_days=sec.password_max_age_days,
+            lockout_minutes=sec.lockout_minutes,
+            password_history=sec.password_history,
+        )
+        actor = f"system:cli@{socket.gethostname()}"[:64]
+        try:
+            if args.action == "create-admin":
+                if not args.user_id or not args.name:
+                    print("create-admin needs --user-id and --name", file=sys.stderr)
+                    return 2
                 user = directory.create_first_administrator(
                     args.user_id, args.name, _read_password(args)
                 )
-            except IdentityError as exc:
-                print(f"refused: {exc}", file=sys.stderr)
-                return 1
-            print(f"administrator {user.id} ({user.full_name}) created")
+                print(f"administrator {user.id} ({user.full_name}) created")
+            elif args.action == "unlock":
+                user = directory.unlock(actor, args.user_id, args.reason)
+                print(f"{user.id} unlocked by {actor}: may sign in again")
+            elif args.action == "reset-password":
+                directory.get(args.user_id)  # no password asked for a user who is not there
+                directory.set_password(actor, args.user_id, _read_password(args), args.reason)
+                locked = directory.get(args.user_id).locked
+                print(
+                    f"password of {args.user_id} reset by {actor}: to be changed at the next"
+                    " sign-in" + ("; still locked (gmp-edge users unlock)" if locked else "")
+                )
+            else:
+                for u in directory.users():
+                    state = "locked" if u.locked else ("active" if u.active else "deactivated")
+                    print(f"{u.id}\t{u.role.value}\t{state}\t{u.full_name}")
             return 0
-        for u in directory.users():
-            state = "locked" if u.locked else ("active" if u.active else "deactivated")
-            print(f"{u.id}\t{u.role.value}\t{state}\t{u.full_name}")
-        return 0
+        except IdentityError as exc:
+            print(f"refused: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            directory.close()
+            trail.close()
+
+    recovery = args.action in ("unlock", "reset-password")
+    cfg = _load_with_store(args.config) if recovery else _load(args.config)[0]
+    if recovery and (not args.user_id or not (args.reason or "").strip()):
+        print(f"{args.action} needs --user-id and --reason", file=sys.stderr)
+        return 2
+    lock = StoreLock(cfg.store.path)
+    anchor_after = False
+    try:
+        if args.action != "list":  # every action that writes to the store
+            with contextlib.suppress(StoreInUse):  # in use: the service runs and reads it
+                lock.acquire()  # held: the service is stopped and cannot start meanwhile
+            if lock.held:
+                try:
+                    pre = preflight(cfg.store.path)
+                except StoreRefused:
+                    pre = None  # something already waits for review: no anchor over it
+                anchor_after = (
+                    pre is not None
+                    and pre.newest is not None
+                    and pre.newest.kind in CLOSING_KINDS
+                    and not (pre.unanchored_audit or pre.unanchored_blocks)
+                )
+        code = act(cfg)
+        if code == 0 and anchor_after and write_anchor(cfg.store.path, "cli") is None:
+            print("the change is recorded, but its anchor could not be written (see the log)")
+            return 1
+        return code
+    except LockUnavailable as exc:
+        print(exc, file=sys.stderr)
+        return 1
     finally:
-        directory.close()
-        trail.close()
+        lock.release()
 
 
 def _store_command(
@@ -718,10 +788,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
-    p = _store_command(sub, "users", "create the first administrator, list users", cmd_users)
-    p.add_argument("action", choices=["create-admin", "list"])
-    p.add_argument("--user-id", help="create-admin: the administrator's user id")
+    p = _store_command(
+        sub,
+        "users",
+        "create the first administrator, list users, unlock or reset an account",
+        cmd_users,
+    )
+    p.add_argument("action", choices=["create-admin", "list", "unlock", "reset-password"])
+    p.add_argument("--user-id", help="create-admin, unlock, reset-password: the user id")
     p.add_argument("--name", help="create-admin: printed name (appears in signatures)")
+    p.add_argument("--reason", help="unlock, reset-password: why (recorded in the audit trail)")
     p.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )

@@ -1,9 +1,12 @@
 """Users and machine tokens in the edge box's database; every change is audited.
 
-Passwords are stored only as Argon2id hashes and never appear in the audit trail.
-Repeated failed sign-ins lock the account (with an audit entry); an administrator
-unlocks it with a reason. Machines (Grafana, MES) get API tokens with a role; only a
-SHA-256 of the token is stored.
+Passwords are stored only as Argon2id hashes and never appear in the audit trail; the
+hashes of the last few passwords are kept to refuse their reuse. Repeated failed sign-ins
+lock the account (with an audit entry) for ``lockout_minutes``; the lockout is lifted, and
+audited, at the first attempt after that, or earlier by an administrator (or on the edge
+box's command line when no administrator can sign in) with a reason. A sign-in costs one
+password verification whether the user id exists or not. Machines (Grafana, MES) get API
+tokens with a role; only a SHA-256 of the token is stored.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from gmp_edge.errors import GmpEdgeError
 from gmp_edge.identity.passwords import (
     PasswordRuleError,
     check_rules,
+    dummy_hash,
     hash_password,
     verify_password,
 )
@@ -50,9 +54,25 @@ create table if not exists api_tokens(
     revoked_us integer
 );
 """
-SCHEMA = Schema("identity", (_SCHEMA,))
+# Migration 2: the hashes a password change replaced, newest kept, to refuse their reuse
+_HISTORY = """
+create table password_history(
+    user_id text not null,
+    password_hash text not null,
+    replaced_us integer not null
+);
+create index password_history_user on password_history(user_id, replaced_us);
+"""
+SCHEMA = Schema("identity", (_SCHEMA, _HISTORY))
 USER_ID = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
 DAY_US = 86_400 * 1_000_000
+MINUTE_US = 60 * 1_000_000
+LOCKED = "account locked after repeated failures"
+
+
+def _stamp(password_hash: str) -> str:
+    # a digest, so the sessions in memory never hold the hash itself
+    return hashlib.sha256(password_hash.encode()).hexdigest()
 
 
 class IdentityError(GmpEdgeError, ValueError):
@@ -91,12 +111,20 @@ class Directory:
         trail: AuditTrail,
         max_failed_attempts: int = 5,
         password_max_age_days: int | None = 90,
+        lockout_minutes: float | None = 30,
+        password_history: int = 5,
     ):
+        """``lockout_minutes`` None: a lockout lasts until somebody lifts it;
+        ``password_history``: a new password may be none of the last that many (the
+        current one included)."""
         self._conn = open_store(path, SCHEMA)
         self._lock = threading.Lock()
         self.trail = trail
         self.max_failed_attempts = max_failed_attempts
         self.password_max_age_days = password_max_age_days
+        self.lockout_minutes = lockout_minutes
+        self.password_history = max(1, password_history)
+        dummy_hash()  # made now, so the first unknown user id is not answered slower
 
     def close(self) -> None:
         """Close the connection."""
@@ -242,25 +270,80 @@ class Directory:
             tx.append(actor, "user.unlocked", "user", user_id, reason)
         return self.get(user_id)
 
-    def set_password(self, actor: str, user_id: str, new_password: str) -> None:
-        """Set a new password (rules apply); the audit entry never holds the password.
+    def set_password(self, actor: str, user_id: str, new_password: str, reason: str = "") -> str:
+        """Set a new password (rules apply, and it may be none of the last
+        ``password_history`` passwords); the audit entry never holds the password.
 
         A password set by somebody else (an administrator's reset) must be changed by
-        the user at the next sign-in.
+        the user at the next sign-in; ``reason`` (a reset's) is audited as
+        ``user.password_reset`` in the same transaction. Returns the new
+        :meth:`credential_stamp`: every session opened with the old one ends at its next
+        request, in whichever process it lives.
         """
         user = self.get(user_id)
         try:
             check_rules(user_id, new_password, user.full_name)
         except PasswordRuleError as exc:
             raise IdentityError(str(exc)) from None
-        digest = hash_password(new_password)
+        if any(verify_password(h, new_password) for h in self._recent_hashes(user_id)):
+            n = self.password_history
+            raise IdentityError(
+                "password needs to differ from the current one"
+                + (f" and the {n - 1} before it" if n > 1 else "")
+            )
+        digest = hash_password(new_password)  # slow on purpose: outside the transaction
+        now = now_us()
         with self.trail.atomic() as tx:
+            (replaced,) = tx.conn.execute(
+                "select password_hash from users where id=?", (user_id,)
+            ).fetchone()
+            tx.conn.execute(
+                "insert into password_history(user_id, password_hash, replaced_us) values(?,?,?)",
+                (user_id, replaced, now),
+            )
+            # only the hashes the rule needs are kept: an old hash is no use but to a thief
+            tx.conn.execute(
+                "delete from password_history where user_id=? and rowid not in (select rowid"
+                " from password_history where user_id=? order by replaced_us desc, rowid desc"
+                " limit ?)",
+                (user_id, user_id, self.password_history - 1),
+            )
             tx.conn.execute(
                 "update users set password_hash=?, password_changed_us=? where id=?",
-                (digest, now_us() if actor == user_id else 0, user_id),
+                (digest, now if actor == user_id else 0, user_id),
             )
-            who = "set by the user" if actor == user_id else "set by an administrator"
+            if actor == user_id:
+                who = "set by the user"
+            elif actor.startswith("system:cli"):
+                who = "set on the edge box's command line"
+            else:
+                who = "set by an administrator"
             tx.append(actor, "user.password_changed", "user", user_id, who)
+            if reason.strip():
+                tx.append(actor, "user.password_reset", "user", user_id, reason)
+        return _stamp(digest)
+
+    def credential_stamp(self, user_id: str) -> str | None:
+        """What a session remembers of the account's credential: a digest of the password
+        hash, or None when the account is unknown or deactivated. A session whose stamp
+        differs has outlived a password change or reset (a rehash of the same password
+        would end sessions too: none is made today)."""
+        row = self._conn.execute(
+            "select password_hash from users where id=? and active=1", (user_id,)
+        ).fetchone()
+        return None if row is None else _stamp(str(row[0]))
+
+    def _recent_hashes(self, user_id: str) -> list[str]:
+        # the current hash and the ones it replaced, newest first: password_history in all
+        current = self._conn.execute(
+            "select password_hash from users where id=?", (user_id,)
+        ).fetchone()
+        older = self._conn.execute(
+            "select password_hash from password_history where user_id=?"
+            " order by replaced_us desc, rowid desc limit ?",
+            (user_id, self.password_history - 1),
+        ).fetchall()
+        return [str(r[0]) for r in ([current] if current else []) + older]
 
     @staticmethod
     def _require_reason(reason: str) -> None:
@@ -274,15 +357,19 @@ class Directory:
     ) -> SignIn:
         """Check a user id and password; failures are counted, audited and lock the account.
 
-        The answer to the caller never says whether the user id exists. ``purpose`` names
-        the audit actions (``signin`` or ``signature``: a signature asks for the password
-        again, and its failures count toward the same lockout).
+        The answer to the caller never says whether the user id exists, and neither does
+        the time it takes: the password is verified, once, in every case (against a dummy
+        hash of the same cost when the id is unknown). A lockout older than
+        ``lockout_minutes`` is lifted (audited) first. ``purpose`` names the audit actions
+        (``signin`` or ``signature``: a signature asks for the password again, and its
+        failures count toward the same lockout).
         """
         now = now if now is not None else now_us()
         row = self._conn.execute(
-            "select password_hash from users where id=?", (user_id,)
+            "select password_hash, locked_us from users where id=?", (user_id,)
         ).fetchone()
         user = self._user(user_id)
+        matches = verify_password(row[0] if row is not None else dummy_hash(), password)
         if row is None or user is None:
             self.trail.append(
                 f"unknown:{user_id}"[:64], f"{purpose}.failed", "user", user_id, "unknown user id"
@@ -291,12 +378,10 @@ class Directory:
         if not user.active:
             self.trail.append(user_id, f"{purpose}.failed", "user", user_id, "account deactivated")
             return SignIn(False, None, "wrong user id or password")
-        if user.locked:
+        if user.locked and not self._lockout_expired(user_id, int(row[1]), now):
             self.trail.append(user_id, f"{purpose}.failed", "user", user_id, "account locked")
-            return SignIn(
-                False, None, "account locked after repeated failures; ask an administrator"
-            )
-        if not verify_password(row[0], password):
+            return SignIn(False, None, self._locked_message(int(row[1]), now))
+        if not matches:
             with self.trail.atomic() as tx:
                 # read the count inside the transaction: two wrong passwords at once count twice
                 n = (
@@ -322,10 +407,9 @@ class Directory:
                         f"{n} failed sign-ins in a row",
                     )
             if locked:
-                return SignIn(
-                    False, None, "account locked after repeated failures; ask an administrator"
-                )
+                return SignIn(False, None, self._locked_message(now, now))
             return SignIn(False, None, "wrong user id or password")
+        user = self.get(user_id)  # as it is now (a lockout may have just expired)
         expired = user.password_changed_us == 0 or (  # 0: set by an administrator
             self.password_max_age_days is not None
             and now - user.password_changed_us > self.password_max_age_days * DAY_US
@@ -341,6 +425,34 @@ class Directory:
                     "password expired: must change it" if expired else "",
                 )
         return SignIn(True, self.get(user_id), "ok", password_expired=expired)
+
+    def _lockout_expired(self, user_id: str, locked_us: int, now: int) -> bool:
+        # Lifts a lockout that has lasted lockout_minutes, audited; False while it lasts.
+        if self.lockout_minutes is None or now - locked_us < self.lockout_minutes * MINUTE_US:
+            return False
+        with self.trail.atomic() as tx:
+            # only the attempt that lifts it records it (two at once: one entry)
+            n = tx.conn.execute(
+                "update users set locked_us=null, failed_attempts=0 where id=? and locked_us=?",
+                (user_id, locked_us),
+            ).rowcount
+            if n:
+                tx.append(
+                    "system:gmp-edge",
+                    "user.unlocked",
+                    "user",
+                    user_id,
+                    f"lockout expired after {self.lockout_minutes:g} min"
+                    " ([security] lockout_minutes)",
+                )
+        return True
+
+    def _locked_message(self, locked_us: int, now: int) -> str:
+        if self.lockout_minutes is None:
+            return f"{LOCKED}; ask an administrator"
+        left_us = locked_us + self.lockout_minutes * MINUTE_US - now
+        minutes = max(1, -(-int(left_us) // MINUTE_US))  # rounded up
+        return f"{LOCKED}; try again in {minutes} min or ask an administrator"
 
     # -- machine tokens ------------------------------------------------------------
 

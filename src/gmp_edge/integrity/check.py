@@ -412,4 +412,10 @@ def sqlite_integrity(path: Path) -> list[str]:
         return [f"{path}: not a readable SQLite database ({exc})"]
     finally:
         conn.close()
-    return [] if rows == ["ok"] else [f"{path}: SQLite integrity: {r}" for r in rows[:_SHOWN]]
+    # SQLite's messages may hold newlines ("*** in database main ***\nPage 38: ..."):
+    # one problem is one line
+    return (
+        []
+        if rows == ["ok"]
+        else [f"{path}: SQLite integrity: {' '.join(r.split())}" for r in rows[:_SHOWN]]
+    )

@@ -107,6 +107,7 @@ ROW_TABLES: dict[str, tuple[str, ...]] = {
         "locked_us",
     ),
     "api_tokens": ("id", "role", "token_sha256", "created_us", "created_by", "revoked_us"),
+    "password_history": ("user_id", "password_hash", "replaced_us"),
 }
 
 SEALED_TABLES = (READINGS, *ROW_TABLES)

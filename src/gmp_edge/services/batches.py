@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from gmp_edge.clock import Clock
-from gmp_edge.deviations.batch import Batch, batch_id_problem
+from gmp_edge.deviations.batch import Batch, batch_id_problem, batch_time_problem
 from gmp_edge.monitoring.records import BatchBook, RecordError, RecordNotFound
 from gmp_edge.services.errors import Invalid, NotFound
 
@@ -29,7 +29,8 @@ class BatchService:
         reason: str = "",
     ) -> Batch:
         """Record a batch (from ``start_us``, default now); refuses a bad id, no room, an
-        unknown room or an id that exists already."""
+        unknown room, an implausible start (``batch_time_problem``) or an id that exists
+        already."""
         problem = batch_id_problem(batch_id)
         if problem:
             raise Invalid(problem)
@@ -39,7 +40,10 @@ class BatchService:
         unknown = sorted({r for r in rooms if r not in self._rooms})
         if unknown:
             raise Invalid(f"unknown rooms {unknown}")
-        start = self._clock.now_us() if start_us is None else start_us
+        now = self._clock.now_us()
+        start = now if start_us is None else start_us
+        if (late := batch_time_problem("start", start, now)) is not None:
+            raise Invalid(late)
         batch = Batch(batch_id, product, tuple(equipment), rooms, start, None)
         try:
             return self._book.start(actor, batch, reason)
@@ -48,7 +52,10 @@ class BatchService:
 
     def end(self, actor: str, batch_id: str, end_us: int | None = None, reason: str = "") -> Batch:
         """Record the end of a batch in progress (default now)."""
-        end = self._clock.now_us() if end_us is None else end_us
+        now = self._clock.now_us()
+        end = now if end_us is None else end_us
+        if (late := batch_time_problem("end", end, now)) is not None:
+            raise Invalid(late)
         try:
             return self._book.end(actor, batch_id, end, reason)
         except RecordNotFound as exc:

@@ -16,6 +16,9 @@ async function api(path, opts = {}) {
   if (r.status === 401) { signedOut("Signed out (session expired or not signed in)."); throw new Error("401"); }
   return r;
 }
+// the 2-second refresh is the page's, not the person's: it must not keep an unattended
+// session alive, so the server leaves the idle timeout running for these reads
+const poll = path => api(path, {headers: {"X-Background-Refresh": "1"}});
 function signedOut(message) {
   session = null; if (timer) { clearInterval(timer); timer = null; }
   $("live").classList.add("hidden"); $("signin").classList.remove("hidden");
@@ -64,11 +67,11 @@ function roomBadge(r) {
 async function refresh() {
   try {
     if (!Object.keys(units).length) {
-      for (const t of await (await api("/api/tags")).json()) units[t.path] = t.unit;
+      for (const t of await (await poll("/api/tags")).json()) units[t.path] = t.unit;
     }
     const [health, rooms, devs] = await Promise.all([
-      api("/api/health").then(r => r.json()), api("/api/status/rooms").then(r => r.json()),
-      api("/api/deviations").then(r => r.json())]);
+      poll("/api/health").then(r => r.json()), poll("/api/status/rooms").then(r => r.json()),
+      poll("/api/deviations").then(r => r.json())]);
     const open = devs.filter(d => d.status === "open" || d.status === "under_investigation");
     $("devsrows").innerHTML = open.map(d => `<tr class="deviation" data-deviation="${esc(d.id)}">
       <td>${esc(d.id)}</td><td>${esc(d.title)}</td>

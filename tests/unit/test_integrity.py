@@ -1,0 +1,144 @@
+"""The seal ledger's core: digests, what a transaction seals, and the table list (ADR 0027)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gmp_edge.audit.review import AuditReviews
+from gmp_edge.audit.trail import AuditTrail
+from gmp_edge.collector.reading import Cause, Quality, Reading
+from gmp_edge.historian.store import Store
+from gmp_edge.identity.users import Directory
+from gmp_edge.integrity import covered
+from gmp_edge.integrity.check import check_ledger
+from gmp_edge.integrity.digest import Change, changes_digest, row_digest, rows_digest
+from gmp_edge.monitoring.engine import Books
+from gmp_edge.release.decisions import DecisionBook
+from gmp_edge.signatures.register import SignatureRegister
+
+T0 = 1_790_000_000 * 1_000_000
+TAG = "s/a/r/e/t1"
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ((1, 2.0, None), (1, 2, None)),  # a REAL read back as int would be another row
+        ((1, "x"), (2, "x")),  # the same content at another rowid
+        ((1, "a\nb"), (1, "a", "b")),
+        ((1, None), (1, "None")),
+        ((1, b"\x00"), (1, "\x00")),
+    ],
+)
+def test_rows_that_differ_have_different_digests(a, b) -> None:
+    assert row_digest(a) != row_digest(b)
+    assert rows_digest([a])[0] != rows_digest([b])[0]
+
+
+def test_a_range_digest_depends_on_order_and_count() -> None:
+    r1, r2 = (1, "a"), (2, "b")
+    assert rows_digest([r1, r2]) != rows_digest([r2, r1])
+    assert rows_digest([r1])[1] == 1 and rows_digest([])[1] == 0
+    assert changes_digest([Change("t", 1, None)]) != changes_digest([Change("t", 1, b"x")])
+
+
+def _open_everything(db: Path):
+    store = Store(db)
+    trail = AuditTrail(db)
+    parts = [
+        Books.open(trail),
+        Directory(db, trail),
+        SignatureRegister(trail),
+        DecisionBook(trail),
+        AuditReviews(trail),
+    ]
+    return store, trail, parts
+
+
+def _close(store, trail, parts) -> None:
+    for p in parts:
+        p.close()
+    trail.close()
+    store.close()
+
+
+def _ledger(db: Path):
+    conn = sqlite3.connect(db)
+    conn.execute("begin")
+    try:
+        return check_ledger(conn)
+    finally:
+        conn.close()
+
+
+def test_the_sealed_columns_are_every_column_of_a_migrated_store(tmp_path: Path) -> None:
+    db = tmp_path / "all.db"
+    _close(*_open_everything(db))
+    conn = sqlite3.connect(db)
+    try:
+        for table in covered.SEALED_TABLES:
+            columns = tuple(r[1] for r in conn.execute(f"pragma table_info({table})"))
+            expected = covered.READINGS_COLUMNS if table == covered.READINGS else None
+            assert columns == (expected or covered.ROW_TABLES[table]), table
+    finally:
+        conn.close()
+
+
+_REVIEW = "insert into audit_reviews values(?,0,1,null,null,null,0,'',?,0,0)"
+
+
+def test_a_rolled_back_transaction_seals_nothing_and_a_savepoint_only_what_stays(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.db"
+    trail = AuditTrail(db)
+    AuditReviews(trail).close()  # its table
+    trail.append("a", "x", "t", "1")
+    before = _ledger(db).blocks
+    with pytest.raises(RuntimeError), trail.atomic() as tx:
+        tx.conn.execute(_REVIEW, ("AR-0", "a"))
+        raise RuntimeError("refused")
+    assert _ledger(db).blocks == before
+    with trail.atomic() as outer:
+        outer.conn.execute(_REVIEW, ("AR-1", "a"))
+        with pytest.raises(RuntimeError), trail.atomic() as inner:
+            inner.conn.execute(_REVIEW, ("AR-2", "a"))
+            raise RuntimeError("inner refused")
+    trail.close()
+    report = _ledger(db)
+    assert not report.findings, report.findings.lines()
+    assert report.blocks == before + 1 and report.rows == 1  # AR-1 alone
+
+
+def test_upserts_replaces_updates_and_deletes_of_the_product_all_verify(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    store, trail, parts = _open_everything(db)
+    store.register_tags([(TAG, "degC", "temperature", "d1")])
+    store.register_tags([(TAG, "°C", "temperature", "d1")])  # upsert: an update
+    store.commit([Reading(TAG, 1.0, Quality.GOOD, T0)], sample_intervals=[(TAG, T0, 6.0)])
+    store.commit(
+        [Reading(TAG, 2.0, Quality.GOOD, T0 + 1)], sample_intervals=[(TAG, T0, 60.0)]
+    )  # INSERT OR REPLACE: the old row deleted, a new one inserted
+    store.record_gap(TAG, T0, T0 + 5, Cause.NETWORK, "missed polls")
+    store.apply_retention(T0 + 10**12)  # everything old and unforwarded: all deleted
+    directory = parts[1]
+    directory.create_first_administrator("admin.ada", "Ada", "correct horse battery 42")
+    assert not directory.authenticate("admin.ada", "wrong").ok  # failed_attempts updated
+    _close(store, trail, parts)
+    report = _ledger(db)
+    assert not report.findings, report.findings.lines()
+    assert report.rows >= 3
+
+
+def test_a_transaction_that_changes_nothing_adds_no_block(tmp_path: Path) -> None:
+    db = tmp_path / "n.db"
+    store = Store(db)
+    store.register_tags([(TAG, "", "", "")])
+    blocks = _ledger(db).blocks
+    store.reset_segments()  # writes only derived tables
+    store.commit([])
+    store.close()
+    assert _ledger(db).blocks == blocks
