@@ -5,12 +5,17 @@ sign-in, the status page shell and the OpenAPI document are open."""
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
+import re
 from datetime import datetime
 from enum import Enum
 from importlib import resources
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
@@ -29,7 +34,7 @@ from gmp_edge.api.models import AUTH, ErrorOut, Responses
 from gmp_edge.api.monitoring_routes import AlarmOut, alarm_out
 from gmp_edge.api.records import from_record
 from gmp_edge.api.runtime import RoomInfo, Runtime, TagInfo
-from gmp_edge.api.security import READ, Access
+from gmp_edge.api.security import CSRF_HEADER, READ, SAFE_METHODS, Access, cookie_scheme
 from gmp_edge.api.strict_json import StrictJson
 from gmp_edge.api.times import request_us
 from gmp_edge.clock import now_us
@@ -49,6 +54,31 @@ STATIC_ASSETS = {
     "batch.css": "text/css",
     "signin.js": "text/javascript",  # the batch and validation pages' sign-in form
 }
+#: Swagger UI and ReDoc as files of the fastapi-offline package, served from this box under
+#: DOCS_STATIC: an offline edge box still shows its API docs, and no script from a CDN runs
+#: in the API's origin (where it could read the session's CSRF token). An allow-list again.
+DOCS_PACKAGE = "fastapi_offline"
+DOCS_STATIC = "/static/docs"
+DOCS_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "redoc.standalone.js": "text/javascript",
+    "favicon.png": "image/png",
+}
+#: the OpenAPI security scheme of the CSRF header (see declare_csrf)
+CSRF_SCHEME = "csrfToken"
+# The docs pages' CSP: scripts from this origin only. Swagger UI is started by the one inline
+# script FastAPI writes, allowed by its hash (added per page); ReDoc writes its styles at run
+# time (styled-components) and searches in a worker it makes from a blob.
+SWAGGER_CSP = (
+    "default-src 'none'; script-src 'self' {hashes}; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+REDOC_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src blob:; "
+    "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+)
 NOT_FOUND: Responses = {404: {"model": ErrorOut, "description": "unknown tag"}}
 BAD_RANGE: Responses = {400: {"model": ErrorOut, "description": "timestamp or range not usable"}}
 
@@ -222,6 +252,96 @@ async def refused_workflow(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.details or str(exc)}, status_code=code)
 
 
+def inline_script_hashes(html: str) -> str:
+    """CSP sources allowing exactly the inline scripts of ``html`` (by SHA-256), no others."""
+    scripts = re.findall(r"<script>(.*?)</script>", html, re.DOTALL)
+    return " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'"
+        for s in scripts
+    )
+
+
+@functools.cache
+def docs_asset(name: str) -> bytes:
+    """One of DOCS_ASSETS as shipped by fastapi-offline (read once: Swagger UI is 1.5 MB)."""
+    return resources.files(DOCS_PACKAGE).joinpath("static", name).read_bytes()
+
+
+def declare_csrf(schema: dict[str, Any]) -> dict[str, Any]:
+    """Declare in the OpenAPI document the CSRF header that a session's writes need.
+
+    ``Access.principal`` refuses a write made with the session cookie unless
+    ``X-CSRF-Token`` holds the session's token. The document says so: an API key in that
+    header which every write requires together with the cookie (a bearer token needs none),
+    so Swagger UI's Authorize takes the token and "Try it out" sends it.
+    """
+    cookie = cookie_scheme.scheme_name
+    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes[CSRF_SCHEME] = {
+        "type": "apiKey",
+        "in": "header",
+        "name": CSRF_HEADER,
+        "description": "The session's CSRF token (`csrf_token` in the answer of `POST` or "
+        "`GET /api/session`), needed with the session cookie on every write.",
+    }
+    for operations in schema.get("paths", {}).values():
+        for method, op in operations.items():
+            if method.upper() in SAFE_METHODS or not isinstance(op, dict) or "security" not in op:
+                continue
+            op["security"] = [
+                {**need, CSRF_SCHEME: []} if cookie in need else need for need in op["security"]
+            ]
+    return schema
+
+
+def add_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` from local files, each with a strict CSP, and
+    the OpenAPI document with the CSRF header declared."""
+    openapi_url = app.openapi_url or "/openapi.json"
+    favicon = f"{DOCS_STATIC}/favicon.png"
+    swagger = get_swagger_ui_html(
+        openapi_url=openapi_url,
+        title=f"{app.title} API",
+        swagger_js_url=f"{DOCS_STATIC}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
+        swagger_favicon_url=favicon,
+        # no badge fetched from the online validator: nothing leaves the box
+        swagger_ui_parameters={"validatorUrl": None},
+    ).body
+    swagger_csp = SWAGGER_CSP.format(hashes=inline_script_hashes(bytes(swagger).decode()))
+    redoc = get_redoc_html(
+        openapi_url=openapi_url,
+        title=f"{app.title} API",
+        redoc_js_url=f"{DOCS_STATIC}/redoc.standalone.js",
+        redoc_favicon_url=favicon,
+        with_google_fonts=False,
+    ).body
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return HTMLResponse(swagger, headers={"content-security-policy": swagger_csp})
+
+    @app.get("/redoc", response_class=HTMLResponse, include_in_schema=False)
+    def redoc_page() -> HTMLResponse:
+        return HTMLResponse(redoc, headers={"content-security-policy": REDOC_CSP})
+
+    @app.get(f"{DOCS_STATIC}/{{name}}", include_in_schema=False)
+    def docs_file(name: str) -> Response:
+        kind = DOCS_ASSETS.get(name)
+        if kind is None:
+            raise HTTPException(404, "no such file")
+        return Response(docs_asset(name), media_type=kind)
+
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = declare_csrf(default_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(rt: Runtime, access: Access, services: GmpServices, tls: bool = False) -> FastAPI:
     """The API over a running service, with authentication and authorisation on every route."""
     app = FastAPI(
@@ -234,7 +354,11 @@ def create_app(rt: Runtime, access: Access, services: GmpServices, tls: bool = F
             "(session cookie, and the CSRF token in `X-CSRF-Token` on writes); machines send "
             "`Authorization: Bearer <token>`. What a caller may do depends on its role."
         ),
+        # served by add_docs from local files, with a CSP, instead of FastAPI's CDN pages
+        docs_url=None,
+        redoc_url=None,
     )
+    add_docs(app)
     app.state.access = access
     app.state.services = services
     app.add_exception_handler(WorkflowError, refused_workflow)

@@ -31,6 +31,7 @@ from gmp_edge.api.security import (
 )
 from gmp_edge.api.streaming import stream_writes
 from gmp_edge.api.times import request_us
+from gmp_edge.csvcell import neutralise_row
 from gmp_edge.release.decisions import Decision, review_sha256
 from gmp_edge.review.model import BatchReview
 from gmp_edge.timefmt import iso
@@ -297,7 +298,9 @@ def excursion_history(
         fields = list(ExcursionOut.model_fields)
         w.writerow(fields)
         for x in page:
-            w.writerow([getattr(x, f) for f in fields])
+            # comments, tags and ids are text and made inert for spreadsheets; the value and
+            # limit stay numbers (floats), a negative one included
+            w.writerow(neutralise_row(getattr(x, f) for f in fields))
         return Response(
             buf.getvalue(),
             media_type="text/csv",

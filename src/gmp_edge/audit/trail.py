@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,6 +20,7 @@ from typing import Any, Concatenate, ParamSpec
 
 from gmp_edge.audit.chain import GENESIS, AuditEntry, Break, canonical, entry_hash, verify
 from gmp_edge.clock import now_us
+from gmp_edge.csvcell import neutralise_row
 from gmp_edge.integrity.ledger import Sealer
 from gmp_edge.storage.query import where_clause
 from gmp_edge.storage.schema import Schema, migrate
@@ -247,7 +249,11 @@ class AuditTrail:
         return verify_chain(self._conn)
 
     def export(self, fmt: str) -> str:
-        """The whole trail as CSV or JSON (UTC ISO timestamps added for people)."""
+        """The whole trail as CSV or JSON (UTC ISO timestamps added for people).
+
+        In the CSV, text that a spreadsheet would run as a formula is quoted
+        (:mod:`gmp_edge.csvcell`); the JSON carries every value as recorded.
+        """
         entries = self.entries(limit=2**62)
         if fmt == "json":
             return json.dumps(
@@ -256,17 +262,30 @@ class AuditTrail:
             )
         if fmt != "csv":
             raise ValueError(f"unknown export format {fmt!r} (csv or json)")
+
+        def json_cell(value: object) -> object:
+            # a JSON number is written as the number (the same digits json.dumps gives), so
+            # a changed limit of -5.3 stays a number; other JSON text goes to the neutraliser
+            finite = isinstance(value, int | float) and math.isfinite(value)
+            if finite and not isinstance(value, bool):
+                return value
+            return json.dumps(value)
+
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["ts", *COLUMNS])
         for e in entries:
+            # reasons, actors and record ids are free text: made inert for spreadsheets
+            # (gmp_edge.csvcell); seq and ts_us stay numbers
             w.writerow(
-                [
-                    iso(e.ts_us),
-                    *(
-                        json.dumps(getattr(e, c)) if c in ("old", "new") else getattr(e, c)
-                        for c in COLUMNS
-                    ),
-                ]
+                neutralise_row(
+                    [
+                        iso(e.ts_us),
+                        *(
+                            json_cell(getattr(e, c)) if c in ("old", "new") else getattr(e, c)
+                            for c in COLUMNS
+                        ),
+                    ]
+                )
             )
         return buf.getvalue()

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gmp_edge.audit.trail import COLUMNS as AUDIT_COLUMNS
+from gmp_edge.csvcell import neutralise_row
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.evidence.readings_csv import (
     _ALL,
@@ -338,17 +339,21 @@ def build_package(
             cw = csv.writer(buf, lineterminator="\n")
             cw.writerow(GAPS_COLUMNS)
             for g in gaps:
+                # a gap's message can carry a device's or a peer's text: inert for
+                # spreadsheets; the verifier only counts these rows, the manifest hashes them
                 cw.writerow(
-                    [
-                        g.id,
-                        g.tag,
-                        g.start_us,
-                        iso(g.start_us),
-                        "" if g.end_us is None else g.end_us,
-                        "" if g.end_us is None else iso(g.end_us),
-                        g.cause,
-                        g.message,
-                    ]
+                    neutralise_row(
+                        [
+                            g.id,
+                            g.tag,
+                            g.start_us,
+                            iso(g.start_us),
+                            "" if g.end_us is None else g.end_us,
+                            "" if g.end_us is None else iso(g.end_us),
+                            g.cause,
+                            g.message,
+                        ]
+                    )
                 )
             w.add("gaps.csv", buf.getvalue().encode())
 
