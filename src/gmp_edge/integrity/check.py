@@ -6,7 +6,6 @@ walked by ``gmp_edge.audit``; here only its entries named by anchors are looked 
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from gmp_edge.integrity.digest import (
     GENESIS,
     Block,
     Change,
+    RowsHasher,
     changes_digest,
     expected_hash,
     row_digest,
@@ -97,11 +97,18 @@ def _blocks(
         )
 
 
-def _chain(
-    conn: sqlite3.Connection, rep: LedgerReport
-) -> tuple[dict[tuple[str, int], bytes | None], list[tuple[int, int]]]:
-    """Walk the blocks: hashes, sequence, change digests. Returns the sealed state of every
-    row (table, rowid) -> digest and the retention blocks (seq, readings deleted through)."""
+@dataclass
+class _Sealed:
+    """What the chain says the store holds: every sealed row (table, rowid) -> digest
+    (None: deleted), the retention blocks (seq, readings deleted through), adopted tables."""
+
+    state: dict[tuple[str, int], bytes | None]
+    retentions: list[tuple[int, int]]
+    adopted: set[str]
+
+
+def _chain(conn: sqlite3.Connection, rep: LedgerReport) -> _Sealed:
+    """Walk the blocks: hashes, sequence, change digests."""
     f = rep.findings
     state: dict[tuple[str, int], bytes | None] = {}
     retentions: list[tuple[int, int]] = []
@@ -154,7 +161,7 @@ def _chain(
             state[(c.table, c.rowid)] = c.digest
         prev, prev_seq = b.hash, b.seq
     rep.head_seq, rep.head_sha256 = prev_seq, prev.hex()
-    return state, retentions
+    return _Sealed(state, retentions, adopted)
 
 
 def _readings(
@@ -178,11 +185,11 @@ def _readings(
     unsealed = 0
     first_unsealed: int | None = None
     prev_hi = 0
-    h = None
-    n = 0
+    h = RowsHasher()
 
     def finish(b: Block) -> None:
-        digest = h.digest() if h is not None and n else None
+        n = h.n
+        digest = h.digest() if n else None
         if n != b.readings_n or digest != b.readings_sha256:
             what = (
                 "rows deleted"
@@ -206,7 +213,7 @@ def _readings(
             finish(block)
             prev_hi = int(block.readings_hi or 0)
             block = next(live, None)
-            h, n = None, 0
+            h = RowsHasher()
             while block is not None and int(block.readings_lo or 0) <= prev_hi:
                 f.add("readings", f"seal block {block.seq}: its readings overlap the block before")
                 block = next(live, None)
@@ -214,15 +221,11 @@ def _readings(
             unsealed += 1
             first_unsealed = rid if first_unsealed is None else first_unsealed
             continue
-        if h is None:
-            h = hashlib.sha256()
-        h.update(repr(tuple(row)).encode())
-        h.update(b"\n")
-        n += 1
+        h.add(row)
     while block is not None:
         finish(block)
         block = next(live, None)
-        h, n = None, 0
+        h = RowsHasher()
     if unsealed:
         f.add(
             "readings",
@@ -231,17 +234,13 @@ def _readings(
         )
 
 
-def _row_tables(
-    conn: sqlite3.Connection, rep: LedgerReport, state: dict[tuple[str, int], bytes | None]
-) -> None:
+def _row_tables(conn: sqlite3.Connection, rep: LedgerReport, sealed: _Sealed) -> None:
     f = rep.findings
-    adopted = {str(r[0]) for r in conn.execute("select tbl from seal_tables")}
-    sealed_tables = {t for t, _ in state} | {
-        b.kind.split(":", 1)[1] for b in _blocks(conn, " where kind like 'adopt:%'")
-    }
+    state = sealed.state
+    sealed_tables = {t for t, _ in state} | sealed.adopted
     for table in covered.ROW_TABLES:
         if not _has_table(conn, table):
-            if table in sealed_tables or table in adopted:
+            if table in sealed_tables:
                 f.add("rows", f"table {table} is gone (it was sealed)")
             continue
         for row in conn.execute(covered.select_rows(table) + " order by rowid"):
@@ -268,12 +267,12 @@ def check_ledger(conn: sqlite3.Connection, progress: Progress | None = None) -> 
             "chain", "the store has no seal ledger (made before sealing, never opened since)"
         )
         return rep
-    state, retentions = _chain(conn, rep)
+    sealed = _chain(conn, rep)
     if progress is not None:
         progress(f"seal chain: {rep.blocks:,} blocks walked")
     if _has_table(conn, covered.READINGS):
-        _readings(conn, rep, retentions, progress)
-    _row_tables(conn, rep, state)
+        _readings(conn, rep, sealed.retentions, progress)
+    _row_tables(conn, rep, sealed)
     return rep
 
 

@@ -23,15 +23,31 @@ def row_digest(row: Sequence[object]) -> bytes:
     return hashlib.sha256(repr(tuple(row)).encode()).digest()
 
 
+class RowsHasher:
+    """SHA-256 over rows ``(rowid, *columns)`` fed one at a time, in rowid order: the one
+    encoding of a range, for the seal (``rows_digest``) and for the check that recomputes it."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self.n = 0
+
+    def add(self, row: Sequence[object]) -> None:
+        """Feed the next row."""
+        self._h.update(repr(tuple(row)).encode())
+        self._h.update(_SEP)
+        self.n += 1
+
+    def digest(self) -> bytes:
+        """The digest of the rows fed so far."""
+        return self._h.digest()
+
+
 def rows_digest(rows: Iterable[Sequence[object]]) -> tuple[bytes, int]:
     """(SHA-256, count) of rows ``(rowid, *columns)`` in the order given (rowid order)."""
-    h = hashlib.sha256()
-    n = 0
+    h = RowsHasher()
     for row in rows:
-        h.update(repr(tuple(row)).encode())
-        h.update(_SEP)
-        n += 1
-    return h.digest(), n
+        h.add(row)
+    return h.digest(), h.n
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,38 +123,36 @@ def verify_store(
     store: Path, expect_fingerprint: str | None = None, progress: Progress | None = None
 ) -> StoreVerdict:
     """Check ``store`` end to end; never writes to it."""
-    v = StoreVerdict(Path(store))
-    v.running = _running(v.store)
-    v.sqlite = sqlite_integrity(v.store)
-    if v.sqlite:
-        return v  # a damaged file: what it would say further is not to be trusted
-    public, v.key_fingerprint, v.key_problem = _public_key(v.store, expect_fingerprint)
-    anchors, unreadable = read_anchors(anchors_path_for(v.store))  # before the snapshot
-    conn = sqlite3.connect(f"file:{v.store}?mode=ro", uri=True)
-    try:
-        conn.execute("begin")  # one snapshot for every check
-        v.audit_entries, v.audit_head, v.audit_break = verify_chain(conn)
-        if progress is not None:
-            progress(f"audit trail: {v.audit_entries:,} entries walked")
-        v.ledger = check_ledger(conn, progress)
-        v.anchors = check_anchors(conn, anchors, unreadable, public, v.running)
-    finally:
-        conn.close()
-    return v
+    return _verdict(Path(store), expect_fingerprint, progress, whole=True)
 
 
 def verify_anchors_only(store: Path) -> StoreVerdict:
     """The anchors and their signatures against the store, without recomputing the ledger
     (what ``gmp-edge audit verify`` adds to its walk of the chain)."""
-    v = StoreVerdict(Path(store))
-    v.running = _running(v.store)
-    public, v.key_fingerprint, v.key_problem = _public_key(v.store, None)
-    anchors, unreadable = read_anchors(anchors_path_for(v.store))
-    if not anchors and not unreadable:
+    return _verdict(Path(store), None, None, whole=False)
+
+
+def _verdict(
+    store: Path, expect_fingerprint: str | None, progress: Progress | None, whole: bool
+) -> StoreVerdict:
+    v = StoreVerdict(store)
+    v.running = _running(store)
+    if whole:
+        v.sqlite = sqlite_integrity(store)
+        if v.sqlite:
+            return v  # a damaged file: what it would say further is not to be trusted
+    public, v.key_fingerprint, v.key_problem = _public_key(store, expect_fingerprint)
+    anchors, unreadable = read_anchors(anchors_path_for(store))  # before the snapshot
+    if not whole and not anchors and not unreadable:
         v.key_problem = None  # nothing signed yet: nothing to check a key against
-    conn = sqlite3.connect(f"file:{v.store}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
     try:
-        conn.execute("begin")
+        conn.execute("begin")  # one snapshot for every check
+        if whole:
+            v.audit_entries, v.audit_head, v.audit_break = verify_chain(conn)
+            if progress is not None:
+                progress(f"audit trail: {v.audit_entries:,} entries walked")
+            v.ledger = check_ledger(conn, progress)
         v.anchors = check_anchors(conn, anchors, unreadable, public, v.running)
     finally:
         conn.close()
