@@ -223,7 +223,7 @@ BAD_REQUESTS = [
         400,
         "not before",
     ),
-    ({"tag": f"{GRAN}/trh-gran-01/rh", "window_s": -5}, 422, "greater than 0"),
+    ({"tag": f"{GRAN}/trh-gran-01/rh", "window_s": -5}, 422, "greater than or equal to 0.001"),
     ({"tag": f"{GRAN}/trh-gran-01/rh", "limit": 10**9}, 422, "less than or equal"),
 ]
 
