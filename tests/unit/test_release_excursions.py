@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gmp_edge.alarms.model import AlarmEvent, AlarmState, Priority, Transition
+from gmp_edge.alarms import machine
+from gmp_edge.alarms.model import AlarmEvent, AlarmState, ConditionKind, Priority, Transition
 from gmp_edge.release.excursions import excursions, search
 
 TAG = "site/area/granulation/trh-1/temperature"
@@ -15,6 +16,11 @@ def tr(alarm: str, tag: str, event: AlarmEvent, at: int, actor="system", reason=
         AlarmEvent.ACKNOWLEDGE: (AlarmState.UNACKNOWLEDGED, AlarmState.ACKNOWLEDGED),
         AlarmEvent.CONDITION_CLEARED: (AlarmState.ACKNOWLEDGED, AlarmState.NORMAL),
     }
+    if event is AlarmEvent.CONDITION_ACTIVE:
+        # through the alarm machine, so the trip keys are the ones the engine writes
+        kind = ConditionKind(alarm.rpartition("#")[2])
+        fresh = machine.new_alarm(alarm, tag, kind, Priority.HIGH)
+        return machine.activate(fresh, at, actor=actor, reason=reason, **detail)[1]
     a, b = states[event]
     return Transition(alarm, tag, Priority.HIGH, event, a, b, actor, at, reason, detail)
 
@@ -54,6 +60,7 @@ def test_pairs_acknowledgements_and_deviations():
         "HVAC called",
     )
     assert first.limit_set == "em v2" and first.value_at_trip == 25.5
+    assert first.limit == 25.0 and got[1].limit == 13.0
     assert first.deviation_id == "DEV-2026-0001"
     assert got[2].deviation_id is None  # a later excursion of the same alarm is not that one
     assert got[1].deviation_id is None
