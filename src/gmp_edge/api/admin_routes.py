@@ -7,7 +7,7 @@ from pydantic import Field
 
 from gmp_edge.api.models import AUTH, BAD_REQUEST, NOT_FOUND, Password, Reason, Strict, UserId
 from gmp_edge.api.records import from_record
-from gmp_edge.api.security import ADMIN, Principal, access_of
+from gmp_edge.api.security import ADMIN, ADMIN_PERSON, Principal, access_of
 from gmp_edge.identity.roles import Role
 from gmp_edge.identity.users import IdentityError, User
 from gmp_edge.timefmt import iso
@@ -103,7 +103,7 @@ def list_users(request: Request, who: Principal = ADMIN) -> list[UserOut]:
 
 
 @router.post("/api/users", response_model=UserOut, status_code=201, responses=BAD_REQUEST)
-def create_user(body: UserIn, request: Request, who: Principal = ADMIN) -> UserOut:
+def create_user(body: UserIn, request: Request, who: Principal = ADMIN_PERSON) -> UserOut:
     """Create a person with a role."""
     try:
         u = access_of(request).directory.create_user(
@@ -118,7 +118,7 @@ def create_user(body: UserIn, request: Request, who: Principal = ADMIN) -> UserO
     "/api/users/{user_id}", response_model=UserOut, responses={**BAD_REQUEST, **NOT_FOUND}
 )
 def change_user(
-    user_id: str, body: UserChangeIn, request: Request, who: Principal = ADMIN
+    user_id: str, body: UserChangeIn, request: Request, who: Principal = ADMIN_PERSON
 ) -> UserOut:
     """Change a person's role or deactivate / reactivate them; their sessions end."""
     access = access_of(request)
@@ -139,7 +139,9 @@ def change_user(
 @router.post(
     "/api/users/{user_id}/unlock", response_model=UserOut, responses={**BAD_REQUEST, **NOT_FOUND}
 )
-def unlock_user(user_id: str, body: ReasonIn, request: Request, who: Principal = ADMIN) -> UserOut:
+def unlock_user(
+    user_id: str, body: ReasonIn, request: Request, who: Principal = ADMIN_PERSON
+) -> UserOut:
     """Lift a lockout after repeated failed sign-ins (audited with the reason)."""
     try:
         return _user(access_of(request).directory.unlock(who.actor, user_id, body.reason))
@@ -151,7 +153,7 @@ def unlock_user(user_id: str, body: ReasonIn, request: Request, who: Principal =
     "/api/users/{user_id}/password", status_code=204, responses={**BAD_REQUEST, **NOT_FOUND}
 )
 def reset_password(
-    user_id: str, body: PasswordResetIn, request: Request, who: Principal = ADMIN
+    user_id: str, body: PasswordResetIn, request: Request, who: Principal = ADMIN_PERSON
 ) -> None:
     """Set a temporary password; the person must change it at the next sign-in, and every
     session of theirs ends now."""
@@ -184,7 +186,7 @@ def list_tokens(request: Request, who: Principal = ADMIN) -> list[TokenOut]:
 
 
 @router.post("/api/tokens", response_model=NewTokenOut, status_code=201, responses=BAD_REQUEST)
-def create_token(body: TokenIn, request: Request, who: Principal = ADMIN) -> NewTokenOut:
+def create_token(body: TokenIn, request: Request, who: Principal = ADMIN_PERSON) -> NewTokenOut:
     """Create a token for a machine (Grafana, MES) with a role; copy it now."""
     access = access_of(request)
     try:
@@ -198,7 +200,9 @@ def create_token(body: TokenIn, request: Request, who: Principal = ADMIN) -> New
 @router.post(
     "/api/tokens/{token_id}/revoke", status_code=204, responses={**BAD_REQUEST, **NOT_FOUND}
 )
-def revoke_token(token_id: str, body: ReasonIn, request: Request, who: Principal = ADMIN) -> None:
+def revoke_token(
+    token_id: str, body: ReasonIn, request: Request, who: Principal = ADMIN_PERSON
+) -> None:
     """Revoke a machine token for good."""
     try:
         access_of(request).directory.revoke_token(who.actor, token_id, body.reason)

@@ -135,9 +135,10 @@ class Access:
 
 
 def require(
-    permission: Permission | None, allow_expired_password: bool = False
+    permission: Permission | None, allow_expired_password: bool = False, person: bool = False
 ) -> Callable[..., Principal]:
-    """A dependency that authenticates and checks ``permission`` (None: any caller)."""
+    """A dependency that authenticates and checks ``permission`` (None: any caller);
+    with ``person`` a machine token is refused whatever its role."""
 
     def dependency(
         request: Request,
@@ -154,6 +155,8 @@ def require(
             raise access.refuse(
                 request, who, f"role {who.role.value} lacks permission {permission.value}"
             )
+        if person and who.kind != "person":
+            raise access.refuse(request, who, "only a signed-in person can do this, not a token")
         return who
 
     dependency.permission = permission  # type: ignore[attr-defined]
@@ -168,6 +171,9 @@ CONFIGURE = Depends(require(Permission.CONFIGURE))
 REVIEW = Depends(require(Permission.REVIEW))
 APPROVE = Depends(require(Permission.APPROVE))
 ADMIN = Depends(require(Permission.MANAGE_USERS))
+# people, roles and tokens are changed by a signed-in person only: a leaked administrator
+# token must not mint a QA approver with a password it knows (separation of duties)
+ADMIN_PERSON = Depends(require(Permission.MANAGE_USERS, person=True))
 SIGNED_IN = Depends(require(None))
 
 

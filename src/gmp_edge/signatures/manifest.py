@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -87,14 +88,23 @@ class SigningRefused(GmpEdgeError, PermissionError):
 
 
 def check_may_sign(
-    signer: str, role: Role, meaning: Meaning, author: str, earlier: list[Signature]
+    signer: str,
+    role: Role,
+    meaning: Meaning,
+    author: str,
+    earlier: Sequence[Signature],
+    on_record: Sequence[Signature] = (),
 ) -> None:
     """Refuse a signature the rules forbid (raises SigningRefused).
 
+    ``earlier`` are the signatures on the content about to be signed, ``on_record``
+    every signature the record has had (any version of its content).
+
     - the role must grant the meaning's permission;
     - separation of duties: the record's author cannot review, approve or take
-      responsibility for it, and the same person cannot sign twice with one meaning
-      on the same content;
+      responsibility for it; one person signs the record with one meaning only (a
+      reviewer does not also approve, whatever version of the content); and the same
+      person cannot sign twice with one meaning on the same content;
     - only the author signs authorship.
     """
     needed = MEANING_PERMISSION[meaning]
@@ -111,3 +121,10 @@ def check_may_sign(
     for s in earlier:
         if s.signer == signer and s.meaning is meaning:
             raise SigningRefused(f"{signer} has already signed this content as {meaning.value}")
+    if meaning is not Meaning.AUTHORSHIP:
+        for s in on_record:
+            if s.signer == signer and s.meaning is not meaning:
+                raise SigningRefused(
+                    f"{signer} has signed this record as {s.meaning.value} and cannot also "
+                    f"sign its {meaning.value} (separation of duties)"
+                )

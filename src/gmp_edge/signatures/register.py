@@ -110,9 +110,12 @@ class SignatureRegister(RecordBook):
         content = kind.content(record_id)
         return None if content is None else content_hash(record_type, record_id, content)
 
-    def signatures(self, record_type: str, record_id: str) -> list[Signature]:
-        """Every signature on the record (any content version), oldest first."""
-        rows = self._conn.execute(
+    def signatures(
+        self, record_type: str, record_id: str, conn: sqlite3.Connection | None = None
+    ) -> list[Signature]:
+        """Every signature on the record (any content version), oldest first; read
+        through ``conn`` (an open write transaction) when given."""
+        rows = (conn or self._conn).execute(
             "select id, record_type, record_id, content_sha256, signer, printed_name, meaning,"
             " ts_us, reason from signatures where record_type=? and record_id=? order by id",
             (record_type, record_id),
@@ -161,12 +164,14 @@ class SignatureRegister(RecordBook):
                 f"{record_type} {record_id} changed since it was shown (now sha256 {current}); "
                 "review it again before signing"
             )
-        earlier = [
-            s for s in self.signatures(record_type, record_id) if s.content_sha256 == current
-        ]
-        check_may_sign(signer, role, meaning, kind.author(record_id), earlier)
+        author = kind.author(record_id)
         ts = now_us()
         with self.trail.atomic() as tx:
+            # checked inside the write transaction: a concurrent signature by the same
+            # person with another meaning cannot slip in between check and insert
+            on_record = self.signatures(record_type, record_id, tx.conn)
+            earlier = [s for s in on_record if s.content_sha256 == current]
+            check_may_sign(signer, role, meaning, author, earlier, on_record)
             try:
                 cur = tx.conn.execute(
                     "insert into signatures(record_type, record_id, content_sha256, signer,"
