@@ -37,6 +37,7 @@ from gmp_edge.api.runtime import RoomInfo, Runtime, TagInfo
 from gmp_edge.api.security import CSRF_HEADER, READ, SAFE_METHODS, Access, cookie_scheme
 from gmp_edge.api.strict_json import StrictJson
 from gmp_edge.api.times import request_us
+from gmp_edge.api.unavailable import add_store_unavailable
 from gmp_edge.clock import now_us
 from gmp_edge.collector.reading import Quality, Reading
 from gmp_edge.historian.store import StoredReading
@@ -362,6 +363,7 @@ def create_app(rt: Runtime, access: Access, services: GmpServices, tls: bool = F
     app.state.access = access
     app.state.services = services
     app.add_exception_handler(WorkflowError, refused_workflow)
+    add_store_unavailable(app)  # full disk, busy or damaged store: 503 with the reason
     # no CORS middleware on purpose: only pages served from here may call the API
     app.add_middleware(StrictJson)  # inside the body limit: it reads bounded bodies only
     app.add_middleware(BodyLimit)

@@ -21,6 +21,9 @@ class StoreConfig(ConfigModel):
     segment_index_interval_s: float = Field(default=30.0, gt=0, le=3600)
     # the store (with its forwarding backlog) may grow to this; at 80 % an alarm is raised
     disk_budget_mb: float | None = Field(default=None, gt=0)
+    # free space on the store's file system below this raises a critical alarm (cleared
+    # at 1.2x), while there is still room to record the alarm and act before commits fail
+    min_free_disk_mb: float = Field(default=500.0, ge=0)
 
 
 class SimulationConfig(ConfigModel):

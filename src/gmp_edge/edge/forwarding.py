@@ -1,5 +1,5 @@
 """Wires the store's destinations: InfluxDB (readings and events), MQTT, and the disk
-budget watch that raises an alarm before the backlog can fill the disk."""
+watches (store budget, free space) that raise an alarm before the disk fills."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
+import sqlite3
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,7 @@ from gmp_edge.historian.events import EventForwarder
 from gmp_edge.historian.forwarder import Forwarder, Sink, reading_encoder
 from gmp_edge.historian.influx import InfluxV1Sink, InfluxV2Sink
 from gmp_edge.historian.lineprotocol import meta_from_config
-from gmp_edge.historian.store import Store
+from gmp_edge.historian.store import Store, StoreError
 from gmp_edge.monitoring.engine import MonitoringEngine
 from gmp_edge.periodic import Periodic
 from gmp_edge.services import BatchService
@@ -28,6 +30,7 @@ from gmp_edge.services import BatchService
 log = logging.getLogger("gmp_edge.forwarding")
 HIGH_WATER = 0.8  # share of the disk budget that raises the alarm
 LOW_WATER = 0.7  # ... and that clears it
+FREE_CLEAR = 1.2  # free space back above this multiple of the minimum clears the alarm
 
 
 @dataclass
@@ -151,6 +154,9 @@ def build_forwarding(
     if cfg.store.disk_budget_mb is not None:
         budget = int(cfg.store.disk_budget_mb * 1024 * 1024)
         fw.runs.append(lambda stop: watch_disk_budget(store, engine, budget, stop))
+    if cfg.store.min_free_disk_mb > 0:
+        minimum = int(cfg.store.min_free_disk_mb * 1024 * 1024)
+        fw.runs.append(lambda stop: watch_free_disk(store, engine, minimum, stop))
     return fw
 
 
@@ -269,3 +275,49 @@ async def watch_disk_budget(
             )
 
     await Periodic(check, every_s, name="disk budget").run(stop)
+
+
+def free_bytes(store: Store) -> int:
+    """Free space (for this process) on the file system that holds the store."""
+    return shutil.disk_usage(store.path.resolve().parent).free
+
+
+async def watch_free_disk(
+    store: Store, engine: MonitoringEngine, minimum: int, stop: asyncio.Event, every_s: float = 30
+) -> None:
+    """Raise a critical alarm when the store's disk has less than ``minimum`` bytes free,
+    clear it above 1.2x. A failed check is logged once per cause and tried again: a full
+    disk that cannot even record the alarm must not end the watch."""
+    last_error = ""
+
+    async def check() -> None:
+        nonlocal last_error
+        try:
+            free = await asyncio.to_thread(free_bytes, store)
+            mib = free / 2**20
+            if free < minimum:
+                await asyncio.to_thread(
+                    engine.system_condition,
+                    "free_disk",
+                    True,
+                    float(free),
+                    float(minimum),
+                    f"only {mib:.0f} MiB free on the store's disk "
+                    f"(minimum {minimum / 2**20:.0f} MiB): commits fail when it is full",
+                )
+            elif free > minimum * FREE_CLEAR:
+                await asyncio.to_thread(
+                    engine.system_condition,
+                    "free_disk",
+                    False,
+                    float(free),
+                    float(minimum),
+                    f"{mib:.0f} MiB free on the store's disk again",
+                )
+            last_error = ""
+        except (OSError, sqlite3.Error, StoreError) as exc:
+            if str(exc) != last_error:
+                log.error("free disk watch: %s", exc)
+            last_error = str(exc)
+
+    await Periodic(check, every_s, name="free disk").run(stop)
