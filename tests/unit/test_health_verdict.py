@@ -37,6 +37,18 @@ CASES = [
         ["notifications_dropped"],
     ),
     (
+        "integrity check found tampering",
+        {**OK, "integrity_problems": ["readings rowid 7: rows changed outside gmp-edge"]},
+        "failed",
+        ["integrity_failed"],
+    ),
+    (
+        "integrity check cannot run",
+        {**OK, "integrity_error": "the check ended with exit code 1"},
+        "degraded",
+        ["integrity_unchecked"],
+    ),
+    (
         "worst wins",
         {**OK, "devices": [DOWN], "store_error": "full"},
         "failed",

@@ -47,3 +47,5 @@ class SecurityConfig(ConfigModel):
     # a new password may be none of the last this many (the current one included)
     password_history: int = Field(default=5, ge=1, le=24)
     audit_anchor_minutes: float = Field(default=5, gt=0, le=24 * 60)
+    # the whole integrity check (gmp-edge verify) of the running store, in a child process
+    integrity_check_minutes: float = Field(default=60, ge=1, le=7 * 24 * 60)

@@ -29,12 +29,14 @@ from gmp_edge.edge.api_wiring import (
 from gmp_edge.edge.claim import PortInUse, claimed
 from gmp_edge.edge.config import ConfigError, load_config
 from gmp_edge.edge.forwarding import build_forwarding
+from gmp_edge.edge.integrity_watch import watch_integrity
 from gmp_edge.edge.lifecycle import (
     anchor_periodically,
     audit_crash,
     audit_start,
     audit_stop,
     audit_task_failure,
+    integrity_changed,
     watch_clock,
     write_anchor,
 )
@@ -122,6 +124,17 @@ async def serve(
     supervisor.start(
         "anchor",
         anchor_periodically(cfg.store.path, stop, cfg.security.audit_anchor_minutes * 60),
+        ends_early=True,
+    )
+    supervisor.start(
+        "integrity",
+        watch_integrity(
+            cfg.store.path,
+            service.integrity,
+            stop,
+            cfg.security.integrity_check_minutes * 60,
+            lambda status: integrity_changed(trail, parts.engine, cfg.store.path, status),
+        ),
         ends_early=True,
     )
     supervisor.start("service", service.run(stop))

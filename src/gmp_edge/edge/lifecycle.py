@@ -1,5 +1,5 @@
 """Audit entries for the service's own life: start (config and its hash, clock status),
-stop, clock corrections, and the chain head logged as an anchor."""
+stop, crashes, clock corrections, signed anchors and the integrity check's verdicts."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from pathlib import Path
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.clock import now_us
 from gmp_edge.edge.clock_status import ClockWatch, clock_status
+from gmp_edge.edge.integrity_watch import IntegrityStatus
+from gmp_edge.historian.store import StoreError
 from gmp_edge.integrity.anchoring import Preflight, anchor_now
 from gmp_edge.integrity.anchors import Anchor
 from gmp_edge.integrity.keys import SigningKeyError
+from gmp_edge.monitoring.engine import MonitoringEngine
 from gmp_edge.periodic import Periodic
 from gmp_edge.supervise import TaskFailure
 from gmp_edge.timefmt import iso
@@ -154,3 +157,33 @@ async def watch_clock(trail: AuditTrail, stop: asyncio.Event, every_s: float = 1
     await Periodic(
         sample, every_s, name="clock watch", first_at_start=False, last_on_stop=True
     ).run(stop)
+
+
+def integrity_changed(
+    trail: AuditTrail, engine: MonitoringEngine, store: Path, status: IntegrityStatus
+) -> None:
+    """The integrity check's verdict changed: an audit entry and the critical edge-box
+    alarm ``integrity`` (raised while problems stand, cleared when a check verifies)."""
+    if status.error and not status.problems:
+        return  # a check that could not run says nothing of the record (health degraded)
+    failed = bool(status.problems)
+    reason = (
+        f"{len(status.problems)} problem(s): " + "; ".join(status.problems[:5])
+        if failed
+        else "the store verified: SQLite, audit chain, seal ledger and anchors"
+    )
+    try:
+        trail.append(
+            SYSTEM_ACTOR,
+            "integrity.check_failed" if failed else "integrity.check_passed",
+            "store",
+            store.name,
+            reason[:2000],
+        )
+        engine.system_condition("integrity", failed, float(len(status.problems)), 0.0, reason)
+    except (
+        sqlite3.Error,
+        OSError,
+        StoreError,
+    ) as exc:  # a store too damaged to record it: health says so
+        log.error("cannot record the integrity verdict: %s", exc)

@@ -104,4 +104,6 @@ class ServiceRuntime:
             bad_tag_polls=h.bad_tag_polls,
             clock_synchronised=self._clock.synchronised(),
             clock_check=h.clock_check,
+            integrity_problems=svc.integrity.problems,
+            integrity_error=svc.integrity.error,
         )

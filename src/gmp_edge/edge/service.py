@@ -18,6 +18,7 @@ from gmp_edge.clock import now_us
 from gmp_edge.collector.driver import DeviceStatus, Driver
 from gmp_edge.collector.reading import Cause, Quality, Reading
 from gmp_edge.config import PlantConfig
+from gmp_edge.edge.integrity_watch import IntegrityStatus
 from gmp_edge.edge.wiring import build_drivers
 from gmp_edge.historian.gaps import GapEvent, GapTracker
 from gmp_edge.historian.store import Store, StoreError
@@ -66,6 +67,7 @@ class EdgeService:
         # tag -> (first Bad reading's edge time, Bad readings in a row, newest message)
         self._bad: dict[str, tuple[int, int, str | None]] = {}
         self.task_failures: list[TaskFailure] = []
+        self.integrity = IntegrityStatus()  # kept current by the integrity watch (serve)
         self.on_task_failure: list[Callable[[TaskFailure], None]] = []
         self._room = asyncio.Event()
         self._room.set()

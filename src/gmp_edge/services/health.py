@@ -4,10 +4,12 @@ Health answers "is the box doing its job?", not "is the process in spec?": alarm
 plant's state and are reported beside health, never folded into it (a room in alarm on a
 box that records it faithfully is a healthy box). The verdict is the worst of its reasons:
 
-- **failed**: the record is at risk now: the store refuses commits, a supervised task died.
+- **failed**: the record is at risk now: the store refuses commits, a supervised task died,
+  the record failed its integrity check.
 - **degraded**: part of the record is missing or less trustworthy: a device not connected,
   a tag Bad for longer than the configured number of polls, the clock not known to be
-  synchronised, limit evaluation failing, notifications dropped.
+  synchronised, limit evaluation failing, notifications dropped, the integrity check not
+  running.
 
 A person reading the health answer and a monitoring system scraping ``/metrics`` get the
 same verdict from this one function.
@@ -65,6 +67,8 @@ class HealthInputs:
     clock_check: Literal["required", "not_reported"] = "required"
     monitoring_error: str | None = None
     notifications_dropped: int = 0
+    integrity_problems: Sequence[str] = ()  # the last whole integrity check's findings
+    integrity_error: str | None = None  # why the integrity check could not run
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,25 @@ def assess_health(h: HealthInputs) -> Health:
     if h.store_error:
         reasons.append(
             Reason("store_failing", "failed", f"the local store refuses commits: {h.store_error}")
+        )
+    if h.integrity_problems:
+        more = len(h.integrity_problems) - 1
+        tail = f" (and {more} more)" if more else ""
+        reasons.append(
+            Reason(
+                "integrity_failed",
+                "failed",
+                f"the record failed its integrity check: {h.integrity_problems[0]}{tail}; "
+                "run 'gmp-edge verify'",
+            )
+        )
+    if h.integrity_error:
+        reasons.append(
+            Reason(
+                "integrity_unchecked",
+                "degraded",
+                f"the integrity check could not run: {h.integrity_error}",
+            )
         )
     for task, why in h.failed_tasks:
         reasons.append(Reason("task_died", "failed", f"task {task} stopped: {why}"))
