@@ -590,3 +590,38 @@ def test_retry_after_header_parsing():
         res = classify(status, "nope", None, "x")
         assert res.kind == "retry" and "configuration problem" in res.reason
     assert classify(500, "timeout", None, "x").kind == "retry"
+
+
+async def test_signed_anchors_reach_influxd_verbatim_and_verifiable(influxd, db, store, cfg):
+    """ADR 0027: a copy of every anchor outside the box, checkable with the box key alone."""
+    from gmp_edge.audit.trail import AuditTrail
+    from gmp_edge.historian.events import EventForwarder, anchor_source
+    from gmp_edge.integrity import keys
+    from gmp_edge.integrity.anchoring import anchor_now
+    from gmp_edge.integrity.anchors import parse_anchors, signature_problem
+
+    trail = AuditTrail(store.path)
+    commit(store, readings(cfg, T0, 3))
+    written = [anchor_now(store.path, "start", at_us=T0 + 1)]
+    trail.append("qa.anna", "note", "test", "n1", "between anchors")
+    written.append(anchor_now(store.path, "periodic", at_us=T0 + 2))
+    sink = InfluxV1Sink(influxd.url, db)
+    fwd = EventForwarder(store, trail, sink, "influxdb", sources=(anchor_source(store.path),))
+    try:
+        assert await fwd.drain_once() == 2
+        assert store.outbox_cursor("influxdb", "anchors") == 2
+        written.append(anchor_now(store.path, "stop", at_us=T0 + 3))
+        assert await fwd.drain_once() == 1  # only what was appended since
+        assert await fwd.drain_once() == 0
+    finally:
+        await sink.aclose()
+        trail.close()
+    (res,) = influxd.query('SELECT "anchor", "audit_seq", "kind", "line" FROM "anchor"', db)
+    rows = res["series"][0]["values"]
+    assert [(r[3], r[4]) for r in rows] == [("start", 1), ("periodic", 2), ("stop", 3)]
+    assert [r[2] for r in rows] == [a.audit_seq for a in written]
+    # what the historian holds verifies against the box key: nobody re-signed it
+    copies, unreadable = parse_anchors("\n".join(r[1] for r in rows))
+    assert unreadable == [] and len(copies) == 3
+    public = keys.load_or_create(keys.key_path_for(store.path)).public_key()
+    assert [signature_problem(a, public) for a in copies] == [None, None, None]

@@ -660,3 +660,39 @@ async def test_broker_stop_leaves_the_last_will_retained_until_the_box_reconnect
     finally:
         await run.close()
         watch.close()
+
+
+async def test_signed_anchors_are_published_verbatim_and_verify(broker, store, books):
+    """ADR 0027: every line of the anchors file reaches the broker once, in order, as
+    written, so a plant host can check each signature against the box key."""
+    from gmp_edge.integrity import keys
+    from gmp_edge.integrity.anchoring import anchor_now
+    from gmp_edge.integrity.anchors import parse_anchors, signature_problem
+
+    trail, _ = books
+    anchor_now(store.path, "start")
+    trail.append("qa.anna", "note", "test", "n1", "between anchors")
+    anchor_now(store.path, "periodic")
+    sub = Subscriber(broker.port, [f"{PREFIX}/events/anchors"])
+    pub = MqttPublisher(make_cfg(broker.port, "edge-anchors"), store.path, UNITS, SITE)
+    run = Running(pub)
+    try:
+        await run.connected()
+        pub.committed()
+        await until(lambda: store.outbox_cursor("mqtt", "anchors") == 2, what="anchor cursor")
+        anchor_now(store.path, "periodic")  # appended while publishing: follows at once
+        pub.committed()
+        await until(lambda: store.outbox_cursor("mqtt", "anchors") == 3, what="the third")
+        await until(lambda: len(sub.on(f"{PREFIX}/events/anchors")) == 3, what="three copies")
+    finally:
+        await run.close()
+        sub.close()
+    got = sub.on(f"{PREFIX}/events/anchors")
+    assert all(m.qos == 1 and not m.retain for m in got)
+    # the box key's public half, as a plant host would hold it
+    public = keys.load_or_create(keys.key_path_for(store.path)).public_key()
+    copies, unreadable = parse_anchors("\n".join(json.dumps(m.body) for m in got))
+    assert unreadable == [] and [a.kind for a in copies] == ["start", "periodic", "periodic"]
+    assert [signature_problem(a, public) for a in copies] == [None, None, None]
+    file_text = store.path.with_suffix(".anchors").read_text().splitlines()
+    assert [json.loads(t) for t in file_text] == [m.body for m in got]

@@ -122,3 +122,22 @@ async def test_bisection_finds_each_poison_line():
     assert sorted(i for i, _ in d.refused) == [0, 7, 8, 63]
     assert sorted(d.delivered) == [i for i in range(64) if i not in (0, 7, 8, 63)]
     assert d.retry is None and d.rejects >= 4
+
+
+def test_alarm_event_points_carry_the_trip_value_and_limit():
+    """The engine writes ``value_at_trip``/``limit_at_trip`` on an activation (the points
+    had neither before) and ``value`` on a clear."""
+    import json
+
+    from gmp_edge.alarms import machine
+    from gmp_edge.alarms.model import ConditionKind, Priority
+    from gmp_edge.historian.events import _alarm_line
+
+    tag = "acme/solid-dose/compression/trh-01/temperature"
+    alarm = machine.new_alarm(f"{tag}#action_high", tag, ConditionKind.ACTION_HIGH, Priority.HIGH)
+    alarm, up = machine.activate(alarm, T0, value=24.5, limit=24.0)
+    alarm, down = machine.clear(alarm, T0 + 1, value=23.0)
+    raised = _alarm_line((1, tag, json.dumps(up.to_dict())))
+    cleared = _alarm_line((2, tag, json.dumps(down.to_dict())))
+    assert ",value=24.5,limit=24.0 " in raised
+    assert ",value=23.0 " in cleared and "limit=" not in cleared

@@ -18,7 +18,7 @@ from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.config import MissingSecret, PlantConfig, secret_from_env
 from gmp_edge.edge.config import ConfigError
 from gmp_edge.edge.service import EdgeService
-from gmp_edge.historian.events import EventForwarder
+from gmp_edge.historian.events import SOURCES, EventForwarder, anchor_source
 from gmp_edge.historian.forwarder import Forwarder, Sink, reading_encoder
 from gmp_edge.historian.influx import InfluxV1Sink, InfluxV2Sink
 from gmp_edge.historian.lineprotocol import meta_from_config
@@ -137,7 +137,13 @@ def build_forwarding(
         fw.runs.append(watch_quarantine)
         if cfg.influxdb.events:
             events = EventForwarder(
-                store, trail, sink, "influxdb", flush_interval_s=cfg.influxdb.flush_interval_s
+                store,
+                trail,
+                sink,
+                "influxdb",
+                flush_interval_s=cfg.influxdb.flush_interval_s,
+                # the signed anchors too: a copy the box cannot rewrite (ADR 0027)
+                sources=(*SOURCES, anchor_source(store.path)),
             )
             service.forwarders["influxdb-events"] = events.status
             fw.runs.append(events.run)

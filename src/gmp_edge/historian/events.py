@@ -1,7 +1,9 @@
-"""Alarm transitions and deviation events to InfluxDB, after their own outbox cursors.
+"""Alarm transitions, deviation events and signed anchors to InfluxDB, after their own
+outbox cursors.
 
 Each stream is an append-only table with an increasing id (``alarm_transitions.id``,
-``audit.seq`` for deviation entries). The forwarder sends what lies after its cursor
+``audit.seq`` for deviation entries, the line number of ``<store>.anchors`` for anchors).
+The forwarder sends what lies after its cursor
 (stream ``alarm_events`` / ``deviation_events`` of the destination) and moves the
 cursor only when InfluxDB confirmed. A refused request is bisected as the readings
 forwarder does: each point InfluxDB refuses for good is audited with its line and the
@@ -24,6 +26,7 @@ from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.historian.forwarder import SendResult, Sink, guarded_send, send_bisecting
 from gmp_edge.historian.lineprotocol import encode_event
 from gmp_edge.historian.store import Store
+from gmp_edge.integrity.anchor_feed import AnchorFeed
 from gmp_edge.retry import Backoff
 
 log = logging.getLogger("gmp_edge.forward.events")
@@ -31,11 +34,14 @@ log = logging.getLogger("gmp_edge.forward.events")
 
 @dataclass(frozen=True)
 class EventSource:
-    """One event table: how to read rows after an id and turn them into points."""
+    """One event stream: how to read rows after an id and turn them into points. Rows come
+    from ``query`` on the store, or from ``fetch(after, limit)`` for a stream kept outside
+    it (the anchors file)."""
 
     stream: str
     query: str  # selects (id, ...) where id > ? order by id limit ?
     encode: Callable[[tuple[Any, ...]], str]
+    fetch: Callable[[int, int], list[tuple[Any, ...]]] | None = None
 
 
 def _alarm_line(row: tuple[Any, ...]) -> str:
@@ -52,9 +58,11 @@ def _alarm_line(row: tuple[Any, ...]) -> str:
         "actor": t["actor"],
         "reason": t.get("reason") or "",
     }
-    for key in ("value", "limit"):
-        if isinstance(detail.get(key), int | float):
-            fields[key] = float(detail[key])
+    # an activation carries the value and limit at the trip, a clear the value it cleared at
+    for key, keys in (("value", ("value", "value_at_trip")), ("limit", ("limit_at_trip",))):
+        got = next((detail[k] for k in keys if isinstance(detail.get(k), int | float)), None)
+        if got is not None:
+            fields[key] = float(got)
     tags = {
         "room": parts[2] if len(parts) > 2 else "",
         "tag": parts[-1],
@@ -80,6 +88,34 @@ def _deviation_line(row: tuple[Any, ...]) -> str:
         "status": str(body.get("status", "")),
     }
     return encode_event("deviation_event", tags, fields, int(ts_us))
+
+
+def _anchor_line(row: tuple[Any, ...]) -> str:
+    """An anchor as a point: its heads as fields and the signed line verbatim (``anchor``),
+    so the signature can be checked from the historian alone. A line that is not an anchor
+    is still sent (``kind=unreadable``): the copy outside the box must show it too."""
+    n, text = row
+    try:
+        a = json.loads(text)
+        at_us = int(a["at_us"])
+        fields: dict[str, float | int | bool | str | None] = {
+            "line": int(n),
+            "audit_seq": int(a["audit_seq"]),
+            "audit_sha256": str(a["audit_sha256"]),
+            "seal_seq": None if a.get("seal_seq") is None else int(a["seal_seq"]),
+            "seal_sha256": a.get("seal_sha256"),
+            "key": str(a["key"]),
+            "anchor": text,
+        }
+        return encode_event("anchor", {"kind": str(a["kind"])}, fields, at_us)
+    except (ValueError, KeyError, TypeError):
+        return encode_event("anchor", {"kind": "unreadable"}, {"line": int(n), "anchor": text}, 0)
+
+
+def anchor_source(store_path: str | Path) -> EventSource:
+    """The store's signed anchors (``<store>.anchors``) as stream ``anchors``."""
+    feed = AnchorFeed(store_path)
+    return EventSource("anchors", "", _anchor_line, feed.after)
 
 
 SOURCES = (
@@ -138,6 +174,8 @@ class EventForwarder:
         self._retry: SendResult | None = None
 
     def _rows(self, source: EventSource, after: int) -> list[tuple[Any, ...]]:
+        if source.fetch is not None:
+            return source.fetch(after, self.batch_size)
         if self._conn is None:
             self._conn = sqlite3.connect(self._path, check_same_thread=False)
             self._conn.execute("pragma busy_timeout=5000")

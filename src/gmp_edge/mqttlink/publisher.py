@@ -43,6 +43,7 @@ from gmp_edge.clock import now_us
 from gmp_edge.collector.reading import Quality
 from gmp_edge.config import MqttConfig, ReadingsPolicy
 from gmp_edge.historian.store import Store, StoredReading
+from gmp_edge.integrity.anchor_feed import AnchorFeed
 from gmp_edge.mqttlink import payloads as pl
 from gmp_edge.mqttlink.payloads import BatchCommand, CommandError
 from gmp_edge.mqttlink.topics import TopicError, Topics, room_of
@@ -51,7 +52,7 @@ from gmp_edge.timefmt import iso
 log = logging.getLogger(__name__)
 
 DESTINATION = "mqtt"
-READINGS, ALARMS, DEVIATIONS = "readings", "alarms", "deviations"
+READINGS, ALARMS, DEVIATIONS, ANCHORS = "readings", "alarms", "deviations", "anchors"
 
 #: Called (in the asyncio loop) with every valid MES batch command; may be a coroutine
 #: function. Raising refuses the command: the exception's text is published as the reason.
@@ -203,6 +204,7 @@ class _Source:
     def __init__(self, path: Path, topics: Topics):
         self.store = Store(path)
         self.topics = topics
+        self.anchor_feed = AnchorFeed(path)
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("pragma busy_timeout=5000")
 
@@ -256,7 +258,16 @@ class _Source:
                 out.append((seq, None, None))
         return out
 
+    def anchors(self, after: int, limit: int) -> list[Event]:
+        # verbatim: a subscriber checks the Ed25519 signature against the box fingerprint
+        return [
+            (n, self.topics.anchors, text.encode())
+            for n, text in self.anchor_feed.after(after, limit)
+        ]
+
     def event_backlog(self, stream: str, after: int) -> int:
+        if stream == ANCHORS:
+            return max(0, self.anchor_feed.last_line() - after)
         if stream == ALARMS:
             sql = "select count(*) from alarm_transitions where id>?"
         else:
@@ -302,7 +313,7 @@ class MqttPublisher:
         self._tags: dict[str, tuple[str, str]] = {}
         self._on_batch = on_batch_command
         self._filter = ReadingFilter(cfg.readings)
-        self._streams = {ALARMS: _EventStream(ALARMS), DEVIATIONS: _EventStream(DEVIATIONS)}
+        self._streams = {name: _EventStream(name) for name in (ALARMS, DEVIATIONS, ANCHORS)}
         self._mids: dict[int, tuple[_EventStream, int]] = {}
         self._acks: deque[tuple[int, str | None]] = deque()  # from paho's thread
         self._acks_posted = False
@@ -604,7 +615,11 @@ class MqttPublisher:
         await self._write_acks(db, src)
         if not self._connected:
             return  # the backlog waits on disk
-        for name, read in ((ALARMS, src.alarms), (DEVIATIONS, src.deviations)):
+        for name, read in (
+            (ALARMS, src.alarms),
+            (DEVIATIONS, src.deviations),
+            (ANCHORS, src.anchors),
+        ):
             await self._pump_events(db, self._streams[name], read, client)
         await self._pump_readings(db, src, client)
 

@@ -129,6 +129,11 @@ class Topics:
         return f"{self.prefix}/events/deviations"
 
     @property
+    def anchors(self) -> str:
+        """Topic of the box's signed anchors (each line of ``<store>.anchors``, verbatim)."""
+        return f"{self.prefix}/events/anchors"
+
+    @property
     def edge_status(self) -> str:
         """Retained online/offline status of this edge box (birth and last will)."""
         return f"{self.prefix}/status/edge"
