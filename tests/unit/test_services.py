@@ -188,6 +188,14 @@ def test_workflow_refusals_map_to_one_http_answer_each(env):
     operator = signed_in(parts, uid(Role.OPERATOR))
     r = operator.post("/api/batches", json={"id": "B-1", "product": "P", "rooms": ["nowhere"]})
     assert r.status_code == 400 and "unknown rooms" in r.json()["detail"]
+    # a mistyped press would leave its parameters out of the review: refused, nothing kept
+    body = {"id": "B-1", "product": "P", "rooms": [COMPRESSION], "equipment": ["press-1O"]}
+    r = operator.post("/api/batches", json=body)
+    assert r.status_code == 400 and "unknown equipment 'press-1O'" in r.json()["detail"]
+    assert "press-01" in r.json()["detail"]
+    assert operator.get("/api/batches").json() == []
+    body["equipment"] = ["press-01"]
+    assert operator.post("/api/batches", json=body).status_code == 201
     r = operator.post("/api/batches/B-9/end", json={"reason": "done"})
     assert r.status_code == 404
     r = operator.post("/api/alarms/acknowledge", json={"alarm_id": "nope", "comment": "seen"})

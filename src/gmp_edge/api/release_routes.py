@@ -171,20 +171,24 @@ def deviation_report(dev_id: str, request: Request, who: Principal = READ_AUDIT)
 def _file_answer(name: str, write: Callable[[Path], object]) -> FileResponse:
     """A file written by ``write`` into a temporary folder, served and then deleted (also
     when writing it fails); its media type follows from its name's ending."""
-    tmp = Path(tempfile.mkdtemp(prefix="gmp-edge-")) / name
-    media_type = FILE_TYPES[tmp.suffix]
+    suffix = Path(name).suffix
+    # the caller's ids name the download, never a file here: a 16,000-character batch id
+    # must be a 404, not a file name the disk refuses
+    tmp = Path(tempfile.mkdtemp(prefix="gmp-edge-")) / f"download{suffix}"
+    media_type = FILE_TYPES[suffix]
     try:
         write(tmp)
     except BaseException:
         _cleanup(tmp)
         raise
     return FileResponse(
-        tmp, media_type=media_type, filename=tmp.name, background=BackgroundTask(_cleanup, tmp)
+        tmp, media_type=media_type, filename=name, background=BackgroundTask(_cleanup, tmp)
     )
 
 
 def _cleanup(path: Path) -> None:
-    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         path.parent.rmdir()
 

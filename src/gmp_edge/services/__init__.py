@@ -80,7 +80,12 @@ class GmpServices:
         signing = SigningService(signatures, trail)
         release = ReleaseService(engine, trail, decisions, signing, clock)
         return cls(
-            batches=BatchService(engine.books.batches, (r.id for r in engine.cfg.rooms), clock),
+            batches=BatchService(
+                engine.books.batches,
+                (r.id for r in engine.cfg.rooms),
+                clock,
+                {e.id for e in engine.cfg.equipment} | {t.segments[3] for t in engine.cfg.tags},
+            ),
             alarms=AlarmService(engine, clock),
             deviations=DeviationService(
                 engine.books.deviations, trail, signing, clock, engine.books.batches

@@ -13,10 +13,18 @@ from gmp_edge.services.errors import Invalid, NotFound
 class BatchService:
     """Batches in the rooms and on the equipment the plant configuration names."""
 
-    def __init__(self, book: BatchBook, rooms: Iterable[str], clock: Clock):
+    def __init__(
+        self,
+        book: BatchBook,
+        rooms: Iterable[str],
+        clock: Clock,
+        equipment: Iterable[str] | None = None,
+    ):
         self._book = book
         self._rooms = frozenset(rooms)
         self._clock = clock
+        # None: not checked (a book without a plant); else the ids a batch may name
+        self._equipment = None if equipment is None else frozenset(equipment)
 
     def start(
         self,
@@ -40,6 +48,16 @@ class BatchService:
         unknown = sorted({r for r in rooms if r not in self._rooms})
         if unknown:
             raise Invalid(f"unknown rooms {unknown}")
+        equipment = tuple(equipment)
+        if self._equipment is not None:
+            # a mistyped press id would leave its parameters out of the batch review
+            strange = sorted({e for e in equipment if e not in self._equipment})
+            if strange:
+                shown = ", ".join(repr(e[:64]) for e in strange[:5])
+                raise Invalid(
+                    f"unknown equipment {shown}; the plant has "
+                    f"{', '.join(sorted(self._equipment)) or 'none'}"
+                )
         now = self._clock.now_us()
         start = now if start_us is None else start_us
         if (late := batch_time_problem("start", start, now)) is not None:

@@ -115,11 +115,15 @@ class SignatureRegister(RecordBook):
     ) -> list[Signature]:
         """Every signature on the record (any content version), oldest first; read
         through ``conn`` (an open write transaction) when given."""
-        rows = (conn or self._conn).execute(
-            "select id, record_type, record_id, content_sha256, signer, printed_name, meaning,"
-            " ts_us, reason from signatures where record_type=? and record_id=? order by id",
-            (record_type, record_id),
-        ).fetchall()
+        rows = (
+            (conn or self._conn)
+            .execute(
+                "select id, record_type, record_id, content_sha256, signer, printed_name, meaning,"
+                " ts_us, reason from signatures where record_type=? and record_id=? order by id",
+                (record_type, record_id),
+            )
+            .fetchall()
+        )
         return [
             Signature(r[0], r[1], r[2], r[3], r[4], r[5], Meaning(r[6]), r[7], r[8]) for r in rows
         ]
