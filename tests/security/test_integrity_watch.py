@@ -8,7 +8,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from gmp_edge.edge.integrity_watch import IntegrityStatus, check_once, watch_integrity
+from gmp_edge.edge.integrity_watch import (
+    IntegrityStatus,
+    check_once,
+    load_scrub,
+    watch_integrity,
+)
 from gmp_edge.edge.lifecycle import integrity_changed
 from gmp_edge.services.health import HealthInputs, assess_health
 from tests.security import test_tamper as tamper
@@ -30,10 +35,12 @@ def health(status: IntegrityStatus) -> tuple[str, list[str]]:
     return h.status, [r.text for r in h.reasons]
 
 
-async def watch_once(db: Path, status: IntegrityStatus, changes: list[tuple[str, ...]]) -> None:
+async def watch_once(
+    db: Path, status: IntegrityStatus, changes: list[tuple[str, ...]], scrub: int | None = None
+) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(
-        watch_integrity(db, status, stop, ONCE_S, lambda s: changes.append(s.problems))
+        watch_integrity(db, status, stop, ONCE_S, lambda s: changes.append(s.problems), scrub)
     )
     checks = status.checks
     await until(lambda: status.checks > checks, timeout=120, what="one integrity check")
@@ -62,9 +69,9 @@ async def test_a_change_behind_the_running_service_fails_health(tmp_path: Path) 
 
 
 async def test_a_check_that_cannot_run_is_degraded_not_ok(tmp_path: Path) -> None:
-    problems, error = await check_once(tmp_path / "no-such-dir" / "store.db")
+    answer, error = await check_once(tmp_path / "no-such-dir" / "store.db")
     # a store that does not exist is a finding of the check, not a crash of it
-    assert error == "" and problems
+    assert error == "" and answer["problems"]
 
 
 def test_the_verdict_is_audited_and_alarmed_once_per_change(tmp_path: Path) -> None:
@@ -81,3 +88,19 @@ def test_the_verdict_is_audited_and_alarmed_once_per_change(tmp_path: Path) -> N
         actions = [e.action for e in box.trail.entries(record_type="store")]
         assert actions == ["integrity.check_failed", "integrity.check_passed"]
         assert "rows changed" in box.trail.entries(record_type="store")[0].reason
+
+
+async def test_the_scrub_place_survives_a_restart(tmp_path: Path) -> None:
+    box = tamper.Box(tmp_path)
+    status = IntegrityStatus()
+    await watch_once(box.db, status, [], scrub=100)  # the store holds ~400 readings
+    assert status.problems == () and status.through and status.readings_checked >= 100
+    kept = load_scrub(box.db)
+    assert kept == status.scrub_from > 1
+    # the next run (a fresh status) goes on where the scrub stood
+    again = IntegrityStatus()
+    await watch_once(box.db, again, [], scrub=100)
+    assert again.checks == 1 and again.problems == ()
+    # from where it stood the rest fits in one slice, so it came round to the oldest again
+    # (started from the oldest, it would have stopped at the same place as the first run)
+    assert load_scrub(box.db) == 1

@@ -49,3 +49,5 @@ class SecurityConfig(ConfigModel):
     audit_anchor_minutes: float = Field(default=5, gt=0, le=24 * 60)
     # the whole integrity check (gmp-edge verify) of the running store, in a child process
     integrity_check_minutes: float = Field(default=60, ge=1, le=7 * 24 * 60)
+    # each check recomputes the readings sealed since the last one and this many older ones
+    integrity_scrub_readings: int = Field(default=20_000_000, ge=1000)

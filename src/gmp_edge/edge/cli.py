@@ -134,6 +134,7 @@ async def serve(
             stop,
             cfg.security.integrity_check_minutes * 60,
             lambda status: integrity_changed(trail, parts.engine, cfg.store.path, status),
+            cfg.security.integrity_scrub_readings,
         ),
         ends_early=True,
     )

@@ -7,7 +7,7 @@ walked by ``gmp_edge.audit``; here only its entries named by anchors are looked 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
@@ -169,8 +169,15 @@ def _readings(
     rep: LedgerReport,
     retentions: list[tuple[int, int]],
     progress: Progress | None,
+    window: tuple[int, int] | None = None,
 ) -> None:
     f = rep.findings
+    where, rows_where = " where readings_lo is not null", ""
+    args: tuple[int, ...] = ()
+    if window is not None:
+        lo, hi = _window_rows(conn, *window)
+        where += f" and seq between {int(window[0])} and {int(window[1])}"
+        rows_where = f" where rowid >= {lo}" + ("" if hi is None else f" and rowid <= {hi}")
 
     # a readings block is dead once a later retention deleted through its end
     def dead(b: Block) -> bool:
@@ -179,8 +186,8 @@ def _readings(
             for seq, hi in retentions
         )
 
-    live = (b for b in _blocks(conn, " where readings_lo is not null") if not dead(b))
-    rows = conn.execute(covered.select_rows(covered.READINGS) + " order by rowid")
+    live = (b for b in _blocks(conn, where, args) if not dead(b))
+    rows = conn.execute(covered.select_rows(covered.READINGS) + rows_where + " order by rowid")
     block = next(live, None)
     unsealed = 0
     first_unsealed: int | None = None
@@ -258,9 +265,19 @@ def _row_tables(conn: sqlite3.Connection, rep: LedgerReport, sealed: _Sealed) ->
             f.add("rows", f"{table} rowid {rid} was deleted outside gmp-edge (it was sealed)")
 
 
-def check_ledger(conn: sqlite3.Connection, progress: Progress | None = None) -> LedgerReport:
+def check_ledger(
+    conn: sqlite3.Connection,
+    progress: Progress | None = None,
+    readings_windows: Sequence[tuple[int, int]] | None = None,
+) -> LedgerReport:
     """Walk the seal chain and recompute every sealed row and reading; ``conn`` must be
-    inside a read transaction (one snapshot)."""
+    inside a read transaction (one snapshot).
+
+    ``readings_windows`` (block seq ranges, inclusive) limits the recomputation of readings
+    to the blocks in them, with the rows after the block before each window (so rows
+    slipped in between blocks are found too); a window reaching the head also takes every
+    row after it. None: every reading. The chain and the other tables are always whole:
+    the running store's periodic check scrubs readings window by window (ADR 0027)."""
     rep = LedgerReport()
     if not _has_table(conn, "seal_blocks"):
         rep.findings.add(
@@ -271,9 +288,65 @@ def check_ledger(conn: sqlite3.Connection, progress: Progress | None = None) -> 
     if progress is not None:
         progress(f"seal chain: {rep.blocks:,} blocks walked")
     if _has_table(conn, covered.READINGS):
-        _readings(conn, rep, sealed.retentions, progress)
+        if readings_windows is None:
+            _readings(conn, rep, sealed.retentions, progress)
+        for first, last in readings_windows or ():
+            _readings(conn, rep, sealed.retentions, progress, (first, last))
     _row_tables(conn, rep, sealed)
     return rep
+
+
+@dataclass(frozen=True, slots=True)
+class Scrub:
+    """Which readings a periodic check recomputes: every block after ``through`` (what is
+    new since the last check; None on a run's first check: from the head on) and, from
+    ``scrub_from``, older blocks holding about ``budget`` readings, so the whole history is
+    recomputed check by check, round and round."""
+
+    through: int | None
+    scrub_from: int
+    budget: int
+
+    def plan(self, conn: sqlite3.Connection) -> tuple[list[tuple[int, int]], int, int]:
+        """(windows, head seq, where the next scrub starts) for the snapshot ``conn``."""
+        row = conn.execute("select max(seq) from seal_blocks").fetchone()
+        head = int(row[0]) if row and row[0] is not None else 0
+        through = head if self.through is None else min(self.through, head)
+        # always the tail: blocks since the last check, and rows after the newest block
+        # (readings written outside gmp-edge since) even when no block was sealed since
+        windows = [(through + 1, max(head, through + 1))]
+        start = self.scrub_from if 1 <= self.scrub_from <= through else 1
+        if through < 1:
+            return windows, head, 1
+        row = conn.execute(
+            "select seq from (select seq, sum(readings_n) over (order by seq) as n"
+            " from seal_blocks where seq between ? and ? and readings_lo is not null)"
+            " where n >= ? limit 1",
+            (start, through, max(1, self.budget)),
+        ).fetchone()
+        last = int(row[0]) if row is not None else through
+        windows.insert(0, (start, last))
+        return windows, head, 1 if last >= through else last + 1
+
+
+def _window_rows(conn: sqlite3.Connection, first: int, last: int) -> tuple[int, int | None]:
+    """The readings rowids a window of blocks answers for: after the readings of the block
+    before it, through its last block's (None: no end, when nothing sealed follows)."""
+    row = conn.execute(
+        "select max(readings_hi) from seal_blocks where seq < ? and readings_hi is not null",
+        (first,),
+    ).fetchone()
+    lo = int(row[0]) + 1 if row and row[0] is not None else 1
+    row = conn.execute(
+        "select 1 from seal_blocks where seq > ? and readings_lo is not null limit 1", (last,)
+    ).fetchone()
+    if row is None:
+        return lo, None
+    row = conn.execute(
+        "select max(readings_hi) from seal_blocks where seq <= ? and readings_hi is not null",
+        (last,),
+    ).fetchone()
+    return lo, int(row[0]) if row and row[0] is not None else lo - 1
 
 
 # ------------------------------------------------------------------------------- anchors

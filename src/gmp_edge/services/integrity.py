@@ -20,6 +20,7 @@ from gmp_edge.integrity.check import (
     AnchorReport,
     LedgerReport,
     Progress,
+    Scrub,
     check_anchors,
     check_ledger,
     sqlite_integrity,
@@ -41,6 +42,9 @@ class StoreVerdict:
     key_fingerprint: str | None = None
     key_problem: str | None = None
     running: bool = False
+    # a periodic check's scrub: the seal head it checked through and where the next starts
+    checked_through: int = 0
+    scrub_next: int = 1
 
     def problems(self) -> list[str]:
         """Every problem, one sentence each (empty: the store is the original record)."""
@@ -120,10 +124,14 @@ def _public_key(
 
 
 def verify_store(
-    store: Path, expect_fingerprint: str | None = None, progress: Progress | None = None
+    store: Path,
+    expect_fingerprint: str | None = None,
+    progress: Progress | None = None,
+    scrub: Scrub | None = None,
 ) -> StoreVerdict:
-    """Check ``store`` end to end; never writes to it."""
-    return _verdict(Path(store), expect_fingerprint, progress, whole=True)
+    """Check ``store`` end to end; never writes to it. With ``scrub`` (the running store's
+    periodic check) the readings are recomputed only in the scrub's windows."""
+    return _verdict(Path(store), expect_fingerprint, progress, whole=True, scrub=scrub)
 
 
 def verify_anchors_only(store: Path) -> StoreVerdict:
@@ -133,7 +141,11 @@ def verify_anchors_only(store: Path) -> StoreVerdict:
 
 
 def _verdict(
-    store: Path, expect_fingerprint: str | None, progress: Progress | None, whole: bool
+    store: Path,
+    expect_fingerprint: str | None,
+    progress: Progress | None,
+    whole: bool,
+    scrub: Scrub | None = None,
 ) -> StoreVerdict:
     v = StoreVerdict(store)
     v.running = _running(store)
@@ -152,8 +164,20 @@ def _verdict(
             v.audit_entries, v.audit_head, v.audit_break = verify_chain(conn)
             if progress is not None:
                 progress(f"audit trail: {v.audit_entries:,} entries walked")
-            v.ledger = check_ledger(conn, progress)
+            windows = None
+            if scrub is not None and _has_ledger(conn):
+                windows, v.checked_through, v.scrub_next = scrub.plan(conn)
+            v.ledger = check_ledger(conn, progress, windows)
         v.anchors = check_anchors(conn, anchors, unreadable, public, v.running)
     finally:
         conn.close()
     return v
+
+
+def _has_ledger(conn: sqlite3.Connection) -> bool:
+    return (
+        conn.execute(
+            "select 1 from sqlite_master where type='table' and name='seal_blocks'"
+        ).fetchone()
+        is not None
+    )
