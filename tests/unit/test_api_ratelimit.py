@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import time_machine
 
-from gmp_edge.api.ratelimit import RateLimiter
+from gmp_edge.api.ratelimit import RateLimiter, window_start_us
 
 START = 1_800_000_000  # 2027-01-15T08:00:00Z, a minute boundary; fixed, not today
 
@@ -49,3 +49,16 @@ def test_a_burst_is_refused_with_the_time_to_wait_and_other_keys_are_not():
         clock.shift(60)  # 5 s into the next window the last one weighs 5 x 55/60 = 4.6, so 4
         assert limiter.retry_after_s("user:qa") == 0
         assert limiter.retry_after_s("user:qa") > 0
+
+
+@pytest.mark.parametrize("offset_s", [0, 0.000001, 20, 59.999999, 60, 61])
+def test_window_start_is_the_window_the_library_counts_in(offset_s):
+    # the aggregate audit of refused sign-ins (api.refusals) tallies per this window: it must
+    # be the limiter's, so one window of refusals is one window of the limit
+    at = START + offset_s
+    ts_us = round(at * 1_000_000)
+    limiter = RateLimiter(5, 60)
+    expiry_pass(limiter)
+    _, current = limiter.storage.sliding_window_keys("k", 60, at)
+    assert current == f"k/{window_start_us(ts_us, 60) // 60_000_000}"
+    assert window_start_us(ts_us, 60) <= ts_us < window_start_us(ts_us, 60) + 60_000_000

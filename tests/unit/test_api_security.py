@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import gmp_edge.api.security
+import gmp_edge.api.session_routes
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.clock import now_us
 from gmp_edge.edge.api_wiring import build_api
@@ -280,8 +281,18 @@ def test_sign_in_is_rate_limited_per_client_address(env, mid_window):
     assert codes[:20] == [401] * 20 and codes[20:] == [429, 429]
     r = c.post("/api/session", json={"user_id": "viewer", "password": PW})
     assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 60
-    refused = [e for e in trail.entries(record_id="viewer") if e.action == "signin.rate_limited"]
-    assert [e.actor for e in refused] == ["client:testclient"]
+    # audited per client and window: the first refusal at once, the others counted
+    refused = [
+        e for e in trail.entries(actor="client:testclient") if e.action == "signin.rate_limited"
+    ]
+    assert [e.record_id for e in refused] == ["guess20"]
+    assert gmp_edge.api.session_routes.flush_signin_refusals(parts.app) == 1
+    (summary,) = [
+        e
+        for e in trail.entries(actor="client:testclient")
+        if e.action == "signin.rate_limited.summary"
+    ]
+    assert summary.new["refused"] == 3
 
 
 def test_session_cookie_flags_csrf_and_sign_out(env):

@@ -10,6 +10,10 @@ window. Its in-memory storage drops a count once its two windows are over (a pas
 storage shortly after each attempt), so what is held is the last two windows' keys, not
 every address and user id ever tried. (The library's exact moving window keeps an empty
 list per key for good, so it is not used.) See ADR 0022.
+
+Its windows are aligned to the epoch (a window of 60 s is an epoch minute);
+:func:`window_start_us` gives the same windows to code of ours, such as the aggregate audit
+of refused sign-ins (``api.refusals``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,13 @@ import time
 from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
+
+
+def window_start_us(ts_us: int, window_s: int) -> int:
+    """Start of the ``window_s`` window that ``ts_us`` falls in, aligned to the epoch as the
+    library's sliding window counter aligns its windows (``int(t / window_s)``)."""
+    size = window_s * 1_000_000
+    return ts_us // size * size
 
 
 class RateLimiter:

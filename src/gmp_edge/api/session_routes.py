@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from starlette.applications import Starlette
 
 from gmp_edge.api.models import AUTH, BAD_REQUEST, ErrorOut, Password, Strict, UserId
+from gmp_edge.api.refusals import SignInRefusals
 from gmp_edge.api.security import (
     COOKIE,
     Access,
@@ -22,6 +26,26 @@ from gmp_edge.timefmt import iso
 router = APIRouter(tags=["session"])
 # any signed-in caller, even one whose password has expired (so they can change it)
 ANY_PERSON = Depends(require(None, allow_expired_password=True))
+_REFUSALS_MADE = threading.Lock()  # two first sign-ins at once must not make two tallies
+
+
+def signin_refusals(app: Starlette) -> SignInRefusals:
+    """The app's aggregate audit of refused sign-ins, made on first use from its
+    :class:`Access` (the per-client limiter's window: the tallies are per client too)."""
+    with _REFUSALS_MADE:
+        found: SignInRefusals | None = getattr(app.state, "signin_refusals", None)
+        if found is None:
+            access: Access = app.state.access
+            found = SignInRefusals(access.trail, access.signin_per_client.window_s)
+            app.state.signin_refusals = found
+        return found
+
+
+def flush_signin_refusals(app: Starlette) -> int:
+    """Write the pending summaries of refused sign-ins (call at shutdown, before the audit
+    trail closes); how many entries were written."""
+    found: SignInRefusals | None = getattr(app.state, "signin_refusals", None)
+    return found.flush() if found is not None else 0
 
 
 class SignInIn(Strict):
@@ -62,6 +86,7 @@ class PasswordChangeIn(Strict):
 def sign_in(body: SignInIn, request: Request, response: Response) -> SessionOut:
     """Sign in with user id and password; sets the session cookie (HttpOnly, SameSite)."""
     access = access_of(request)
+    refusals = signin_refusals(request.app)
     client = request.client.host if request.client else "unknown"
     # both limits count the attempt (each key's window sees every try made under it)
     wait = max(
@@ -69,18 +94,14 @@ def sign_in(body: SignInIn, request: Request, response: Response) -> SessionOut:
         access.signin_per_user.retry_after_s(f"user:{body.user_id}"),
     )
     if wait > 0:
-        access.trail.append(
-            f"client:{client}",
-            "signin.rate_limited",
-            "user",
-            body.user_id,
-            f"sign-in attempts over the limit; retry in {wait:.0f} s",
-        )
+        # audited per client and window, not per request: a burst must not fill the disk
+        refusals.refused(client, body.user_id, wait)
         raise HTTPException(
             429,
             "too many sign-in attempts; wait and try again",
             {"Retry-After": str(max(1, round(wait)))},
         )
+    refusals.close_if_over()  # an ended window's summaries go out without waiting for a 429
     result = access.directory.authenticate(body.user_id, body.password)
     if not result.ok or result.user is None:
         raise HTTPException(401, result.reason)

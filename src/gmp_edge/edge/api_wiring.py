@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from gmp_edge.api.app import create_app
 from gmp_edge.api.ratelimit import RateLimiter
 from gmp_edge.api.security import Access
+from gmp_edge.api.session_routes import flush_signin_refusals
 from gmp_edge.audit.review import AuditReviews
 from gmp_edge.audit.trail import AuditTrail
 from gmp_edge.clock import now_us
@@ -43,7 +44,9 @@ class ApiParts:
     services: GmpServices
 
     def close(self) -> None:
-        """Close the database connections."""
+        """Write what is pending in the audit (refused sign-ins' summaries), then close the
+        database connections."""
+        flush_signin_refusals(self.app)
         self.decisions.close()
         self.engine.books.close()
         self.reviews.close()
