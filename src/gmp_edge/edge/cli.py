@@ -9,6 +9,7 @@ import json
 import logging
 import signal
 import socket
+import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -543,6 +544,17 @@ def cmd_segments(args: argparse.Namespace) -> int:
     from gmp_edge.review.gather import segments_differ
 
     cfg = _load_with_store(args.config)
+    if args.action == "rebuild" and (changed := _readings_changed(cfg.store.path)):
+        # the segments may then be the only copy of the values as first recorded
+        print(
+            "refused: the readings table was changed outside gmp-edge, so the segments may "
+            "hold the values as first recorded; keep them as evidence and investigate "
+            "('gmp-edge verify' names every change):",
+            file=sys.stderr,
+        )
+        for line in changed:
+            print(f"  - {line}", file=sys.stderr)
+        return 1
     store = Store(cfg.store.path)
     try:
         if args.action == "rebuild":
@@ -579,10 +591,21 @@ def cmd_segments(args: argparse.Namespace) -> int:
                 print(f"DIFFERS {p}: segments give {fast_n} readings, the readings table {raw_n}")
         window = f"{iso(start)} .. {iso(end)}" if args.start or args.end else "all time"
         if differ:
-            print(
-                f"{len(differ)} of {len(paths)} tags differ ({window}); the readings table "
-                "is the record: 'gmp-edge segments rebuild' derives them anew"
-            )
+            changed = _readings_changed(store.path)
+            if changed:
+                print(
+                    f"{len(differ)} of {len(paths)} tags differ ({window}), and the readings "
+                    "table was changed outside gmp-edge: the segments may hold the values as "
+                    "first recorded; keep them (do not rebuild) and run 'gmp-edge verify'"
+                )
+                for line in changed:
+                    print(f"  - {line}")
+            else:
+                print(
+                    f"{len(differ)} of {len(paths)} tags differ ({window}); the readings match "
+                    "their seals, so the segments were changed: 'gmp-edge segments rebuild' "
+                    "derives them anew from the record"
+                )
             return 1
         print(
             f"segments equal the readings table: {checked:,} readings of {len(paths)} tags, "
@@ -592,6 +615,21 @@ def cmd_segments(args: argparse.Namespace) -> int:
         return 0
     finally:
         store.close()
+
+
+def _readings_changed(store: Path) -> list[str]:
+    """What the seal ledger finds wrong with the readings (empty: they match their seals)."""
+    from gmp_edge.integrity.check import check_ledger
+
+    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        conn.execute("begin")
+        rep = check_ledger(conn)
+    finally:
+        conn.close()
+    if not rep.findings.counts.get("readings"):
+        return []
+    return [line for line in rep.findings.lines() if "reading" in line]
 
 
 def cmd_evidence(args: argparse.Namespace) -> int:
