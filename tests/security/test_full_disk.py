@@ -12,28 +12,21 @@ import errno
 import logging
 import os
 import subprocess
-import warnings
 from pathlib import Path
 
 import pytest
 
 from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.edge.api_wiring import build_api
 from gmp_edge.edge.forwarding import free_bytes, watch_free_disk
 from gmp_edge.edge.service import EdgeService
 from gmp_edge.historian.store import Store
 from gmp_edge.identity.roles import Role
 from gmp_edge.monitoring.engine import Books, MonitoringEngine
 from gmp_edge.services.integrity import verify_store
+from tests.apibox import ApiBox
 from tests.unit.conftest import COMPRESSION, small_plant
 from tests.waiting import until
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
-
-ADMIN_PW = "Vault-Keeper-2026!"
-PW = "People-Pass-2026!"
 ONCE_S = 3600  # the watch checks once within a test
 
 
@@ -73,18 +66,10 @@ def fill(path: Path) -> Path:
 
 
 def test_a_full_disk_answers_503_writes_nothing_and_recovers(small_disk, caplog):
-    cfg, sha = small_plant().load(small_disk)
-    store = Store(cfg.store.path)
-    trail = AuditTrail(cfg.store.path)
-    parts = build_api(cfg, EdgeService(cfg, sha, store), trail)
+    box = ApiBox(small_disk)
     try:
-        d = parts.directory
-        d.create_first_administrator("admin", "Ada Admin", ADMIN_PW)
-        d.create_user("admin", "op", "Olga Operator", Role.OPERATOR, PW, "t", must_change=False)
-        c = TestClient(parts.app, base_url="http://127.0.0.1")
-        r = c.post("/api/session", json={"user_id": "op", "password": PW})
-        assert r.status_code == 200, r.text
-        c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+        box.person("op", Role.OPERATOR)
+        c = box.signed_in("op")
         filler = fill(small_disk)
         caplog.set_level(logging.INFO)
         answers: list[int] = []
@@ -124,14 +109,12 @@ def test_a_full_disk_answers_503_writes_nothing_and_recovers(small_disk, caplog)
         assert r.status_code == 201, r.text
         ids = [b["id"] for b in c.get("/api/batches").json()]
         assert "B-AFTER" in ids and "B-X" not in ids
-        verdict = verify_store(cfg.store.path)
+        verdict = verify_store(box.db)
         # chains and SQLite's own check are clean (no anchors: this store never served)
         assert verdict.sqlite == [] and verdict.audit_break is None
         assert [p for p in verdict.problems() if "box key" not in p] == []
     finally:
-        parts.close()
-        trail.close()
-        store.close()
+        box.close()
 
 
 async def test_low_free_space_raises_and_clears_a_critical_alarm(small_disk):

@@ -8,52 +8,22 @@
 
 from __future__ import annotations
 
-import warnings
 from datetime import UTC, datetime
 
 import pytest
 
-from gmp_edge.audit.trail import AuditTrail
-from gmp_edge.edge.api_wiring import build_api
-from gmp_edge.edge.service import EdgeService
-from gmp_edge.historian.store import Store
 from gmp_edge.identity.roles import Role
-from tests.unit.conftest import small_plant
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
-
-ADMIN_PW = "Vault-Keeper-2026!"
-PW = "People-Pass-2026!"
+from tests.apibox import ADMIN_PW, PW, ApiBox, TestClient
 
 
 @pytest.fixture
-def env(tmp_path):
-    cfg, sha = small_plant().load(tmp_path)
-    store = Store(cfg.store.path)
-    trail = AuditTrail(cfg.store.path)
-    parts = build_api(cfg, EdgeService(cfg, sha, store), trail)
-    d = parts.directory
-    d.create_first_administrator("admin", "Ada Admin", ADMIN_PW)
-    for uid, role in [
-        ("qa.reviewer", Role.QA_REVIEWER),
-        ("qa.approver", Role.QA_APPROVER),
-        ("qa.approver2", Role.QA_APPROVER),
-    ]:
-        d.create_user("admin", uid, f"Pat {uid}", role, PW, "test", must_change=False)
-    yield parts, trail
-    parts.close()
-    trail.close()
-    store.close()
-
-
-def signed_in(parts, user: str, password: str = PW) -> TestClient:
-    c = TestClient(parts.app, base_url="http://127.0.0.1")
-    r = c.post("/api/session", json={"user_id": user, "password": password})
-    assert r.status_code == 200, r.text
-    c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
-    return c
+def box(tmp_path):
+    b = ApiBox(tmp_path)
+    b.person("qa.reviewer", Role.QA_REVIEWER)
+    b.person("qa.approver", Role.QA_APPROVER)
+    b.person("qa.approver2", Role.QA_APPROVER)
+    yield b
+    b.close()
 
 
 def sign(c: TestClient, rec: dict, user: str, meaning: str):
@@ -71,8 +41,8 @@ def sign(c: TestClient, rec: dict, user: str, meaning: str):
     )
 
 
-def audit_review(parts) -> tuple[TestClient, dict]:
-    reviewer = signed_in(parts, "qa.reviewer")
+def audit_review(box: ApiBox) -> tuple[TestClient, dict]:
+    reviewer = box.signed_in("qa.reviewer")
     r = reviewer.post(
         "/api/audit-reviews",
         json={
@@ -85,18 +55,17 @@ def audit_review(parts) -> tuple[TestClient, dict]:
     return reviewer, r.json()
 
 
-def test_one_person_cannot_sign_review_and_approval_of_one_record(env):
-    parts, trail = env
-    reviewer, rec = audit_review(parts)
-    approver = signed_in(parts, "qa.approver")
+def test_one_person_cannot_sign_review_and_approval_of_one_record(box):
+    reviewer, rec = audit_review(box)
+    approver = box.signed_in("qa.approver")
     assert sign(approver, rec, "qa.approver", "review").status_code == 201
     r = sign(approver, rec, "qa.approver", "approval")
     assert r.status_code == 403, r.text
     assert "separation of duties" in r.json()["detail"] and "review" in r.json()["detail"]
     # the refusal is audited, and a second approver completes the record
-    refused = trail.entries(record_id=rec["id"])
+    refused = box.trail.entries(record_id=rec["id"])
     assert refused[-1].action == "signature.refused" and refused[-1].actor == "qa.approver"
-    other = signed_in(parts, "qa.approver2")
+    other = box.signed_in("qa.approver2")
     assert sign(other, rec, "qa.approver2", "approval").status_code == 201
     manifest = other.get(
         "/api/signatures", params={"record_type": "audit_review", "record_id": rec["id"]}
@@ -107,10 +76,9 @@ def test_one_person_cannot_sign_review_and_approval_of_one_record(env):
     ]
 
 
-def test_the_rule_holds_across_versions_of_the_content(env):
-    parts, trail = env
-    reviewer, rec = audit_review(parts)
-    approver = signed_in(parts, "qa.approver")
+def test_the_rule_holds_across_versions_of_the_content(box):
+    reviewer, rec = audit_review(box)
+    approver = box.signed_in("qa.approver")
     assert sign(approver, rec, "qa.approver", "review").status_code == 201
     r = reviewer.patch(
         f"/api/audit-reviews/{rec['id']}",
@@ -123,11 +91,8 @@ def test_the_rule_holds_across_versions_of_the_content(env):
     assert sign(approver, changed, "qa.approver", "approval").status_code == 403
 
 
-def test_a_machine_token_cannot_create_people_grant_roles_or_mint_tokens(env):
-    parts, trail = env
-    token = parts.directory.create_token("admin", "mes", Role.ADMINISTRATOR, "MES link")
-    m = TestClient(parts.app, base_url="http://127.0.0.1")
-    m.headers["Authorization"] = f"Bearer {token}"
+def test_a_machine_token_cannot_create_people_grant_roles_or_mint_tokens(box):
+    m = box.machine("mes", Role.ADMINISTRATOR)
     reason = {"reason": "attack"}
     writes = [
         (
@@ -156,15 +121,15 @@ def test_a_machine_token_cannot_create_people_grant_roles_or_mint_tokens(env):
         assert r.status_code == 403, (path, r.status_code, r.text)
         assert "person" in r.json()["detail"]
     # nothing changed, and every attempt is in the audit trail
-    d = parts.directory
+    d = box.directory
     assert "mallory" not in [u.id for u in d.users()]
     assert d.get("qa.reviewer").role is Role.QA_REVIEWER
     assert [t["id"] for t in d.tokens()] == ["mes"]
-    refused = trail.entries(actor="token:mes")
+    refused = box.trail.entries(actor="token:mes")
     assert len(refused) >= len(writes)
     # reading the account list stays open to an administrator token (inventory tools)
     assert m.get("/api/users").status_code == 200
     # a signed-in administrator still administers
-    admin = signed_in(parts, "admin", ADMIN_PW)
+    admin = box.signed_in("admin", ADMIN_PW)
     r = admin.patch("/api/users/qa.reviewer", json={"role": "qa_approver", "reason": "promotion"})
     assert r.status_code == 200, r.text
