@@ -175,7 +175,7 @@ def _readings(
     where, rows_where = " where readings_lo is not null", ""
     args: tuple[int, ...] = ()
     if window is not None:
-        lo, hi = _window_rows(conn, *window)
+        lo, hi = _window_rows(conn, window[0], window[1], retentions)
         where += f" and seq between {int(window[0])} and {int(window[1])}"
         rows_where = f" where rowid >= {lo}" + ("" if hi is None else f" and rowid <= {hi}")
 
@@ -329,24 +329,39 @@ class Scrub:
         return windows, head, 1 if last >= through else last + 1
 
 
-def _window_rows(conn: sqlite3.Connection, first: int, last: int) -> tuple[int, int | None]:
-    """The readings rowids a window of blocks answers for: after the readings of the block
-    before it, through its last block's (None: no end, when nothing sealed follows)."""
+def _window_rows(
+    conn: sqlite3.Connection, first: int, last: int, retentions: list[tuple[int, int]]
+) -> tuple[int, int | None]:
+    """The readings rowids a window of blocks answers for: after the readings of the live
+    block before it, through its own last live block's (None: no end, when no readings block
+    follows). Live: not deleted by a later retention; rowids start again at 1 once
+    retention has emptied the table, so the bounds come from the blocks by sequence, never
+    from the largest rowid ever sealed."""
+
+    def dead(seq: int, hi: int) -> bool:
+        return any(r_seq > seq and hi <= r_hi for r_seq, r_hi in retentions)
+
+    def last_live(where: str, bound: int) -> int | None:
+        for seq, hi in conn.execute(
+            "select seq, readings_hi from seal_blocks where readings_lo is not null and"
+            f" kind != 'retention' and seq {where} ? order by seq desc",
+            (bound,),
+        ):
+            if not dead(int(seq), int(hi)):
+                return int(hi)
+        return None
+
+    before = last_live("<", first)
+    lo = before + 1 if before is not None else 1
     row = conn.execute(
-        "select max(readings_hi) from seal_blocks where seq < ? and readings_hi is not null",
-        (first,),
-    ).fetchone()
-    lo = int(row[0]) + 1 if row and row[0] is not None else 1
-    row = conn.execute(
-        "select 1 from seal_blocks where seq > ? and readings_lo is not null limit 1", (last,)
+        "select 1 from seal_blocks where seq > ? and readings_lo is not null"
+        " and kind != 'retention' limit 1",
+        (last,),
     ).fetchone()
     if row is None:
         return lo, None
-    row = conn.execute(
-        "select max(readings_hi) from seal_blocks where seq <= ? and readings_hi is not null",
-        (last,),
-    ).fetchone()
-    return lo, int(row[0]) if row and row[0] is not None else lo - 1
+    through = last_live("<=", last)
+    return lo, through if through is not None and through >= lo else lo - 1
 
 
 # ------------------------------------------------------------------------------- anchors
