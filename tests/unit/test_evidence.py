@@ -48,9 +48,12 @@ from gmp_edge.evidence import verify as ev
 from gmp_edge.evidence.package import EvidenceError, build_package
 from gmp_edge.historian.store import Store
 from gmp_edge.identity.roles import Role
-from gmp_edge.integrity import keys
+from gmp_edge.integrity import covered, digest, keys
+from gmp_edge.integrity.anchoring import anchor_now
+from gmp_edge.integrity.anchors import anchors_path_for
 from gmp_edge.limits.model import LimitSet
 from gmp_edge.monitoring.engine import Books
+from gmp_edge.services.integrity import verify_store
 from gmp_edge.signatures.manifest import Meaning
 from gmp_edge.signatures.register import SignatureRegister
 from gmp_edge.timefmt import iso
@@ -117,6 +120,7 @@ class Env:
             review=kw.get("review", {"verdict": "ready", "reviewer": "qa.ann"}),
             key_path=self.key_path,
             now_us=now_us,
+            check_store=kw.get("check_store", verify_store),
         )
 
 
@@ -254,6 +258,7 @@ def test_package_builds_and_verifies(env):
     m = members(info.path)
     assert list(m) == [
         "readings.csv",
+        "seal_chain.jsonl",
         "gaps.csv",
         "alarm_transitions.json",
         "excursions/deviations.json",
@@ -960,3 +965,431 @@ def test_pipeline_stops_every_thread_on_the_first_failure():
     out: list[bytes] = []
     assert readings_csv._pipeline([(i, i) for i in range(25)], [ok] * 3, out.append) == 25
     assert out == [b"%d," % i for i in range(25)]  # in job order
+
+
+# --------------------------------------------------------------------------- chain heads
+
+
+def seal_head(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("select coalesce(max(seq), 0) from seal_blocks").fetchone()[0])
+
+
+def commit_span(env: Env, first_s: int, last_s: int, tags=(TEMP, RH)) -> int:
+    """One commit: a reading of each tag every second of [first_s, last_s]; its seal block."""
+    env.store.commit(
+        [
+            Reading(tag, 20.0 + k / 8 + i / 100, Quality.GOOD, T0 + i * S)
+            for i in range(first_s, last_s + 1)
+            for k, tag in enumerate(tags)
+        ]
+    )
+    return seal_head(env.db)
+
+
+class Chained:
+    """Batch B-1 (the compression room, [T0, END)) with its readings in seven commits: one
+    straddling the window's start, four wholly inside it, one that also holds a reading of
+    another room, one after the window; a signed anchor after the fifth."""
+
+    def __init__(self, env: Env):
+        self.env = env
+        env.books.batches.start("op.olga", Batch("B-1", "P", (PRESS,), (COMPRESSION,), T0))
+        self.edge = commit_span(env, -5, 4)  # 5 s before the window
+        self.inside = [
+            commit_span(env, 5, 34),
+            commit_span(env, 35, 64),
+            commit_span(env, 65, 94),
+        ]
+        self.mixed = commit_span(env, 95, 104, (TEMP, OUTSIDE, RH))  # another room too
+        self.anchor = anchor_now(env.db, "periodic", at_us=T0 + 105 * S)
+        self.inside.append(commit_span(env, 105, 119))
+        self.after = commit_span(env, 120, 130)  # after the window: proves nothing here
+        env.books.batches.end("op.olga", "B-1", END)
+
+    def rows_of(self, m: dict[str, bytes], seq: int) -> tuple[int, int]:
+        """The data rows [a, b) of readings.csv that block ``seq`` sealed."""
+        first = 0
+        for line in m["seal_chain.jsonl"].decode().splitlines():
+            b = json.loads(line)
+            if b[10] is not None:
+                if b[0] == seq:
+                    return first, first + b[10]
+                first += b[10]
+        raise AssertionError(f"block {seq} sealed no row of readings.csv")
+
+
+@pytest.fixture
+def chained(tmp_path):
+    env = Env(tmp_path)
+    yield Chained(env)
+    env.close()
+
+
+def change_value(csv_bytes: bytes, row: int, value: bytes) -> bytes:
+    """readings.csv with data row ``row``'s value replaced (the other bytes untouched)."""
+    lines = csv_bytes.split(b"\n")
+    fields = lines[row + 1].split(b",")
+    fields[8] = value
+    lines[row + 1] = b",".join(fields)
+    return b"\n".join(lines)
+
+
+def resigned(env: Env, src: Path, name: str, changed: dict[str, bytes]) -> Path:
+    """The package with members replaced, listed hashes fixed and re-signed with the box key."""
+    m = members(src)
+    man = remanifest(m, changed)
+    key = keys.load_or_create(env.key_path)
+    return rewrite(
+        src, env.tmp / name, {**changed, "manifest.json": man, "manifest.sig": key.sign(man)}
+    )
+
+
+def test_the_package_carries_the_chain_heads_and_proves_the_readings_block_by_block(chained):
+    env = chained.env
+    info = env.build()
+    m = members(info.path)
+    man = json.loads(m["manifest.json"])
+    seal = man["seal"]
+    head = seal_head(env.db)
+    with sqlite3.connect(env.db) as conn:
+        head_hash = bytes(
+            conn.execute("select hash from seal_blocks where seq=?", (head,)).fetchone()[0]
+        ).hex()
+    assert seal["head"] == {"seq": head, "sha256": head_hash} and info.seal_head == (
+        head,
+        head_hash,
+    )
+    # the anchor travels verbatim: the very line of the box's anchors file
+    anchors_file = anchors_path_for(env.db)
+    assert seal["anchor"]["line"] == anchors_file.read_text().splitlines()[0]
+    assert seal["anchored_seq"] == chained.anchor.seal_seq == chained.mixed
+    assert seal["unanchored_blocks"] == head - chained.mixed > 0
+    assert seal["segment"]["first_seq"] == chained.edge
+    assert seal["readings"] == {
+        "covering_blocks": 6,
+        "fully_proven_blocks": 4,
+        "straddling_blocks": 2,
+        "rows_fully_proven": 2 * (30 + 30 + 30 + 15),
+        "rows_proven_by_chain_only": 2 * 5 + 2 * 10,
+        "rows_in_no_block": 0,
+        "first_covering_seq": chained.edge,
+        "last_covering_seq": chained.inside[-1],
+        "covering_blocks_unanchored": 1,
+    }
+    assert man["readings"]["rows"] == seal["readings"]["rows_fully_proven"] + 30
+    proofs = {b[0]: b[11] for b in map(json.loads, m["seal_chain.jsonl"].decode().splitlines())}
+    assert [proofs[s] for s in chained.inside] == ["full"] * 4
+    assert proofs[chained.edge] == proofs[chained.mixed] == "chain"
+    assert proofs[chained.after] is None
+    assert any("straddle the batch" in p for p in seal["proof"])
+    assert man["store_check_at_export"]["verified"] is True and info.store_verified is True
+
+    report = ev.verify_package(info.path, info.key_fingerprint)
+    assert report.ok, report.problems
+    text = report.text()
+    assert "210 rows fully proven" in text and "each of the 4 blocks" in text
+    assert (
+        f"valid Ed25519 signature by the key that signed this package ({info.key_fingerprint})"
+        in text
+    )
+    assert f"the anchor signs seal block {chained.mixed}, which is in this chain" in text
+    assert f"up to the ledger head at export: block {head}, sha256 {head_hash}" in text
+    assert "not proven: 30 rows of readings.csv are proven by the chain alone" in text
+    assert f"seal blocks {chained.edge}, {chained.mixed})" in text
+    assert f"not proven: seal blocks {chained.mixed + 1}..{head}" in text
+    assert "store check at export ('gmp-edge verify'): verified" in text
+
+
+def test_a_changed_reading_names_its_block_even_resigned_with_the_box_key(chained):
+    env = chained.env
+    info = env.build()
+    m = members(info.path)
+    victim = chained.inside[2]
+    a, _ = chained.rows_of(m, victim)
+    data = change_value(m["readings.csv"], a + 7, b"25.5")
+    assert data != m["readings.csv"]
+    r = ev.verify_package(resigned(env, info.path, "t.zip", {"readings.csv": data}))
+    (problem,) = r.problems
+    assert f"the readings of seal block {victim} (" in problem
+    assert "a reading was changed after it was acquired" in problem
+    # the same value respelt ("25.5" for 25.50): the digest holds the box's spelling only
+    b, _ = chained.rows_of(m, chained.inside[0])
+    row = m["readings.csv"].split(b"\n")[b + 1].split(b",")
+    respelt = change_value(m["readings.csv"], b, row[8] + b"0")
+    r = ev.verify_package(resigned(env, info.path, "u.zip", {"readings.csv": respelt}))
+    assert_fails(r, f"the readings of seal block {chained.inside[0]} (")
+
+
+def test_a_removed_row_of_a_proven_block_is_named(chained):
+    env = chained.env
+    info = env.build()
+    m = members(info.path)
+    victim = chained.inside[1]
+    a, _ = chained.rows_of(m, victim)
+    lines = m["readings.csv"].split(b"\n")
+    del lines[a + 3]
+    r = ev.verify_package(resigned(env, info.path, "t.zip", {"readings.csv": b"\n".join(lines)}))
+    assert_fails(r, f"the readings of seal block {victim} (", "manifest.json states")
+
+
+def test_the_chain_itself_is_checked_block_by_block(chained):
+    env = chained.env
+    info = env.build()
+    m = members(info.path)
+    blocks = [json.loads(x) for x in m["seal_chain.jsonl"].decode().splitlines()]
+
+    def jsonl(bs: list[list[object]]) -> bytes:
+        return "".join(json.dumps(b, separators=(",", ":")) + "\n" for b in bs).encode()
+
+    # a block's content changed: its hash no longer follows
+    changed = [list(b) for b in blocks]
+    changed[2][5] += 1
+    r = ev.verify_package(resigned(env, info.path, "a.zip", {"seal_chain.jsonl": jsonl(changed)}))
+    assert_fails(r, f"seal block {blocks[2][0]} (", "its hash does not follow")
+    # a block removed
+    r = ev.verify_package(
+        resigned(env, info.path, "b.zip", {"seal_chain.jsonl": jsonl(blocks[:3] + blocks[4:])})
+    )
+    assert_fails(r, f"holds block {blocks[4][0]} where block {blocks[3][0]} belongs")
+    # a block's digest forged and the whole chain recomputed after it, the head in the
+    # manifest too: the anchor, signed earlier, does not sign that chain
+    victim = chained.inside[0]
+    forged = [list(b) for b in blocks]
+    prev = json.loads(m["manifest.json"])["seal"]["segment"]["prev_sha256"]
+    for b in forged:
+        if b[0] == victim:
+            b[6] = "ab" * 32
+        b[9] = ev.seal_block_hash(prev, b[:9])
+        prev = b[9]
+    data = jsonl(forged)
+    man = json.loads(remanifest(m, {"seal_chain.jsonl": data}))
+    man["seal"]["head"]["sha256"] = prev
+    man_bytes = (json.dumps(man, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
+    key = keys.load_or_create(env.key_path)
+    path = rewrite(
+        info.path,
+        env.tmp / "c.zip",
+        {"seal_chain.jsonl": data, "manifest.json": man_bytes, "manifest.sig": key.sign(man_bytes)},
+    )
+    r = ev.verify_package(path)
+    assert_fails(r, f"signs seal block {chained.mixed} with sha256", "the chain was rewritten")
+    # a proof claimed that the block cannot give
+    claimed = [list(b) for b in blocks]
+    for b in claimed:
+        if b[0] == chained.mixed:
+            b[11] = "full"
+    r = ev.verify_package(resigned(env, info.path, "d.zip", {"seal_chain.jsonl": jsonl(claimed)}))
+    assert_fails(r, f"seal block {chained.mixed} is called 'full'")
+
+
+def test_an_edited_anchor_line_fails_its_signature(chained):
+    env = chained.env
+    info = env.build()
+    m = members(info.path)
+    man = json.loads(m["manifest.json"])
+    line = json.loads(man["seal"]["anchor"]["line"])
+    line["kind"] = "stop"
+    man["seal"]["anchor"]["line"] = json.dumps(line, sort_keys=True, separators=(",", ":"))
+    man_bytes = (json.dumps(man, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
+    key = keys.load_or_create(env.key_path)
+    path = rewrite(
+        info.path,
+        env.tmp / "t.zip",
+        {"manifest.json": man_bytes, "manifest.sig": key.sign(man_bytes)},
+    )
+    assert_fails(ev.verify_package(path), "the stop anchor of", "the anchor was edited")
+
+
+def test_without_an_anchor_or_a_store_check_the_package_says_so(tmp_path):
+    env = Env(tmp_path)
+    try:
+        env.books.batches.start("op.olga", Batch("B-1", "P", (PRESS,), (COMPRESSION,), T0))
+        commit_span(env, 0, 59)
+        info = env.build(check_store=None)
+        man = json.loads(members(info.path)["manifest.json"])
+        assert man["seal"]["anchor"] is None and "no anchors yet" in man["seal"]["no_anchor"]
+        assert man["seal"]["unanchored_blocks"] == seal_head(env.db)
+        assert man["store_check_at_export"] is None and info.store_verified is None
+        r = ev.verify_package(info.path)
+        assert r.ok, r.problems
+        assert any("no signed anchor covers the chain" in u for u in r.unproven)
+        assert any("the store was not checked at export" in u for u in r.unproven)
+        assert any("120 rows fully proven" in c for c in r.checked), r.checked
+    finally:
+        env.close()
+
+
+def test_the_store_check_at_export_covers_the_batch_s_blocks(chained):
+    """The check at export recomputes the readings of every block that sealed readings.csv,
+    the straddling ones too: a reading of another room changed in one of those is found,
+    though it is in no package; a block after the batch is the periodic check's concern."""
+    env = chained.env
+    with sqlite3.connect(env.db) as conn:
+        # in the block after the window: outside this export's check, which says so
+        conn.execute("update readings set value = 99.0 where ts_us = ?", (T0 + 125 * S,))
+    info = env.build()
+    assert info.store_verified is True
+    r = ev.verify_package(info.path)
+    assert r.ok, r.problems
+    scope = f"the readings of seal blocks {chained.edge}..{chained.inside[-1]}"
+    assert any(scope in c for c in r.checked), r.checked
+    with sqlite3.connect(env.db) as conn:
+        # another room's reading in the straddling block: not in readings.csv
+        conn.execute(
+            "update readings set value = 99.0 where ts_us = ? and tag_id = (select id from"
+            " tags where path = ?)",
+            (T0 + 100 * S, OUTSIDE),
+        )
+    info = env.build("q.zip")
+    assert info.store_verified is False
+    assert_fails(
+        ev.verify_package(info.path),
+        "store check at export ('gmp-edge verify'): the store did NOT verify",
+        f"sealed in block {chained.mixed}",
+    )
+    # changed inside a proven block, readings.csv carries the change: the block names it too
+    with sqlite3.connect(env.db) as conn:
+        conn.execute("update readings set value = 99.0 where ts_us = ?", (T0 + 40 * S,))
+    r = ev.verify_package(env.build("r.zip").path)
+    assert_fails(r, f"the readings of seal block {chained.inside[1]} (")
+
+
+def test_readings_of_every_kind_recompute_to_their_seal(tmp_path):
+    """Every kind of stored row (the edge values, texts with quotes and line breaks, empty
+    texts, NULLs, source times, late rows) in blocks the batch holds wholly: each block's
+    digest recomputed from readings.csv is the seal's."""
+    env = Env(tmp_path)
+    try:
+        env.books.batches.start(
+            "op.olga", Batch("B-T", "P", (PRESS,), (COMPRESSION, GRANULATION), T0 - 100 * S)
+        )
+        env.books.batches.end("op.olga", "B-T", T0 + 1000 * S)
+        rows = tricky_readings(4000)
+        blocks = []
+        for k in range(0, len(rows), 700):
+            env.store.commit(rows[k : k + 700])
+            blocks.append(seal_head(env.db))
+        info = env.build(batch_id="B-T", review=None)
+        seal = json.loads(members(info.path)["manifest.json"])["seal"]
+        assert seal["readings"]["fully_proven_blocks"] == len(blocks) == 6
+        assert seal["readings"]["straddling_blocks"] == 0
+        assert seal["readings"]["rows_fully_proven"] == info.readings == len(rows)
+        r = ev.verify_package(info.path)
+        assert r.ok, r.problems
+        assert any(f"{len(rows)} rows fully proven" in c for c in r.checked)
+        assert not any("chain alone" in u for u in r.unproven)
+    finally:
+        env.close()
+
+
+def test_blocks_whose_readings_retention_deleted_cover_nothing(tmp_path):
+    """Retention empties the table, so rowids start again at 1 inside the deleted blocks'
+    ranges: those blocks are dead and cover none of the new rows."""
+    env = Env(tmp_path)
+    try:
+        old = [commit_span(env, -3000, -2901), commit_span(env, -2900, -2801)]
+        assert env.store.apply_retention(T0 - 1000 * S) == 400
+        env.books.batches.start("op.olga", Batch("B-1", "P", (PRESS,), (COMPRESSION,), T0))
+        inside = [commit_span(env, 0, 29), commit_span(env, 30, 59)]
+        env.books.batches.end("op.olga", "B-1", T0 + 60 * S)
+        with sqlite3.connect(env.db) as conn:
+            assert conn.execute("select min(rowid) from readings").fetchone()[0] == 1
+        # without the store check: its scrub windows do not know the reused rowids yet
+        info = env.build(check_store=None)
+        m = members(info.path)
+        covering = [
+            b[0] for b in map(json.loads, m["seal_chain.jsonl"].decode().splitlines()) if b[10]
+        ]
+        assert covering == inside and not set(old) & set(covering)
+        r = ev.verify_package(info.path)
+        assert r.ok, r.problems
+    finally:
+        env.close()
+
+
+def test_a_format_1_package_still_verifies_and_says_what_it_cannot_prove(env):
+    info = env.build()
+    m = members(info.path)
+    man = json.loads(m["manifest.json"])
+    man["format_version"] = 1
+    del man["seal"], man["store_check_at_export"]
+    man["files"] = [f for f in man["files"] if f["path"] != "seal_chain.jsonl"]
+    man_bytes = (json.dumps(man, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
+    key = keys.load_or_create(env.key_path)
+    path = rewrite(
+        info.path,
+        env.tmp / "v1.zip",
+        {"seal_chain.jsonl": None, "manifest.json": man_bytes, "manifest.sig": key.sign(man_bytes)},
+    )
+    r = ev.verify_package(path)
+    assert r.ok, r.problems
+    assert any("format 1 package" in u for u in r.unproven)
+    # a format 2 package without its chain heads is not one
+    man["format_version"] = 2
+    man_bytes = (json.dumps(man, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
+    path = rewrite(
+        info.path,
+        env.tmp / "v2.zip",
+        {"seal_chain.jsonl": None, "manifest.json": man_bytes, "manifest.sig": key.sign(man_bytes)},
+    )
+    assert_fails(ev.verify_package(path), "the chain heads (seal) are missing")
+
+
+def test_verifier_copies_of_the_seal_encoding_are_the_ledger_s(tmp_path):
+    assert ev.SEALED_READING_COLUMNS == covered.READINGS_COLUMNS
+    assert list(ev.QUALITY_CODES) == list(readings_csv.QUALITY_NAMES)
+    assert list(ev.QUALITY_CODES.values()) == [int(q) for q in Quality]
+    env = Env(tmp_path)
+    try:
+        env.store.commit(tricky_readings(300))
+        populate(env)
+        with sqlite3.connect(env.db) as conn:
+            blocks = conn.execute(
+                "select seq, ts_us, kind, readings_lo, readings_hi, readings_n, readings_sha256,"
+                " changes, changes_sha256, hash from seal_blocks order by seq"
+            ).fetchall()
+    finally:
+        env.close()
+    prev = digest.GENESIS
+    kinds = set()
+    for seq, ts, kind, lo, hi, n, rsha, changes, csha, h in blocks:
+        content = [
+            seq,
+            ts,
+            kind,
+            lo,
+            hi,
+            n,
+            None if rsha is None else rsha.hex(),
+            changes,
+            csha.hex(),
+        ]
+        assert ev.seal_block_hash(prev.hex(), content) == bytes(h).hex()
+        assert bytes(h) == digest.block_hash(prev, seq, ts, kind, lo, hi, n, rsha, changes, csha)
+        prev = bytes(h)
+        kinds.add(kind)
+    assert {"commit", "adopt:readings"} <= kinds
+
+
+def test_the_verifier_reads_readings_csv_as_csv_does_and_tells_empty_from_null(env):
+    env.store.commit(tricky_readings(3000))
+    data = members(env.build().path)["readings.csv"]
+    text = data.decode()
+    ours = list(ev.csv_records(io.StringIO(text, newline="")))
+    theirs = list(csv.reader(io.StringIO(text, newline="")))
+    assert [f for f, _ in ours] == theirs
+    assert any(q is not None for _, q in ours)
+    # an empty text is quoted, NULL is not: the digest of a row tells them apart
+    ((fields, quoted),) = ev.csv_records(['t,1,x,1,x,,,good,,"",,\n'])
+    assert fields is not None
+    assert fields[9:] == ["", "", ""] and quoted is not None and quoted[9:] == [True, False, False]
+    row = ev.sealed_reading(7, fields, quoted, {"t": 3})
+    assert row == (7, 3, 1, 1, None, None, "", 0, None, None)
+    plain = ["t", "1", "x", "1", "x", "", "", "bad", "21.5", "", "", ""]
+    assert ev._sealed_repr(7, plain, None, {"t": 3}) == repr(
+        (7, 3, 1, 1, None, 21.5, None, 2, None, None)
+    )
+    with pytest.raises(ValueError, match="ends inside a quoted field"):
+        list(ev.csv_records(['t,"open\n', "still open\n"]))
+    assert list(ev.csv_records(['a,"b"c\n'])) == [(None, None)]

@@ -6,6 +6,9 @@ Contents (in this order; docs/decisions/0016-evidence-package.md explains each):
 ``readings.csv``               every reading of every tag in the batch scope (tags whose
                                path names one of the batch's rooms or equipment) with
                                ``ts_us`` in the batch window, in commit order, all columns
+``seal_chain.jsonl``           the seal ledger's blocks (ADR 0027) from the first that sealed
+                               a row of readings.csv (or the anchored one, if lower) up to
+                               the head at export, one JSON array a block; see below
 ``gaps.csv``                   gaps of those tags overlapping the window
 ``alarm_transitions.json``     alarm transitions of those tags in the window
 ``excursions/deviations.json`` deviations naming the batch, each with its signature manifest
@@ -22,6 +25,23 @@ Contents (in this order; docs/decisions/0016-evidence-package.md explains each):
 ``manifest.sig``               raw 64-byte Ed25519 signature over manifest.json's bytes
 =============================  ==========================================================
 
+**Chain heads** (the manifest's ``seal``): the ledger head at export (block seq and hash,
+read on the readings' snapshot), the newest signed anchor at or below it (its line of
+``<store>.anchors`` verbatim: the verifier checks its Ed25519 signature with the box key)
+and how many blocks follow it unanchored. ``seal_chain.jsonl`` gives every block of the
+segment with all the content its hash covers, so the chain is recomputed up to the head;
+each block that sealed rows of readings.csv says how many (``csv_rows``) and how far they
+prove them (``proof``). A block's readings digest is one SHA-256 over all the rows it
+sealed, so it can be recomputed from readings.csv only when every one of them is there:
+``full`` (the block sealed readings of the batch scope and window alone); ``chain`` (the
+block straddles: it also sealed readings of other tags or of times outside the window, not
+in the package; its rows here are proven only by the chain: the block exists, is chained to
+the head and anchored, and sealed that many readings in that rowid range). The manifest
+says in sentences which is which (``seal.proof``), and carries the verdict of the store
+check (``gmp-edge verify``) run at export (``store_check_at_export``): whole but for the
+readings, which it recomputes in the blocks that sealed readings.csv (straddling ones
+included: the box vouches for those at export) rather than in the store's whole history.
+
 Identical inputs give identical bytes: fixed ZIP timestamps and attributes, fixed order,
 sorted JSON keys, and Ed25519 signatures are deterministic; only ``now_us`` (the manifest's
 ``created_at``) changes from one export to the next.
@@ -29,6 +49,7 @@ sorted JSON keys, and Ed25519 signatures are deterministic; only ``now_us`` (the
 
 from __future__ import annotations
 
+import bisect
 import csv
 import hashlib
 import io
@@ -42,7 +63,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gmp_edge.audit.trail import COLUMNS as AUDIT_COLUMNS
 from gmp_edge.csvcell import neutralise_row
@@ -55,7 +76,11 @@ from gmp_edge.evidence.readings_csv import (
     snapshot,
     write_readings,
 )
-from gmp_edge.integrity import keys
+from gmp_edge.evidence.verify import SEAL_COLUMNS
+from gmp_edge.integrity import covered, keys
+from gmp_edge.integrity.anchors import Anchor, anchors_path_for, parse_anchors
+from gmp_edge.integrity.check import Scrub
+from gmp_edge.integrity.digest import GENESIS
 from gmp_edge.timefmt import iso
 
 if TYPE_CHECKING:
@@ -66,7 +91,8 @@ if TYPE_CHECKING:
     from gmp_edge.signatures.register import SignatureRegister
 
 FORMAT = "gmp-edge-evidence"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the chain heads (seal_chain.jsonl, manifest "seal") and the store check
+SEAL_FILE = "seal_chain.jsonl"
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a ZIP can say: fixed, so bytes repeat
 GAPS_COLUMNS = ("id", "tag", "start_us", "start", "end_us", "end", "cause", "message")
 BATCH_DECISION = "batch_decision"
@@ -85,6 +111,33 @@ class FileEntry:
     sha256: str
 
 
+class StoreCheck(Protocol):
+    """The verdict of the store check (``services.integrity.verify_store``), as far as the
+    package records it."""
+
+    @property
+    def verified(self) -> bool:
+        """No problem at all."""
+        ...
+
+    def problems(self) -> list[str]:
+        """Every problem, one sentence each."""
+        ...
+
+    def summary(self) -> list[str]:
+        """What was checked, one line a part."""
+        ...
+
+
+class StoreChecker(Protocol):
+    """``services.integrity.verify_store``: the caller passes it in (it sits above this
+    layer); ``scrub`` names the blocks whose readings it recomputes."""
+
+    def __call__(self, store: Path, *, scrub: Scrub | None = None) -> StoreCheck:
+        """Check the store at ``store``, read-only."""
+        ...
+
+
 @dataclass(frozen=True)
 class PackageInfo:
     """What was written."""
@@ -100,6 +153,8 @@ class PackageInfo:
     audit_head: tuple[int, str]
     files: list[FileEntry] = field(default_factory=list)
     seconds: float = 0.0  # time taken to build
+    seal_head: tuple[int, str] = (0, GENESIS.hex())  # the ledger head the package proves up to
+    store_verified: bool | None = None  # the store check at export (None: not run)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -267,6 +322,297 @@ def _write_audit(
     return first, last, n
 
 
+# ---------------------------------------------------------------------------- chain heads
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute(
+        "select 1 from sqlite_master where type='table' and name=?", (name,)
+    ).fetchone()
+    return row is not None
+
+
+def _seal_head(conn: sqlite3.Connection) -> tuple[int, bytes]:
+    """(seq, hash) of the newest seal block on this snapshot; (0, GENESIS): none."""
+    if not _has_table(conn, "seal_blocks"):
+        return 0, GENESIS
+    row = conn.execute("select seq, hash from seal_blocks order by seq desc limit 1").fetchone()
+    return (0, GENESIS) if row is None else (int(row[0]), bytes(row[1]))
+
+
+@dataclass(frozen=True, slots=True)
+class _AnchorLine:
+    """The anchor the package carries: parsed, its line verbatim, where it was read."""
+
+    anchor: Anchor
+    text: str
+    file: str
+
+
+def _newest_anchor(store_path: Path, head_seq: int) -> tuple[_AnchorLine | None, str | None]:
+    """The newest signed anchor whose seal head is at or below ``head_seq`` (anchors taken
+    after the package's snapshot cover blocks it does not hold), or None and why."""
+    path = anchors_path_for(store_path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None, f"the box has written no anchors yet ({path.name} does not exist)"
+    except OSError as exc:
+        return None, f"the anchors file {path.name} cannot be read: {exc.strerror}"
+    anchors, _ = parse_anchors(text)
+    lines = text.splitlines()  # parse_anchors numbers these lines
+    for a in reversed(anchors):
+        if not a.legacy and a.seal_seq is not None and a.seal_seq <= head_seq:
+            return _AnchorLine(a, lines[a.line - 1].strip(), path.name), None
+    return None, f"no signed anchor in {path.name} covers a seal block at or below the head"
+
+
+@dataclass
+class _Segment:
+    """What ``_write_seal_segment`` wrote, for the manifest."""
+
+    head: tuple[int, str]
+    first_seq: int
+    prev_sha256: str
+    blocks: int = 0
+    covering: int = 0
+    full: int = 0
+    straddling: int = 0
+    rows_full: int = 0
+    rows_chain: int = 0
+    first_covering: int | None = None
+    last_covering: int | None = None
+    covering_unanchored: int = 0
+    # readings the blocks first_covering..last_covering sealed (every readings block there,
+    # covering or not): the budget of the store check's scrub over exactly those blocks
+    readings_through_last: int = 0
+
+
+def _write_seal_segment(
+    conn: sqlite3.Connection,
+    head: tuple[int, bytes],
+    tag_ids: Mapping[int, str],
+    start_us: int,
+    end_us: int,
+    anchored_seq: int | None,
+    write: Callable[[bytes], None],
+) -> _Segment:
+    """Stream the seal blocks from the first that sealed a row of readings.csv (or the
+    block after the anchored one, if lower) to the head, on the readings' snapshot.
+
+    Each readings block gets the count of its rows in readings.csv (by the same scope and
+    window as the export, so in the same rowid order) and ``full`` when those are all the
+    rows it sealed, else ``chain``. A block whose readings a later retention block deleted
+    is dead (as ``integrity.check`` counts it): its rowids may be reused, so it covers none.
+    """
+    head_seq, head_hash = head
+    seg = _Segment((head_seq, head_hash.hex()), head_seq + 1, head_hash.hex())
+    if head_seq == 0:
+        return seg
+    ids = sorted(tag_ids)
+    xlo, xhi = 1, 0  # the rowids readings.csv spans (none: an empty range)
+    for tid in ids:
+        a, b = conn.execute(
+            "select min(rowid), max(rowid) from readings where tag_id=? and ts_us>=? and ts_us<?",
+            (tid, start_us, end_us),
+        ).fetchone()
+        if a is not None:
+            xlo, xhi = (int(a), int(b)) if xlo > xhi else (min(xlo, int(a)), max(xhi, int(b)))
+    retentions = conn.execute(
+        "select seq, readings_hi from seal_blocks where kind='retention'"
+        " and readings_hi is not null order by seq"
+    ).fetchall()
+    r_seqs = [int(r[0]) for r in retentions]
+    r_max = [int(r[1]) for r in retentions]
+    for i in range(len(r_max) - 2, -1, -1):  # the furthest any later retention deleted
+        r_max[i] = max(r_max[i], r_max[i + 1])
+
+    def dead(seq: int, hi: int) -> bool:
+        i = bisect.bisect_right(r_seqs, seq)
+        return i < len(r_max) and r_max[i] >= hi
+
+    start = head_seq + 1
+    if xlo <= xhi:
+        cur = conn.execute(
+            "select seq, readings_hi from seal_blocks where readings_lo is not null"
+            " and readings_hi >= ? and readings_lo <= ? order by seq",
+            (xlo, xhi),
+        )
+        try:
+            for seq, hi in cur:
+                if not dead(int(seq), int(hi)):
+                    start = int(seq)
+                    break
+        finally:
+            cur.close()
+    if anchored_seq is not None:
+        start = min(start, anchored_seq + 1)  # the anchored block is the segment's or its prev
+    seg.first_seq = start
+    if start > 1:
+        row = conn.execute("select hash from seal_blocks where seq=?", (start - 1,)).fetchone()
+        # a block missing from the store: the verifier finds the chain does not link
+        seg.prev_sha256 = GENESIS.hex() if row is None else bytes(row[0]).hex()
+    else:
+        seg.prev_sha256 = GENESIS.hex()
+    # the count runs over the block's rowid range; the unary + keeps SQLite off the
+    # (tag_id, ts_us) index, which would scan the whole scope for every block
+    marks = ",".join("?" * len(ids))
+    cur = conn.execute(
+        "select seq, ts_us, kind, readings_lo, readings_hi, readings_n, readings_sha256,"
+        " changes, changes_sha256, hash, case when readings_lo is not null"
+        " and readings_hi >= ? and readings_lo <= ? then (select count(*) from readings r"
+        " where r.rowid between b.readings_lo and b.readings_hi"
+        f" and +r.tag_id in ({marks}) and +r.ts_us >= ? and +r.ts_us < ?) end"
+        " from seal_blocks b where seq >= ? order by seq",
+        (xlo, xhi, *ids, start_us, end_us, start),
+    )
+    sealed_since_first = 0
+    try:
+        while rows := cur.fetchmany(2000):
+            out: list[str] = []
+            for seq, ts, kind, lo, hi, n, rsha, changes, csha, digest, in_csv in rows:
+                csv_rows = proof = None
+                if seg.first_covering is not None and lo is not None:
+                    sealed_since_first += int(n)
+                if in_csv and not dead(int(seq), int(hi)):
+                    csv_rows = int(in_csv)
+                    full = csv_rows == int(n) == int(hi) - int(lo) + 1 and rsha is not None
+                    proof = "full" if full else "chain"
+                    seg.covering += 1
+                    if seg.first_covering is None:
+                        seg.first_covering = int(seq)
+                        sealed_since_first = int(n)
+                    seg.last_covering = int(seq)
+                    seg.readings_through_last = sealed_since_first
+                    if anchored_seq is None or seq > anchored_seq:
+                        seg.covering_unanchored += 1
+                    if full:
+                        seg.full += 1
+                        seg.rows_full += csv_rows
+                    else:
+                        seg.straddling += 1
+                        seg.rows_chain += csv_rows
+                line = [
+                    seq,
+                    ts,
+                    kind,
+                    lo,
+                    hi,
+                    n,
+                    None if rsha is None else bytes(rsha).hex(),
+                    changes,
+                    bytes(csha).hex(),
+                    bytes(digest).hex(),
+                    csv_rows,
+                    proof,
+                ]
+                out.append(json.dumps(line, separators=(",", ":")) + "\n")
+            seg.blocks += len(rows)
+            write("".join(out).encode())
+    finally:
+        cur.close()
+    return seg
+
+
+def _seal_manifest(
+    seg: _Segment,
+    anchor: _AnchorLine | None,
+    no_anchor: str | None,
+    tag_ids: Mapping[int, str],
+    exported: int,
+) -> dict[str, Any]:
+    """The manifest's ``seal`` part: the heads, the anchor, and in sentences what is proven."""
+    head_seq, head_sha = seg.head
+    anchored = None if anchor is None else anchor.anchor.seal_seq
+    unanchored = head_seq - (anchored or 0)
+    in_no_block = exported - seg.rows_full - seg.rows_chain
+    proof = [
+        f"seal_chain.jsonl holds seal blocks {seg.first_seq}..{head_seq} ({seg.blocks}), each"
+        " with all the content its hash covers: the chain is recomputed from block"
+        f" {seg.first_seq - 1}'s hash up to the head at export, block {head_seq}."
+    ]
+    if anchor is not None:
+        a = anchor.anchor
+        proof.append(
+            f"The newest signed anchor at or below the head is the {a.kind} anchor of"
+            f" {iso(a.at_us)}, line {a.line} of {anchor.file} (carried verbatim), signed with"
+            f" the box key: it signs block {anchored}. The {unanchored} blocks after it were"
+            " not anchored yet at export: they are proven by this package's signature alone."
+        )
+    else:
+        proof.append(
+            f"No signed anchor covers the chain ({no_anchor}): the blocks are proven by this"
+            " package's signature alone."
+        )
+    proof.append(
+        f"{seg.covering} blocks sealed the {exported} rows of readings.csv. {seg.full} are"
+        f" fully proven ({seg.rows_full} rows): every reading they sealed is in readings.csv,"
+        " so their readings digest is recomputed from it."
+    )
+    if seg.straddling:
+        proof.append(
+            f"{seg.straddling} straddle the batch ({seg.rows_chain} rows): they also sealed"
+            " readings not in this package (other tags, or times outside the window), so their"
+            " digest cannot be recomputed here; their rows are proven only by the chain (the"
+            " block exists, is chained to the head and sealed that many readings)."
+        )
+    if in_no_block:
+        proof.append(
+            f"{in_no_block} rows of readings.csv are in no sealed block: written outside gmp-edge."
+        )
+    return {
+        "file": SEAL_FILE,
+        "columns": list(SEAL_COLUMNS),
+        "row_encoding": (
+            "readings_sha256 = SHA-256 over repr((rowid, "
+            + ", ".join(covered.READINGS_COLUMNS)
+            + ")) + newline for each reading the block sealed, in rowid order;"
+            " tag_id from tag_ids, quality 0 good 1 uncertain 2 bad, an empty unquoted field"
+            " NULL"
+        ),
+        "tag_ids": {path: tid for tid, path in sorted(tag_ids.items(), key=lambda kv: kv[1])},
+        "head": {"seq": head_seq, "sha256": head_sha},
+        "segment": {
+            "first_seq": seg.first_seq,
+            "last_seq": head_seq,
+            "blocks": seg.blocks,
+            "prev_sha256": seg.prev_sha256,
+        },
+        "anchor": None
+        if anchor is None
+        else {"file": anchor.file, "file_line": anchor.anchor.line, "line": anchor.text},
+        "anchored_seq": anchored,
+        "unanchored_blocks": unanchored,
+        "no_anchor": no_anchor,
+        "readings": {
+            "covering_blocks": seg.covering,
+            "fully_proven_blocks": seg.full,
+            "straddling_blocks": seg.straddling,
+            "rows_fully_proven": seg.rows_full,
+            "rows_proven_by_chain_only": seg.rows_chain,
+            "rows_in_no_block": in_no_block,
+            "first_covering_seq": seg.first_covering,
+            "last_covering_seq": seg.last_covering,
+            "covering_blocks_unanchored": seg.covering_unanchored,
+        },
+        "proof": proof,
+    }
+
+
+def _check_scope(seg: _Segment) -> str:
+    """What the store check at export covered, in one sentence."""
+    blocks = (
+        "no block (readings.csv is empty)"
+        if seg.first_covering is None
+        else f"seal blocks {seg.first_covering}..{seg.last_covering} (those that sealed"
+        " readings.csv, straddling ones included)"
+    )
+    return (
+        "SQLite's own check, the audit trail, the whole seal chain, every other record table"
+        f" and the anchors; the readings of {blocks} and any after the newest block"
+    )
+
+
 # --------------------------------------------------------------------------------- build
 
 
@@ -284,12 +630,17 @@ def build_package(
     key_path: str | Path,
     now_us: int,
     readings_level: int | None = 1,
+    check_store: StoreChecker | None = None,
 ) -> PackageInfo:
     """Write the evidence package of ``batch_id`` to ``out_path`` (atomically) and sign it.
 
     The window is the batch's ``[start_us, end_us)``; a batch still in progress is taken
     up to ``now_us`` and the manifest says so. ``readings_level`` is readings.csv's
-    deflate level (None: stored; ADR 0016 weighs size against speed). Raises
+    deflate level (None: stored; ADR 0016 weighs size against speed). ``check_store``
+    (``services.integrity.verify_store``) is run on the store after the readings are read,
+    recomputing the readings of the blocks that sealed readings.csv (the rest of the check
+    is whole), and its verdict goes into the manifest (None: the manifest says it was not
+    run). Raises
     EvidenceError (nothing written) for an unknown batch or an unreadable configuration
     file. The caller audits the export.
     """
@@ -328,6 +679,19 @@ def build_package(
                     per_tag = write_readings(sconns, tag_ids, start_us, end_us, write)
                 except ExportError as exc:
                     raise EvidenceError(str(exc)) from exc
+            # the chain heads on the same snapshot as the readings, before it is let go
+            seal_head = _seal_head(sconn)
+            anchor, no_anchor = _newest_anchor(store.path, seal_head[0])
+            with w.stream(SEAL_FILE) as write:
+                segment = _write_seal_segment(
+                    sconn,
+                    seal_head,
+                    tag_ids,
+                    start_us,
+                    end_us,
+                    None if anchor is None else anchor.anchor.seal_seq,
+                    write,
+                )
             for c in sconns:
                 c.execute("commit")
 
@@ -445,6 +809,15 @@ def build_package(
             w.add(config_member, config_raw)
             w.add("config.sha256", f"{config_sha}  {config_member}\n".encode())
             w.add("public_key.pem", keys.public_pem(key))
+            # after the snapshot: the check's head is at or beyond the package's. It
+            # recomputes the readings of the blocks that sealed readings.csv (the straddling
+            # ones too, which the package cannot prove), not a year of others (ADR 0027)
+            verdict, check_scope = None, None
+            if check_store is not None:
+                scrub_from = segment.first_covering or seal_head[0] + 1
+                budget = max(1, segment.readings_through_last)
+                verdict = check_store(store.path, scrub=Scrub(None, scrub_from, budget))
+                check_scope = _check_scope(segment)
 
             manifest = {
                 "format": FORMAT,
@@ -502,6 +875,15 @@ def build_package(
                     "same_as_service_runs_in_window": bool(runs)
                     and all(r["config_sha256"] == config_sha for r in runs),
                 },
+                "seal": _seal_manifest(segment, anchor, no_anchor, tag_ids, sum(per_tag.values())),
+                "store_check_at_export": None
+                if verdict is None
+                else {
+                    "verified": verdict.verified,
+                    "problems": verdict.problems(),
+                    "summary": verdict.summary(),
+                    "scope": check_scope,
+                },
                 "review_included": review is not None,
                 "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in w.files],
             }
@@ -532,6 +914,8 @@ def build_package(
         audit_head=head,
         files=list(w.files),
         seconds=time.perf_counter() - t0,
+        seal_head=segment.head,
+        store_verified=None if verdict is None else verdict.verified,
     )
 
 
