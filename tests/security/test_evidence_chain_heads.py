@@ -90,7 +90,7 @@ def test_an_exported_package_proves_its_readings_across_several_commit_blocks(bo
     report = ev.verify_package(info.path, info.key_fingerprint)
     assert report.ok, report.problems
     text = report.text()
-    assert "210 rows fully proven" in text and "each of the 4 blocks" in text
+    assert "230 rows fully proven" in text and "each of the 5 blocks" in text
     assert f"the anchor signs seal block {chained.mixed}, which is in this chain" in text
     assert "store check at export ('gmp-edge verify'): verified" in text
 
@@ -142,19 +142,22 @@ def _forged_chain(
 ) -> tuple[bytes, str]:
     """seal_chain.jsonl with block ``victim``'s readings digest recomputed from ``data``
     (the doctored readings.csv) and every hash after it; and the new head hash."""
-    from gmp_edge.integrity.digest import RowsHasher
-
     seal = json.loads(m["manifest.json"])["seal"]
     a, b = chained.rows_of(m, victim)
     blocks = [json.loads(x) for x in m["seal_chain.jsonl"].decode().splitlines()]
     block = next(x for x in blocks if x[0] == victim)
-    h = RowsHasher()
+    rowids = [r for first, count in block[12] for r in range(first, first + count)]
+    groups: dict[str, tuple[Any, int]] = {}
     records = list(ev.csv_records(data.decode().splitlines(keepends=True)))[1:]
-    for i in range(a, b):
+    for rowid, i in zip(rowids, range(a, b), strict=True):
         fields, quoted = records[i]
         assert fields is not None
-        h.add(ev.sealed_reading(block[3] + i - a, fields, quoted, seal["tag_ids"]) or ())
-    block[6] = h.digest().hex()
+        sealed = ev.sealed_reading(rowid, fields, quoted, seal["tag_ids"])
+        h, n = groups.get(ev.group_of(fields[0])) or (hashlib.sha256(), 0)
+        h.update((repr(sealed) + "\n").encode())
+        groups[ev.group_of(fields[0])] = (h, n + 1)
+    mine = {k: (n, h.hexdigest()) for k, (h, n) in groups.items()}
+    block[6] = ev.combine_groups({**mine, **{k: (d[0], d[1]) for k, d in block[13].items()}})
     prev = seal["segment"]["prev_sha256"]
     for x in blocks:
         x[9] = ev.seal_block_hash(prev, x[:9])
@@ -203,19 +206,32 @@ def test_the_chain_rewritten_to_match_the_change(box) -> None:
     )
 
 
-def test_a_straddling_blocks_rows_rest_on_the_chain_and_the_signature(box) -> None:
-    """The documented limit of the partial proof: a block that also sealed readings not in
-    the package cannot be recomputed, so a change to its rows re-signed with the box key
-    is not found; the report says those rows are proven by the chain alone. Re-signed with
-    another key it is found (the anchor's signer)."""
+def test_a_block_that_also_sealed_another_room_is_proven_by_the_batchs_rows(box) -> None:
+    """Before equipment groups, a block that also sealed another room's reading could be
+    proven only by the chain: a change to its rows re-signed with the box key passed. Now
+    the package carries the other room's group digest and the change is found."""
     chained, info = box
     env = chained.env
     m = members(info.path)
     data = changed_reading(chained, m, chained.mixed)
     report = ev.verify_package(resigned(env, info.path, "root.zip", {"readings.csv": data}))
+    assert_fails(report, f"the readings of seal block {chained.mixed} (")
+
+
+def test_a_block_straddling_the_window_rests_on_the_chain_and_the_signature(box) -> None:
+    """The documented limit of the partial proof: a block that also sealed readings of the
+    batch's own equipment outside the window cannot be recomputed from the package, so a
+    change to its rows re-signed with the box key is not found; the report says those rows
+    are proven by the chain alone. Re-signed with another key it is found (the anchor's
+    signer)."""
+    chained, info = box
+    env = chained.env
+    m = members(info.path)
+    data = changed_reading(chained, m, chained.edge)
+    report = ev.verify_package(resigned(env, info.path, "root.zip", {"readings.csv": data}))
     assert report.ok, report.problems
     assert any(
-        "rows of readings.csv are proven by the chain alone" in u and str(chained.mixed) in u
+        "rows of readings.csv are proven by the chain alone" in u and str(chained.edge) in u
         for u in report.unproven
     )
     attacker = Ed25519PrivateKey.generate()

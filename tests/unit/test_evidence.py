@@ -1067,20 +1067,22 @@ def test_the_package_carries_the_chain_heads_and_proves_the_readings_block_by_bl
     assert seal["unanchored_blocks"] == head - chained.mixed > 0
     assert seal["segment"]["first_seq"] == chained.edge
     assert seal["readings"] == {
+        # the block that also sealed another room's readings is proven all the same: the
+        # package carries that room's group digest, the verifier recomputes the batch's own
         "covering_blocks": 6,
-        "fully_proven_blocks": 4,
-        "straddling_blocks": 2,
-        "rows_fully_proven": 2 * (30 + 30 + 30 + 15),
-        "rows_proven_by_chain_only": 2 * 5 + 2 * 10,
+        "fully_proven_blocks": 5,
+        "straddling_blocks": 1,
+        "rows_fully_proven": 2 * (30 + 30 + 30 + 15) + 2 * 10,
+        "rows_proven_by_chain_only": 2 * 5,
         "rows_in_no_block": 0,
         "first_covering_seq": chained.edge,
         "last_covering_seq": chained.inside[-1],
         "covering_blocks_unanchored": 1,
     }
-    assert man["readings"]["rows"] == seal["readings"]["rows_fully_proven"] + 30
+    assert man["readings"]["rows"] == seal["readings"]["rows_fully_proven"] + 10
     proofs = {b[0]: b[11] for b in map(json.loads, m["seal_chain.jsonl"].decode().splitlines())}
     assert [proofs[s] for s in chained.inside] == ["full"] * 4
-    assert proofs[chained.edge] == proofs[chained.mixed] == "chain"
+    assert proofs[chained.edge] == "chain" and proofs[chained.mixed] == "full"
     assert proofs[chained.after] is None
     assert any("straddle the batch" in p for p in seal["proof"])
     assert man["store_check_at_export"]["verified"] is True and info.store_verified is True
@@ -1088,15 +1090,15 @@ def test_the_package_carries_the_chain_heads_and_proves_the_readings_block_by_bl
     report = ev.verify_package(info.path, info.key_fingerprint)
     assert report.ok, report.problems
     text = report.text()
-    assert "210 rows fully proven" in text and "each of the 4 blocks" in text
+    assert "230 rows fully proven" in text and "each of the 5 blocks" in text
     assert (
         f"valid Ed25519 signature by the key that signed this package ({info.key_fingerprint})"
         in text
     )
     assert f"the anchor signs seal block {chained.mixed}, which is in this chain" in text
     assert f"up to the ledger head at export: block {head}, sha256 {head_hash}" in text
-    assert "not proven: 30 rows of readings.csv are proven by the chain alone" in text
-    assert f"seal blocks {chained.edge}, {chained.mixed})" in text
+    assert "not proven: 10 rows of readings.csv are proven by the chain alone" in text
+    assert f"seal blocks {chained.edge})" in text
     assert f"not proven: seal blocks {chained.mixed + 1}..{head}" in text
     assert "store check at export ('gmp-edge verify'): verified" in text
 
@@ -1174,13 +1176,20 @@ def test_the_chain_itself_is_checked_block_by_block(chained):
     )
     r = ev.verify_package(path)
     assert_fails(r, f"signs seal block {chained.mixed} with sha256", "the chain was rewritten")
-    # a proof claimed that the block cannot give
+    # a proof claimed that the block cannot give: its rows recomputed do not make its digest
     claimed = [list(b) for b in blocks]
     for b in claimed:
-        if b[0] == chained.mixed:
+        if b[0] == chained.edge:
             b[11] = "full"
     r = ev.verify_package(resigned(env, info.path, "d.zip", {"seal_chain.jsonl": jsonl(claimed)}))
-    assert_fails(r, f"seal block {chained.mixed} is called 'full'")
+    assert_fails(r, f"the readings of seal block {chained.edge} (")
+    # rowids moved outside the block's range
+    moved = [list(b) for b in blocks]
+    for b in moved:
+        if b[0] == chained.mixed:
+            b[12] = [[b[4] + 1, b[10]]]
+    r = ev.verify_package(resigned(env, info.path, "e.zip", {"seal_chain.jsonl": jsonl(moved)}))
+    assert_fails(r, f"seal block {chained.mixed}: the rowids it gives its rows")
 
 
 def test_an_edited_anchor_line_fails_its_signature(chained):

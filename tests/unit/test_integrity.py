@@ -245,3 +245,23 @@ def test_a_scrub_after_retention_emptied_the_table_finds_nothing_wrong(tmp_path:
     for scrub in (Scrub(None, first_new, 40), Scrub(first_new, 1, 40), Scrub(None, 1, 10**6)):
         _, _, _, found = _scrubbed(db, scrub)
         assert found == [], (scrub, found)
+
+
+def test_the_offline_verifier_groups_and_combines_as_the_seal_does() -> None:
+    """evidence/verify.py runs alone (no import of ours): its copy of the readings digest
+    must be the ledger's."""
+    from gmp_edge.evidence import verify as ev
+    from gmp_edge.integrity.digest import ReadingsHasher, combine_groups, equipment_of
+
+    paths = {1: "s/a/r1/press-01/force", 2: "s/a/r2/trh-01/temperature", 3: "s/a/r1/press-01/x"}
+    rows = [(10, 1, 5, 5, None, 1.5, None, 0, None, None), (11, 2, 5, 5, None, 20.0, None, 0,
+            None, None), (12, 3, 6, 6, None, None, "B-1", 0, None, None)]  # fmt: skip
+    h = ReadingsHasher(lambda t: equipment_of(paths[t]))
+    for r in rows:
+        h.add(r)
+    for tag, path in paths.items():
+        assert ev.group_of(path) == equipment_of(path), tag
+    groups = h.groups()
+    by_hand = {k: (n, d.hex()) for k, (n, d) in groups.items()}
+    assert ev.combine_groups(by_hand) == combine_groups(groups).hex() == h.digest().hex()
+    assert set(groups) == {"s/a/r1/press-01", "s/a/r2/trh-01"} and groups["s/a/r1/press-01"][0] == 2

@@ -30,13 +30,15 @@ read on the readings' snapshot), the newest signed anchor at or below it (its li
 ``<store>.anchors`` verbatim: the verifier checks its Ed25519 signature with the box key)
 and how many blocks follow it unanchored. ``seal_chain.jsonl`` gives every block of the
 segment with all the content its hash covers, so the chain is recomputed up to the head;
-each block that sealed rows of readings.csv says how many (``csv_rows``) and how far they
-prove them (``proof``). A block's readings digest is one SHA-256 over all the rows it
-sealed, so it can be recomputed from readings.csv only when every one of them is there:
-``full`` (the block sealed readings of the batch scope and window alone); ``chain`` (the
-block straddles: it also sealed readings of other tags or of times outside the window, not
-in the package; its rows here are proven only by the chain: the block exists, is chained to
-the head and anchored, and sealed that many readings in that rowid range). The manifest
+each block that sealed rows of readings.csv says how many (``csv_rows``), their rowids
+(``csv_rowids``, runs of [first, count]) and how far they prove them (``proof``). A block's
+readings digest combines one SHA-256 per equipment group (``integrity.digest``); the block
+line carries the digests of the groups readings.csv does not hold whole
+(``other_groups``: other rooms' equipment), so the verifier recomputes the rest from the
+rows here: ``full``. ``chain``: the block also sealed readings of the batch's own
+equipment outside the window (at its start or end), so a group is only partly here; those
+rows are proven only by the chain (the block exists, is chained to the head and anchored,
+and sealed that many readings in that rowid range). The manifest
 says in sentences which is which (``seal.proof``), and carries the verdict of the store
 check (``gmp-edge verify``) run at export (``store_check_at_export``): whole but for the
 readings, which it recomputes in the blocks that sealed readings.csv (straddling ones
@@ -80,7 +82,8 @@ from gmp_edge.evidence.verify import SEAL_COLUMNS
 from gmp_edge.integrity import covered, keys
 from gmp_edge.integrity.anchors import Anchor, anchors_path_for, parse_anchors
 from gmp_edge.integrity.check import Scrub
-from gmp_edge.integrity.digest import GENESIS
+from gmp_edge.integrity.digest import GENESIS, RowsHasher
+from gmp_edge.integrity.groups import TagGroups
 from gmp_edge.timefmt import iso
 
 if TYPE_CHECKING:
@@ -454,44 +457,41 @@ def _write_seal_segment(
         seg.prev_sha256 = GENESIS.hex() if row is None else bytes(row[0]).hex()
     else:
         seg.prev_sha256 = GENESIS.hex()
-    # the count runs over the block's rowid range; the unary + keeps SQLite off the
-    # (tag_id, ts_us) index, which would scan the whole scope for every block
-    marks = ",".join("?" * len(ids))
     cur = conn.execute(
         "select seq, ts_us, kind, readings_lo, readings_hi, readings_n, readings_sha256,"
-        " changes, changes_sha256, hash, case when readings_lo is not null"
-        " and readings_hi >= ? and readings_lo <= ? then (select count(*) from readings r"
-        " where r.rowid between b.readings_lo and b.readings_hi"
-        f" and +r.tag_id in ({marks}) and +r.ts_us >= ? and +r.ts_us < ?) end"
-        " from seal_blocks b where seq >= ? order by seq",
-        (xlo, xhi, *ids, start_us, end_us, start),
+        " changes, changes_sha256, hash from seal_blocks where seq >= ? order by seq",
+        (start,),
     )
+    groups = TagGroups(conn)
     sealed_since_first = 0
     try:
         while rows := cur.fetchmany(2000):
             out: list[str] = []
-            for seq, ts, kind, lo, hi, n, rsha, changes, csha, digest, in_csv in rows:
+            for seq, ts, kind, lo, hi, n, rsha, changes, csha, digest in rows:
                 csv_rows = proof = None
+                runs: list[list[int]] | None = None
+                others: dict[str, list[Any]] | None = None
                 if seg.first_covering is not None and lo is not None:
                     sealed_since_first += int(n)
-                if in_csv and not dead(int(seq), int(hi)):
-                    csv_rows = int(in_csv)
-                    full = csv_rows == int(n) == int(hi) - int(lo) + 1 and rsha is not None
-                    proof = "full" if full else "chain"
-                    seg.covering += 1
-                    if seg.first_covering is None:
-                        seg.first_covering = int(seq)
-                        sealed_since_first = int(n)
-                    seg.last_covering = int(seq)
-                    seg.readings_through_last = sealed_since_first
-                    if anchored_seq is None or seq > anchored_seq:
-                        seg.covering_unanchored += 1
-                    if full:
-                        seg.full += 1
-                        seg.rows_full += csv_rows
-                    else:
-                        seg.straddling += 1
-                        seg.rows_chain += csv_rows
+                if lo is not None and hi >= xlo and lo <= xhi and not dead(int(seq), int(hi)):
+                    share = _block_share(conn, int(lo), int(hi), tag_ids, start_us, end_us, groups)
+                    if share is not None:
+                        csv_rows, runs, others, full = share
+                        proof = "full" if full and rsha is not None else "chain"
+                        seg.covering += 1
+                        if seg.first_covering is None:
+                            seg.first_covering = int(seq)
+                            sealed_since_first = int(n)
+                        seg.last_covering = int(seq)
+                        seg.readings_through_last = sealed_since_first
+                        if anchored_seq is None or seq > anchored_seq:
+                            seg.covering_unanchored += 1
+                        if proof == "full":
+                            seg.full += 1
+                            seg.rows_full += csv_rows
+                        else:
+                            seg.straddling += 1
+                            seg.rows_chain += csv_rows
                 line = [
                     seq,
                     ts,
@@ -505,6 +505,8 @@ def _write_seal_segment(
                     bytes(digest).hex(),
                     csv_rows,
                     proof,
+                    runs,
+                    others,
                 ]
                 out.append(json.dumps(line, separators=(",", ":")) + "\n")
             seg.blocks += len(rows)
@@ -512,6 +514,51 @@ def _write_seal_segment(
     finally:
         cur.close()
     return seg
+
+
+def _block_share(
+    conn: sqlite3.Connection,
+    lo: int,
+    hi: int,
+    tag_ids: Mapping[int, str],
+    start_us: int,
+    end_us: int,
+    groups: TagGroups,
+) -> tuple[int, list[list[int]], dict[str, list[Any]], bool] | None:
+    """What of block ``lo..hi`` readings.csv holds: (rows, their rowids as [first, count]
+    runs, the digests of the equipment groups not wholly in readings.csv, whether every one
+    of its rows is in a group wholly there), or None when it holds none of them.
+
+    The verifier recomputes the digest of every group wholly in readings.csv from its rows
+    and combines it with the others' digests given here (``integrity.digest``): so a block
+    that also sealed other rooms' readings is proven by the batch's rows all the same."""
+    hashers: dict[str, RowsHasher] = {}
+    total: dict[str, int] = {}
+    inside: dict[str, int] = {}
+    runs: list[list[int]] = []
+    for row in conn.execute(
+        covered.select_rows(covered.READINGS) + " where rowid between ? and ? order by rowid",
+        (lo, hi),
+    ):
+        rid, tag = int(row[0]), int(row[1])
+        g = groups(tag)
+        h = hashers.get(g)
+        if h is None:
+            h = hashers[g] = RowsHasher()
+        h.add(row)
+        total[g] = total.get(g, 0) + 1
+        if tag in tag_ids and start_us <= int(row[2]) < end_us:
+            inside[g] = inside.get(g, 0) + 1
+            if runs and runs[-1][0] + runs[-1][1] == rid:
+                runs[-1][1] += 1
+            else:
+                runs.append([rid, 1])
+    rows = sum(inside.values())
+    if not rows:
+        return None
+    wholly = {g for g, k in inside.items() if k == total[g]}
+    others = {g: [h.n, h.digest().hex()] for g, h in hashers.items() if g not in wholly}
+    return rows, runs, others, len(wholly) == len(inside)
 
 
 def _seal_manifest(
@@ -546,15 +593,17 @@ def _seal_manifest(
         )
     proof.append(
         f"{seg.covering} blocks sealed the {exported} rows of readings.csv. {seg.full} are"
-        f" fully proven ({seg.rows_full} rows): every reading they sealed is in readings.csv,"
-        " so their readings digest is recomputed from it."
+        f" fully proven ({seg.rows_full} rows): every reading they sealed of the batch's"
+        " equipment is in readings.csv and the other equipment's group digests are given, so"
+        " their readings digest is recomputed from it."
     )
     if seg.straddling:
         proof.append(
-            f"{seg.straddling} straddle the batch ({seg.rows_chain} rows): they also sealed"
-            " readings not in this package (other tags, or times outside the window), so their"
-            " digest cannot be recomputed here; their rows are proven only by the chain (the"
-            " block exists, is chained to the head and sealed that many readings)."
+            f"{seg.straddling} straddle the batch window ({seg.rows_chain} rows): they also"
+            " sealed readings of the batch's own equipment outside the window, not in this"
+            " package, so their digest cannot be recomputed here; their rows are proven only"
+            " by the chain (the block exists, is chained to the head and sealed that many"
+            " readings)."
         )
     if in_no_block:
         proof.append(
@@ -564,9 +613,12 @@ def _seal_manifest(
         "file": SEAL_FILE,
         "columns": list(SEAL_COLUMNS),
         "row_encoding": (
-            "readings_sha256 = SHA-256 over repr((rowid, "
+            "readings_sha256 = SHA-256 over b'gmp-edge readings by equipment 1\\n' then, for"
+            " each equipment group (tag path without its signal) sorted by name,"
+            " 'group<TAB>rows<TAB>group digest hex<LF>'; a group digest = SHA-256 over"
+            " repr((rowid, "
             + ", ".join(covered.READINGS_COLUMNS)
-            + ")) + newline for each reading the block sealed, in rowid order;"
+            + ")) + newline for each of its readings in the block, in rowid order;"
             " tag_id from tag_ids, quality 0 good 1 uncertain 2 bad, an empty unquoted field"
             " NULL"
         ),

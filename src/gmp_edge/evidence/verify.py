@@ -61,7 +61,7 @@ MAX_ROW_PROBLEMS = 10
 # gmp_edge.integrity.digest.block_hash takes them), its hash, then what the package adds
 SEAL_COLUMNS = (
     "seq", "ts_us", "kind", "readings_lo", "readings_hi", "readings_n", "readings_sha256",
-    "changes", "changes_sha256", "hash", "csv_rows", "proof",
+    "changes", "changes_sha256", "hash", "csv_rows", "proof", "csv_rowids", "other_groups",
 )  # fmt: skip
 # the stored columns of a reading after its rowid, as a seal hashes them
 # (gmp_edge.integrity.covered.READINGS_COLUMNS; a unit test keeps them identical)
@@ -491,7 +491,9 @@ _SHOWN_SEQS = 10  # block numbers listed in one line; seal_chain.jsonl has them 
 
 @dataclass(frozen=True, slots=True)
 class _Covering:
-    """A block that sealed rows of readings.csv, as seal_chain.jsonl lists it."""
+    """A block that sealed rows of readings.csv, as seal_chain.jsonl lists it: the rowids
+    of those rows (``runs`` of [first, count]) and the digests of the equipment groups the
+    package does not hold whole (``others``: group -> (rows, SHA-256 hex))."""
 
     seq: int
     ts_us: int
@@ -500,29 +502,79 @@ class _Covering:
     n: int
     sha256: str | None
     rows: int  # of its readings, those in readings.csv
-    full: bool  # they are all the readings it sealed: its digest is recomputable
+    full: bool  # every one of them is in a group wholly here: the digest is recomputable
+    runs: tuple[tuple[int, int], ...] = ()
+    others: tuple[tuple[str, int, str], ...] = ()
+
+    def rowids(self) -> Iterator[int]:
+        """The rowids of its rows in readings.csv, in order."""
+        for first, count in self.runs:
+            yield from range(first, first + count)
+
+
+def _is_group_digests(v: Any) -> bool:
+    return isinstance(v, dict) and all(
+        isinstance(k, str)
+        and isinstance(d, list)
+        and len(d) == 2
+        and type(d[0]) is int
+        and isinstance(d[1], str)
+        and len(d[1]) == 64
+        for k, d in v.items()
+    )
 
 
 def _is_block(b: Any) -> bool:
     """A seal_chain.jsonl line of the right shape (types as the box writes them)."""
     if not isinstance(b, list) or len(b) != len(SEAL_COLUMNS):
         return False
-    seq, ts, kind, lo, hi, n, rsha, changes, csha, digest, rows, proof = b
+    seq, ts, kind, lo, hi, n, rsha, changes, csha, digest, rows, proof, runs, others = b
     return (
         all(type(v) is int for v in (seq, ts, n, changes))
         and all(v is None or type(v) is int for v in (lo, hi, rows))
         and all(isinstance(v, str) for v in (kind, csha, digest))
         and (rsha is None or isinstance(rsha, str))
         and proof in (None, "full", "chain")
-        and (rows is None) == (proof is None)
+        and (rows is None) == (proof is None) == (runs is None) == (others is None)
         and (rows is None or (lo is not None and hi is not None))
+        and (
+            runs is None
+            or (
+                isinstance(runs, list)
+                and all(
+                    isinstance(r, list) and len(r) == 2 and all(type(x) is int for x in r)
+                    for r in runs
+                )
+                and sum(r[1] for r in runs) == rows
+            )
+        )
+        and (others is None or _is_group_digests(others))
     )
 
 
-def _full(b: list[Any]) -> bool:
-    """Every reading the block sealed is among its rows in readings.csv (consecutive rowids)."""
-    lo, hi, n, rsha, rows = b[3], b[4], b[5], b[6], b[10]
-    return rsha is not None and rows == n == hi - lo + 1
+def _covering(b: list[Any]) -> _Covering:
+    runs = tuple((int(r[0]), int(r[1])) for r in b[12])
+    others = tuple((str(k), int(d[0]), str(d[1])) for k, d in sorted(b[13].items()))
+    return _Covering(
+        b[0], b[1], b[3], b[4], b[5], b[6], b[10], b[11] == "full" and b[6] is not None,
+        runs, others,
+    )  # fmt: skip
+
+
+def group_of(path: str) -> str:
+    """A reading's equipment group: its tag path without the signal
+    (``gmp_edge.integrity.digest.equipment_of``)."""
+    return path.rsplit("/", 1)[0]
+
+
+def combine_groups(groups: dict[str, tuple[int, str]]) -> str:
+    """A block's readings digest from its groups' (rows, SHA-256 hex), as
+    ``gmp_edge.integrity.digest.combine_groups`` makes it (a unit test keeps them equal)."""
+    h = hashlib.sha256(b"gmp-edge readings by equipment 1\n")
+    for key in sorted(groups):
+        n, d = groups[key]
+        h.update(f"{key}\t{n}\t{d}\n".encode())
+    return h.hexdigest()
 
 
 @dataclass
@@ -544,7 +596,7 @@ class _SealPlan:
             for line in io.TextIOWrapper(raw, encoding="utf-8"):
                 b = json.loads(line)
                 if b[10] is not None:
-                    yield _Covering(b[0], b[1], b[3], b[4], b[5], b[6], b[10], _full(b))
+                    yield _covering(b)
 
 
 def _anchor(c: _Check, info: Any, fp: str | None) -> tuple[int, str, str] | None:
@@ -657,17 +709,18 @@ def _seal(c: _Check, manifest: dict[str, Any], fp: str | None) -> _SealPlan | No
                 expect += 1
                 if b[10] is None:
                     continue
-                full = _full(b)
+                full = b[11] == "full" and b[6] is not None
                 if b[10] > b[5]:
                     c.problem(
                         f"{name}: seal block {b[0]} sealed {b[5]} readings, not the {b[10]}"
                         " of readings.csv it is said to hold"
                     )
                     return None
-                if (b[11] == "full") != full:
+                edges = [x for first, count in b[12] for x in (first, first + count - 1)]
+                if edges != sorted(edges) or (edges and not b[3] <= edges[0] <= edges[-1] <= b[4]):
                     c.problem(
-                        f"{name}: seal block {b[0]} is called {b[11]!r}, but"
-                        f" {b[10]} of its {b[5]} readings are in readings.csv"
+                        f"{name}: seal block {b[0]}: the rowids it gives its rows of"
+                        f" readings.csv are not in its range {b[3]}..{b[4]}, in order"
                     )
                     return None
                 covering += 1
@@ -744,12 +797,19 @@ class _ReadingsProof:
     def __init__(self, blocks: Iterator[_Covering], tag_ids: dict[str, int]):
         self._blocks = blocks
         self._tag_ids = tag_ids
-        self._cur = next(blocks, None)
         self._first = 0  # the index of the current block's first row in readings.csv
-        self._h = hashlib.sha256()
+        self._groups: dict[str, tuple[Any, int]] = {}  # group -> (SHA-256, rows)
         self.attributed = 0
         self.proven: list[_Covering] = []
         self.failed: list[_Covering] = []
+        self._cur: _Covering | None = None
+        self._ids: Iterator[int] = iter(())
+        self._next_block()
+
+    def _next_block(self) -> None:
+        self._cur = next(self._blocks, None)
+        self._ids = iter(()) if self._cur is None else self._cur.rowids()
+        self._groups = {}
 
     def add(self, index: int, row: list[str] | None, quoted: list[bool] | None) -> None:
         """Feed record ``index`` (0: the first after the header)."""
@@ -758,23 +818,29 @@ class _ReadingsProof:
         cur = self._cur
         if cur is None or not cur.full:
             return
-        sealed = (
-            None
-            if row is None
-            else _sealed_repr(cur.lo + index - self._first, row, quoted, self._tag_ids)
-        )
+        rowid = next(self._ids)
+        sealed = None if row is None else _sealed_repr(rowid, row, quoted, self._tag_ids)
         # a record that cannot be a stored row: a digest no block has
-        self._h.update(b"\x00\n" if sealed is None else (sealed + "\n").encode())
+        key = group_of(row[0]) if row else "?"
+        h, n = self._groups.get(key) or (hashlib.sha256(), 0)
+        h.update(b"\x00\n" if sealed is None else (sealed + "\n").encode())
+        self._groups[key] = (h, n + 1)
 
     def _end(self) -> None:
         cur = self._cur
         assert cur is not None
         if cur.full:
-            (self.proven if self._h.hexdigest() == cur.sha256 else self.failed).append(cur)
+            mine = {k: (n, h.hexdigest()) for k, (h, n) in self._groups.items()}
+            given = {k: (n, d) for k, n, d in cur.others}
+            whole = (
+                not set(mine) & set(given)
+                and sum(n for n, _ in mine.values()) + sum(n for n, _ in given.values()) == cur.n
+                and combine_groups({**mine, **given}) == cur.sha256
+            )
+            (self.proven if whole else self.failed).append(cur)
         self._first += cur.rows
         self.attributed += cur.rows
-        self._h = hashlib.sha256()
-        self._cur = next(self._blocks, None)
+        self._next_block()
 
     def finish(self, c: _Check, name: str, rows: int, plan: _SealPlan) -> None:
         """After the last record: name every block whose readings differ, say what is proven."""
@@ -807,17 +873,18 @@ class _ReadingsProof:
         if self.proven and not self.failed:
             c.checked.append(
                 f"{name}: {sum(b.rows for b in self.proven)} rows fully proven: the readings"
-                f" digest of each of the {len(self.proven)} blocks that sealed them alone,"
-                " recomputed from these rows, is the one the block sealed"
+                f" digest of each of the {len(self.proven)} blocks that sealed them,"
+                " recomputed from these rows and the other equipment's group digests, is the"
+                " one the block sealed"
             )
         if plan.straddling:
             more = ", ..." if plan.straddling > len(plan.straddling_seqs) else ""
             c.unproven.append(
                 f"{plan.rows_chain} rows of {name} are proven by the chain alone, not by their"
                 f" content: the {plan.straddling} blocks that sealed them (seal blocks"
-                f" {', '.join(map(str, plan.straddling_seqs))}{more}) straddle the batch, they"
-                " also sealed readings not in this package (other tags, or times outside the"
-                " window), so their digest cannot be recomputed here"
+                f" {', '.join(map(str, plan.straddling_seqs))}{more}) straddle the batch"
+                " window: they also sealed readings of the batch's own equipment outside it,"
+                " not in this package, so their digest cannot be recomputed here"
             )
 
 

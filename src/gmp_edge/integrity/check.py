@@ -20,11 +20,12 @@ from gmp_edge.integrity.digest import (
     GENESIS,
     Block,
     Change,
-    RowsHasher,
+    ReadingsHasher,
     changes_digest,
     expected_hash,
     row_digest,
 )
+from gmp_edge.integrity.groups import TagGroups
 from gmp_edge.timefmt import iso
 
 Progress = Callable[[str], None]
@@ -192,7 +193,8 @@ def _readings(
     unsealed = 0
     first_unsealed: int | None = None
     prev_hi = 0
-    h = RowsHasher()
+    groups = TagGroups(conn)
+    h = ReadingsHasher(groups)
 
     def finish(b: Block) -> None:
         n = h.n
@@ -220,7 +222,7 @@ def _readings(
             finish(block)
             prev_hi = int(block.readings_hi or 0)
             block = next(live, None)
-            h = RowsHasher()
+            h = ReadingsHasher(groups)
             while block is not None and int(block.readings_lo or 0) <= prev_hi:
                 f.add("readings", f"seal block {block.seq}: its readings overlap the block before")
                 block = next(live, None)
@@ -232,7 +234,7 @@ def _readings(
     while block is not None:
         finish(block)
         block = next(live, None)
-        h = RowsHasher()
+        h = ReadingsHasher(groups)
     if unsealed:
         f.add(
             "readings",

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 GENESIS = bytes(32)  # the "previous hash" of block 1
 _SEP = b"\n"  # repr escapes newlines inside strings and bytes
@@ -40,6 +41,70 @@ class RowsHasher:
     def digest(self) -> bytes:
         """The digest of the rows fed so far."""
         return self._h.digest()
+
+
+class ReadingsHasher:
+    """A block's readings digest: the rows split by equipment (the tag path without its
+    signal, ``site/area/room/equipment``), each group hashed as a :class:`RowsHasher` in
+    rowid order, and the groups combined (:func:`combine_groups`).
+
+    Why groups: a batch's evidence holds the readings of its rooms and equipment only. With
+    one digest over all a commit sealed, every block that also sealed another room's
+    readings could be proven only by the chain; with one per equipment group, the package
+    carries the other groups' digests and the verifier recomputes the batch's own from its
+    rows. ``group_of(tag_id)`` names a reading's group; rows are ``(rowid, tag_id, ...)``.
+    """
+
+    def __init__(self, group_of: Callable[[int], str]) -> None:
+        self._group_of = group_of
+        self._groups: dict[str, RowsHasher] = {}
+        self._last_tag: object = None
+        self._last: RowsHasher | None = None
+        self.n = 0
+
+    def add(self, row: Sequence[object]) -> None:
+        """Feed the next row (rowid order)."""
+        tag = row[1]
+        if tag is not self._last_tag or self._last is None:  # runs of one tag are common
+            key = self._group_of(cast(int, tag))
+            h = self._groups.get(key)
+            if h is None:
+                h = self._groups[key] = RowsHasher()
+            self._last_tag, self._last = tag, h
+        self._last.add(row)
+        self.n += 1
+
+    def groups(self) -> dict[str, tuple[int, bytes]]:
+        """group -> (rows, digest) of what was fed."""
+        return {k: (h.n, h.digest()) for k, h in self._groups.items()}
+
+    def digest(self) -> bytes:
+        """The block's readings digest."""
+        return combine_groups(self.groups())
+
+
+def combine_groups(groups: Mapping[str, tuple[int, bytes]]) -> bytes:
+    """SHA-256 over ``group<TAB>rows<TAB>digest hex<LF>`` for every group, sorted by name."""
+    h = hashlib.sha256(b"gmp-edge readings by equipment 1\n")
+    for key in sorted(groups):
+        n, d = groups[key]
+        h.update(f"{key}\t{n}\t{d.hex()}\n".encode())
+    return h.digest()
+
+
+def equipment_of(path: str) -> str:
+    """The group of a tag: its path without the signal (``site/area/room/equipment``)."""
+    return path.rsplit("/", 1)[0]
+
+
+def readings_digest(
+    rows: Iterable[Sequence[object]], group_of: Callable[[int], str]
+) -> tuple[bytes, int]:
+    """(digest, count) of readings rows in rowid order, grouped as :class:`ReadingsHasher`."""
+    h = ReadingsHasher(group_of)
+    for row in rows:
+        h.add(row)
+    return h.digest(), h.n
 
 
 def rows_digest(rows: Iterable[Sequence[object]]) -> tuple[bytes, int]:

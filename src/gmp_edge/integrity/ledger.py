@@ -28,9 +28,10 @@ from gmp_edge.integrity.digest import (
     Change,
     block_hash,
     changes_digest,
+    readings_digest,
     row_digest,
-    rows_digest,
 )
+from gmp_edge.integrity.groups import TagGroups
 from gmp_edge.storage.schema import Schema, migrate
 
 _SCHEMA = """
@@ -98,6 +99,7 @@ class Sealer:
         conn.execute("create index if not exists temp.seal_touched_row on seal_touched(tbl, rid)")
         self._armed: set[str] = set()
         self._adopted: set[str] = set()
+        self._groups = TagGroups(self.conn)
         self._readings_from: int | None = None
         self._retention_hi: int | None = None
 
@@ -148,8 +150,9 @@ class Sealer:
         for table in sorted(unknown - known):
             if table == covered.READINGS:
                 lo, hi = self.conn.execute("select min(rowid), max(rowid) from readings").fetchone()
-                digest, n = rows_digest(
-                    self.conn.execute(covered.select_rows(table) + " order by rowid")
+                digest, n = readings_digest(
+                    self.conn.execute(covered.select_rows(table) + " order by rowid"),
+                    self._groups,
                 )
                 seq = self._append(ts, f"adopt:{table}", lo, hi, n, digest if n else None, [])
                 if self._readings_from is not None:
@@ -210,12 +213,13 @@ class Sealer:
             top = self._max_reading()
             if top > self._readings_from:
                 lo, hi = self._readings_from + 1, top
-                sha, n = rows_digest(
+                sha, n = readings_digest(
                     self.conn.execute(
                         covered.select_rows(covered.READINGS)
                         + " where rowid between ? and ? order by rowid",
                         (lo, hi),
-                    )
+                    ),
+                    self._groups,
                 )
         sealed: int | None = None
         if self._retention_hi is not None:
