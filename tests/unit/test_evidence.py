@@ -1026,6 +1026,28 @@ def chained(tmp_path):
     env.close()
 
 
+def test_the_chain_ends_at_the_first_anchor_that_signs_the_whole_batch(chained):
+    """A batch released a month later must not carry a month of seal blocks: once an anchor
+    signs every block of the batch, the package's chain stops there."""
+    env = chained.env
+    late = anchor_now(env.db, "periodic", at_us=T0 + 131 * S)  # signs every batch block
+    for i in range(5):  # the box goes on sealing after it
+        commit_span(env, 200 + 10 * i, 205 + 10 * i)
+    store_head = seal_head(env.db)
+    info = env.build()
+    man = json.loads(members(info.path)["manifest.json"])
+    seal = man["seal"]
+    assert late.seal_seq is not None and late.seal_seq < store_head
+    assert seal["head"]["seq"] == seal["segment"]["last_seq"] == late.seal_seq
+    assert seal["anchored_seq"] == late.seal_seq and seal["unanchored_blocks"] == 0
+    assert seal["readings"]["covering_blocks_unanchored"] == 0
+    blocks = members(info.path)["seal_chain.jsonl"].decode().splitlines()
+    assert json.loads(blocks[-1])[0] == late.seal_seq
+    report = ev.verify_package(info.path, info.key_fingerprint)
+    assert report.ok, report.problems
+    assert not any("not anchored" in u for u in report.unproven)
+
+
 def change_value(csv_bytes: bytes, row: int, value: bytes) -> bytes:
     """readings.csv with data row ``row``'s value replaced (the other bytes untouched)."""
     lines = csv_bytes.split(b"\n")
@@ -1096,7 +1118,7 @@ def test_the_package_carries_the_chain_heads_and_proves_the_readings_block_by_bl
         in text
     )
     assert f"the anchor signs seal block {chained.mixed}, which is in this chain" in text
-    assert f"up to the ledger head at export: block {head}, sha256 {head_hash}" in text
+    assert f"up to the package's head: block {head}, sha256 {head_hash}" in text
     assert "not proven: 10 rows of readings.csv are proven by the chain alone" in text
     assert f"seal blocks {chained.edge})" in text
     assert f"not proven: seal blocks {chained.mixed + 1}..{head}" in text

@@ -8,7 +8,7 @@ Contents (in this order; docs/decisions/0016-evidence-package.md explains each):
                                ``ts_us`` in the batch window, in commit order, all columns
 ``seal_chain.jsonl``           the seal ledger's blocks (ADR 0027) from the first that sealed
                                a row of readings.csv (or the anchored one, if lower) up to
-                               the head at export, one JSON array a block; see below
+                               the package's head, one JSON array a block; see below
 ``gaps.csv``                   gaps of those tags overlapping the window
 ``alarm_transitions.json``     alarm transitions of those tags in the window
 ``excursions/deviations.json`` deviations naming the batch, each with its signature manifest
@@ -25,8 +25,9 @@ Contents (in this order; docs/decisions/0016-evidence-package.md explains each):
 ``manifest.sig``               raw 64-byte Ed25519 signature over manifest.json's bytes
 =============================  ==========================================================
 
-**Chain heads** (the manifest's ``seal``): the ledger head at export (block seq and hash,
-read on the readings' snapshot), the newest signed anchor at or below it (its line of
+**Chain heads** (the manifest's ``seal``): the package's head (block seq and hash, read on
+the readings' snapshot): the first block an anchor signs at or after every block of the
+batch, else the ledger head at export; the newest signed anchor at or below it (its line of
 ``<store>.anchors`` verbatim: the verifier checks its Ed25519 signature with the box key)
 and how many blocks follow it unanchored. ``seal_chain.jsonl`` gives every block of the
 segment with all the content its hash covers, so the chain is recomputed up to the head;
@@ -352,9 +353,49 @@ class _AnchorLine:
     file: str
 
 
-def _newest_anchor(store_path: Path, head_seq: int) -> tuple[_AnchorLine | None, str | None]:
-    """The newest signed anchor whose seal head is at or below ``head_seq`` (anchors taken
-    after the package's snapshot cover blocks it does not hold), or None and why."""
+def _block_hash(conn: sqlite3.Connection, seq: int) -> tuple[int, bytes]:
+    row = conn.execute("select hash from seal_blocks where seq=?", (seq,)).fetchone()
+    return seq, bytes(row[0]) if row is not None else GENESIS
+
+
+def _rowid_span(
+    conn: sqlite3.Connection, tag_ids: Mapping[int, str], start_us: int, end_us: int
+) -> tuple[int, int]:
+    """The rowids readings.csv spans ((1, 0): none), per tag on the (tag_id, ts_us) index."""
+    xlo, xhi = 1, 0
+    for tid in sorted(tag_ids):
+        a, b = conn.execute(
+            "select min(rowid), max(rowid) from readings where tag_id=? and ts_us>=? and ts_us<?",
+            (tid, start_us, end_us),
+        ).fetchone()
+        if a is not None:
+            xlo, xhi = (int(a), int(b)) if xlo > xhi else (min(xlo, int(a)), max(xhi, int(b)))
+    return xlo, xhi
+
+
+def _last_covering_seq(
+    conn: sqlite3.Connection, tag_ids: Mapping[int, str], start_us: int, end_us: int
+) -> int | None:
+    """The newest block that may have sealed a row of readings.csv (None: no such row)."""
+    if not _has_table(conn, "seal_blocks"):
+        return None
+    xlo, xhi = _rowid_span(conn, tag_ids, start_us, end_us)
+    if xlo > xhi:
+        return None
+    row = conn.execute(
+        "select max(seq) from seal_blocks where readings_lo is not null and kind != 'retention'"
+        " and readings_hi >= ? and readings_lo <= ?",
+        (xlo, xhi),
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def _newest_anchor(
+    store_path: Path, head_seq: int, needed: int | None = None
+) -> tuple[_AnchorLine | None, str | None]:
+    """The first signed anchor that signs block ``needed`` or later (at or below
+    ``head_seq``: anchors taken after the package's snapshot cover blocks it does not hold);
+    else the newest at or below ``head_seq``; or None and why."""
     path = anchors_path_for(store_path)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -364,8 +405,14 @@ def _newest_anchor(store_path: Path, head_seq: int) -> tuple[_AnchorLine | None,
         return None, f"the anchors file {path.name} cannot be read: {exc.strerror}"
     anchors, _ = parse_anchors(text)
     lines = text.splitlines()  # parse_anchors numbers these lines
-    for a in reversed(anchors):
-        if not a.legacy and a.seal_seq is not None and a.seal_seq <= head_seq:
+    signed = [a for a in anchors if not a.legacy and a.seal_seq is not None]
+    if needed is not None:
+        for a in signed:
+            assert a.seal_seq is not None
+            if needed <= a.seal_seq <= head_seq:
+                return _AnchorLine(a, lines[a.line - 1].strip(), path.name), None
+    for a in reversed(signed):
+        if a.seal_seq is not None and a.seal_seq <= head_seq:
             return _AnchorLine(a, lines[a.line - 1].strip(), path.name), None
     return None, f"no signed anchor in {path.name} covers a seal block at or below the head"
 
@@ -412,15 +459,7 @@ def _write_seal_segment(
     seg = _Segment((head_seq, head_hash.hex()), head_seq + 1, head_hash.hex())
     if head_seq == 0:
         return seg
-    ids = sorted(tag_ids)
-    xlo, xhi = 1, 0  # the rowids readings.csv spans (none: an empty range)
-    for tid in ids:
-        a, b = conn.execute(
-            "select min(rowid), max(rowid) from readings where tag_id=? and ts_us>=? and ts_us<?",
-            (tid, start_us, end_us),
-        ).fetchone()
-        if a is not None:
-            xlo, xhi = (int(a), int(b)) if xlo > xhi else (min(xlo, int(a)), max(xhi, int(b)))
+    xlo, xhi = _rowid_span(conn, tag_ids, start_us, end_us)
     retentions = conn.execute(
         "select seq, readings_hi from seal_blocks where kind='retention'"
         " and readings_hi is not null order by seq"
@@ -459,8 +498,9 @@ def _write_seal_segment(
         seg.prev_sha256 = GENESIS.hex()
     cur = conn.execute(
         "select seq, ts_us, kind, readings_lo, readings_hi, readings_n, readings_sha256,"
-        " changes, changes_sha256, hash from seal_blocks where seq >= ? order by seq",
-        (start,),
+        " changes, changes_sha256, hash from seal_blocks where seq between ? and ?"
+        " order by seq",
+        (start, head_seq),
     )
     groups = TagGroups(conn)
     sealed_since_first = 0
@@ -576,7 +616,9 @@ def _seal_manifest(
     proof = [
         f"seal_chain.jsonl holds seal blocks {seg.first_seq}..{head_seq} ({seg.blocks}), each"
         " with all the content its hash covers: the chain is recomputed from block"
-        f" {seg.first_seq - 1}'s hash up to the head at export, block {head_seq}."
+        f" {seg.first_seq - 1}'s hash up to block {head_seq}: the ledger head at export, or"
+        " the block of the first anchor that signs every block of the batch (what was sealed"
+        " after it adds nothing to this proof)."
     ]
     if anchor is not None:
         a = anchor.anchor
@@ -732,8 +774,15 @@ def build_package(
                 except ExportError as exc:
                     raise EvidenceError(str(exc)) from exc
             # the chain heads on the same snapshot as the readings, before it is let go
-            seal_head = _seal_head(sconn)
-            anchor, no_anchor = _newest_anchor(store.path, seal_head[0])
+            store_head = _seal_head(sconn)
+            needed = _last_covering_seq(sconn, tag_ids, start_us, end_us)
+            anchor, no_anchor = _newest_anchor(store.path, store_head[0], needed)
+            # the chain ends at the first anchor that signs every block of the batch: what
+            # was sealed after it adds nothing to the proof (and a month of blocks to carry)
+            seal_head = store_head
+            signs = None if anchor is None else anchor.anchor.seal_seq
+            if needed is not None and signs is not None and needed <= signs < store_head[0]:
+                seal_head = _block_hash(sconn, signs)
             with w.stream(SEAL_FILE) as write:
                 segment = _write_seal_segment(
                     sconn,

@@ -747,7 +747,7 @@ def _seal(c: _Check, manifest: dict[str, Any], fp: str | None) -> _SealPlan | No
         c.problem(f"manifest.json: states {stated_blocks} blocks, {name} has {last - first + 1}")
     c.checked.append(
         f"{name}: seal blocks {first}..{last} ({last - first + 1}) chained, every hash"
-        f" recomputed, up to the ledger head at export: block {head_seq}, sha256 {head_sha}"
+        f" recomputed, up to the package's head: block {head_seq}, sha256 {head_sha}"
     )
     if anchor is not None:
         seq, sha, desc = anchor
