@@ -43,40 +43,65 @@ class RowsHasher:
         return self._h.digest()
 
 
+class _Group:
+    """One equipment group's running digest within a block."""
+
+    __slots__ = ("h", "n")
+
+    def __init__(self) -> None:
+        self.h = hashlib.sha256()
+        self.n = 0
+
+
 class ReadingsHasher:
     """A block's readings digest: the rows split by equipment (the tag path without its
-    signal, ``site/area/room/equipment``), each group hashed as a :class:`RowsHasher` in
-    rowid order, and the groups combined (:func:`combine_groups`).
+    signal, ``site/area/room/equipment``), each group hashed as :class:`RowsHasher` hashes
+    rows (the same bytes), and the groups combined (:func:`combine_groups`).
 
     Why groups: a batch's evidence holds the readings of its rooms and equipment only. With
     one digest over all a commit sealed, every block that also sealed another room's
     readings could be proven only by the chain; with one per equipment group, the package
     carries the other groups' digests and the verifier recomputes the batch's own from its
     rows. ``group_of(tag_id)`` names a reading's group; rows are ``(rowid, tag_id, ...)``.
+    This is the commit path: one dict lookup per row (tag -> its group's hasher).
     """
 
     def __init__(self, group_of: Callable[[int], str]) -> None:
         self._group_of = group_of
-        self._groups: dict[str, RowsHasher] = {}
-        self._last_tag: object = None
-        self._last: RowsHasher | None = None
+        self._groups: dict[str, _Group] = {}
+        # tag -> group name, shared with a TagGroups (its cache) so that a block of 10,000
+        # tags does not call out once per tag
+        shared = getattr(group_of, "known", None)
+        self._known: dict[object, str] = {} if shared is None else shared
+        self._cache = shared is None  # a shared cache is filled by its owner, who knows
         self.n = 0
 
     def add(self, row: Sequence[object]) -> None:
         """Feed the next row (rowid order)."""
-        tag = row[1]
-        if tag is not self._last_tag or self._last is None:  # runs of one tag are common
-            key = self._group_of(cast(int, tag))
-            h = self._groups.get(key)
-            if h is None:
-                h = self._groups[key] = RowsHasher()
-            self._last_tag, self._last = tag, h
-        self._last.add(row)
-        self.n += 1
+        self.feed((row,))
+
+    def feed(self, rows: Iterable[Sequence[object]]) -> None:
+        """Feed rows in rowid order (the commit path: no call per row)."""
+        known, groups, group_of, sep = self._known, self._groups, self._group_of, _SEP
+        cache, n = self._cache, 0
+        for row in rows:
+            tag = row[1]
+            key = known.get(tag)
+            if key is None:
+                key = group_of(cast(int, tag))
+                if cache:
+                    known[tag] = key
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = _Group()
+            g.h.update(repr(tuple(row)).encode() + sep)
+            g.n += 1
+            n += 1
+        self.n += n
 
     def groups(self) -> dict[str, tuple[int, bytes]]:
         """group -> (rows, digest) of what was fed."""
-        return {k: (h.n, h.digest()) for k, h in self._groups.items()}
+        return {k: (g.n, g.h.digest()) for k, g in self._groups.items()}
 
     def digest(self) -> bytes:
         """The block's readings digest."""
@@ -102,8 +127,7 @@ def readings_digest(
 ) -> tuple[bytes, int]:
     """(digest, count) of readings rows in rowid order, grouped as :class:`ReadingsHasher`."""
     h = ReadingsHasher(group_of)
-    for row in rows:
-        h.add(row)
+    h.feed(rows)
     return h.digest(), h.n
 
 

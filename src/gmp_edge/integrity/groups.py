@@ -18,11 +18,11 @@ class TagGroups:
 
     def __init__(self, conn: sqlite3.Connection):
         self._conn = conn
-        self._known: dict[int, str] = {}
+        self.known: dict[object, str] = {}  # read directly by digest.ReadingsHasher
 
     def __call__(self, tag_id: int) -> str:
         """The group of ``tag_id`` (``?<id>`` for an id the tags table does not hold)."""
-        key = self._known.get(tag_id)
+        key = self.known.get(tag_id)
         if key is None:
             try:
                 row = self._conn.execute("select path from tags where id=?", (tag_id,)).fetchone()
@@ -30,5 +30,5 @@ class TagGroups:
                 row = None
             if row is None:
                 return f"?{tag_id}"  # not cached: the tag may be registered later
-            key = self._known[tag_id] = equipment_of(str(row[0]))
+            key = self.known[tag_id] = equipment_of(str(row[0]))
         return key
