@@ -265,3 +265,21 @@ def test_the_offline_verifier_groups_and_combines_as_the_seal_does() -> None:
     by_hand = {k: (n, d.hex()) for k, (n, d) in groups.items()}
     assert ev.combine_groups(by_hand) == combine_groups(groups).hex() == h.digest().hex()
     assert set(groups) == {"s/a/r1/press-01", "s/a/r2/trh-01"} and groups["s/a/r1/press-01"][0] == 2
+
+
+def test_the_export_check_leaves_sqlites_whole_file_read_to_the_periodic_check(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import gmp_edge.services.integrity as si
+
+    db = tmp_path / "s.db"
+    _blocks_of_readings(db, 2, 10).close()
+
+    def whole_file_read(path: Path) -> list[str]:
+        raise AssertionError("an export must not read the whole file")
+
+    monkeypatch.setattr(si, "sqlite_integrity", whole_file_read)
+    v = si.verify_for_export(db)
+    assert v.ledger is not None and not v.ledger.findings
+    with pytest.raises(AssertionError, match="whole file"):
+        si.verify_store(db)

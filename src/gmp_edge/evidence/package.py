@@ -702,8 +702,9 @@ def _check_scope(seg: _Segment) -> str:
         " readings.csv, straddling ones included)"
     )
     return (
-        "SQLite's own check, the audit trail, the whole seal chain, every other record table"
+        "the audit trail, the whole seal chain, every other record table"
         f" and the anchors; the readings of {blocks} and any after the newest block"
+        " (SQLite's own read of the whole file is the periodic check's, not the export's)"
     )
 
 

@@ -20,7 +20,7 @@ from gmp_edge.evidence.readings_csv import snapshot
 from gmp_edge.integrity.keys import key_path_for
 from gmp_edge.review.compile import period_end
 from gmp_edge.services.errors import Conflict, NotFound
-from gmp_edge.services.integrity import verify_store
+from gmp_edge.services.integrity import verify_for_export
 from gmp_edge.services.records import PlantRecords
 from gmp_edge.services.release import ReleaseService
 from gmp_edge.signatures.register import SignatureRegister
@@ -90,7 +90,7 @@ class ExportService:
                 review=review,
                 key_path=key_path_for(e.cfg.store.path),
                 now_us=self.clock.now_us(),
-                check_store=verify_store,
+                check_store=verify_for_export,
             )
         except EvidenceError as exc:
             raise Conflict(f"no evidence package: {exc}") from None

@@ -128,10 +128,21 @@ def verify_store(
     expect_fingerprint: str | None = None,
     progress: Progress | None = None,
     scrub: Scrub | None = None,
+    sqlite_check: bool = True,
 ) -> StoreVerdict:
     """Check ``store`` end to end; never writes to it. With ``scrub`` (the running store's
-    periodic check) the readings are recomputed only in the scrub's windows."""
-    return _verdict(Path(store), expect_fingerprint, progress, whole=True, scrub=scrub)
+    periodic check) the readings are recomputed only in the scrub's windows; without
+    ``sqlite_check`` SQLite's own check (a read of the whole file) is left out."""
+    return _verdict(
+        Path(store), expect_fingerprint, progress, whole=True, scrub=scrub, sqlite=sqlite_check
+    )
+
+
+def verify_for_export(store: Path, *, scrub: Scrub | None = None) -> StoreVerdict:
+    """The check an evidence export records: the chains, the other tables, the anchors and
+    the batch's readings, not SQLite's read of the whole file (minutes on a big store, too
+    long for a download; the periodic check runs it)."""
+    return verify_store(store, scrub=scrub, sqlite_check=False)
 
 
 def verify_anchors_only(store: Path) -> StoreVerdict:
@@ -146,10 +157,11 @@ def _verdict(
     progress: Progress | None,
     whole: bool,
     scrub: Scrub | None = None,
+    sqlite: bool = True,
 ) -> StoreVerdict:
     v = StoreVerdict(store)
     v.running = _running(store)
-    if whole:
+    if whole and sqlite:
         v.sqlite = sqlite_integrity(store)
         if v.sqlite:
             return v  # a damaged file: what it would say further is not to be trusted
