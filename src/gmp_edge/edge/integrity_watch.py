@@ -9,7 +9,7 @@ second core. Its verdict feeds health (failed while any problem stands), the aud
 a critical edge-box alarm, each once per change of the verdict, not once per check.
 
 Readings dominate a store (a year of 2,000 tags at 1 s is 63 G of them; recomputing runs at
-~0.4 M/s): each check recomputes the readings sealed since the check before, and a scrub
+~0.26 M/s): each check recomputes the readings sealed since the check before, and a scrub
 slice of older ones (``integrity_scrub_readings``), so the whole history is recomputed check
 after check; where the scrub stands is kept in ``<store>.scrub`` across restarts (only the
 order of the scrub hangs on it). The chain, the other tables, SQLite's check and the anchors
