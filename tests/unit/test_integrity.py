@@ -281,5 +281,7 @@ def test_the_export_check_leaves_sqlites_whole_file_read_to_the_periodic_check(
     monkeypatch.setattr(si, "sqlite_integrity", whole_file_read)
     v = si.verify_for_export(db)
     assert v.ledger is not None and not v.ledger.findings
+    # and it does not say of SQLite's check what it did not check
+    assert "  SQLite integrity: not checked here" in v.summary()
     with pytest.raises(AssertionError, match="whole file"):
         si.verify_store(db)

@@ -42,6 +42,7 @@ class StoreVerdict:
     key_fingerprint: str | None = None
     key_problem: str | None = None
     running: bool = False
+    sqlite_checked: bool = False
     # a periodic check's scrub: the seal head it checked through and where the next starts
     checked_through: int = 0
     scrub_next: int = 1
@@ -69,7 +70,11 @@ class StoreVerdict:
     def summary(self) -> list[str]:
         """What was checked, one line a part, for people."""
         lines = [f"store {self.store}" + (" (gmp-edge is running on it)" if self.running else "")]
-        lines.append("  SQLite integrity: " + ("ok" if not self.sqlite else "FAILED"))
+        # only what was checked is called ok (an export and 'audit verify' leave it out)
+        sqlite = (
+            "not checked here" if not self.sqlite_checked else "FAILED" if self.sqlite else "ok"
+        )
+        lines.append("  SQLite integrity: " + sqlite)
         if self.audit_break is None:
             lines.append(
                 f"  audit trail: {self.audit_entries:,} entries chained,"
@@ -163,6 +168,7 @@ def _verdict(
     v.running = _running(store)
     if whole and sqlite:
         v.sqlite = sqlite_integrity(store)
+        v.sqlite_checked = True
         if v.sqlite:
             return v  # a damaged file: what it would say further is not to be trusted
     public, v.key_fingerprint, v.key_problem = _public_key(store, expect_fingerprint)
