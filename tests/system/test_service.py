@@ -160,6 +160,19 @@ async def test_device_outage_is_a_gap_with_its_cause(plant, plant_config):
         store.close()
 
 
+# a busy CI machine may make the box miss a poll or commit slowly: health then says so
+# (degraded, for a minute), which is true and not what these tests are about
+KEEPING_UP = {"polls_missed", "commits_slow", "monitoring_behind"}
+
+
+def assert_healthy(health: dict) -> None:
+    """ok, or degraded only for not keeping up on a loaded machine."""
+    codes = {r["code"] for r in health["reasons"]}
+    assert health["status"] == "ok" or (health["status"] == "degraded" and codes <= KEEPING_UP), (
+        health
+    )
+
+
 def iso_us(us: int) -> str:
     return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)).isoformat()
 
@@ -167,7 +180,7 @@ def iso_us(us: int) -> str:
 async def test_api_surface(api):
     client, svc, _ = api
     health = (await client.get("/api/health")).json()
-    assert health["status"] == "ok", health
+    assert_healthy(health)
     assert {d["id"] for d in health["devices"]} == {
         "pc-gran-01",
         "trh-gran-01",
@@ -243,7 +256,8 @@ async def test_api_bad_requests_get_clear_errors(api):
     n = len(svc.cfg.tags)
     await until(lambda: svc.store.count_readings() >= before + n, what="collection goes on")
     health = (await client.get("/api/health")).json()
-    assert health["status"] == "ok" and health["store"]["error"] is None, health
+    assert_healthy(health)
+    assert health["store"]["error"] is None, health
 
 
 def write_config(plant, tmp_path: Path) -> Path:

@@ -101,3 +101,43 @@ def test_a_validated_clock_the_os_cannot_report_can_be_declared(tmp_path):
         trail.close()
         store.close()
     assert inputs.clock_check == "not_reported" and inputs.clock_synchronised is None
+
+
+def test_missed_polls_slow_commits_and_a_filling_buffer_are_not_ok(tmp_path):
+    """A service at twice its capacity answered 'ok' (issue 15): now each is a reason."""
+    cfg, store, trail, service, runtime = synced(tmp_path)
+    try:
+        assert runtime.health_inputs(NOW).missed_polls == [
+            (d.status.device_id, 0)
+            for d in sorted(service.drivers, key=lambda d: d.status.device_id)
+        ]
+        service.drivers[0].status.missed_polls += 4
+        service.health.last_commit_ms = 2500.0
+        service.health.pending = service.max_pending // 2 + 1
+        inputs = runtime.health_inputs(NOW + 20_000_000)
+        from gmp_edge.services.health import assess_health
+
+        codes = [r.code for r in assess_health(inputs).reasons]
+        assert codes == ["polls_missed", "commits_slow", "buffer_filling"]
+        assert (service.drivers[0].status.device_id, 4) in inputs.missed_polls
+        # a minute later with no more missed, the device is fine again
+        later = runtime.health_inputs(NOW + 90_000_000)
+        assert all(n == 0 for _, n in runtime.health_inputs(NOW + 200_000_000).missed_polls)
+        assert later.missed_polls_span_s <= 90
+    finally:
+        trail.close()
+        store.close()
+
+
+def test_recent_counts_speak_of_the_window_only():
+    from gmp_edge.edge.runtime import RecentCounts
+
+    rc = RecentCounts(60_000_000)
+    rc.seed(0, {"a": 0})
+    assert rc.recent(10_000_000, {"a": 5}) == ([("a", 5)], 10.0)
+    assert rc.recent(50_000_000, {"a": 7}) == ([("a", 7)], 50.0)
+    # the samples before the window are let go: growth since the newest one before it
+    growth, span = rc.recent(100_000_000, {"a": 7})
+    assert growth == [("a", 2)] and span == 90.0
+    growth, span = rc.recent(200_000_000, {"a": 7, "b": 1})
+    assert growth == [("a", 0), ("b", 1)] and span == 100.0

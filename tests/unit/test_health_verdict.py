@@ -48,6 +48,20 @@ CASES = [
         "degraded",
         ["integrity_unchecked"],
     ),
+    # keeping up: before these, a service at twice its capacity answered "ok"
+    (
+        "polls missed",
+        {**OK, "missed_polls": [("pc-01", 0), ("press-01", 3)]},
+        "degraded",
+        ["polls_missed"],
+    ),
+    ("one late poll", {**OK, "missed_polls": [("press-01", 2)]}, "ok", []),
+    ("commits slow", {**OK, "last_commit_ms": 2300.0}, "degraded", ["commits_slow"]),
+    ("commits fast", {**OK, "last_commit_ms": 35.0}, "ok", []),
+    ("buffer half full", {**OK, "buffer_share": 0.6}, "degraded", ["buffer_filling"]),
+    ("buffer full", {**OK, "buffer_share": 1.0}, "failed", ["buffer_filling"]),
+    ("evaluation behind", {**OK, "monitoring_behind_s": 42.0}, "degraded", ["monitoring_behind"]),
+    ("evaluation a little behind", {**OK, "monitoring_behind_s": 1.5}, "ok", []),
     (
         "worst wins",
         {**OK, "devices": [DOWN], "store_error": "full"},

@@ -165,3 +165,18 @@ CASES = [
 def test_bad_limits_refuse_to_start_with_the_key_path(change, expected):
     got = problems(change)
     assert any(expected in p for p in got), got
+
+
+def test_how_far_evaluation_is_behind_the_committed_readings(tmp_path):
+    """Health's monitoring_behind: seconds since the oldest reading not yet evaluated was
+    received (0 when caught up)."""
+    from .conftest import recording
+
+    cfg, sha = small_plant().load(tmp_path)
+    with recording(cfg, sha) as box:
+        t = now_us()
+        assert box.engine.behind_s(t) == 0.0
+        box.store.commit([Reading(TEMP, 20.0, Quality.GOOD, t)])
+        assert box.engine.behind_s(t + 30_000_000) == pytest.approx(30.0)
+        box.engine.step()
+        assert box.engine.behind_s(t + 30_000_000) == 0.0

@@ -18,3 +18,7 @@ class HealthConfig(ConfigModel):
     # synchronised; "not_reported": a validated time source the OS cannot report (a PTP
     # card, a GPS clock) keeps the clock from counting against health
     clock_check: Literal["required", "not_reported"] = "required"
+    # a device that misses this many poll slots within a minute makes health degraded (each
+    # missed poll is a recorded gap whatever this says; one late poll on a busy box is not
+    # worth an operator's attention, a box that cannot keep up is)
+    missed_polls: int = Field(default=3, ge=1, le=100_000)

@@ -768,6 +768,18 @@ class Store:
         row = self._reader().execute("select max(rowid) from readings").fetchone()
         return int(row[0] or 0)
 
+    def first_edge_time_after(self, after: int) -> int | None:
+        """When the box received the first reading committed after id ``after`` (None: none
+        yet): how far a consumer at that cursor is behind."""
+        row = (
+            self._reader()
+            .execute(
+                "select ts_edge_us from readings where rowid > ? order by rowid limit 1", (after,)
+            )
+            .fetchone()
+        )
+        return None if row is None else int(row[0])
+
     def readings_after(self, after: int, limit: int = 5000) -> list[tuple[int, StoredReading]]:
         """Readings committed after id ``after``, in commit order, with their ids."""
         rows = self._reader().execute(

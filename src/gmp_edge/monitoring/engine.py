@@ -668,6 +668,12 @@ class MonitoringEngine:
         )
         self.stats.lag_readings = max(0, self.store.last_reading_id() - self.cursor)
 
+    def behind_s(self, at_us: int) -> float:
+        """Seconds between ``at_us`` and the receipt of the oldest committed reading not yet
+        evaluated (0 when evaluation is caught up)."""
+        oldest = self.store.first_edge_time_after(self.cursor)
+        return 0.0 if oldest is None else max(0.0, (at_us - oldest) / 1e6)
+
     def system_condition(
         self, name: str, active: bool, value: float, limit: float, reason: str
     ) -> None:

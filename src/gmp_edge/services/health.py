@@ -5,8 +5,10 @@ plant's state and are reported beside health, never folded into it (a room in al
 box that records it faithfully is a healthy box). The verdict is the worst of its reasons:
 
 - **failed**: the record is at risk now: the store refuses commits, a supervised task died,
-  the record failed its integrity check.
-- **degraded**: part of the record is missing or less trustworthy: a device not connected,
+  the record failed its integrity check, the reading buffer is full.
+- **degraded**: part of the record is missing or less trustworthy, or the box is not keeping
+  up (polls missed in the last minute, slow commits, the reading buffer filling, limit
+  evaluation behind): a device not connected,
   a tag Bad for longer than the configured number of polls, the clock not known to be
   synchronised, limit evaluation failing, notifications dropped, the integrity check not
   running.
@@ -22,6 +24,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Status = Literal["starting", "ok", "degraded", "failed"]
+SLOW_COMMIT_MS = 1000.0  # a commit slower than this: readings wait in memory longer than 1 s
+BUFFER_FILLING = 0.5  # share of the reading buffer in use that is worth a reason
+MONITORING_BEHIND_S = 10.0  # alarms this much later than the readings that raise them
 _RANK: dict[Status, int] = {"starting": 0, "ok": 1, "degraded": 2, "failed": 3}
 
 
@@ -68,6 +73,15 @@ class HealthInputs:
     monitoring_error: str | None = None
     notifications_dropped: int = 0
     integrity_problems: Sequence[str] = ()  # the last whole integrity check's findings
+    # keeping up (issue 15: a service at twice its capacity answered "ok"): poll slots
+    # missed in the last minute per device, the newest commit's duration, the share of the
+    # reading buffer in use, and how far limit evaluation is behind the committed readings
+    missed_polls: Sequence[tuple[str, int]] = ()
+    missed_polls_span_s: float = 60.0  # what "recently" spans for missed_polls
+    missed_polls_allowed: int = 3  # [health] missed_polls: from this many, degraded
+    last_commit_ms: float | None = None
+    buffer_share: float = 0.0
+    monitoring_behind_s: float = 0.0
     integrity_error: str | None = None  # why the integrity check could not run
 
 
@@ -123,6 +137,44 @@ def assess_health(h: HealthInputs) -> Health:
                     f"{t.tag} Bad for {t.bad_for_s:.0f} s ({t.polls} polls){tail}",
                 )
             )
+    for device, n in h.missed_polls:
+        if n >= h.missed_polls_allowed:
+            reasons.append(
+                Reason(
+                    "polls_missed",
+                    "degraded",
+                    f"device {device} missed {n} poll(s) in the last"
+                    f" {h.missed_polls_span_s:.0f} s: collection is not keeping up (each"
+                    " missed poll is a recorded gap)",
+                )
+            )
+    if h.last_commit_ms is not None and h.last_commit_ms > SLOW_COMMIT_MS:
+        reasons.append(
+            Reason(
+                "commits_slow",
+                "degraded",
+                f"the newest commit took {h.last_commit_ms / 1000:.1f} s (over"
+                f" {SLOW_COMMIT_MS / 1000:.0f} s): readings wait in memory",
+            )
+        )
+    if h.buffer_share >= BUFFER_FILLING:
+        reasons.append(
+            Reason(
+                "buffer_filling",
+                "failed" if h.buffer_share >= 1.0 else "degraded",
+                f"the reading buffer is {h.buffer_share:.0%} full: at 100 % the devices are"
+                " held back and polls are missed",
+            )
+        )
+    if h.monitoring_behind_s > MONITORING_BEHIND_S:
+        reasons.append(
+            Reason(
+                "monitoring_behind",
+                "degraded",
+                f"limit evaluation is {h.monitoring_behind_s:.0f} s behind the committed"
+                " readings: alarms come late",
+            )
+        )
     if h.clock_synchronised is False:
         reasons.append(Reason("clock_unsynchronised", "degraded", "the clock is not synchronised"))
     elif h.clock_synchronised is None and h.clock_check == "required":

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gmp_edge.alarms.model import Alarm
+from gmp_edge.clock import now_us
 from gmp_edge.monitoring.engine import EngineStats, MonitoringEngine
 from gmp_edge.services.health import Health, HealthInputs, assess_health
 
@@ -57,6 +58,7 @@ class StatusService:
                 collection,
                 monitoring_error=self._engine.stats.error,
                 notifications_dropped=int((notifications or {}).get("dropped") or 0),
+                monitoring_behind_s=self._engine.behind_s(now_us()),
             )
         )
 
