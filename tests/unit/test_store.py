@@ -238,3 +238,16 @@ def test_record_gap_failures_are_store_errors(store, tmp_path):
     store.close()
     with pytest.raises(StoreError, match="recording a gap"):
         store.record_gap("s/a/r/e/t1", T0, T0 + S, Cause.NETWORK, "x")
+
+
+def test_readings_of_some_tags_after_a_cursor(store):
+    """Limit evaluation reads only the tags it evaluates, and learns how far it scanned."""
+    store.commit([good("s/a/r/e/t1", T0 + i * S, float(i)) for i in range(3)])
+    store.commit([good("s/a/r/e/t2", T0 + i * S, float(i)) for i in range(3)])
+    rows, upto = store.readings_of_after(0, 100, {"s/a/r/e/t2"})
+    assert [r.tag for _, r in rows] == ["s/a/r/e/t2"] * 3 and upto == 6
+    assert [rid for rid, _ in rows] == [4, 5, 6]
+    rows, upto = store.readings_of_after(0, 4, {"s/a/r/e/t2"})  # a span ends the scan
+    assert [rid for rid, _ in rows] == [4] and upto == 4
+    assert store.readings_of_after(6, 100, {"s/a/r/e/t2"}) == ([], 6)  # caught up
+    assert store.readings_of_after(0, 100, {"unknown/tag"}) == ([], 6)  # nothing to read
