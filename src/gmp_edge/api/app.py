@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import json
+import math
 import re
 from datetime import datetime
 from enum import Enum
@@ -226,6 +228,40 @@ def _value(r: Reading | StoredReading) -> ValueOut:
         ts_source=iso(r.ts_source_us),
         quality=_q(r.quality),
         cause=cause,
+    )
+
+
+_QUALITY_NAMES = ("good", "uncertain", "bad")
+
+
+def _value_dict(r: Reading | StoredReading) -> dict[str, Any]:
+    """:func:`_value` as the JSON object it serialises to, without building a model: the
+    answer for every tag of a big box (10,000 models cost ~130 ms; a test keeps the two
+    identical). Numbers as JSON numbers (an int as its float, as ValueOut has it),
+    non-finite ones as null, as pydantic writes them."""
+    v = r.value
+    if type(v) is int:
+        v = float(v)
+    elif type(v) is float and not math.isfinite(v):
+        v = None
+    cause = r.cause.value if isinstance(r.cause, Enum) else r.cause
+    return {
+        "tag": r.tag,
+        "ts": iso(r.ts_us),
+        "ts_edge": iso(r.ts_edge_us),
+        "ts_source": iso(r.ts_source_us),
+        "value": v,
+        "quality": _QUALITY_NAMES[int(r.quality)],
+        "message": r.message,
+        "cause": cause,
+    }
+
+
+def _json(body: object) -> Response:
+    """A JSON answer already in the shape of its declared model (no second validation)."""
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False),
+        media_type="application/json",
     )
 
 
@@ -460,19 +496,19 @@ def create_app(rt: Runtime, access: Access, services: GmpServices, tls: bool = F
         return rt.room_infos()
 
     @live.get("/api/latest", response_model=list[ValueOut], tags=["readings"], responses=NOT_FOUND)
-    def latest(tag: Annotated[list[str] | None, Query()] = None) -> list[ValueOut]:
+    def latest(tag: Annotated[list[str] | None, Query()] = None) -> Response:
         """Newest value of each tag (all tags, or the ones named)."""
         live = rt.latest_readings()
         wanted = [known(t) for t in tag] if tag else sorted(tags_by_path)
-        out: list[ValueOut] = []
+        out: list[dict[str, Any]] = []
         for path in wanted:
             if path in live:
-                out.append(_value(live[path]))
+                out.append(_value_dict(live[path]))
                 continue
             s = rt.store.latest(path)
             if s is not None:
-                out.append(_value(s))
-        return out
+                out.append(_value_dict(s))
+        return _json(out)
 
     @live.get("/api/status/rooms", response_model=list[RoomStatusOut], tags=["status"])
     def room_status() -> list[RoomStatusOut]:
