@@ -180,3 +180,44 @@ def test_how_far_evaluation_is_behind_the_committed_readings(tmp_path):
         assert box.engine.behind_s(t + 30_000_000) == pytest.approx(30.0)
         box.engine.step()
         assert box.engine.behind_s(t + 30_000_000) == 0.0
+
+
+def test_unsaved_steps_are_recomputed_after_a_crash_without_raising_twice(env):
+    """The running loop saves the restart state every few seconds, not after every commit:
+    a crash in between replays the readings from the saved cursor, reaches the same state
+    and raises no alarm a second time."""
+    _, store, trail, engine = env
+    first = engine()
+    t0 = now_us() + 10 * S
+    store.commit(temps(t0, range(10), 22.0))
+    first.step()  # saved: cursor after the quiet readings
+    saved_cursor = first.cursor
+    store.commit(temps(t0, range(10, 50), 23.5))  # beyond alert for 40 s: raised
+    first.step(persist=False)
+    store.commit(temps(t0, range(50, 60), 23.5))
+    first.step(persist=False)
+    raised = {a.kind.value: a.raised_us for a in first.books.alarms.active()}
+    assert set(raised) == {"alert_high"}
+    transitions = [e.action for e in trail.entries(record_type="alarm")]
+    # killed here: the next start finds the state of the first step
+    second = engine()
+    assert second.cursor == saved_cursor < first.cursor
+    second.step()
+    assert second.cursor == first.cursor
+    assert {a.kind.value: a.raised_us for a in second.books.alarms.active()} == raised
+    assert [e.action for e in trail.entries(record_type="alarm")] == transitions
+
+
+def test_a_deviation_linked_to_an_excursion_is_saved_at_once(env):
+    """The link from an excursion's alarm to its deviation is not recomputed by a replay
+    (the alarm is already raised): a step that makes one saves, whatever the loop says."""
+    _, store, _, engine = env
+    first = engine()
+    t0 = now_us() + 10 * S
+    store.commit(temps(t0, range(10), 22.0))
+    first.step()
+    store.commit(temps(t0, range(10, 50), 25.5))  # beyond action: a deviation is raised
+    first.step(persist=False)
+    assert first.open_excursions
+    second = engine()
+    assert second.cursor == first.cursor and second.open_excursions == first.open_excursions
