@@ -208,13 +208,15 @@ class RoomStatusOut(BaseModel):
     alarms: list[AlarmOut] = Field(description="alarms of the room not in normal state")
 
 
+_QUALITY_NAMES: tuple[Literal["good"], Literal["uncertain"], Literal["bad"]] = (
+    "good",
+    "uncertain",
+    "bad",
+)
+
+
 def _q(q: Quality | int) -> Literal["good", "uncertain", "bad"]:
-    names: tuple[Literal["good"], Literal["uncertain"], Literal["bad"]] = (
-        "good",
-        "uncertain",
-        "bad",
-    )
-    return names[int(q)]
+    return _QUALITY_NAMES[int(q)]
 
 
 def _value(r: Reading | StoredReading) -> ValueOut:
@@ -229,9 +231,6 @@ def _value(r: Reading | StoredReading) -> ValueOut:
         quality=_q(r.quality),
         cause=cause,
     )
-
-
-_QUALITY_NAMES = ("good", "uncertain", "bad")
 
 
 def _value_dict(r: Reading | StoredReading) -> dict[str, Any]:
@@ -251,7 +250,7 @@ def _value_dict(r: Reading | StoredReading) -> dict[str, Any]:
         "ts_edge": iso(r.ts_edge_us),
         "ts_source": iso(r.ts_source_us),
         "value": v,
-        "quality": _QUALITY_NAMES[int(r.quality)],
+        "quality": _q(r.quality),
         "message": r.message,
         "cause": cause,
     }

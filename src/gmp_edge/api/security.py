@@ -155,8 +155,8 @@ def require(
             raise access.refuse(
                 request, who, f"role {who.role.value} lacks permission {permission.value}"
             )
-        if person and who.kind != "person":
-            raise access.refuse(request, who, "only a signed-in person can do this, not a token")
+        if person:
+            require_person(who, request)
         return who
 
     dependency.permission = permission  # type: ignore[attr-defined]

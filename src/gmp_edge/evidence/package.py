@@ -52,7 +52,6 @@ sorted JSON keys, and Ed25519 signatures are deterministic; only ``now_us`` (the
 
 from __future__ import annotations
 
-import bisect
 import csv
 import hashlib
 import io
@@ -82,7 +81,7 @@ from gmp_edge.evidence.readings_csv import (
 from gmp_edge.evidence.verify import SEAL_COLUMNS
 from gmp_edge.integrity import covered, keys
 from gmp_edge.integrity.anchors import Anchor, anchors_path_for, parse_anchors
-from gmp_edge.integrity.check import Scrub
+from gmp_edge.integrity.check import Retentions, Scrub, has_table
 from gmp_edge.integrity.digest import GENESIS, RowsHasher
 from gmp_edge.integrity.groups import TagGroups
 from gmp_edge.timefmt import iso
@@ -329,16 +328,9 @@ def _write_audit(
 # ---------------------------------------------------------------------------- chain heads
 
 
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    row = conn.execute(
-        "select 1 from sqlite_master where type='table' and name=?", (name,)
-    ).fetchone()
-    return row is not None
-
-
 def _seal_head(conn: sqlite3.Connection) -> tuple[int, bytes]:
     """(seq, hash) of the newest seal block on this snapshot; (0, GENESIS): none."""
-    if not _has_table(conn, "seal_blocks"):
+    if not has_table(conn, "seal_blocks"):
         return 0, GENESIS
     row = conn.execute("select seq, hash from seal_blocks order by seq desc limit 1").fetchone()
     return (0, GENESIS) if row is None else (int(row[0]), bytes(row[1]))
@@ -377,7 +369,7 @@ def _last_covering_seq(
     conn: sqlite3.Connection, tag_ids: Mapping[int, str], start_us: int, end_us: int
 ) -> int | None:
     """The newest block that may have sealed a row of readings.csv (None: no such row)."""
-    if not _has_table(conn, "seal_blocks"):
+    if not has_table(conn, "seal_blocks"):
         return None
     xlo, xhi = _rowid_span(conn, tag_ids, start_us, end_us)
     if xlo > xhi:
@@ -460,18 +452,7 @@ def _write_seal_segment(
     if head_seq == 0:
         return seg
     xlo, xhi = _rowid_span(conn, tag_ids, start_us, end_us)
-    retentions = conn.execute(
-        "select seq, readings_hi from seal_blocks where kind='retention'"
-        " and readings_hi is not null order by seq"
-    ).fetchall()
-    r_seqs = [int(r[0]) for r in retentions]
-    r_max = [int(r[1]) for r in retentions]
-    for i in range(len(r_max) - 2, -1, -1):  # the furthest any later retention deleted
-        r_max[i] = max(r_max[i], r_max[i + 1])
-
-    def dead(seq: int, hi: int) -> bool:
-        i = bisect.bisect_right(r_seqs, seq)
-        return i < len(r_max) and r_max[i] >= hi
+    dead = Retentions.of(conn).dead
 
     start = head_seq + 1
     if xlo <= xhi:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -802,15 +803,7 @@ class Store:
             f" and tag_id in ({','.join(map(str, ids))}) order by rowid",
             (after, hi),
         )
-        return [
-            (
-                rid,
-                StoredReading(
-                    self._tag_paths[tid], a, b, c, v if t is None else t, QUALITY_OF[q], m, cause
-                ),
-            )
-            for rid, tid, a, b, c, v, t, q, m, cause in rows
-        ], hi
+        return self._with_ids(rows), hi
 
     def readings_after(self, after: int, limit: int = 5000) -> list[tuple[int, StoredReading]]:
         """Readings committed after id ``after``, in commit order, with their ids."""
@@ -819,12 +812,16 @@ class Store:
             " message, cause from readings where rowid > ? order by rowid limit ?",
             (after, limit),
         )
+        return self._with_ids(rows)
+
+    def _with_ids(self, rows: Iterable[tuple[Any, ...]]) -> list[tuple[int, StoredReading]]:
+        """(id, reading) of ``select rowid, tag_id, ts_us, ts_edge_us, ts_source_us, value,
+        text, quality, message, cause`` rows."""
+        paths = self._tag_paths
         return [
             (
                 rid,
-                StoredReading(
-                    self._tag_paths[tid], a, b, c, v if t is None else t, QUALITY_OF[q], m, cause
-                ),
+                StoredReading(paths[tid], a, b, c, v if t is None else t, QUALITY_OF[q], m, cause),
             )
             for rid, tid, a, b, c, v, t, q, m, cause in rows
         ]

@@ -6,8 +6,9 @@ walked by ``gmp_edge.audit``; here only its entries named by anchors are looked 
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
@@ -69,7 +70,8 @@ class LedgerReport:
     findings: Findings = field(default_factory=Findings)
 
 
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the store has table ``name`` (a store of an earlier release may not)."""
     row = conn.execute(
         "select 1 from sqlite_master where type='table' and name=?", (name,)
     ).fetchone()
@@ -98,13 +100,44 @@ def _blocks(
         )
 
 
+class Retentions:
+    """The ledger's retention blocks, and which readings blocks they deleted: a readings
+    block is dead once a later retention deleted through its end (its rowids may be
+    reused since). One rule for the check and the evidence package."""
+
+    def __init__(self, blocks: Iterable[tuple[int, int]] = ()):
+        pairs = sorted((int(seq), int(hi)) for seq, hi in blocks)
+        self._seqs = [seq for seq, _ in pairs]
+        self._reach = [hi for _, hi in pairs]
+        for i in range(len(self._reach) - 2, -1, -1):  # the furthest any later one deleted
+            self._reach[i] = max(self._reach[i], self._reach[i + 1])
+
+    @classmethod
+    def of(cls, conn: sqlite3.Connection) -> Retentions:
+        """The retention blocks of the store behind ``conn``."""
+        return cls(
+            conn.execute(
+                "select seq, readings_hi from seal_blocks where kind='retention'"
+                " and readings_hi is not null"
+            )
+        )
+
+    def dead(self, seq: int, readings_hi: int | None) -> bool:
+        """Whether the readings of block ``seq`` (through ``readings_hi``) were deleted by a
+        later retention."""
+        if readings_hi is None:
+            return False
+        i = bisect.bisect_right(self._seqs, seq)
+        return i < len(self._reach) and self._reach[i] >= readings_hi
+
+
 @dataclass
 class _Sealed:
     """What the chain says the store holds: every sealed row (table, rowid) -> digest
     (None: deleted), the retention blocks (seq, readings deleted through), adopted tables."""
 
     state: dict[tuple[str, int], bytes | None]
-    retentions: list[tuple[int, int]]
+    retentions: Retentions
     adopted: set[str]
 
 
@@ -162,13 +195,13 @@ def _chain(conn: sqlite3.Connection, rep: LedgerReport) -> _Sealed:
             state[(c.table, c.rowid)] = c.digest
         prev, prev_seq = b.hash, b.seq
     rep.head_seq, rep.head_sha256 = prev_seq, prev.hex()
-    return _Sealed(state, retentions, adopted)
+    return _Sealed(state, Retentions(retentions), adopted)
 
 
 def _readings(
     conn: sqlite3.Connection,
     rep: LedgerReport,
-    retentions: list[tuple[int, int]],
+    retentions: Retentions,
     progress: Progress | None,
     window: tuple[int, int] | None = None,
 ) -> None:
@@ -180,14 +213,7 @@ def _readings(
         where += f" and seq between {int(window[0])} and {int(window[1])}"
         rows_where = f" where rowid >= {lo}" + ("" if hi is None else f" and rowid <= {hi}")
 
-    # a readings block is dead once a later retention deleted through its end
-    def dead(b: Block) -> bool:
-        return any(
-            seq > b.seq and b.readings_hi is not None and b.readings_hi <= hi
-            for seq, hi in retentions
-        )
-
-    live = (b for b in _blocks(conn, where, args) if not dead(b))
+    live = (b for b in _blocks(conn, where, args) if not retentions.dead(b.seq, b.readings_hi))
     rows = conn.execute(covered.select_rows(covered.READINGS) + rows_where + " order by rowid")
     block = next(live, None)
     unsealed = 0
@@ -248,7 +274,7 @@ def _row_tables(conn: sqlite3.Connection, rep: LedgerReport, sealed: _Sealed) ->
     state = sealed.state
     sealed_tables = {t for t, _ in state} | sealed.adopted
     for table in covered.ROW_TABLES:
-        if not _has_table(conn, table):
+        if not has_table(conn, table):
             if table in sealed_tables:
                 f.add("rows", f"table {table} is gone (it was sealed)")
             continue
@@ -281,7 +307,7 @@ def check_ledger(
     row after it. None: every reading. The chain and the other tables are always whole:
     the running store's periodic check scrubs readings window by window (ADR 0027)."""
     rep = LedgerReport()
-    if not _has_table(conn, "seal_blocks"):
+    if not has_table(conn, "seal_blocks"):
         rep.findings.add(
             "chain", "the store has no seal ledger (made before sealing, never opened since)"
         )
@@ -289,7 +315,7 @@ def check_ledger(
     sealed = _chain(conn, rep)
     if progress is not None:
         progress(f"seal chain: {rep.blocks:,} blocks walked")
-    if _has_table(conn, covered.READINGS):
+    if has_table(conn, covered.READINGS):
         if readings_windows is None:
             _readings(conn, rep, sealed.retentions, progress)
         for first, last in readings_windows or ():
@@ -332,7 +358,7 @@ class Scrub:
 
 
 def _window_rows(
-    conn: sqlite3.Connection, first: int, last: int, retentions: list[tuple[int, int]]
+    conn: sqlite3.Connection, first: int, last: int, retentions: Retentions
 ) -> tuple[int, int | None]:
     """The readings rowids a window of blocks answers for: after the readings of the live
     block before it, through its own last live block's (None: no end, when no readings block
@@ -340,16 +366,13 @@ def _window_rows(
     retention has emptied the table, so the bounds come from the blocks by sequence, never
     from the largest rowid ever sealed."""
 
-    def dead(seq: int, hi: int) -> bool:
-        return any(r_seq > seq and hi <= r_hi for r_seq, r_hi in retentions)
-
     def last_live(where: str, bound: int) -> int | None:
         for seq, hi in conn.execute(
             "select seq, readings_hi from seal_blocks where readings_lo is not null and"
             f" kind != 'retention' and seq {where} ? order by seq desc",
             (bound,),
         ):
-            if not dead(int(seq), int(hi)):
+            if not retentions.dead(int(seq), int(hi)):
                 return int(hi)
         return None
 
@@ -380,12 +403,12 @@ class Heads:
 def store_heads(conn: sqlite3.Connection) -> Heads:
     """The store's two heads; (0, zeros) for a chain that has no entry."""
     audit = (0, "0" * 64)
-    if _has_table(conn, "audit"):
+    if has_table(conn, "audit"):
         row = conn.execute("select seq, hash from audit order by seq desc limit 1").fetchone()
         if row is not None:
             audit = (int(row[0]), str(row[1]))
     seal = (0, GENESIS.hex())
-    if _has_table(conn, "seal_blocks"):
+    if has_table(conn, "seal_blocks"):
         row = conn.execute("select seq, hash from seal_blocks order by seq desc limit 1").fetchone()
         if row is not None:
             seal = (int(row[0]), bytes(row[1]).hex())
@@ -393,14 +416,14 @@ def store_heads(conn: sqlite3.Connection) -> Heads:
 
 
 def _audit_hash(conn: sqlite3.Connection, seq: int) -> str | None:
-    if not _has_table(conn, "audit"):
+    if not has_table(conn, "audit"):
         return None
     row = conn.execute("select hash from audit where seq=?", (seq,)).fetchone()
     return None if row is None else str(row[0])
 
 
 def _seal_hash(conn: sqlite3.Connection, seq: int) -> str | None:
-    if not _has_table(conn, "seal_blocks"):
+    if not has_table(conn, "seal_blocks"):
         return None
     row = conn.execute("select hash from seal_blocks where seq=?", (seq,)).fetchone()
     return None if row is None else bytes(row[0]).hex()

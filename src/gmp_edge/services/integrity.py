@@ -23,6 +23,7 @@ from gmp_edge.integrity.check import (
     Scrub,
     check_anchors,
     check_ledger,
+    has_table,
     sqlite_integrity,
 )
 from gmp_edge.storage.lock import LockUnavailable, StoreInUse, StoreLock
@@ -183,19 +184,10 @@ def _verdict(
             if progress is not None:
                 progress(f"audit trail: {v.audit_entries:,} entries walked")
             windows = None
-            if scrub is not None and _has_ledger(conn):
+            if scrub is not None and has_table(conn, "seal_blocks"):
                 windows, v.checked_through, v.scrub_next = scrub.plan(conn)
             v.ledger = check_ledger(conn, progress, windows)
         v.anchors = check_anchors(conn, anchors, unreadable, public, v.running)
     finally:
         conn.close()
     return v
-
-
-def _has_ledger(conn: sqlite3.Connection) -> bool:
-    return (
-        conn.execute(
-            "select 1 from sqlite_master where type='table' and name='seal_blocks'"
-        ).fetchone()
-        is not None
-    )
