@@ -70,21 +70,31 @@ def test_merge_table(old, new, want_ts, want_v):
     assert out["v"].tolist() == want_v
 
 
-def test_group_splits_by_tag_and_minute_keeping_commit_order():
+def test_group_splits_by_tag_and_minute_in_time_order():
     rows = src(
         (1, 7, M + 5, 1.0, 0),
         (2, 3, M + 6, 2.0, 0),
         (3, 7, 2 * M, 3.0, 1),
-        (4, 7, M + 1, 4.0, 2),  # later commit, earlier time: commit order kept here
+        (4, 7, M + 1, 4.0, 2),  # later commit, earlier time: time order within the group
         (5, 3, M - 1, 5.0, 3),
+        (6, 7, M + 5, 6.0, 1),  # same time as row 1: after it (commit order)
     )
     g = seg.group(rows)
     assert sorted(g) == [(3, 0), (3, M), (7, M), (7, 2 * M)]
-    assert g[(7, M)]["ts"].tolist() == [M + 5, M + 1]
-    assert g[(7, M)]["q"].tolist() == [0, 2]
+    assert g[(7, M)]["ts"].tolist() == [M + 1, M + 5, M + 5]
+    assert g[(7, M)]["v"].tolist() == [4.0, 1.0, 6.0]
+    assert g[(7, M)]["q"].tolist() == [2, 0, 1]
     assert g[(7, 2 * M)]["v"].tolist() == [3.0]
     assert g[(3, 0)]["q"].tolist() == [3]
     assert seg.group(src()) == {}
+
+
+def test_fold_slices_each_group_as_its_own_pack():
+    rows = src((1, 7, M + 5, 1.0, 0), (2, 3, M + 6, 2.0, 0), (3, 7, M + 1, 4.0, 2))
+    fold = seg.Fold.of(rows)
+    got = {(t, m): fold.packed(a, b) for t, m, a, b in fold.groups()}
+    assert got == {k: seg.pack(v) for k, v in seg.group(rows).items()}
+    assert list(seg.Fold.of(src()).groups()) == []
 
 
 @pytest.mark.parametrize(
@@ -150,7 +160,8 @@ def test_segments_plus_tail_equal_the_readings_table(store, seed):
         store.commit(_random_batch(rng, t))
         t += rng.randint(1, 40) * S
         if rng.random() < 0.4:
-            store.index_segments(max_rows=rng.choice([1, 7, 50, 10_000]))
+            closed = rng.choice([None, (t // M) * M, (t // M) * M - M])
+            store.index_segments(max_rows=rng.choice([1, 7, 50, 10_000]), closed_before_us=closed)
         if step % 5 == 0:
             a = T0 + rng.randint(-300, 600) * S + rng.randint(0, S)
             _same(store, a, a + rng.randint(1, 900) * S)
@@ -186,6 +197,31 @@ def test_index_pass_counts_and_catches_up(store):
     )
     first = (T0 // M) * M
     assert rows == [(first, 40), (first + M, 60), (first + 2 * M, 50)]
+
+
+def test_closed_minutes_only_writes_each_segment_once(store):
+    # the running service folds closed minutes only: a pass during a minute leaves that
+    # minute's readings in the raw tail instead of writing a blob it rewrites next pass
+    first = (T0 // M) * M
+    t = first
+    for i in range(150):  # 2.5 minutes of one tag at 1 s
+        store.commit([Reading(PATHS[0], float(i), Quality.GOOD, t + i * S)])
+    assert store.index_segments(closed_before_us=first + 2 * M) == 120
+    assert store.index_segments(closed_before_us=first + 2 * M) == 0  # the running minute
+    writes = store._reader().execute("select minute_us, n from segments order by 1").fetchall()
+    assert writes == [(first, 60), (first + M, 60)]
+    _same(store, 0, 2**62)  # the running minute is read from the tail
+
+
+def test_a_reading_from_a_clock_ahead_does_not_hold_the_fold(store):
+    first = (T0 // M) * M
+    ahead = first + 30 * M  # acquired before the box's clock was stepped back half an hour
+    store.commit([Reading(PATHS[0], 1.0, Quality.GOOD, ahead)])
+    store.commit([Reading(PATHS[0], 2.0, Quality.GOOD, first + 5 * S)])
+    store.commit([Reading(PATHS[0], 3.0, Quality.GOOD, first + M + 5 * S)])  # running minute
+    assert store.index_segments(closed_before_us=first + M) == 2
+    assert store.segments_cursor() == 2
+    _same(store, 0, 2**62)
 
 
 def test_a_pass_that_finds_the_cursor_moved_writes_nothing(store, monkeypatch):

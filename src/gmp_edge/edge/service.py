@@ -21,6 +21,7 @@ from gmp_edge.config import PlantConfig
 from gmp_edge.edge.integrity_watch import IntegrityStatus
 from gmp_edge.edge.wiring import build_drivers
 from gmp_edge.historian.gaps import GapEvent, GapTracker
+from gmp_edge.historian.segments import minute_of
 from gmp_edge.historian.store import Store, StoreError
 from gmp_edge.periodic import Periodic
 from gmp_edge.services.health import BadTag
@@ -213,9 +214,12 @@ class EdgeService:
         rows = max(50_000, 60 * len(self.cfg.tags))
 
         async def index() -> None:
+            # closed minutes only: each segment is written once, when its minute is over
+            closed_before = int(minute_of(now_us()))
             try:
                 while (
-                    await asyncio.to_thread(self.store.index_segments, rows) and not stop.is_set()
+                    await asyncio.to_thread(self.store.index_segments, rows, closed_before)
+                    and not stop.is_set()
                 ):
                     await asyncio.sleep(0)  # catching up: let commits in between passes
             except StoreError as exc:

@@ -15,7 +15,7 @@ functions here are pure (numpy in, numpy out); ``historian.store.Store`` does th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -68,22 +68,62 @@ def merge(old: np.ndarray, new: np.ndarray) -> np.ndarray:
 
 
 def group(rows: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
-    """Split :data:`SOURCE` rows (commit order) into records per (tag id, minute).
+    """Split :data:`SOURCE` rows (commit order) into records per (tag id, minute), each
+    group in time order (equal times in commit order)."""
+    fold = Fold.of(rows)
+    return {(t, m): fold.records[a:b] for t, m, a, b in fold.groups()}
 
-    Within a group the records keep commit order; :func:`merge` puts them in time order.
+
+class Fold:
+    """:data:`SOURCE` rows arranged for the indexer: sorted by (tag id, minute, time),
+    stable (equal times keep commit order), with where each (tag id, minute) group starts.
+
+    Vectorised: one sort and one ``tobytes`` for the whole pass, so a group that has no
+    segment yet costs a slice of :attr:`blob`, not a sort, a copy and a pack of its own.
     """
-    if rows.size == 0:
-        return {}
-    minute = (rows["ts"] // SEGMENT_US) * SEGMENT_US
-    order = np.lexsort((minute, rows["tid"]))  # stable: commit order within a group
-    tid, minute, rec = rows["tid"][order], minute[order], records_of(rows[order])
-    cut = np.flatnonzero((tid[1:] != tid[:-1]) | (minute[1:] != minute[:-1])) + 1
-    starts = np.concatenate([[0], cut])
-    ends = np.concatenate([cut, [tid.size]])
-    return {
-        (int(tid[a]), int(minute[a])): rec[a:b]
-        for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
-    }
+
+    __slots__ = ("blob", "ends", "minutes", "records", "starts", "tids")
+
+    def __init__(
+        self,
+        records: np.ndarray,
+        tids: np.ndarray,
+        minutes: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+    ) -> None:
+        self.records, self.tids, self.minutes = records, tids, minutes
+        self.starts, self.ends = starts, ends
+        self.blob = records.tobytes()
+
+    @classmethod
+    def of(cls, rows: np.ndarray) -> Fold:
+        """The fold of ``rows`` (commit order)."""
+        if rows.size == 0:
+            z = np.zeros(0, dtype=np.int64)
+            return cls(EMPTY, z, z, z, z)
+        minute = (rows["ts"] // SEGMENT_US) * SEGMENT_US
+        order = np.lexsort((rows["ts"], minute, rows["tid"]))  # stable
+        tid, minute, rec = rows["tid"][order], minute[order], records_of(rows[order])
+        cut = np.flatnonzero((tid[1:] != tid[:-1]) | (minute[1:] != minute[:-1])) + 1
+        starts = np.concatenate([[0], cut])
+        ends = np.concatenate([cut, [tid.size]])
+        return cls(rec, tid[starts], minute[starts], starts, ends)
+
+    def groups(self) -> Iterator[tuple[int, int, int, int]]:
+        """(tag id, minute, start, end) of every group, ``records[start:end]`` its records."""
+        return zip(
+            self.tids.tolist(),
+            self.minutes.tolist(),
+            self.starts.tolist(),
+            self.ends.tolist(),
+            strict=True,
+        )
+
+    def packed(self, start: int, end: int) -> bytes:
+        """The blob of ``records[start:end]`` (a group with no segment before)."""
+        size = RECORD.itemsize
+        return self.blob[start * size : end * size]
 
 
 def records_of(rows: np.ndarray) -> np.ndarray:
