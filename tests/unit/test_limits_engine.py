@@ -374,6 +374,55 @@ def test_batch_split_invariance_and_state_round_trip(seed):
     assert whole == evaluate(lim, ts, v, q, changes, limit_set_id="LS", limit_set_version=2)
 
 
+@pytest.mark.parametrize("seed", range(300))
+def test_quiet_path_matches_the_kernels(seed, monkeypatch):
+    # the running service feeds one or two readings a tag a step, as lists; those that
+    # cannot change a condition skip the vectorised kernels (engine.quiet_step): events and
+    # the carried state must be what the kernels give, batch after batch
+    from gmp_edge.limits import engine
+
+    taken = []
+    real = engine._EntryMachine.quiet_step
+
+    def counted(self, *args):
+        taken.append(ok := real(self, *args))
+        return ok
+
+    monkeypatch.setattr(engine._EntryMachine, "quiet_step", counted)
+    rng = random.Random(5000 + seed)
+    lim, ts, v, q, changes = random_case(rng)
+    if seed % 2:  # mostly calm data, so that the quiet path is taken often
+        v = np.array([5.0 + rng.choice([0.0, 0.5, -0.5]) if rng.random() < 0.9 else x for x in v])
+        q = np.array([G if rng.random() < 0.95 else x for x in q], dtype=np.int8)
+    ls = LimitSet("LS", 2, 0, "r", "alice", "bob", (lim,))
+    fast = Evaluator(ls, changes, apply_from_us=None)
+    slow = Evaluator(ls, changes, apply_from_us=None)
+    slow.quiet_path = False
+    i = 0
+    while i < len(ts):
+        j = min(len(ts), i + rng.choice([1, 1, 1, 2, 3, engine.QUIET_MAX]))
+        a = fast.feed("t", ts[i:j].tolist(), v[i:j].tolist(), q[i:j].tolist())
+        b = slow.feed("t", ts[i:j], v[i:j], q[i:j])
+        assert shape(a) == shape(b), (i, j)
+        assert json.dumps(fast.state()) == json.dumps(slow.state()), (i, j)
+        i = j
+    if seed % 2 and lim.applies_in is None and lim.deadband == 0 and not changes:
+        assert any(taken), "the quiet path was never taken"
+
+
+def test_quiet_path_refuses_what_feed_refuses():
+    ls = LimitSet("LS", 2, 0, "r", "alice", "bob", (TagLimits("t", action_high=HI),))
+    ev = Evaluator(ls)
+    ev.feed("t", [5 * S], [1.0], [G])
+    with pytest.raises(ValueError, match="not after"):
+        ev.feed("t", [5 * S], [1.0], [G])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        ev.feed("t", [7 * S, 6 * S], [1.0, 1.0], [G, G])
+    with pytest.raises(ValueError, match="lengths differ"):
+        ev.feed("t", [8 * S], [1.0, 2.0], [G])
+    assert ev.state()["last_ts"] == {"t": 5 * S}
+
+
 def test_streaming_timers_survive_restart():
     lim = TagLimits("t", action_high=HI, on_delay_s=10, delay_justification="door")
     ls = LimitSet("LS", 1, 0, "r", "alice", "bob", (lim,))
