@@ -79,6 +79,9 @@ from typing import Any, TypeVar
 
 import tomli_w
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import alarm_probe  # bench/ is not a package: its folder is put on the path above
+
 ROOT = Path(__file__).resolve().parents[1]
 FLOOR_MODULE = Path(__file__).resolve().parent / "nodered_floor.py"
 
@@ -164,6 +167,16 @@ def sim_specs(lay: Layout, procs: int, tick_s: float) -> list[dict[str, Any]]:
     return specs
 
 
+def probe_tag(lay: Layout) -> tuple[str, str] | None:
+    """(tag path, device) of the alarm probe (bench/alarm_probe.py): the first device's
+    last tag reads the writable location register instead of holding register 23, with an
+    alert limit; None when the first device has fewer than 100 tags (tiny runs)."""
+    ep, devs = next(iter(lay.endpoints.items()))
+    if lay.tags[devs[0]] < TAGS_PER_DEVICE:
+        return None
+    return f"{SITE}/{AREA}/room-{ep}/{devs[0]}/ho{alarm_probe.LOCATION_REGISTER:03d}", devs[0]
+
+
 def plant_data(
     lay: Layout, ports: dict[str, int], store: Path, interval_s: float
 ) -> dict[str, Any]:
@@ -189,8 +202,13 @@ def plant_data(
             n_input = min(count, INPUT_REGISTERS)
             registers = [("input", a) for a in range(n_input)]
             registers += [("holding", a) for a in range(min(count - n_input, HOLDING_REGISTERS))]
+            probe = probe_tag(lay)
+            if probe is not None and dev == probe[1]:
+                registers[-1] = ("holding", alarm_probe.LOCATION_REGISTER)
             for fn, address in registers:
                 path = f"{SITE}/{AREA}/{room}/{dev}/{fn[:2]}{address:03d}"
+                if probe is not None and path == probe[0]:
+                    limits.append({"tag": path, "alert_high": alarm_probe.LIMIT, "priority": "low"})
                 tags.append(
                     {
                         "path": path,
@@ -521,6 +539,12 @@ class Result:
     exit_code: int | None = None
     floor: dict[str, Any] | None = None
     floor_error: str | None = None
+    alarm_p50_ms: float | None = None
+    alarm_p99_ms: float | None = None
+    probe_writes: int = 0
+    probe_error: str | None = None
+    api: dict[str, Any] | None = None
+    api_error: str | None = None
     error: str | None = None
     wall_s: float = 0.0
 
@@ -534,11 +558,19 @@ def measure(
     res: Result,
     window_s: float,
     health_every_s: float,
+    toggler: alarm_probe.Toggler | None = None,
+    load: Callable[[], Child] | None = None,
 ) -> None:
-    """Measure ``res``'s figures over ``window_s`` seconds of real time."""
+    """Measure ``res``'s figures over ``window_s`` seconds of real time, with the alarm
+    probe writing and the API load (started by ``load``) running over the same window."""
     pid = service.proc.pid
     probe = StoreProbe(store)
+    api: Child | None = None
     try:
+        if toggler is not None:
+            toggler.start()
+        if load is not None:
+            api = load()
         h0 = get_health(base, token)
         c0, s0 = cpu_seconds(pid), sum(sum(cpu_seconds(s.proc.pid)) for s in sims)
         m0, t0 = probe.marks(), time.monotonic()
@@ -567,8 +599,16 @@ def measure(
         c1, s1 = cpu_seconds(pid), sum(sum(cpu_seconds(s.proc.pid)) for s in sims)
         m1, t1 = probe.marks(), time.monotonic()
         _sample(h1, res, commit_ms, lags, statuses, probe)
+        if toggler is not None:
+            res.probe_writes, res.probe_error = toggler.stop(), toggler.error
+            res.alarm_p50_ms = h1["monitoring"].get("alarm_latency_ms_p50")
+            res.alarm_p99_ms = h1["monitoring"].get("alarm_latency_ms_p99")
+        if api is not None:
+            res.api, res.api_error = api_figures(api, window_s)
     finally:
         probe.close()
+        if api is not None and api.proc.poll() is None:
+            stop(api, 5)
     elapsed = t1 - t0
     res.cpu_pct = 100 * (sum(c1) - sum(c0)) / elapsed
     res.own_cpu_pct = 100 * (c1[0] - c0[0]) / elapsed
@@ -590,6 +630,18 @@ def measure(
     res.lag_max = max(lags, default=None)
     res.statuses = sorted(statuses)
     res.reasons = sorted({r["code"] for r in h1["reasons"]})
+
+
+def api_figures(api: Child, window_s: float) -> tuple[dict[str, Any] | None, str | None]:
+    """(the API load's JSON figures, None) once it has finished, or (None, why not)."""
+    try:
+        api.proc.wait(timeout=window_s + 60)
+    except subprocess.TimeoutExpired:
+        return None, "the API load did not finish"
+    try:
+        return json.loads(api.out.read_text()), None
+    except (OSError, ValueError):
+        return None, f"the API load exited with {api.proc.returncode}:\n{api.tail(5)}"
 
 
 def _sample(
@@ -683,11 +735,26 @@ def run_one(n_tags: int, args: argparse.Namespace, top: Path, floor: Any) -> Res
         _log(f"  ready after {res.ready_s:.1f} s; warm-up {args.warmup:g} s")
         time.sleep(args.warmup)  # a benchmark's warm-up: real time on purpose
         _log(f"  measuring {args.window:g} s")
-        measure(svc, sims, base, token, store, res, args.window, args.health_every)
+        probe = probe_tag(lay)
+        toggler = None
+        if probe is not None:
+            toggler = alarm_probe.Toggler("127.0.0.1", ports[next(iter(lay.endpoints))], 1, 1.0)
+        load = None
+        if args.api_clients and n_tags in args.api_at:
+            load_cmd = [
+                sys.executable,
+                str(Path(__file__).resolve().parent / "api_load.py"),
+                *("--base", base, "--token", token, "--clients", str(args.api_clients)),
+                *("--seconds", f"{max(1.0, args.window - 2):g}", "--tag", data["tags"][0]["path"]),
+            ]
+            load = functools.partial(start, load_cmd, "api-load", folder)
+        measure(svc, sims, base, token, store, res, args.window, args.health_every, toggler, load)
         res.stop_s, res.exit_code = stop(svc, args.stop_timeout)
         service = None
         _log("  " + row(res))
         _log(f"  {detail(res)}")
+        for line in under_load(res):
+            _log(f"    {line}")
         if floor is not None:
             _log(f"  Node-RED floor: {len(devices)} requests, {args.window:g} s")
             try:
@@ -748,6 +815,33 @@ def detail(r: Result) -> str:
         f"{r.ready_s:.1f} s; stop {r.stop_s:.1f} s (exit {r.exit_code})"
         f"{f'; run {r.wall_s:.0f} s' if r.wall_s else ''}"
     )
+
+
+def under_load(r: Result) -> list[str]:
+    """The alarm probe's and the API load's figures of one N (when they ran)."""
+    lines = []
+    if r.probe_writes or r.probe_error:
+        lines.append(
+            f"alarm latency (committed -> alarm persisted, the service's own figure): p50 "
+            f"{_n(r.alarm_p50_ms, '.1f')} ms, p99 {_n(r.alarm_p99_ms, '.1f')} ms; probe "
+            f"{r.probe_writes} writes (~{r.probe_writes // 2} activations)"
+            f"{f'; probe failed: {r.probe_error}' if r.probe_error else ''}"
+        )
+    if r.api is not None:
+        a, k = r.api, r.api["kinds"]
+        per = ", ".join(
+            f"{name} p50 {_n(f['p50_ms'], '.0f')} / p99 {_n(f['p99_ms'], '.0f')} ms"
+            for name, f in k.items()
+        )
+        lines.append(
+            f"API under {a['clients']} clients: {a['rps']:.1f} req/s, p50 "
+            f"{_n(a['all']['p50_ms'], '.0f')} ms, p99 {_n(a['all']['p99_ms'], '.0f')} ms, "
+            f"max {_n(a['all']['max_ms'], '.0f')} ms, {a['errors']} errors; {per}"
+        )
+        lines += [f"API error: {e}" for e in a["first_errors"]]
+    elif r.api_error:
+        lines.append(f"API load failed: {r.api_error}")
+    return lines
 
 
 def _figure(d: dict[str, Any], *keys: str) -> float | None:
@@ -838,8 +932,13 @@ def main() -> int:
     ap.add_argument("--tmp-dir", default=None, help="where the temporary folder goes")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     ap.add_argument("--nodered", action="store_true", help="also run bench/nodered_floor.py")
+    ap.add_argument(
+        "--api-clients", type=int, default=20, help="API load clients in the window (20; 0 off)"
+    )
+    ap.add_argument("--api-at", default="10000", help="tag counts that get the API load (10000)")
     args = ap.parse_args()
     counts = [int(x.replace("_", "")) for x in args.tags.split(",") if x.strip()]
+    args.api_at = {int(x.replace("_", "")) for x in args.api_at.split(",") if x.strip()}
     floor = load_floor() if args.nodered else None
     t0 = time.monotonic()
     top = Path(tempfile.mkdtemp(prefix="gmp-edge-scale-", dir=args.tmp_dir))
@@ -862,6 +961,8 @@ def main() -> int:
         print(row(r))
     for r in results:
         print("  " + detail(r))
+        for line in under_load(r):
+            print("    " + line)
     if args.nodered:
         print()
         print("\n".join(floor_lines(results)))

@@ -33,7 +33,8 @@ class ApiBox:
         self.db = self.cfg.store.path
         self.store = Store(self.db)
         self.trail = AuditTrail(self.db)
-        self.parts = build_api(self.cfg, EdgeService(self.cfg, sha, self.store), self.trail)
+        self.service = EdgeService(self.cfg, sha, self.store)
+        self.parts = build_api(self.cfg, self.service, self.trail)
         self.app = self.parts.app
         self.directory = self.parts.directory
         self.directory.create_first_administrator("admin", "Ada Admin", ADMIN_PW)

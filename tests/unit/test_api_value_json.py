@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from gmp_edge.api.app import ValueOut, _value, _value_dict
+from gmp_edge.api.app import ValueOut, _value
+from gmp_edge.api.live_json import value_dict as _value_dict
 from gmp_edge.collector.reading import Cause, Quality, Reading
 from gmp_edge.historian.store import StoredReading
 
@@ -32,3 +33,67 @@ def test_the_fast_path_writes_what_the_model_writes(reading) -> None:
     model = json.loads(ValueOut.model_validate(_value(reading)).model_dump_json())
     assert _value_dict(reading) == model
     assert json.loads(json.dumps(_value_dict(reading), allow_nan=False)) == model
+
+
+def test_live_answers_are_what_their_models_write(tmp_path) -> None:
+    # /api/latest and /api/status/rooms write each tag's value text once per reading
+    # (api.live_json); the answers must still be the declared models', also after a tag
+    # has a newer reading
+    from gmp_edge.api.app import RoomStatusOut
+    from gmp_edge.identity.roles import Role
+    from tests.apibox import ApiBox
+    from tests.unit.conftest import small_plant
+
+    box = ApiBox(tmp_path, small_plant().section("api", live_max_age_s=0))
+    try:
+        paths = [t.path for t in box.cfg.tags]
+        live = box.service.latest
+        for i, path in enumerate(paths):
+            values: list[float | str | None] = [21.5, "x", math.nan, None]
+            live[path] = Reading(path, values[i % 4], Quality(i % 3), T + i)
+        viewer = box.machine("wall-screen", Role.VIEWER)
+
+        def expected() -> list[dict]:
+            return [
+                json.loads(ValueOut.model_validate(_value(live[p])).model_dump_json())
+                for p in sorted(paths)
+            ]
+
+        for _ in range(2):  # the second answer comes from the written texts
+            assert viewer.get("/api/latest").json() == expected()
+        live[paths[0]] = Reading(paths[0], 99.0, Quality.GOOD, T + 1000)
+        assert viewer.get("/api/latest").json() == expected()
+        rooms = viewer.get("/api/status/rooms").json()
+        assert rooms, "no rooms"
+        for room in rooms:
+            model = RoomStatusOut.model_validate(room)
+            want = [
+                json.loads(ValueOut.model_validate(_value(live[t.path])).model_dump_json())
+                for t in box.cfg.tags
+                if t.segments[2] == model.room.id
+            ]
+            assert room["values"] == want
+            assert room["tags"] == len(want)
+        assert sum(len(r["values"]) for r in rooms) == len(paths)
+    finally:
+        box.close()
+
+
+def test_a_shared_answer_is_made_again_only_when_older_than_its_age() -> None:
+    from gmp_edge.api.live_json import SharedAnswer
+
+    now = [100.0]
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(f"answer {len(made)}")
+        return made[-1]
+
+    shared = SharedAnswer(0.5, clock=lambda: now[0])
+    assert shared.get(make) == "answer 0"
+    now[0] += 0.5
+    assert shared.get(make) == "answer 0"  # within its age: the same text
+    now[0] += 0.01
+    assert shared.get(make) == "answer 1"
+    assert SharedAnswer(0).get(make) == "answer 2"  # 0: made every time
+    assert SharedAnswer(0).get(make) == "answer 3"

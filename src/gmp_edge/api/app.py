@@ -8,8 +8,6 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import json
-import math
 import re
 from datetime import datetime
 from enum import Enum
@@ -29,6 +27,7 @@ from gmp_edge.api import (
     session_routes,
     validation_routes,
 )
+from gmp_edge.api.live_json import SharedAnswer, ValueFragments, dumps
 from gmp_edge.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gmp_edge.api.metrics import registry_of, render, service_families
 from gmp_edge.api.middleware import BodyLimit, SecurityHeaders
@@ -233,35 +232,19 @@ def _value(r: Reading | StoredReading) -> ValueOut:
     )
 
 
-def _value_dict(r: Reading | StoredReading) -> dict[str, Any]:
-    """:func:`_value` as the JSON object it serialises to, without building a model: the
-    answer for every tag of a big box (10,000 models cost ~130 ms; a test keeps the two
-    identical). Numbers as JSON numbers (an int as its float, as ValueOut has it),
-    non-finite ones as null, as pydantic writes them."""
-    v = r.value
-    if type(v) is int:
-        v = float(v)
-    elif type(v) is float and not math.isfinite(v):
-        v = None
-    cause = r.cause.value if isinstance(r.cause, Enum) else r.cause
-    return {
-        "tag": r.tag,
-        "ts": iso(r.ts_us),
-        "ts_edge": iso(r.ts_edge_us),
-        "ts_source": iso(r.ts_source_us),
-        "value": v,
-        "quality": _q(r.quality),
-        "message": r.message,
-        "cause": cause,
-    }
+# a RoomStatusOut written with no values: the place the values' text goes (no field before
+# "values" is a list named so, and a string cannot hold the unescaped quotes)
+_NO_VALUES = '"values":[]'
 
 
 def _json(body: object) -> Response:
     """A JSON answer already in the shape of its declared model (no second validation)."""
-    return Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False),
-        media_type="application/json",
-    )
+    return _json_text(dumps(body))
+
+
+def _json_text(text: str) -> Response:
+    """A JSON answer already written as text in the shape of its declared model."""
+    return Response(text, media_type="application/json")
 
 
 def _range(start: datetime | None, end: datetime | None, default_s: int = 3600) -> tuple[int, int]:
@@ -378,8 +361,18 @@ def add_docs(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_app(rt: Runtime, access: Access, services: GmpServices, tls: bool = False) -> FastAPI:
-    """The API over a running service, with authentication and authorisation on every route."""
+def create_app(
+    rt: Runtime,
+    access: Access,
+    services: GmpServices,
+    tls: bool = False,
+    live_max_age_s: float = 0.0,
+) -> FastAPI:
+    """The API over a running service, with authentication and authorisation on every route.
+
+    ``live_max_age_s``: how long an answer of every tag's newest value (``/api/latest``
+    without a tag filter, ``/api/status/rooms``) is given again to whoever asks (0: made for
+    each request)."""
     app = FastAPI(
         title="gmp-edge",
         version="0.1.0",
@@ -405,6 +398,13 @@ def create_app(rt: Runtime, access: Access, services: GmpServices, tls: bool = F
     app.add_middleware(SecurityHeaders, hsts=tls)
     live = APIRouter(dependencies=[READ], responses=AUTH)
     tags_by_path = {t.path: t for t in rt.tag_infos()}
+    all_paths = sorted(tags_by_path)
+    paths_by_room: dict[str, list[str]] = {}
+    for t in tags_by_path.values():
+        paths_by_room.setdefault(t.room, []).append(t.path)
+    fragments = ValueFragments()
+    latest_all = SharedAnswer(live_max_age_s)
+    rooms_all = SharedAnswer(live_max_age_s)
 
     def known(tag: str) -> str:
         if tag not in tags_by_path:
@@ -497,39 +497,46 @@ def create_app(rt: Runtime, access: Access, services: GmpServices, tls: bool = F
     @live.get("/api/latest", response_model=list[ValueOut], tags=["readings"], responses=NOT_FOUND)
     def latest(tag: Annotated[list[str] | None, Query()] = None) -> Response:
         """Newest value of each tag (all tags, or the ones named)."""
-        live = rt.latest_readings()
-        wanted = [known(t) for t in tag] if tag else sorted(tags_by_path)
-        out: list[dict[str, Any]] = []
-        for path in wanted:
-            if path in live:
-                out.append(_value_dict(live[path]))
-                continue
-            s = rt.store.latest(path)
-            if s is not None:
-                out.append(_value_dict(s))
-        return _json(out)
+        wanted = [known(t) for t in tag] if tag else None
+
+        def make() -> str:
+            live = rt.latest_readings()
+            out: list[Reading | StoredReading] = []
+            for path in wanted or all_paths:
+                r: Reading | StoredReading | None = live.get(path)
+                if r is None:
+                    r = rt.store.latest(path)
+                if r is not None:
+                    out.append(r)
+            return fragments.array(out)
+
+        return _json_text(make() if wanted else latest_all.get(make))
 
     @live.get("/api/status/rooms", response_model=list[RoomStatusOut], tags=["status"])
-    def room_status() -> list[RoomStatusOut]:
+    def room_status() -> Response:
         """Each room with the latest value of its tags (what the live page shows)."""
-        live = rt.latest_readings()
-        states = services.status.rooms()
-        out = []
-        for room in rt.room_infos():
-            in_room = [t for t in tags_by_path.values() if t.room == room.id]
-            values = [_value(live[t.path]) for t in in_room if t.path in live]
-            state = states.get(room.id)
-            out.append(
-                RoomStatusOut(
+
+        def make() -> str:
+            live = rt.latest_readings()
+            states = services.status.rooms()
+            out = []
+            for room in rt.room_infos():
+                in_room = paths_by_room.get(room.id, ())
+                state = states.get(room.id)
+                head = RoomStatusOut(
                     room=room,
                     tags=len(in_room),
-                    values=values,
+                    values=[],
                     production_state=state.production_state if state else None,
                     batch=state.batch if state else None,
                     alarms=[alarm_out(a) for a in state.alarms] if state else [],
-                )
-            )
-        return out
+                ).model_dump_json()
+                # the values written once per reading (live_json), spliced in for the empty list
+                values = fragments.array(live[p] for p in in_room if p in live)
+                out.append(head.replace(_NO_VALUES, f'"values":{values}', 1))
+            return "[" + ",".join(out) + "]"
+
+        return _json_text(rooms_all.get(make))
 
     @live.get(
         "/api/readings",

@@ -26,23 +26,46 @@ class RecordBook:
 
     def __init__(self, trail: AuditTrail):
         self.trail = trail
-        self._conn: sqlite3.Connection = open_store(trail.path, self.schema)
-        # the read connection is shared by threads: one statement at a time
+        self._first: sqlite3.Connection = open_store(trail.path, self.schema)
+        # one read connection per thread: the monitoring engine reads the active alarms
+        # every step, and behind one shared connection and its lock it waited for the API's
+        # request threads (issue 15: alarm latency). ``_lock`` stays for the few readers
+        # that need two statements to see one state.
         self._lock = threading.Lock()
+        self._local = threading.local()
+        self._local.conn = self._first
+        self._opened: list[sqlite3.Connection] = [self._first]
+        self._opened_lock = threading.Lock()  # not _lock: a reader may hold that one
+        self._closed = False
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's read connection (the schema was migrated by the first)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the book is closed")
+            conn = sqlite3.connect(self.trail.path, isolation_level=None, check_same_thread=False)
+            conn.execute("pragma busy_timeout=5000")
+            self._local.conn = conn
+            with self._opened_lock:
+                self._opened.append(conn)
+        return conn
 
     def close(self) -> None:
-        """Close the read connection (the trail stays open)."""
-        with self._lock:
-            self._conn.close()
+        """Close every read connection (the trail stays open)."""
+        with self._opened_lock:
+            self._closed = True
+            for conn in self._opened:
+                conn.close()
+            self._opened.clear()
 
     def _all(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._conn.execute(sql, tuple(args)).fetchall()
+        return self._conn.execute(sql, tuple(args)).fetchall()
 
     def _one(self, sql: str, args: Sequence[object] = ()) -> tuple[Any, ...] | None:
-        with self._lock:
-            row: tuple[Any, ...] | None = self._conn.execute(sql, tuple(args)).fetchone()
-            return row
+        row: tuple[Any, ...] | None = self._conn.execute(sql, tuple(args)).fetchone()
+        return row
 
 
 R = TypeVar("R")

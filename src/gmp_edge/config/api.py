@@ -23,6 +23,12 @@ class ApiConfig(ConfigModel):
     # reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
     # networks); none: the headers are ignored, whoever sends them, loopback included
     trusted_proxies: list[IPvAnyAddress | IPvAnyNetwork] = Field(default_factory=list)
+    # requests worked on at once (the rest wait their turn): every request thread competes
+    # with collection, evaluation and commits for the one interpreter lock (ADR 0028)
+    workers: int = Field(default=4, ge=1, le=64)
+    # an answer of every tag's newest value (/api/latest, /api/status/rooms) is given again
+    # to whoever asks within this long, instead of being made for each of them; 0: each
+    live_max_age_s: float = Field(default=0.5, ge=0, le=10)
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ApiConfig:

@@ -97,6 +97,7 @@ def build_api(
         access,
         services,
         tls=cfg.api.tls,
+        live_max_age_s=cfg.api.live_max_age_s,
     )
     return ApiParts(app, directory, signatures, reviews, engine, decisions, services)
 

@@ -1,0 +1,106 @@
+"""The live answers (every tag's newest value) written as JSON text, once per reading.
+
+A box of 10,000 tags answers ``/api/latest`` and ``/api/status/rooms`` with 10,000 values
+each time; building and serialising them per request was ~50 ms of one core, and 20
+clients asking in turn took the whole core from the collectors (issue 15). A reading is
+immutable, and at 1 s polling most tags have the same newest reading from one request to
+the next: :class:`ValueFragments` keeps the JSON text of each tag's newest reading and
+makes it anew only when the reading is another one. The text is exactly what the declared
+model (``ValueOut``) writes (a test compares them).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from enum import Enum
+from typing import Any
+
+from gmp_edge.collector.reading import Quality, Reading
+from gmp_edge.historian.store import StoredReading
+from gmp_edge.timefmt import iso
+
+QUALITY_NAMES = ("good", "uncertain", "bad")
+
+
+def value_dict(r: Reading | StoredReading) -> dict[str, Any]:
+    """A reading as the JSON object ``ValueOut`` serialises to, without building a model.
+
+    Numbers as JSON numbers (an int as its float, as ValueOut has it), non-finite ones as
+    null, as pydantic writes them."""
+    v = r.value
+    if type(v) is int:
+        v = float(v)
+    elif type(v) is float and not math.isfinite(v):
+        v = None
+    cause = r.cause.value if isinstance(r.cause, Enum) else r.cause
+    return {
+        "tag": r.tag,
+        "ts": iso(r.ts_us),
+        "ts_edge": iso(r.ts_edge_us),
+        "ts_source": iso(r.ts_source_us),
+        "value": v,
+        "quality": QUALITY_NAMES[int(r.quality)] if isinstance(r.quality, Quality | int) else None,
+        "message": r.message,
+        "cause": cause,
+    }
+
+
+def dumps(body: object) -> str:
+    """Compact JSON, non-ASCII kept, NaN refused (the API's one encoding of its answers)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+class ValueFragments:
+    """The JSON text of each tag's newest reading, remade only when the reading changes.
+
+    Safe from several threads without a lock: two threads that miss at once both make the
+    same text, and a dict assignment is atomic. The cache holds the reading it was made
+    from, so an identity check cannot be fooled by a reused object id.
+    """
+
+    def __init__(self) -> None:
+        self._made: dict[str, tuple[Reading | StoredReading, str]] = {}
+
+    def fragment(self, r: Reading | StoredReading) -> str:
+        """The JSON object of ``r``, as text."""
+        hit = self._made.get(r.tag)
+        if hit is not None and hit[0] is r:
+            return hit[1]
+        text = dumps(value_dict(r))
+        self._made[r.tag] = (r, text)
+        return text
+
+    def array(self, readings: Iterable[Reading | StoredReading]) -> str:
+        """A JSON array of the readings, in the order given."""
+        return "[" + ",".join(self.fragment(r) for r in readings) + "]"
+
+
+class SharedAnswer:
+    """The newest text of one live answer, given again to whoever asks within ``max_age_s``.
+
+    Twenty screens asking for every tag's value at once get one answer made once, not
+    twenty: each would take the interpreter from collection and evaluation for tens of
+    milliseconds (issue 15). One request makes it while the others wait for it, so a
+    stale answer is never older than ``max_age_s`` plus one making. 0: made every time.
+    """
+
+    def __init__(self, max_age_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._text: str | None = None
+        self._made_at = -math.inf
+
+    def get(self, make: Callable[[], str]) -> str:
+        """The shared text, made anew by ``make`` when it is older than ``max_age_s``."""
+        if self.max_age_s <= 0:
+            return make()
+        with self._lock:
+            if self._text is None or self._clock() - self._made_at > self.max_age_s:
+                self._text = make()
+                self._made_at = self._clock()
+            return self._text
