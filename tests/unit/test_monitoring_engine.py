@@ -221,3 +221,22 @@ def test_a_deviation_linked_to_an_excursion_is_saved_at_once(env):
     assert first.open_excursions
     second = engine()
     assert second.cursor == first.cursor and second.open_excursions == first.open_excursions
+
+
+@pytest.mark.parametrize("woken", [True, False])
+def test_alarm_latency_is_taken_when_the_alarm_is_persisted(env, woken):
+    # committed -> alarm persisted: one figure for a step a commit woke, taken when its
+    # first alarm is saved (not at the end of the step: the state save is not the alarm)
+    _, store, _, engine = env
+    e = engine()
+    t0 = now_us() + 10 * S
+    store.commit(temps(t0, range(40), 25.5))  # past the 30 s on-delay: alert and action
+    if woken:
+        e.committed()
+    e.step()
+    assert {a.kind.value for a in e.books.alarms.active()} == {"alert_high", "action_high"}
+    assert len(e.stats.alarm_latency_ms) == (1 if woken else 0)
+    store.commit(temps(t0, range(40, 45), 25.5))  # still beyond: nothing new is raised
+    e.committed()
+    e.step()
+    assert len(e.stats.alarm_latency_ms) == (1 if woken else 0)

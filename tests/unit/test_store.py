@@ -251,3 +251,53 @@ def test_readings_of_some_tags_after_a_cursor(store):
     assert [rid for rid, _ in rows] == [4] and upto == 4
     assert store.readings_of_after(6, 100, {"s/a/r/e/t2"}) == ([], 6)  # caught up
     assert store.readings_of_after(0, 100, {"unknown/tag"}) == ([], 6)  # nothing to read
+
+
+ODD_READINGS = [
+    Reading("s/a/r/e/t1", 21.5, Quality.GOOD, T0),
+    Reading("s/a/r/e/t1", float("nan"), Quality.UNCERTAIN, T0 + 1, message="NaN"),
+    Reading("s/a/r/e/t1", float("inf"), Quality.BAD, T0 + 2, message="overflow"),
+    Reading("s/a/r/e/t1", 7, Quality.GOOD, T0 + 3),  # an int: stored as a REAL
+    Reading("s/a/r/e/t1", 2**60 + 1, Quality.GOOD, T0 + 4),  # rounded as a REAL rounds it
+    Reading("s/a/r/e/t2", "B-1 \u2713", Quality.GOOD, T0 + 5, ts_source_us=T0 - 9),
+    Reading.bad("s/a/r/e/t2", T0 + 6, "no answer", Cause.NETWORK),
+    Reading("s/a/r/e/t2", 1.0, Quality.GOOD, T0 + 7, ts_source_us=T0 + 6, cause=Cause.DEVICE),
+]
+
+
+def test_the_last_commits_are_read_from_memory_as_the_table_gives_them(store):
+    # the engine evaluates what was just committed from the commit's own readings
+    # (Store._recent); they must be what reading the table back gives, odd values included
+    store.commit(ODD_READINGS[:3])
+    store.commit(ODD_READINGS[3:])
+    both = {"s/a/r/e/t1", "s/a/r/e/t2"}
+    for after, span, tags in [
+        (0, 100, both),
+        (2, 100, both),
+        (0, 3, both),
+        (1, 100, {"s/a/r/e/t2"}),
+    ]:
+        fast = store.readings_of_after(after, span, tags)
+        assert store._recent, "the commits were not kept"
+        kept, store._recent = store._recent, type(store._recent)(maxlen=8)
+        slow = store.readings_of_after(after, span, tags)
+        store._recent = kept
+        assert fast == slow
+        assert [rid for rid, _ in fast[0]] == [rid for rid, _ in slow[0]]  # ids too
+
+
+def test_memory_gives_way_to_the_table_when_it_does_not_hold_the_range(store):
+    for i in range(12):  # more commits than are kept
+        store.commit([good("s/a/r/e/t1", T0 + i * S, float(i))])
+    rows, upto = store.readings_of_after(0, 100, {"s/a/r/e/t1"})
+    assert [r.value for _, r in rows] == [float(i) for i in range(12)] and upto == 12
+    store._recent.clear()
+    store.commit([good("s/a/r/e/t1", T0 + 20 * S, 20.0)])
+    rows, upto = store.readings_of_after(11, 100, {"s/a/r/e/t1"})  # id 12 only in the table
+    assert [r.value for _, r in rows] == [11.0, 20.0] and upto == 13
+
+
+def test_retention_empties_the_readings_kept_in_memory(store):
+    store.commit([good("s/a/r/e/t1", T0 + i * S, float(i)) for i in range(5)])
+    assert store.apply_retention(T0 + 100 * S) == 5
+    assert store.readings_of_after(0, 100, {"s/a/r/e/t1"}) == ([], 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -137,6 +138,30 @@ QUALITY_OF: dict[int, Quality] = {int(q): q for q in Quality}
 
 #: (tag id, minute) pairs per segment lookup: 2 variables each, SQLite allows 32,766
 _KEYS_PER_LOOKUP = 4_000
+
+
+#: Commits kept in memory for readings_of_after (the engine steps after each one).
+_RECENT = 8
+
+
+def stored_as(r: Reading) -> StoredReading:
+    """``r`` as the store gives it back: NaN is stored as NULL, an int as a REAL, text in its
+    own column, the cause as its code (a test compares this with reading it back)."""
+    v = r.value
+    if isinstance(v, float):
+        v = None if v != v else float(v)
+    elif isinstance(v, int):
+        v = float(v)
+    return StoredReading(
+        r.tag,
+        r.ts_us,
+        r.ts_edge_us,
+        r.ts_source_us,
+        v,
+        QUALITY_OF[int(r.quality)],
+        r.message,
+        None if r.cause is None else r.cause.value,
+    )
 
 
 class StoreError(GmpEdgeError, RuntimeError):
@@ -306,6 +331,9 @@ class Store:
         self._tag_paths: dict[int, str] = {}
         self._local = threading.local()
         self._run_id: int | None = None
+        # the last commits' readings with their rowids, for readings_of_after: the monitoring
+        # engine evaluates what was just committed without reading it back row by row
+        self._recent: deque[tuple[int, int, tuple[Reading, ...]]] = deque(maxlen=_RECENT)
         # kept in step for a release that reads only meta (it refuses a newer store)
         if self._meta("schema_version") != str(version):
             self._set_meta("schema_version", str(version))
@@ -482,13 +510,23 @@ class Store:
                 # released, so the GIL changes threads per statement instead of per row
                 # and the event loop's Modbus round trips are not kept waiting
                 i = 0
+                lo: int | None = None  # rowids of this commit's readings, if consecutive
+                hi = 0
                 for mask, rows in runs:
                     width = _COLUMNS - mask.bit_count()
                     for size in _CHUNKS:
                         k, rows = divmod(rows, size)
                         for _ in range(k):
-                            self._w.execute(_insert_sql(mask, size), values[i : i + size * width])
+                            cur = self._w.execute(
+                                _insert_sql(mask, size), values[i : i + size * width]
+                            )
                             i += size * width
+                            first = int(cur.lastrowid or 0) - size + 1
+                            if lo is None:
+                                lo = first
+                            elif first != hi + 1:
+                                lo = -1  # not consecutive: not kept in memory
+                            hi = int(cur.lastrowid or 0)
                 for ev in gap_events:
                     if isinstance(ev, GapOpened):
                         self._w.execute(
@@ -517,6 +555,8 @@ class Store:
             raise StoreError(f"{self.path}: commit of {n} readings failed: {exc}") from exc
         except KeyError as exc:
             raise StoreError(f"gap for unregistered tag {exc.args[0]!r}") from None
+        if n and lo is not None and lo > 0 and hi - lo + 1 == n:
+            self._recent.append((lo, hi, tuple(readings)))
         return n
 
     def sample_intervals(self, tag: str, start_us: int, end_us: int) -> list[tuple[int, float]]:
@@ -584,6 +624,7 @@ class Store:
                 n = self._w.execute("delete from readings where rowid <= ?", (through,)).rowcount
                 if n:
                     self._sealer.retention(int(through))
+                    self._recent.clear()  # what was deleted is not read from memory either
             self._w.execute(
                 "delete from gaps where end_us is not null and end_us < ?", (older_than_us,)
             )
@@ -839,6 +880,9 @@ class Store:
         hi = min(after + span, self.last_reading_id())
         if hi <= after:
             return [], after
+        held = self._recent_of(after, hi, tags)
+        if held is not None:
+            return held, hi
         ids = sorted({self._tag_ids[t] for t in tags if t in self._tag_ids})
         if not ids:
             return [], hi
@@ -849,6 +893,28 @@ class Store:
             (after, hi),
         )
         return self._with_ids(rows), hi
+
+    def _recent_of(
+        self, after: int, hi: int, tags: Collection[str]
+    ) -> list[tuple[int, StoredReading]] | None:
+        """:meth:`readings_of_after` from the last commits kept in memory, when they hold
+        every id of ``(after, hi]``; None otherwise (the caller reads the table)."""
+        want = tags if isinstance(tags, set | frozenset) else set(tags)
+        out: list[tuple[int, StoredReading]] = []
+        nxt = after + 1
+        for lo, top, readings in list(self._recent):  # a copy: the committer appends
+            if top < nxt:
+                continue
+            if lo > nxt or top > hi:
+                return None
+            start = nxt - lo
+            out += [
+                (lo + i, stored_as(r))
+                for i, r in enumerate(readings[start:], start)
+                if r.tag in want
+            ]
+            nxt = top + 1
+        return out if nxt == hi + 1 else None
 
     def readings_after(self, after: int, limit: int = 5000) -> list[tuple[int, StoredReading]]:
         """Readings committed after id ``after``, in commit order, with their ids."""

@@ -309,7 +309,7 @@ class MonitoringEngine:
         saved cursor (evaluation is deterministic; alarms already raised are not raised
         again, their state is in the books)."""
         t0 = time.perf_counter()
-        woken, self._woken_at = self._woken_at, None
+        self._step_woken, self._woken_at = self._woken_at, None
         with self.lock:
             total = 0
             while True:
@@ -330,12 +330,11 @@ class MonitoringEngine:
         self.stats.readings += total
         self.stats.last_step_ms = round((time.perf_counter() - t0) * 1000, 3)
         self.stats.last_step_us = now_us()
-        if woken is not None and self._activated:
-            self.stats.alarm_latency_ms.append((time.perf_counter() - woken) * 1000)
-        self._activated = False
+        self._step_woken = None
         return total
 
-    _activated = False
+    # perf_counter of the commit that woke the running step (None: not woken by a commit)
+    _step_woken: float | None = None
 
     def _evaluate(self, rows: list[StoredReading], now: int | None) -> None:
         by_room: dict[str, list[StoredReading]] = defaultdict(list)
@@ -653,7 +652,9 @@ class MonitoringEngine:
     def _raised(self, alarm: Alarm, transition: Transition, title: str, text: str) -> None:
         # A limit alarm and a trend alarm are raised alike: saved, noted, announced.
         self.books.alarms.save(alarm, [transition])
-        self._activated = True
+        woken, self._step_woken = self._step_woken, None
+        if woken is not None:  # the step's first alarm: committed -> alarm persisted
+            self.stats.alarm_latency_ms.append((time.perf_counter() - woken) * 1000)
         self._announce("alarm.raised", alarm, title, text)
 
     def _announce(self, kind: str, alarm: Alarm, title: str, text: str) -> None:
