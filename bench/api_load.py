@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 
 KINDS = ("latest", "rooms", "health", "alarms", "readings")
+SLOW_MS = 250.0  # an answer at least this slow is listed with the time it came
 
 
 def percentile(sorted_ms: list[float], q: float) -> float | None:
@@ -73,6 +74,7 @@ async def client(
     until: float,
     times: dict[str, list[float]],
     errors: list[str],
+    slow: list[tuple[float, str, float]],
 ) -> None:
     """One client: the kinds in turn (each client starting at another one) until ``until``."""
     i = offset
@@ -92,13 +94,17 @@ async def client(
             ok = False
             errors.append(f"{kind}: {type(exc).__name__}: {exc}")
         if ok:
-            times[kind].append((time.perf_counter() - t) * 1000)
+            ms = (time.perf_counter() - t) * 1000
+            times[kind].append(ms)
+            if ms >= SLOW_MS:
+                slow.append((time.monotonic(), kind, ms))
 
 
 async def run(base: str, token: str, clients: int, seconds: float, tag: str) -> dict[str, Any]:
     """Run the load; the figures as a dict."""
     times: dict[str, list[float]] = {k: [] for k in KINDS}
     errors: list[str] = []
+    slow: list[tuple[float, str, float]] = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(
         base_url=base,
@@ -107,10 +113,13 @@ async def run(base: str, token: str, clients: int, seconds: float, tag: str) -> 
         limits=limits,
         trust_env=False,
     ) as http:
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), time.process_time()
         until = t0 + seconds
-        await asyncio.gather(*(client(http, c, tag, until, times, errors) for c in range(clients)))
+        await asyncio.gather(
+            *(client(http, c, tag, until, times, errors, slow) for c in range(clients))
+        )
         elapsed = time.monotonic() - t0
+        cpu = time.process_time() - cpu0
     every = [x for k in KINDS for x in times[k]]
     return {
         "clients": clients,
@@ -119,8 +128,13 @@ async def run(base: str, token: str, clients: int, seconds: float, tag: str) -> 
         "errors": len(errors),
         "first_errors": errors[:5],
         "rps": round(len(every) / elapsed, 1) if elapsed > 0 else 0.0,
+        # the load's own CPU: near 100 % its own event loop adds to the latencies it measures
+        "client_cpu_pct": round(100 * cpu / elapsed, 1) if elapsed > 0 else 0.0,
         "all": summary(every),
         "kinds": {k: summary(times[k]) for k in KINDS},
+        # when the slow answers came (s from the start): stalls of the whole service show
+        # as many kinds at one moment, and their period names the work behind them
+        "slow": [[round(at - t0, 2), kind, round(ms)] for at, kind, ms in slow[:2000]],
     }
 
 

@@ -81,6 +81,7 @@ import tomli_w
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import alarm_probe  # bench/ is not a package: its folder is put on the path above
+import api_wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOOR_MODULE = Path(__file__).resolve().parent / "nodered_floor.py"
@@ -639,8 +640,11 @@ def api_figures(api: Child, window_s: float) -> tuple[dict[str, Any] | None, str
     except subprocess.TimeoutExpired:
         return None, "the API load did not finish"
     try:
-        return json.loads(api.out.read_text()), None
-    except (OSError, ValueError):
+        text = api.out.read_text()
+        if text.lstrip().startswith("{"):  # bench/api_load.py
+            return json.loads(text), None
+        return api_wrk.figures(text), None
+    except (OSError, ValueError, StopIteration):
         return None, f"the API load exited with {api.proc.returncode}:\n{api.tail(5)}"
 
 
@@ -711,6 +715,8 @@ def run_one(n_tags: int, args: argparse.Namespace, top: Path, floor: Any) -> Res
         store = folder / "store.db"
         config = folder / "plant.toml"
         data = plant_data(lay, ports, store, args.interval)
+        if args.api_workers:
+            data["api"]["workers"] = args.api_workers
         config.write_bytes(tomli_w.dumps(data).encode())
         devices = modbus_requests(data, config)
         res.requests = len(devices)
@@ -741,12 +747,18 @@ def run_one(n_tags: int, args: argparse.Namespace, top: Path, floor: Any) -> Res
             toggler = alarm_probe.Toggler("127.0.0.1", ports[next(iter(lay.endpoints))], 1, 1.0)
         load = None
         if args.api_clients and n_tags in args.api_at:
-            load_cmd = [
-                sys.executable,
-                str(Path(__file__).resolve().parent / "api_load.py"),
-                *("--base", base, "--token", token, "--clients", str(args.api_clients)),
-                *("--seconds", f"{max(1.0, args.window - 2):g}", "--tag", data["tags"][0]["path"]),
-            ]
+            seconds, probe_path = max(1.0, args.window - 2), data["tags"][0]["path"]
+            if args.api_tool == "wrk":
+                load_cmd = api_wrk.command(
+                    base, token, probe_path, args.api_clients, seconds, folder
+                )
+            else:
+                load_cmd = [
+                    sys.executable,
+                    str(Path(__file__).resolve().parent / "api_load.py"),
+                    *("--base", base, "--token", token, "--clients", str(args.api_clients)),
+                    *("--seconds", f"{seconds:g}", "--tag", probe_path),
+                ]
             load = functools.partial(start, load_cmd, "api-load", folder)
         measure(svc, sims, base, token, store, res, args.window, args.health_every, toggler, load)
         res.stop_s, res.exit_code = stop(svc, args.stop_timeout)
@@ -836,7 +848,9 @@ def under_load(r: Result) -> list[str]:
         lines.append(
             f"API under {a['clients']} clients: {a['rps']:.1f} req/s, p50 "
             f"{_n(a['all']['p50_ms'], '.0f')} ms, p99 {_n(a['all']['p99_ms'], '.0f')} ms, "
-            f"max {_n(a['all']['max_ms'], '.0f')} ms, {a['errors']} errors; {per}"
+            f"max {_n(a['all']['max_ms'], '.0f')} ms, {a['errors']} errors, the load's own "
+            f"CPU {_n(a.get('client_cpu_pct'), '.0f')} %"
+            f"{' (wrk)' if a.get('tool') == 'wrk' else ''}; {per}"
         )
         lines += [f"API error: {e}" for e in a["first_errors"]]
     elif r.api_error:
@@ -936,6 +950,16 @@ def main() -> int:
         "--api-clients", type=int, default=20, help="API load clients in the window (20; 0 off)"
     )
     ap.add_argument("--api-at", default="10000", help="tag counts that get the API load (10000)")
+    ap.add_argument(
+        "--api-tool",
+        choices=("wrk", "python"),
+        default="wrk" if api_wrk.available() else "python",
+        help="the API load: wrk (C, overall figures; the default when installed) or "
+        "bench/api_load.py (Python, figures per kind of request, ~70 %% of a core itself)",
+    )
+    ap.add_argument(
+        "--api-workers", type=int, default=0, help="[api] workers (0: the service's default)"
+    )
     args = ap.parse_args()
     counts = [int(x.replace("_", "")) for x in args.tags.split(",") if x.strip()]
     args.api_at = {int(x.replace("_", "")) for x in args.api_at.split(",") if x.strip()}

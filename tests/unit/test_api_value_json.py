@@ -97,3 +97,64 @@ def test_a_shared_answer_is_made_again_only_when_older_than_its_age() -> None:
     assert shared.get(make) == "answer 1"
     assert SharedAnswer(0).get(make) == "answer 2"  # 0: made every time
     assert SharedAnswer(0).get(make) == "answer 3"
+
+
+def test_while_one_request_makes_the_answer_the_others_get_the_one_before() -> None:
+    from gmp_edge.api.live_json import SharedAnswer
+
+    now = [0.0]
+    shared = SharedAnswer(0.5, clock=lambda: now[0])
+    assert shared.get(lambda: "first") == "first"
+    now[0] = 1.0
+    seen = []
+
+    def make() -> str:  # meanwhile another request asks: it is not kept waiting
+        seen.append(shared.get(lambda: "never made"))
+        return "second"
+
+    assert shared.get(make) == "second"
+    assert seen == ["first"]
+    assert shared.get(lambda: "never made") == "second"
+
+
+@pytest.mark.parametrize(
+    ("header", "gzip"),
+    [
+        ("", False),
+        ("gzip", True),
+        ("gzip, deflate, br", True),
+        ("br;q=1.0, gzip;q=0.5", True),
+        ("gzip;q=0", False),
+        ("GZIP", True),
+        ("*", True),
+        ("*;q=0", False),
+        ("identity", False),
+        ("gzip;q=oops", False),
+        ("*, gzip;q=0", False),  # named beats the wildcard
+    ],
+)
+def test_accept_encoding(header: str, gzip: bool) -> None:
+    from gmp_edge.api.live_json import accepts_gzip
+
+    assert accepts_gzip(header) is gzip
+
+
+def test_live_answers_gzipped_for_who_accepts_it(tmp_path) -> None:
+    from gmp_edge.identity.roles import Role
+    from tests.apibox import ApiBox
+
+    box = ApiBox(tmp_path)  # the default live_max_age_s: the answer is shared
+    try:
+        for path in [t.path for t in box.cfg.tags]:
+            box.service.latest[path] = Reading(path, 1.5, Quality.GOOD, T)
+        viewer = box.machine("wall-screen", Role.VIEWER)
+        for route in ("/api/latest", "/api/status/rooms"):
+            plain = viewer.get(route, headers={"Accept-Encoding": "identity"})
+            packed = viewer.get(route, headers={"Accept-Encoding": "gzip"})
+            assert "content-encoding" not in plain.headers
+            assert packed.headers["content-encoding"] == "gzip"
+            assert packed.headers["vary"] == "Accept-Encoding"
+            assert packed.json() == plain.json()  # the client unpacks it
+            assert int(packed.headers["content-length"]) < len(plain.content)
+    finally:
+        box.close()

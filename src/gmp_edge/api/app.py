@@ -27,7 +27,7 @@ from gmp_edge.api import (
     session_routes,
     validation_routes,
 )
-from gmp_edge.api.live_json import SharedAnswer, ValueFragments, dumps
+from gmp_edge.api.live_json import SharedAnswer, ValueFragments, accepts_gzip, dumps
 from gmp_edge.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gmp_edge.api.metrics import registry_of, render, service_families
 from gmp_edge.api.middleware import BodyLimit, SecurityHeaders
@@ -245,6 +245,17 @@ def _json(body: object) -> Response:
 def _json_text(text: str) -> Response:
     """A JSON answer already written as text in the shape of its declared model."""
     return Response(text, media_type="application/json")
+
+
+def _shared(request: Request, shared: SharedAnswer, text: str) -> Response:
+    """A shared live answer, gzipped (once per answer) for a caller that accepts gzip."""
+    if not accepts_gzip(request.headers.get("accept-encoding", "")):
+        return _json_text(text)
+    return Response(
+        shared.gzipped(text),
+        media_type="application/json",
+        headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
+    )
 
 
 def _range(start: datetime | None, end: datetime | None, default_s: int = 3600) -> tuple[int, int]:
@@ -495,7 +506,7 @@ def create_app(
         return rt.room_infos()
 
     @live.get("/api/latest", response_model=list[ValueOut], tags=["readings"], responses=NOT_FOUND)
-    def latest(tag: Annotated[list[str] | None, Query()] = None) -> Response:
+    def latest(request: Request, tag: Annotated[list[str] | None, Query()] = None) -> Response:
         """Newest value of each tag (all tags, or the ones named)."""
         wanted = [known(t) for t in tag] if tag else None
 
@@ -510,10 +521,12 @@ def create_app(
                     out.append(r)
             return fragments.array(out)
 
-        return _json_text(make() if wanted else latest_all.get(make))
+        if wanted:
+            return _json_text(make())
+        return _shared(request, latest_all, latest_all.get(make))
 
     @live.get("/api/status/rooms", response_model=list[RoomStatusOut], tags=["status"])
-    def room_status() -> Response:
+    def room_status(request: Request) -> Response:
         """Each room with the latest value of its tags (what the live page shows)."""
 
         def make() -> str:
@@ -536,7 +549,7 @@ def create_app(
                 out.append(head.replace(_NO_VALUES, f'"values":{values}', 1))
             return "[" + ",".join(out) + "]"
 
-        return _json_text(rooms_all.get(make))
+        return _shared(request, rooms_all, rooms_all.get(make))
 
     @live.get(
         "/api/readings",

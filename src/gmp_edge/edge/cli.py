@@ -227,6 +227,7 @@ def server_config(cfg: PlantConfig, app: Any, **ssl: Any) -> uvicorn.Config:
         host=cfg.api.host,
         port=cfg.api.port,
         log_level="warning",
+        http="httptools",  # a declared dependency: never a silent fall back to h11
         server_header=False,
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or [],
