@@ -35,6 +35,14 @@ answers and every device is connected with readings committed, waits out the war
 - monitoring lag: readings committed but not yet evaluated (``monitoring.lag_readings``),
   last / max of the samples.
 
+Over the same window, for every N of at least 100 tags, the alarm probe
+(bench/alarm_probe.py) writes the first device's location register every second, on which
+an alert limit of 100 trips and clears, and the service's own committed -> alarm persisted
+latency (p50/p99) is printed; for the N of ``--api-at`` (10000), ``--api-clients`` (20)
+clients load the API meanwhile, through wrk when it is installed (bench/api_wrk.py) or
+bench/api_load.py (``--api-tool python``: figures per kind of request, but ~70 % of a
+core of its own on the same box); their requests/s, p50/p99/max are printed.
+
 The detail lines add pending readings, backpressure waits, how old the newest committed
 reading is ("store behind"), gap rows written, failed polls, the simulators' CPU, the
 health verdicts seen and how long the service took to stop.
@@ -881,6 +889,8 @@ def floor_lines(results: list[Result]) -> list[str]:
         pts = _figure(r.floor, "points_per_s", "points_s", "points")
         cpu = _figure(r.floor, "cpu_pct", "cpu_percent", "cpu")
         ratio = "-" if not cpu else f"{(r.cpu_pct / r.tags) / (cpu / r.tags):.1f}x"
+        if r.api is not None:  # the service also served the API load: not the same work
+            ratio = f"({ratio} with the API load; run --api-clients 0 to compare)"
         lines.append(
             f"| {r.tags:,} | {r.committed_s:,.0f} | {r.cpu_pct:.1f} % | {_n(pts)} "
             f"| {_n(cpu, '.1f')} % | {ratio} |"
