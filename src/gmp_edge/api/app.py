@@ -27,7 +27,7 @@ from gmp_edge.api import (
     session_routes,
     validation_routes,
 )
-from gmp_edge.api.live_json import SharedAnswer, ValueFragments, accepts_gzip, dumps
+from gmp_edge.api.live_json import SharedAnswer, ValueFragments, accepts_gzip, quality_name
 from gmp_edge.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gmp_edge.api.metrics import registry_of, render, service_families
 from gmp_edge.api.middleware import BodyLimit, SecurityHeaders
@@ -40,7 +40,7 @@ from gmp_edge.api.strict_json import StrictJson
 from gmp_edge.api.times import request_us
 from gmp_edge.api.unavailable import add_store_unavailable
 from gmp_edge.clock import now_us
-from gmp_edge.collector.reading import Quality, Reading
+from gmp_edge.collector.reading import Reading
 from gmp_edge.historian.store import StoredReading
 from gmp_edge.services import Conflict, GmpServices, Invalid, NotFound, Refused, WorkflowError
 from gmp_edge.timefmt import iso
@@ -207,17 +207,6 @@ class RoomStatusOut(BaseModel):
     alarms: list[AlarmOut] = Field(description="alarms of the room not in normal state")
 
 
-_QUALITY_NAMES: tuple[Literal["good"], Literal["uncertain"], Literal["bad"]] = (
-    "good",
-    "uncertain",
-    "bad",
-)
-
-
-def _q(q: Quality | int) -> Literal["good", "uncertain", "bad"]:
-    return _QUALITY_NAMES[int(q)]
-
-
 def _value(r: Reading | StoredReading) -> ValueOut:
     """A reading as the API shows it, live (collector) or stored (historian) alike."""
     cause = r.cause.value if isinstance(r.cause, Enum) else r.cause
@@ -227,7 +216,7 @@ def _value(r: Reading | StoredReading) -> ValueOut:
         ts=iso(r.ts_us) or "",
         ts_edge=iso(r.ts_edge_us) or "",
         ts_source=iso(r.ts_source_us),
-        quality=_q(r.quality),
+        quality=quality_name(r.quality),
         cause=cause,
     )
 
@@ -235,11 +224,6 @@ def _value(r: Reading | StoredReading) -> ValueOut:
 # a RoomStatusOut written with no values: the place the values' text goes (no field before
 # "values" is a list named so, and a string cannot hold the unescaped quotes)
 _NO_VALUES = '"values":[]'
-
-
-def _json(body: object) -> Response:
-    """A JSON answer already in the shape of its declared model (no second validation)."""
-    return _json_text(dumps(body))
 
 
 def _json_text(text: str) -> Response:

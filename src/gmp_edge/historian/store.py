@@ -685,11 +685,10 @@ class Store:
         if rows.size == 0:
             return 0
         fold = seg.Fold.of(rows)
-        old = self._segments_of(
-            r, list(zip(fold.tids.tolist(), fold.minutes.tolist(), strict=True))
-        )
+        groups = list(fold.groups())
+        old = self._segments_of(r, [(tid, minute) for tid, minute, _, _ in groups])
         writes = []
-        for tid, minute, a, b in fold.groups():
+        for tid, minute, a, b in groups:
             before = old.get((tid, minute))
             if before is None:
                 writes.append((tid, minute, b - a, fold.packed(a, b)))
