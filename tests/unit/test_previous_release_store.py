@@ -222,6 +222,9 @@ def test_previous_release_store_opens_without_loss(old_db: Path) -> None:
     versions = dict(conn.execute("select store, version from schema_versions").fetchall())
     meta = conn.execute("select value from meta where key='schema_version'").fetchone()
     intervals = conn.execute("select count(*) from sample_intervals").fetchone()
+    indexes = [
+        name for (name,) in conn.execute("select name from sqlite_master where tbl_name='readings'")
+    ]
     # every record row the previous release wrote is adopted into the seal ledger as it
     # was found, and what was written since is sealed: the whole store checks out
     conn.execute("begin")
@@ -231,10 +234,11 @@ def test_previous_release_store_opens_without_loss(old_db: Path) -> None:
     assert sealed.readings == 3 and sealed.rows >= 8
     # the historian's version 2 adds the devices' own sample intervals (migrated in); the
     # identity's version 2 the password history; the seal ledger (ADR 0027) is new in this
-    # release
-    assert versions == dict.fromkeys(STORES, 1) | {"historian": 2, "identity": 2, "ledger": 1}
+    # release; the historian's version 3 drops the per-tag index on readings (ADR 0029)
+    assert versions == dict.fromkeys(STORES, 1) | {"historian": 3, "identity": 2, "ledger": 1}
     assert intervals == (0,)
-    assert meta == ("2",)  # kept for the previous release, which then refuses a newer store
+    assert indexes == ["readings"]
+    assert meta == ("3",)  # kept for the previous release, which then refuses a newer store
 
 
 def test_a_store_newer_than_this_release_is_refused_untouched(old_db: Path) -> None:

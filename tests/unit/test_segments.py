@@ -6,7 +6,9 @@ never indexed, part indexed, late and out-of-order readings, several passes over
 minute, retention. ``read_raw_arrays`` (row by row) is the reference.
 """
 
+import math
 import random
+import sqlite3
 
 import numpy as np
 import pytest
@@ -24,7 +26,10 @@ PATHS = [t[0] for t in TAGS]
 
 
 def rec(*rows):
-    return np.array(list(rows), dtype=seg.RECORD)
+    """STORED records; a row without an id gets its position + 1."""
+    return np.array(
+        [r if len(r) == 4 else (*r, i + 1) for i, r in enumerate(rows)], dtype=seg.STORED
+    )
 
 
 def src(*rows):
@@ -40,10 +45,43 @@ def test_minute_of_floors_also_before_1970(ts, minute):
 
 
 def test_pack_unpack_round_trip_is_exact():
-    r = rec((1, 0.1, 0), (2, -0.0, 1), (3, 1e-300, 2), (4, 0.0, 3), (5, 123456789.123456789, 0))
+    r = rec(
+        (1, 0.1, 0), (2, -0.0, 1), (3, 1e-300, 2), (4, math.nan, 2), (5, 123456789.123456789, 0)
+    )
     back = seg.unpack(seg.pack(r))
     assert back.tobytes() == r.tobytes()
     assert np.signbit(back["v"][1])
+    assert back["rid"].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_the_review_takes_a_reading_without_a_value_as_quality_3():
+    r = seg.for_review(rec((1, 2.5, 1), (2, math.nan, 2), (3, math.nan, 0)))
+    assert r.dtype == seg.RECORD
+    assert r.tolist() == [(1, 2.5, 1), (2, 0.0, 3), (3, 0.0, 3)]
+
+
+@pytest.mark.parametrize(
+    ("rows", "start", "window", "want"),
+    [
+        ([], 0, 10, []),
+        # a failed read has no value but is a Bad reading of its window; empty windows absent
+        (
+            [(0, 1.0, 0), (5, math.nan, 2), (9, 3.0, 1), (25, 7.0, 0)],
+            0,
+            10,
+            [(0, 1.0, 3.0, 2.0, 3, 1, 1, 1), (20, 7.0, 7.0, 7.0, 1, 1, 0, 0)],
+        ),
+        ([(12, math.nan, 2)], 2, 10, [(12, None, None, None, 1, 0, 0, 1)]),
+        (
+            [(3, -1.0, 0), (4, -2.0, 0)],
+            3,
+            1,
+            [(3, -1.0, -1.0, -1.0, 1, 1, 0, 0), (4, -2.0, -2.0, -2.0, 1, 1, 0, 0)],
+        ),
+    ],
+)
+def test_buckets_table(rows, start, window, want):
+    assert seg.buckets(rec(*rows) if rows else seg.EMPTY, start, window) == want
 
 
 def test_unpack_refuses_a_torn_blob():
@@ -173,18 +211,124 @@ def test_segments_plus_tail_equal_the_readings_table(store, seed):
     _same(store, T0 + 17 * S + 3, T0 + 123 * S)
 
 
-def test_per_tag_tail_path_when_much_is_not_indexed(store):
+def test_the_tail_read_in_chunks_or_filtered_in_numpy_is_the_same(store, monkeypatch):
+    from gmp_edge.historian import store as store_mod
+
     rng = random.Random(99)
     for i in range(20):
         store.commit(_random_batch(rng, T0 + i * 10 * S))
     store.index_segments(max_rows=100)
     conn = store._reader()
     tids = [store._tag_ids[p] for p in PATHS] + [None]
-    scan = read_records(conn, tids, T0 - M, T0 + 10 * M, tail_scan_max=10**9)
-    per_tag = read_records(conn, tids, T0 - M, T0 + 10 * M, tail_scan_max=0)
-    for a, b in zip(scan, per_tag, strict=True):
+    whole = read_records(conn, tids, T0 - M, T0 + 10 * M, with_ids=True)
+    monkeypatch.setattr(store_mod, "_TAIL_CHUNK", 7)
+    monkeypatch.setattr(store_mod, "_TAIL_IDS_IN_SQL", 0)
+    chunked = read_records(conn, tids, T0 - M, T0 + 10 * M, with_ids=True)
+    for a, b in zip(whole, chunked, strict=True):
         assert a.tobytes() == b.tobytes()
-    assert per_tag[-1].size == 0
+    assert chunked[-1].size == 0 and sum(a.size for a in whole) > 0
+
+
+# --------------------------------------- per-tag reads without a per-tag index (ADR 0029)
+
+_DETAIL = "ts_us, ts_edge_us, ts_source_us, value, text, quality, message, cause"
+
+
+def _table(store: Store, tag: str, start: int, end: int) -> list[tuple]:
+    """The reference: one tag's rows straight from the table, by (time, id)."""
+    conn = sqlite3.connect(store.path)
+    try:
+        return conn.execute(
+            f"select {_DETAIL} from readings where tag_id=? and ts_us>=? and ts_us<?"
+            " order by ts_us, rowid",
+            (store._tag_ids[tag], start, end),
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def _as_row(r) -> tuple:
+    text = r.value if isinstance(r.value, str) else None
+    value = None if text is not None else r.value
+    return (r.ts_us, r.ts_edge_us, r.ts_source_us, value, text, int(r.quality), r.message, r.cause)
+
+
+def _reference_buckets(rows: list[tuple], start: int, window: int) -> list[tuple]:
+    """(start, min, max, n, good, uncertain, bad, mean) per window that has rows."""
+    out: dict[int, list[tuple]] = {}
+    for row in rows:
+        out.setdefault((row[0] - start) // window, []).append(row)
+    got = []
+    for b, rs in sorted(out.items()):
+        vals = [r[3] for r in rs if r[3] is not None]
+        got.append(
+            (
+                start + b * window,
+                min(vals) if vals else None,
+                max(vals) if vals else None,
+                len(rs),
+                *(sum(r[5] == k for r in rs) for k in (0, 1, 2)),
+                sum(vals) / len(vals) if vals else None,
+            )
+        )
+    return got
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_per_tag_reads_equal_the_table_however_far_folded(store, seed):
+    rng = random.Random(seed)
+    t = T0
+    for _ in range(25):
+        store.commit(_random_batch(rng, t))
+        t += rng.randint(1, 40) * S
+        if rng.random() < 0.5:
+            closed = rng.choice([None, (t // M) * M])
+            store.index_segments(max_rows=rng.choice([1, 9, 10_000]), closed_before_us=closed)
+        a = T0 + rng.randint(-300, 600) * S + rng.randint(0, S)
+        b = a + rng.randint(1, 900) * S
+        for tag in PATHS:
+            want = _table(store, tag, a, b)
+            assert [_as_row(r) for r in store.readings(tag, a, b)] == want
+            assert [_as_row(r) for r in store.readings(tag, a, b, limit=3)] == want[:3]
+            window = rng.choice([S, 7 * S, 60 * S])
+            got = [
+                (x.start_us, x.min, x.max, x.count, x.good, x.uncertain, x.bad, x.mean)
+                for x in store.downsample(tag, a, b, window)
+            ]
+            assert [g[:-1] for g in got] == [r[:-1] for r in _reference_buckets(want, a, window)]
+            assert [g[-1] for g in got] == pytest.approx(
+                [r[-1] for r in _reference_buckets(want, a, window)]
+            )
+            everything = _table(store, tag, -(2**62), 2**62)
+            assert store.count_readings(tag) == len(everything)
+            newest = store.latest(tag)
+            if not everything:
+                assert newest is None
+            else:  # latest time; of equal times the last committed (the table's order)
+                assert _as_row(newest) == everything[-1]
+
+
+def test_a_commit_writes_pages_for_its_rows_not_one_per_tag(tmp_path):
+    # ADR 0029: with the per-tag index on readings, each commit of every tag dirtied one
+    # index leaf per tag once the index outgrew the tags (at 20,000 tags: 45 MB of WAL a
+    # commit after 3 minutes); without it a commit appends about its rows' worth of pages
+    tags = [(f"s/a/r/e/t{i}", "u", "temperature", "dev") for i in range(2_000)]
+    s = Store(tmp_path / "wal.db")
+    try:
+        s.register_tags(tags)
+        s._w.execute("pragma wal_autocheckpoint=0")  # the WAL holds every frame of a commit
+        frames = []
+        for k in range(60):  # a minute of 2,000 tags at 1 s
+            s._w.execute("pragma wal_checkpoint(truncate)")
+            s.commit(
+                [Reading(p, k + i / 7, Quality.GOOD, T0 + k * S) for i, (p, *_) in enumerate(tags)]
+            )
+            (_, log, _) = s._w.execute("pragma wal_checkpoint(passive)").fetchone()
+            frames.append(log)
+    finally:
+        s.close()
+    # 2,000 rows of ~40 bytes are ~20 pages of 4 KB; an index leaf per tag would be 2,000
+    assert max(frames[30:]) < 200, frames
 
 
 def test_index_pass_counts_and_catches_up(store):

@@ -513,7 +513,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
             start, end = us(args.start), us(args.end) if args.end else now_us()
             scope = [t.path for t in cfg.tags]
-        counts = {p: len({r.ts_us for r in store.readings(p, start, end, 10**8)}) for p in scope}
+        counts = {p: len(set(store.records(p, start, end)["ts"].tolist())) for p in scope}
         ic = cfg.influxdb
         password = (
             secret_from_env(ic.password_env, what="influxdb.password_env")
@@ -594,10 +594,15 @@ def cmd_segments(args: argparse.Namespace) -> int:
         start, end = us(args.start, 0), us(args.end, 2**62)
         paths = store.tag_paths()
         differ, checked = [], 0
-        for i in range(0, len(paths), 50):  # 50 tags at a time bounds the memory
+        # tags a chunk: bounds the memory; the table (no per-tag index) is scanned once a chunk
+        chunk = 500
+        for i in range(0, len(paths), chunk):
             # each chunk over one snapshot: a running box commits and folds meanwhile
-            n, found = segments_differ(store.path, paths[i : i + 50], start, end)
+            n, found = segments_differ(store.path, paths[i : i + chunk], start, end)
             checked += n
+            if len(paths) > chunk:
+                done = min(i + chunk, len(paths))
+                print(f"checked {done:,} of {len(paths):,} tags", file=sys.stderr, flush=True)
             for p, fast_n, raw_n in found:
                 differ.append(p)
                 print(f"DIFFERS {p}: segments give {fast_n} readings, the readings table {raw_n}")

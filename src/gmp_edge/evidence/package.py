@@ -79,6 +79,7 @@ from gmp_edge.evidence.readings_csv import (
     write_readings,
 )
 from gmp_edge.evidence.verify import SEAL_COLUMNS
+from gmp_edge.historian.store import record_spans
 from gmp_edge.integrity import covered, keys
 from gmp_edge.integrity.anchors import Anchor, anchors_path_for, parse_anchors
 from gmp_edge.integrity.check import Retentions, Scrub, has_table
@@ -353,16 +354,12 @@ def _block_hash(conn: sqlite3.Connection, seq: int) -> tuple[int, bytes]:
 def _rowid_span(
     conn: sqlite3.Connection, tag_ids: Mapping[int, str], start_us: int, end_us: int
 ) -> tuple[int, int]:
-    """The rowids readings.csv spans ((1, 0): none), per tag on the (tag_id, ts_us) index."""
-    xlo, xhi = 1, 0
-    for tid in sorted(tag_ids):
-        a, b = conn.execute(
-            "select min(rowid), max(rowid) from readings where tag_id=? and ts_us>=? and ts_us<?",
-            (tid, start_us, end_us),
-        ).fetchone()
-        if a is not None:
-            xlo, xhi = (int(a), int(b)) if xlo > xhi else (min(xlo, int(a)), max(xhi, int(b)))
-    return xlo, xhi
+    """The rowids readings.csv spans ((1, 0): none), from the segments and the unfolded
+    tail in the caller's snapshot (``historian.store.record_spans``)."""
+    spans = record_spans(conn, sorted(tag_ids), start_us, end_us).values()
+    if not spans:
+        return 1, 0
+    return min(a for _, a, _ in spans), max(b for _, _, b in spans)
 
 
 def _last_covering_seq(

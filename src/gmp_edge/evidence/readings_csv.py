@@ -23,6 +23,7 @@ import pydantic_core
 
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.evidence.verify import READINGS_COLUMNS
+from gmp_edge.historian.store import record_spans
 from gmp_edge.timefmt import iso
 
 QUALITY_NAMES = ("good", "uncertain", "bad")
@@ -620,11 +621,11 @@ def write_readings(
 ) -> dict[str, int]:
     """Stream the scope's readings as CSV, in commit (rowid) order; returns counts per tag.
 
-    One snapshot: the counts taken from the index and the rows streamed from the table
-    are the same data even while the collector keeps committing (``conns``: read
-    transactions on one snapshot, see :func:`snapshot`; each is a worker's). The table is
-    read sequentially over the rowid range the index gives, not tag by tag through the
-    index. ``sql_filter`` (default: when under 70 % of that range is in scope) filters
+    One snapshot: the counts taken from the segments (``historian.store.record_spans``)
+    and the rows streamed from the table are the same data even while the collector keeps
+    committing (``conns``: read transactions on one snapshot, see :func:`snapshot`; each is
+    a worker's). The table is read sequentially over the rowid range the segments give.
+    ``sql_filter`` (default: when under 70 % of that range is in scope) filters
     the scope in SQL rather than in numpy; ``fast=False`` formats every row in Python
     (the reference the tests compare against).
     """
@@ -632,15 +633,12 @@ def write_readings(
     write((",".join(READINGS_COLUMNS) + "\n").encode())
     counts: dict[str, int] = {}
     lo, hi = _ALL, -1
+    spans = record_spans(conn, sorted(tag_ids), start_us, end_us)
     for tid, path in sorted(tag_ids.items(), key=lambda kv: kv[1]):
-        n, a, b = conn.execute(
-            "select count(*), min(rowid), max(rowid) from readings"
-            " where tag_id=? and ts_us>=? and ts_us<?",
-            (tid, start_us, end_us),
-        ).fetchone()
-        counts[path] = int(n)
+        n, a, b = spans.get(tid, (0, _ALL, -1))
+        counts[path] = n
         if n:
-            lo, hi = min(lo, int(a)), max(hi, int(b))
+            lo, hi = min(lo, a), max(hi, b)
     if hi < 0:
         return counts
     expected = sum(counts.values())

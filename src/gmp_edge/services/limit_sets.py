@@ -6,7 +6,6 @@ approves it by signing it (``SigningService``), which puts it in force.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -119,13 +118,9 @@ class LimitSetService:
         data = {}
         n = 0
         for tag in ls.tags:
-            rows = store.readings(tag, start_us, end_us, 10_000_000)
-            n += len(rows)
-            data[tag] = (
-                [r.ts_us for r in rows],
-                [r.value if isinstance(r.value, int | float) else math.nan for r in rows],
-                [int(r.quality) for r in rows],
-            )
+            rec = store.records(tag, start_us, end_us)  # value NaN: none or not a number
+            n += int(rec.size)
+            data[tag] = (rec["ts"], rec["v"], rec["q"])
         evaluators = self._engine.evaluators
         timeline = next(iter(evaluators.values())).timeline if evaluators else ()
         # the version as if in force from the period's start: what-if evaluates the past
