@@ -331,6 +331,41 @@ def test_a_commit_writes_pages_for_its_rows_not_one_per_tag(tmp_path):
     assert max(frames[30:]) < 200, frames
 
 
+@pytest.mark.parametrize(
+    ("tids", "rows", "per_slice", "want"),
+    [
+        ([1, 2, 3], 10, 100, [(-(2**63), 2**63 - 1)]),
+        ([], 10, 1, [(-(2**63), 2**63 - 1)]),
+        ([1, 2, 3, 4], 400, 200, [(-(2**63), 2), (3, 2**63 - 1)]),
+        ([5, 9], 1_000, 1, [(-(2**63), 8), (9, 2**63 - 1)]),  # no more slices than tags
+        ([1, 2, 3, 4, 5, 6], 300, 100, [(-(2**63), 2), (3, 4), (5, 2**63 - 1)]),
+    ],
+)
+def test_tag_slices_cover_every_id_once(tids, rows, per_slice, want):
+    from gmp_edge.historian.store import _tag_slices
+
+    assert _tag_slices(tids, rows, per_slice) == want
+
+
+def test_a_pass_in_tag_slices_folds_the_same(store, monkeypatch):
+    from gmp_edge.historian import store as store_mod
+
+    rng = random.Random(5)
+    for i in range(30):
+        store.commit(_random_batch(rng, T0 + i * 10 * S))
+    monkeypatch.setattr(store_mod, "_FOLD_SLICE_ROWS", 3)  # a slice per tag
+    while store.index_segments(max_rows=50):
+        pass
+    assert store.segments_cursor() == store.last_reading_id()
+    sliced = store._reader().execute("select * from segments order by 1, 2").fetchall()
+    store.reset_segments()
+    monkeypatch.setattr(store_mod, "_FOLD_SLICE_ROWS", 10**9)
+    while store.index_segments(max_rows=50):
+        pass
+    assert store._reader().execute("select * from segments order by 1, 2").fetchall() == sliced
+    _same(store, 0, 2**62)
+
+
 def test_index_pass_counts_and_catches_up(store):
     store.commit([Reading(PATHS[0], float(i), Quality.GOOD, T0 + i * S) for i in range(150)])
     assert store.index_segments(max_rows=100) == 100

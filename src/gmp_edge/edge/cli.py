@@ -31,6 +31,7 @@ from gmp_edge.edge.api_wiring import (
 from gmp_edge.edge.claim import PortInUse, claimed
 from gmp_edge.edge.config import ConfigError, load_config
 from gmp_edge.edge.forwarding import build_forwarding
+from gmp_edge.edge.heap import return_large_blocks
 from gmp_edge.edge.integrity_watch import watch_integrity
 from gmp_edge.edge.lifecycle import (
     anchor_periodically,
@@ -269,6 +270,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Collect from the configured devices and serve the API."""
     cfg, sha = _load(args.config)
+    return_large_blocks()  # a steady RSS at scale (edge/heap.py)
 
     async def main(stop: asyncio.Event) -> None:
         with claimed(cfg) as sock:
@@ -328,6 +330,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Simulated plant + collection + API on 127.0.0.1, in one process."""
     cfg, sha = _load(args.config)
+    return_large_blocks()  # a steady RSS at scale (edge/heap.py)
 
     async def main(stop: asyncio.Event) -> None:
         with claimed(cfg) as sock:  # before the simulated plant takes its ports
