@@ -54,6 +54,12 @@ Modbus request gmp-edge makes (taken from the service's own polling plan of the 
 plant), and its points/s and CPU are printed beside gmp-edge's, with gmp-edge's CPU per
 tag over Node-RED's.
 
+``--influx``: a real influxd (Debian ``influxdb``, bench/influx_bench.py's config) on a
+loopback port gets an ``[influxdb]`` section in the plant, so the service forwards every
+reading while it is measured; readings confirmed per second and the backlog (committed
+minus the store's own ``outbox_cursors`` row, sampled with health) are printed, with
+influxd's CPU (not counted in gmp-edge's).
+
 Figures are printed, nothing is asserted. Everything started is stopped on exit (SIGTERM,
 then SIGKILL after ``--stop-timeout``), Ctrl-C and errors included, and the temporary folder
 is removed (``--keep`` keeps it). The profile this continues is
@@ -90,6 +96,7 @@ import tomli_w
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import alarm_probe  # bench/ is not a package: its folder is put on the path above
 import api_wrk
+import influx_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOOR_MODULE = Path(__file__).resolve().parent / "nodered_floor.py"
@@ -497,6 +504,17 @@ class StoreProbe:
         gaps = self.conn.execute("select count(*) from gaps").fetchone()[0]
         return (0, None, gaps) if row is None else (row[0], row[1], gaps)
 
+    def forwarded(self, destination: str = "influxdb") -> int:
+        """The last reading id ``destination`` has confirmed (0: none yet)."""
+        try:
+            row = self.conn.execute(
+                "select last_id from outbox_cursors where destination=? and stream='readings'",
+                (destination,),
+            ).fetchone()
+        except sqlite3.OperationalError:  # no table yet
+            return 0
+        return 0 if row is None else int(row[0])
+
     def close(self) -> None:
         """Close the connection."""
         self.conn.close()
@@ -554,6 +572,10 @@ class Result:
     probe_error: str | None = None
     api: dict[str, Any] | None = None
     api_error: str | None = None
+    forwarded_s: float | None = None  # --influx: readings influxd confirmed, per second
+    forward_backlog_last: int | None = None
+    forward_backlog_max: int | None = None
+    influxd_cpu_pct: float | None = None
     error: str | None = None
     wall_s: float = 0.0
 
@@ -569,9 +591,11 @@ def measure(
     health_every_s: float,
     toggler: alarm_probe.Toggler | None = None,
     load: Callable[[], Child] | None = None,
+    influxd: subprocess.Popen[bytes] | None = None,
 ) -> None:
     """Measure ``res``'s figures over ``window_s`` seconds of real time, with the alarm
-    probe writing and the API load (started by ``load``) running over the same window."""
+    probe writing and the API load (started by ``load``) running over the same window;
+    with ``influxd``, forwarding to it from the store's own outbox cursor."""
     pid = service.proc.pid
     probe = StoreProbe(store)
     api: Child | None = None
@@ -582,6 +606,8 @@ def measure(
             api = load()
         h0 = get_health(base, token)
         c0, s0 = cpu_seconds(pid), sum(sum(cpu_seconds(s.proc.pid)) for s in sims)
+        i0 = sum(cpu_seconds(influxd.pid)) if influxd is not None else 0.0
+        f0 = probe.forwarded()
         m0, t0 = probe.marks(), time.monotonic()
         end = t0 + window_s
         next_health = t0 + health_every_s
@@ -603,9 +629,14 @@ def measure(
                     res.health_errors += 1
                 else:
                     _sample(h, res, commit_ms, lags, statuses, probe)
+                if influxd is not None:
+                    backlog = probe.marks()[0] - probe.forwarded()
+                    res.forward_backlog_max = max(res.forward_backlog_max or 0, backlog)
             time.sleep(min(1.0, max(0.0, end - time.monotonic())))
         h1 = get_health(base, token)
         c1, s1 = cpu_seconds(pid), sum(sum(cpu_seconds(s.proc.pid)) for s in sims)
+        i1 = sum(cpu_seconds(influxd.pid)) if influxd is not None else 0.0
+        f1 = probe.forwarded()
         m1, t1 = probe.marks(), time.monotonic()
         _sample(h1, res, commit_ms, lags, statuses, probe)
         if toggler is not None:
@@ -619,6 +650,11 @@ def measure(
         if api is not None and api.proc.poll() is None:
             stop(api, 5)
     elapsed = t1 - t0
+    if influxd is not None:
+        res.forwarded_s = (f1 - f0) / elapsed
+        res.forward_backlog_last = m1[0] - f1
+        res.forward_backlog_max = max(res.forward_backlog_max or 0, res.forward_backlog_last)
+        res.influxd_cpu_pct = 100 * (i1 - i0) / elapsed
     res.cpu_pct = 100 * (sum(c1) - sum(c0)) / elapsed
     res.own_cpu_pct = 100 * (c1[0] - c0[0]) / elapsed
     res.sim_cpu_pct = 100 * (s1 - s0) / elapsed
@@ -709,6 +745,7 @@ def run_one(n_tags: int, args: argparse.Namespace, top: Path, floor: Any) -> Res
     procs = args.sim_procs or min(4, math.ceil(len(lay.endpoints) / 5))
     sims: list[Child] = []
     service: Child | None = None
+    influxd: subprocess.Popen[bytes] | None = None
     res = Result(n_tags, lay.devices, 0, n_tags / args.interval)
     try:
         for i, spec in enumerate(sim_specs(lay, procs, args.sim_tick)):
@@ -725,6 +762,16 @@ def run_one(n_tags: int, args: argparse.Namespace, top: Path, floor: Any) -> Res
         data = plant_data(lay, ports, store, args.interval)
         if args.api_workers:
             data["api"]["workers"] = args.api_workers
+        if args.influx:  # a real influxd on loopback, forwarded to as a plant would
+            (folder / "influx").mkdir()
+            influxd, influx_url = influx_bench.start_influxd(folder / "influx")
+            influx_bench.query(influx_url, "CREATE DATABASE gmp_edge")
+            data["influxdb"] = {
+                "url": influx_url,
+                "version": 1,
+                "database": "gmp_edge",
+                "gzip": False,  # loopback
+            }
         config.write_bytes(tomli_w.dumps(data).encode())
         devices = modbus_requests(data, config)
         res.requests = len(devices)
@@ -768,7 +815,19 @@ def run_one(n_tags: int, args: argparse.Namespace, top: Path, floor: Any) -> Res
                     *("--seconds", f"{seconds:g}", "--tag", probe_path),
                 ]
             load = functools.partial(start, load_cmd, "api-load", folder)
-        measure(svc, sims, base, token, store, res, args.window, args.health_every, toggler, load)
+        measure(
+            svc,
+            sims,
+            base,
+            token,
+            store,
+            res,
+            args.window,
+            args.health_every,
+            toggler,
+            load,
+            influxd,
+        )
         res.stop_s, res.exit_code = stop(svc, args.stop_timeout)
         service = None
         _log("  " + row(res))
@@ -790,6 +849,13 @@ def run_one(n_tags: int, args: argparse.Namespace, top: Path, floor: Any) -> Res
             res.stop_s, res.exit_code = stop(service, args.stop_timeout)
         for s in sims:
             stop(s, 10)
+        if influxd is not None:
+            influxd.terminate()
+            try:
+                influxd.wait(10)
+            except subprocess.TimeoutExpired:
+                influxd.kill()
+                influxd.wait()
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
         res.wall_s = time.monotonic() - t_start
@@ -840,6 +906,12 @@ def detail(r: Result) -> str:
 def under_load(r: Result) -> list[str]:
     """The alarm probe's and the API load's figures of one N (when they ran)."""
     lines = []
+    if r.forwarded_s is not None:
+        lines.append(
+            f"forwarding to influxd (same box): {r.forwarded_s:,.0f} readings/s confirmed; "
+            f"backlog last {r.forward_backlog_last:,} / max {r.forward_backlog_max:,} readings; "
+            f"influxd CPU {r.influxd_cpu_pct:.1f} %"
+        )
     if r.probe_writes or r.probe_error:
         lines.append(
             f"alarm latency (committed -> alarm persisted, the service's own figure): p50 "
@@ -956,6 +1028,9 @@ def main() -> int:
     ap.add_argument("--tmp-dir", default=None, help="where the temporary folder goes")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     ap.add_argument("--nodered", action="store_true", help="also run bench/nodered_floor.py")
+    ap.add_argument(
+        "--influx", action="store_true", help="forward to a real influxd on loopback (Debian)"
+    )
     ap.add_argument(
         "--api-clients", type=int, default=20, help="API load clients in the window (20; 0 off)"
     )
