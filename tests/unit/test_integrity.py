@@ -225,21 +225,23 @@ def test_each_check_takes_what_was_sealed_since_and_rows_slipped_in_after(
     assert "never sealed" in " ".join(found)
 
 
-def test_a_scrub_after_retention_emptied_the_table_finds_nothing_wrong(tmp_path: Path) -> None:
-    """Rowids start again at 1 once retention deleted every reading: a window's bounds
-    come from the live blocks before it, not from the largest rowid ever sealed."""
+def test_a_scrub_after_retention_deleted_all_but_the_newest_block_finds_nothing_wrong(
+    tmp_path: Path,
+) -> None:
+    """Retention deletes every wholly old block but the newest (the rowid sequence never
+    restarts): a window's bounds come from the live blocks before it."""
     from gmp_edge.integrity.check import Scrub
 
     db = tmp_path / "s.db"
     store = _blocks_of_readings(db, 3, 40)
-    assert store.apply_retention(T0 + 10**12) == 120
+    assert store.apply_retention(T0 + 10**12) == 80
     for b in range(3):
         store.commit(
             [Reading(TAG, 1.0, Quality.GOOD, T0 + 10**12 + b * 1000 + i) for i in range(40)]
         )
     conn = sqlite3.connect(db)
     first_new = conn.execute("select max(seq) from seal_blocks").fetchone()[0] - 2
-    assert conn.execute("select min(rowid) from readings").fetchone()[0] == 1
+    assert conn.execute("select min(rowid) from readings").fetchone()[0] == 81
     conn.close()
     store.close()
     for scrub in (Scrub(None, first_new, 40), Scrub(first_new, 1, 40), Scrub(None, 1, 10**6)):

@@ -299,5 +299,23 @@ def test_memory_gives_way_to_the_table_when_it_does_not_hold_the_range(store):
 
 def test_retention_empties_the_readings_kept_in_memory(store):
     store.commit([good("s/a/r/e/t1", T0 + i * S, float(i)) for i in range(5)])
+    store.commit([good("s/a/r/e/t1", T0 + 200 * S, 9.0)])
     assert store.apply_retention(T0 + 100 * S) == 5
-    assert store.readings_of_after(0, 100, {"s/a/r/e/t1"}) == ([], 0)
+    rows, upto = store.readings_of_after(0, 100, {"s/a/r/e/t1"})
+    assert [(rid, r.value) for rid, r in rows] == [(6, 9.0)] and upto == 6
+
+
+def test_retention_never_empties_the_table_so_reading_ids_never_restart(store):
+    # a box that recorded nothing for longer than its retention: every reading is old and
+    # confirmed. An emptied table numbers the next reading 1 again, behind the forwarder's
+    # cursor (3) and the indexer's: it would never be forwarded, folded or read.
+    for i in range(3):
+        store.commit([good("s/a/r/e/t1", T0 + i * S, float(i))])
+    store.outbox_ack("influxdb", 3)
+    store.index_segments()
+    assert store.apply_retention(T0 + 10**9 * S) == 2  # the newest reading's block stays
+    store.commit([good("s/a/r/e/t1", T0 + 10**9 * S, 42.0)])
+    assert [(rid, r.value) for rid, r in store.outbox_pending("influxdb")] == [(4, 42.0)]
+    assert [r.value for r in store.readings("s/a/r/e/t1", T0 + 10**9 * S, 2**62)] == [42.0]
+    store.index_segments()
+    assert store.segments_cursor() == 4

@@ -692,7 +692,10 @@ class Store:
         that ends before the first reading at or after the cut-off, so the seals of what
         stays still hold; a reading backfilled late with an old time stays until its block
         is wholly old. Readings a destination has not confirmed yet are kept, however old:
-        retention never makes the forwarding backlog lose a point (ADR 0003).
+        retention never makes the forwarding backlog lose a point (ADR 0003). The newest
+        reading's block is kept, however old: in an empty table SQLite would number the next
+        reading 1 again, behind every cursor (the forwarders', the segment indexer's), and
+        what the box recorded next would never be forwarded, folded or read.
         """
         with self._lock, self._tx():
             row = self._w.execute(
@@ -705,6 +708,9 @@ class Store:
             limit = int(first_young) - 1 if first_young is not None else 2**62
             if keep_from is not None:
                 limit = min(limit, int(keep_from))
+            (newest,) = self._w.execute("select max(rowid) from readings").fetchone()
+            if newest is not None:  # the rowid sequence's high-water mark stays
+                limit = min(limit, int(newest) - 1)
             (through,) = self._w.execute(
                 "select max(readings_hi) from seal_blocks where readings_lo is not null"
                 " and readings_hi <= ?",
