@@ -45,6 +45,31 @@ def test_a_range_digest_depends_on_order_and_count() -> None:
     assert changes_digest([Change("t", 1, None)]) != changes_digest([Change("t", 1, b"x")])
 
 
+def test_the_readings_digest_is_the_same_fed_at_once_or_a_row_at_a_time() -> None:
+    # the commit path hashes each group's rows in one update: the bytes of one a row
+    import hashlib
+
+    from gmp_edge.integrity.digest import ReadingsHasher, equipment_of
+
+    paths = {1: "s/a/r1/e1/x", 2: "s/a/r1/e2/y", 3: "s/a/r1/e1/z"}
+    rows = [
+        (10, 1, 5, 5, None, 1.5, None, 0, None, None),
+        (11, 2, 5, 5, 4, None, "a\nb 'q'", 2, "no answer\n", "network"),
+        [12, 3, 6, 6, None, -0.0, None, 1, None, None],  # a list, as a caller may pass
+        (13, 1, 7, 7, None, 1e-300, None, 0, None, None),
+    ]
+    whole = ReadingsHasher(lambda t: equipment_of(paths[t]))
+    whole.feed(iter(rows))
+    single = ReadingsHasher(lambda t: equipment_of(paths[t]))
+    for r in rows:
+        single.add(r)
+    assert whole.groups() == single.groups() and whole.n == single.n == 4
+    e1 = hashlib.sha256()
+    for r in (rows[0], rows[2], rows[3]):
+        e1.update(repr(tuple(r)).encode() + b"\n")
+    assert whole.groups()["s/a/r1/e1"] == (3, e1.digest())
+
+
 def _open_everything(db: Path):
     store = Store(db)
     trail = AuditTrail(db)
