@@ -278,6 +278,8 @@ def _reference_buckets(rows: list[tuple], start: int, window: int) -> list[tuple
 def test_per_tag_reads_equal_the_table_however_far_folded(store, seed):
     rng = random.Random(seed)
     t = T0
+    scanning = Store(store.path)  # reads only: its tail index stays empty
+    assert scanning.tail.find([1], 0, 2**62) is None
     for _ in range(25):
         store.commit(_random_batch(rng, t))
         t += rng.randint(1, 40) * S
@@ -299,13 +301,17 @@ def test_per_tag_reads_equal_the_table_however_far_folded(store, seed):
             assert [g[-1] for g in got] == pytest.approx(
                 [r[-1] for r in _reference_buckets(want, a, window)]
             )
+            # the same from a store without this writer's tail index (the scan path)
+            assert [_as_row(r) for r in scanning.readings(tag, a, b)] == want
             everything = _table(store, tag, -(2**62), 2**62)
             assert store.count_readings(tag) == len(everything)
+            assert scanning.count_readings(tag) == len(everything)
             newest = store.latest(tag)
             if not everything:
                 assert newest is None
             else:  # latest time; of equal times the last committed (the table's order)
                 assert _as_row(newest) == everything[-1]
+    scanning.close()
 
 
 def test_a_commit_writes_pages_for_its_rows_not_one_per_tag(tmp_path):

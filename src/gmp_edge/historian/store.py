@@ -26,6 +26,7 @@ from gmp_edge.collector.reading import Cause, Quality, Reading
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.historian import segments as seg
 from gmp_edge.historian.gaps import GapClosed, GapEvent, GapOpened
+from gmp_edge.historian.tail import TailIndex
 from gmp_edge.integrity.ledger import Sealer
 from gmp_edge.storage.schema import Schema, SchemaError, migrate
 
@@ -277,17 +278,44 @@ def _tail_rows(
     newest: int,
     start_us: int,
     end_us: int,
+    index: TailIndex | None = None,
 ) -> dict[int, np.ndarray]:
     """The readings of ``ids`` with ids in ``(after, newest]`` and ``start_us <= ts < end_us``,
     per tag id as :data:`historian.segments.SOURCE` rows in commit order.
 
-    One scan of the rowid range for all tags, never one per tag (the table has no per-tag
-    index, ADR 0029): ~33 ns a row here, 50 ms for the 1.5 M readings 20,000 tags commit
-    in the 75 s before their minute is folded.
+    The part ``index`` (the writer's :class:`~historian.tail.TailIndex`) covers is read by
+    id; the rest by one scan of its rowid range for all the tags, never one per tag (the
+    table has no per-tag index, ADR 0029): ~33 ns a row here, 50 ms for the 1.5 M readings
+    20,000 tags commit in the 75 s before their minute is folded.
     """
     want = np.array(sorted(ids), dtype=np.int64)
     if want.size == 0 or newest <= after:
         return {}
+    found = index.find(want.tolist(), after, newest) if index is not None else None
+    if found is None:
+        parts = _scan_tail(conn, want, after, newest, start_us, end_us)
+    else:
+        by_id, lo, hi = found
+        parts = _scan_tail(conn, want, after, lo - 1, start_us, end_us)
+        parts += _rows_by_id(conn, by_id, start_us, end_us)
+        parts += _scan_tail(conn, want, hi, newest, start_us, end_us)
+    parts = [p for p in parts if p.size]
+    if not parts:
+        return {}
+    rows = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    rows = rows[np.lexsort((rows["rid"], rows["tid"]))]  # per tag, in commit order
+    tids = rows["tid"]
+    cut = np.flatnonzero(tids[1:] != tids[:-1]) + 1
+    starts = np.concatenate([[0], cut]).tolist()
+    ends = np.concatenate([cut, [tids.size]]).tolist()
+    return {int(tids[a]): rows[a:b] for a, b in zip(starts, ends, strict=True)}
+
+
+def _scan_tail(
+    conn: sqlite3.Connection, want: np.ndarray, after: int, newest: int, start_us: int, end_us: int
+) -> list[np.ndarray]:
+    """The readings of tag ids ``want`` in ``(after, newest]`` and the time range, by
+    scanning that rowid range (in chunks: bounded memory however much is not folded)."""
     sql = (
         f"select {seg.SOURCE_COLUMNS} from readings"
         " where rowid > ? and rowid <= ? and ts_us >= ? and ts_us < ?"
@@ -295,39 +323,48 @@ def _tail_rows(
     in_sql = want.size <= _TAIL_IDS_IN_SQL
     if in_sql:  # integers from the tags table: a literal list is safe
         sql += f" and tag_id in ({','.join(map(str, want.tolist()))})"
-    parts: dict[int, list[np.ndarray]] = {}
+    out = []
     lo = after
     while lo < newest:
         hi = min(lo + _TAIL_CHUNK, newest)
         rows = np.fromiter(conn.execute(sql, (lo, hi, start_us, end_us)), dtype=seg.SOURCE)
         lo = hi
-        if not in_sql:
-            rows = rows[np.isin(rows["tid"], want)]
-        if rows.size == 0:
-            continue
-        rows = rows[np.argsort(rows["tid"], kind="stable")]  # per tag, commit order kept
-        tids = rows["tid"]
-        cut = np.flatnonzero(tids[1:] != tids[:-1]) + 1
-        for start, end in zip(
-            np.concatenate([[0], cut]).tolist(),
-            np.concatenate([cut, [tids.size]]).tolist(),
-            strict=True,
-        ):
-            parts.setdefault(int(tids[start]), []).append(rows[start:end])
-    return {tid: np.concatenate(p) if len(p) > 1 else p[0] for tid, p in parts.items()}
+        out.append(rows if in_sql else rows[np.isin(rows["tid"], want)])
+    return out
+
+
+def _rows_by_id(
+    conn: sqlite3.Connection, ids: np.ndarray, start_us: int, end_us: int
+) -> list[np.ndarray]:
+    """The readings with these ids in the time range, read by primary key."""
+    sql = (
+        f"select {seg.SOURCE_COLUMNS} from readings where rowid in"
+        " (select value from json_each(?)) and ts_us >= ? and ts_us < ?"
+    )
+    out = []
+    for i in range(0, int(ids.size), _IDS_PER_FETCH):
+        part = json.dumps(ids[i : i + _IDS_PER_FETCH].tolist())
+        out.append(np.fromiter(conn.execute(sql, (part, start_us, end_us)), dtype=seg.SOURCE))
+    return out
 
 
 def iter_records(
-    conn: sqlite3.Connection, tag_ids: Sequence[int | None], start_us: int, end_us: int
+    conn: sqlite3.Connection,
+    tag_ids: Sequence[int | None],
+    start_us: int,
+    end_us: int,
+    index: TailIndex | None = None,
 ) -> Iterator[np.ndarray]:
     """Each tag's readings with ``start_us <= ts < end_us`` as
     :data:`historian.segments.STORED` records by time (equal times in commit order), one
     tag at a time: its segments up to the indexer's cursor plus its readings committed
     after it (one scan for all the tags, first). The caller holds the snapshot (a read
-    transaction on ``conn``); ``None`` ids give empty arrays. ADR 0018, 0029.
+    transaction on ``conn``); ``None`` ids give empty arrays. ``index``: the writer's
+    :class:`~historian.tail.TailIndex`, when the caller shares its process. ADR 0018, 0029.
     """
     last, newest = _folded_and_newest(conn)
-    tails = _tail_rows(conn, {t for t in tag_ids if t is not None}, last, newest, start_us, end_us)
+    wanted = {t for t in tag_ids if t is not None}
+    tails = _tail_rows(conn, wanted, last, newest, start_us, end_us, index)
     lo = int(seg.minute_of(start_us))
     for tid in tag_ids:
         if tid is None:
@@ -352,6 +389,7 @@ def read_records(
     end_us: int,
     snapshot_held: bool = False,
     with_ids: bool = False,
+    index: TailIndex | None = None,
 ) -> list[np.ndarray]:
     """Every reading of each tag with ``start_us <= ts < end_us`` (:func:`iter_records`),
     in one snapshot (``conn`` in autocommit mode; ``snapshot_held``: inside the caller's
@@ -364,7 +402,7 @@ def read_records(
     if not snapshot_held:
         conn.execute("begin")
     try:
-        found = iter_records(conn, tag_ids, start_us, end_us)
+        found = iter_records(conn, tag_ids, start_us, end_us, index)
         return list(found) if with_ids else [seg.for_review(a) for a in found]
     finally:
         if not snapshot_held:
@@ -372,7 +410,11 @@ def read_records(
 
 
 def record_spans(
-    conn: sqlite3.Connection, tag_ids: Sequence[int], start_us: int, end_us: int
+    conn: sqlite3.Connection,
+    tag_ids: Sequence[int],
+    start_us: int,
+    end_us: int,
+    index: TailIndex | None = None,
 ) -> dict[int, tuple[int, int, int]]:
     """(count, lowest id, highest id) of each tag's readings with ``start_us <= ts <
     end_us`` that has any, in the caller's snapshot: what an export of them streams by
@@ -382,7 +424,8 @@ def record_spans(
         conn.execute("begin")
     try:
         out: dict[int, tuple[int, int, int]] = {}
-        for tid, rec in zip(tag_ids, iter_records(conn, tag_ids, start_us, end_us), strict=True):
+        found = iter_records(conn, tag_ids, start_us, end_us, index)
+        for tid, rec in zip(tag_ids, found, strict=True):
             if rec.size:
                 rid = rec["rid"]
                 out[tid] = (int(rid.size), int(rid.min()), int(rid.max()))
@@ -425,6 +468,8 @@ class Store:
         # the last commits' readings with their rowids, for readings_of_after: the monitoring
         # engine evaluates what was just committed without reading it back row by row
         self._recent: deque[tuple[int, int, tuple[Reading, ...]]] = deque(maxlen=_RECENT)
+        #: tag id of each reading of the commits not folded yet, for this process's readers
+        self.tail = TailIndex()
         # kept in step for a release that reads only meta (it refuses a newer store)
         if self._meta("schema_version") != str(version):
             self._set_meta("schema_version", str(version))
@@ -648,6 +693,7 @@ class Store:
             raise StoreError(f"gap for unregistered tag {exc.args[0]!r}") from None
         if n and lo is not None and lo > 0 and hi - lo + 1 == n:
             self._recent.append((lo, hi, tuple(readings)))
+            self.tail.add(lo, [ids[r.tag] for r in readings])
         return n
 
     def sample_intervals(self, tag: str, start_us: int, end_us: int) -> list[tuple[int, float]]:
@@ -722,6 +768,7 @@ class Store:
                 if n:
                     self._sealer.retention(int(through))
                     self._recent.clear()  # what was deleted is not read from memory either
+                    self.tail.clear()
             self._w.execute(
                 "delete from gaps where end_us is not null and end_us < ?", (older_than_us,)
             )
@@ -796,6 +843,7 @@ class Store:
                 self._set_meta("segments_last_id", str(hi))
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: segment index pass failed: {exc}") from exc
+        self.tail.folded_through(int(hi))
         return int(n)
 
     def _fold_writes(
@@ -876,7 +924,8 @@ class Store:
         """One tag's readings with ``start_us <= ts < end_us`` as
         :data:`historian.segments.STORED` records (ts, value NaN when none, quality, id),
         by time: for work on many readings (what-if, counts) without an object each."""
-        (found,) = read_records(self._reader(), [self._tid(tag)], start_us, end_us, with_ids=True)
+        conn, tid = self._reader(), self._tid(tag)
+        (found,) = read_records(conn, [tid], start_us, end_us, with_ids=True, index=self.tail)
         return found
 
     def readings(
@@ -889,7 +938,9 @@ class Store:
         conn = self._reader()
         conn.execute("begin")
         try:
-            (found,) = read_records(conn, [tid], start_us, end_us, True, with_ids=True)
+            (found,) = read_records(
+                conn, [tid], start_us, end_us, True, with_ids=True, index=self.tail
+            )
             return self._by_ids(conn, tag, found["rid"][:limit].tolist())
         finally:
             conn.execute("rollback")
@@ -931,7 +982,7 @@ class Store:
         try:
             last, newest = _folded_and_newest(conn)
             best: tuple[int, int] | None = None  # (ts, id)
-            tail = _tail_rows(conn, (tid,), last, newest, -(2**63), 2**63 - 1).get(tid)
+            tail = _tail_rows(conn, (tid,), last, newest, -(2**63), 2**63 - 1, self.tail).get(tid)
             if tail is not None:
                 k = int(np.lexsort((tail["rid"], tail["ts"]))[-1])
                 best = (int(tail["ts"][k]), int(tail["rid"][k]))
@@ -988,7 +1039,7 @@ class Store:
             (folded,) = conn.execute(
                 "select coalesce(sum(n), 0) from segments where tag_id=?", (tid,)
             ).fetchone()
-            tail = _tail_rows(conn, (tid,), last, newest, -(2**63), 2**63 - 1).get(tid)
+            tail = _tail_rows(conn, (tid,), last, newest, -(2**63), 2**63 - 1, self.tail).get(tid)
             return int(folded) + (0 if tail is None else int(tail.size))
         finally:
             conn.execute("rollback")

@@ -10,6 +10,7 @@ the segments are checked against.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from gmp_edge.deviations.batch import Batch
 from gmp_edge.errors import GmpEdgeError
 from gmp_edge.historian.segments import RECORD
 from gmp_edge.historian.store import Gap, Store, read_records
+from gmp_edge.historian.tail import TailIndex
 from gmp_edge.monitoring.engine import Books
 from gmp_edge.monitoring.records import limit_set_record_id
 from gmp_edge.review.compile import (
@@ -222,14 +224,23 @@ def _by_tag(
 
 
 def read_tag_arrays(
-    store_path: Path, paths: Sequence[str], start_us: int, end_us: int, threads: int = 2
+    store_path: Path,
+    paths: Sequence[str],
+    start_us: int,
+    end_us: int,
+    threads: int = 2,
+    index: TailIndex | None = None,
 ) -> dict[str, np.ndarray]:
     """Readings (fields ts, v, q) per tag in ``[start_us, end_us)``, by time.
 
-    From the segments plus the not-yet-indexed readings (ADR 0018); the same values as
-    :func:`read_raw_arrays`, which the tests hold it to.
+    From the segments plus the not-yet-indexed readings (ADR 0018; ``index``: the writer's
+    tail index, in its process); the same values as :func:`read_raw_arrays`, which the
+    tests hold it to.
     """
-    return _by_tag(store_path, paths, start_us, end_us, threads, _read_segments)
+    if index is None:
+        return _by_tag(store_path, paths, start_us, end_us, threads, _read_segments)
+    read = _on_own_connection(functools.partial(read_records, index=index))
+    return _by_tag(store_path, paths, start_us, end_us, threads, read)
 
 
 def read_raw_arrays(
@@ -301,7 +312,7 @@ def gather(
     start, end = batch.start_us, period_end(batch, now_us)
     tags = tags_in_scope(cfg, batch)
     paths = [t.path for t in tags]
-    arrays = read_tag_arrays(store.path, paths, start, end, threads)
+    arrays = read_tag_arrays(store.path, paths, start, end, threads, store.tail)
     gaps: dict[str, list[Gap]] = defaultdict(list)
     in_scope = set(paths)
     for g in store.gaps(None, start, end, limit=1_000_000):

@@ -155,7 +155,7 @@ def gather_investigation(
         lo, hi = window
         path = dev.evidence.tag
         tag_cfg = next((t for t in cfg.tags if t.path == path), None)
-        arr = read_tag_arrays(store.path, [path], lo, hi, threads=1)[path]
+        arr = read_tag_arrays(store.path, [path], lo, hi, threads=1, index=store.tail)[path]
         seg = path.split("/")
         tag_input = TagInput(
             tag=path,

@@ -88,7 +88,9 @@ def gather_validation(
     for b in chosen:
         tags = tags_of[b.id]
         assert b.end_us is not None
-        arrays = read_tag_arrays(store.path, [t.path for t in tags], b.start_us, b.end_us, threads)
+        arrays = read_tag_arrays(
+            store.path, [t.path for t in tags], b.start_us, b.end_us, threads, store.tail
+        )
         inputs = [
             # transitions from the batch start on, as the batch review reads them
             tag_input(
