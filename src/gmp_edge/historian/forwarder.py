@@ -29,7 +29,12 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from gmp_edge.clock import now_us
-from gmp_edge.historian.lineprotocol import TagMeta, encode_reading
+from gmp_edge.historian.lineprotocol import (
+    TagMeta,
+    encode_in_series,
+    good_number_line,
+    series_prefix,
+)
 from gmp_edge.historian.store import Store, StoredReading
 from gmp_edge.retry import Backoff
 from gmp_edge.storage.schema import Schema, open_store
@@ -184,26 +189,43 @@ class Drain:
 @dataclass(slots=True)
 class _Item:
     rowid: int
-    reading: StoredReading
+    tag: str
+    ts_us: int
     line: str | None  # None: the encoder chose not to forward it
     error: str | None = None  # the encoder raised: quarantined without being sent
 
 
-def reading_encoder(meta: Mapping[str, TagMeta]) -> Encoder:
-    """:func:`~historian.lineprotocol.encode_reading` with the plant's tag metadata.
+class ReadingEncoder:
+    """:func:`~historian.lineprotocol.encode_reading` with the plant's tag metadata (an
+    :data:`Encoder`); :meth:`series` gives a tag's series prefix, which lets the forwarder
+    write the commonest rows' lines straight from the table's rows.
 
     A tag missing from ``meta`` (removed from the config since it was recorded) is still
     forwarded, with the metadata its ISA-95 path gives (no unit, kind or grade).
     """
-    known = dict(meta)
 
-    def encode(r: StoredReading) -> str:
-        m = known.get(r.tag)
-        if m is None:
-            m = known[r.tag] = TagMeta.from_path(r.tag)
-        return encode_reading(r, m)
+    def __init__(self, meta: Mapping[str, TagMeta]) -> None:
+        self._known = dict(meta)
+        self._prefixes: dict[str, str] = {}  # tag path -> its series (a str hashes once)
 
-    return encode
+    def series(self, tag: str) -> str:
+        """``reading,<tags> `` of the tag's series."""
+        prefix = self._prefixes.get(tag)
+        if prefix is None:
+            m = self._known.get(tag)
+            if m is None:
+                m = self._known[tag] = TagMeta.from_path(tag)
+            prefix = self._prefixes[tag] = series_prefix(m)
+        return prefix
+
+    def __call__(self, r: StoredReading) -> str:
+        """The reading's line."""
+        return encode_in_series(r, self.series(r.tag))
+
+
+def reading_encoder(meta: Mapping[str, TagMeta]) -> ReadingEncoder:
+    """The forwarder's encoder of readings to line protocol (:class:`ReadingEncoder`)."""
+    return ReadingEncoder(meta)
 
 
 class Forwarder:
@@ -313,15 +335,34 @@ class Forwarder:
     # -- reading the outbox (worker threads) -----------------------------------------
 
     def _load(self, after: int) -> list[_Item]:
-        rows = self.store.readings_after(after, self.batch_size)
-        self._last_id = max(self._last_id, self.store.last_reading_id())
+        store = self.store
+        rows = store.rows_after(after, self.batch_size)
+        self._last_id = max(self._last_id, store.last_reading_id())
         items = []
         encode = self.encode
-        for rowid, r in rows:
+        # the commonest row, a Good finite float without text, message or cause, goes
+        # from the table's row to its line without a reading object (half the drain's CPU)
+        series = encode.series if isinstance(encode, ReadingEncoder) else None
+        path_of = store.tag_path
+        for row in rows:
+            rowid, tid, ts_us, _, _, value, text, quality, message, cause = row
+            tag = path_of(tid)
+            if (
+                series is not None
+                and type(value) is float
+                and value - value == 0.0  # finite: NaN and inf give NaN
+                and quality == 0
+                and text is None
+                and message is None
+                and cause is None
+            ):
+                items.append(_Item(rowid, tag, ts_us, good_number_line(series(tag), value, ts_us)))
+                continue
             try:
-                items.append(_Item(rowid, r, encode(r)))
+                items.append(_Item(rowid, tag, ts_us, encode(store.stored_reading(row))))
             except Exception as exc:  # a bug or an unencodable value: keep it, visibly
-                items.append(_Item(rowid, r, None, f"encoding failed: {type(exc).__name__}: {exc}"))
+                why = f"encoding failed: {type(exc).__name__}: {exc}"
+                items.append(_Item(rowid, tag, ts_us, None, why))
         return items
 
     async def _cursor_now(self) -> int:
@@ -353,8 +394,8 @@ class Forwarder:
                 QuarantinedPoint(
                     self.destination,
                     it.rowid,
-                    it.reading.tag,
-                    it.reading.ts_us,
+                    it.tag,
+                    it.ts_us,
                     it.line or "",
                     reason,
                     at,
@@ -401,7 +442,7 @@ class Forwarder:
             )
             self._cursor = max(self._cursor or 0, items[prefix - 1].rowid)
         remaining = [it for i, it in enumerate(items) if not handled[i]]
-        self._oldest_unsent_us = remaining[0].reading.ts_us if remaining else None
+        self._oldest_unsent_us = remaining[0].ts_us if remaining else None
         self.sent += sent
         self.skipped += skipped
         now = now_us()
@@ -429,7 +470,7 @@ class Forwarder:
         if not items:
             self._oldest_unsent_us = None
             return Drain(0, 0, 0, None, True)
-        self._oldest_unsent_us = items[0].reading.ts_us
+        self._oldest_unsent_us = items[0].ts_us
         _, drain = await self._deliver(items)
         return drain
 
@@ -485,7 +526,7 @@ class Forwarder:
                     self._oldest_unsent_us = None
                     await self._pause(stop, self.flush_interval_s, wakeable=True)
                     continue
-                self._oldest_unsent_us = items[0].reading.ts_us
+                self._oldest_unsent_us = items[0].ts_us
                 full = len(items) == self.batch_size
                 if full:
                     prefetch = asyncio.create_task(asyncio.to_thread(self._load, items[-1].rowid))

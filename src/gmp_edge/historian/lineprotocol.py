@@ -156,6 +156,17 @@ def encode_reading(r: StoredReading, meta: TagMeta) -> str:
     and ``cause`` when set. A Bad reading without a value still becomes a point (its quality
     fields) so that gaps are visible downstream; a non-finite number is sent without value.
     """
+    return encode_in_series(r, series_prefix(meta))
+
+
+def good_number_line(prefix: str, value: float, ts_us: int) -> str:
+    """The line of the commonest reading, a Good finite float without message or cause."""
+    return f'{prefix}value={value!r},quality="good",quality_code=0i {ts_us * 1000}'
+
+
+def encode_in_series(r: StoredReading, prefix: str) -> str:
+    """:func:`encode_reading` with the series' ``prefix`` (:func:`series_prefix`) already
+    known: a forwarder keeps it per tag path instead of hashing the metadata a reading."""
     value = r.value
     quality = r.quality
     ts = r.ts_us * 1000
@@ -167,7 +178,7 @@ def encode_reading(r: StoredReading, meta: TagMeta) -> str:
         and r.message is None
         and r.cause is None
     ):
-        return f'{series_prefix(meta)}value={value!r},quality="good",quality_code=0i {ts}'
+        return good_number_line(prefix, value, r.ts_us)
     fields: list[str] = []
     x = numeric_value(value)
     if x is not None:
@@ -180,7 +191,7 @@ def encode_reading(r: StoredReading, meta: TagMeta) -> str:
         fields.append(f"message={quote_string(r.message)}")
     if r.cause is not None:
         fields.append(f"cause={quote_string(str(r.cause))}")
-    return f"{series_prefix(meta)}{','.join(fields)} {ts}"
+    return f"{prefix}{','.join(fields)} {ts}"
 
 
 FieldValue = float | int | bool | str

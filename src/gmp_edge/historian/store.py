@@ -1132,12 +1132,33 @@ class Store:
 
     def readings_after(self, after: int, limit: int = 5000) -> list[tuple[int, StoredReading]]:
         """Readings committed after id ``after``, in commit order, with their ids."""
-        rows = self._reader().execute(
-            "select rowid, tag_id, ts_us, ts_edge_us, ts_source_us, value, text, quality,"
-            " message, cause from readings where rowid > ? order by rowid limit ?",
-            (after, limit),
+        return self._with_ids(self.rows_after(after, limit))
+
+    def rows_after(self, after: int, limit: int = 5000) -> list[tuple[Any, ...]]:
+        """:meth:`readings_after` as the table's rows ``(rowid, tag_id, ts_us, ts_edge_us,
+        ts_source_us, value, text, quality, message, cause)``, for a consumer that turns
+        the commonest into its output without an object each (:meth:`stored_reading`,
+        :meth:`tag_path` for the others)."""
+        return (
+            self._reader()
+            .execute(
+                "select rowid, tag_id, ts_us, ts_edge_us, ts_source_us, value, text, quality,"
+                " message, cause from readings where rowid > ? order by rowid limit ?",
+                (after, limit),
+            )
+            .fetchall()
         )
-        return self._with_ids(rows)
+
+    def tag_path(self, tag_id: int) -> str:
+        """The path of a tag id of the store."""
+        return self._tag_paths[tag_id]
+
+    def stored_reading(self, row: Sequence[Any]) -> StoredReading:
+        """The reading of a :meth:`rows_after` row."""
+        _, tid, a, b, c, v, t, q, m, cause = row
+        return StoredReading(
+            self._tag_paths[tid], a, b, c, v if t is None else t, QUALITY_OF[q], m, cause
+        )
 
     def _with_ids(self, rows: Iterable[tuple[Any, ...]]) -> list[tuple[int, StoredReading]]:
         """(id, reading) of ``select rowid, tag_id, ts_us, ts_edge_us, ts_source_us, value,
