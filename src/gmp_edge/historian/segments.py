@@ -39,7 +39,6 @@ SOURCE_COLUMNS = (
 )
 
 EMPTY = np.zeros(0, dtype=STORED)
-EMPTY_RECORD = np.zeros(0, dtype=RECORD)
 
 
 def minute_of(ts_us: np.ndarray | int) -> np.ndarray | int:

@@ -166,6 +166,10 @@ def _tag_slices(tids: Sequence[int], rows: int, per_slice: int) -> list[tuple[in
 
 #: Time a per-tag reader of a long range holds in memory at once (a day: 2 MB at 1 s).
 READ_SPAN_US = 86_400_000_000
+#: A reading's row as :meth:`Store.stored_reading` takes it.
+_ROW_COLUMNS = (
+    "rowid, tag_id, ts_us, ts_edge_us, ts_source_us, value, text, quality, message, cause"
+)
 #: reading ids per statement when reading rows by id (a JSON list, one variable)
 _IDS_PER_FETCH = 20_000
 #: (tag id, minute) pairs per segment lookup: 2 variables each, SQLite allows 32,766
@@ -264,6 +268,32 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
 _TAIL_CHUNK = 500_000
 #: Up to this many tags, a tail scan filters in SQL; more, in numpy (one literal list less).
 _TAIL_IDS_IN_SQL = 64
+
+
+@contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A read transaction on ``conn`` for the block (one snapshot of the store), or the
+    caller's, when ``conn`` is already in one."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("begin")
+    try:
+        yield conn
+    finally:
+        conn.execute("rollback")
+
+
+def _minutes_of(conn: sqlite3.Connection, tid: int, start_us: int, end_us: int) -> np.ndarray:
+    """One tag's folded records in ``[start_us, end_us)``, by time, from its segments."""
+    # one row per tag: SQLite joins the minutes in C (a third faster than a row per minute
+    # through Python); assemble re-sorts if the join order ever differs
+    (blob,) = conn.execute(
+        "select cast(group_concat(data, '') as blob) from (select data from segments"
+        " where tag_id=? and minute_us>=? and minute_us<? order by minute_us)",
+        (tid, int(seg.minute_of(start_us)), end_us),
+    ).fetchone()
+    return seg.assemble(() if blob is None else (blob,), start_us, end_us)
 
 
 def _folded_and_newest(conn: sqlite3.Connection) -> tuple[int, int]:
@@ -367,19 +397,11 @@ def iter_records(
     last, newest = _folded_and_newest(conn)
     wanted = {t for t in tag_ids if t is not None}
     tails = _tail_rows(conn, wanted, last, newest, start_us, end_us, index)
-    lo = int(seg.minute_of(start_us))
     for tid in tag_ids:
         if tid is None:
             yield seg.EMPTY
             continue
-        # one row per tag: SQLite joins the minutes in C (a third faster than a row
-        # per minute through Python); assemble re-sorts if the join order ever differs
-        (blob,) = conn.execute(
-            "select cast(group_concat(data, '') as blob) from (select data from segments"
-            " where tag_id=? and minute_us>=? and minute_us<? order by minute_us)",
-            (tid, lo, end_us),
-        ).fetchone()
-        records = seg.assemble(() if blob is None else (blob,), start_us, end_us)
+        records = _minutes_of(conn, tid, start_us, end_us)
         mine = tails.pop(tid, None)
         yield records if mine is None else seg.with_tail(records, seg.records_of(mine))
 
@@ -418,12 +440,7 @@ def iter_spans(
             return
         at = max(at, start_us + (nxt - start_us) // span_us * span_us)  # on the span grid
         upto = min(at + span_us, end_us)
-        (blob,) = conn.execute(
-            "select cast(group_concat(data, '') as blob) from (select data from segments"
-            " where tag_id=? and minute_us>=? and minute_us<? order by minute_us)",
-            (tid, int(seg.minute_of(at)), upto),
-        ).fetchone()
-        records = seg.assemble(() if blob is None else (blob,), at, upto)
+        records = _minutes_of(conn, tid, at, upto)
         a, b = np.searchsorted(late["ts"], [at, upto], side="left")
         yield seg.with_tail(records, late[int(a) : int(b)])
         at = upto
@@ -434,26 +451,20 @@ def read_records(
     tag_ids: Sequence[int | None],
     start_us: int,
     end_us: int,
-    snapshot_held: bool = False,
     with_ids: bool = False,
     index: TailIndex | None = None,
 ) -> list[np.ndarray]:
     """Every reading of each tag with ``start_us <= ts < end_us`` (:func:`iter_records`),
-    in one snapshot (``conn`` in autocommit mode; ``snapshot_held``: inside the caller's
-    read transaction, which then holds the snapshot), so nothing committed is missed.
+    in one snapshot (the caller's read transaction on ``conn``, else one of its own), so
+    nothing committed is missed.
 
     Returns :data:`historian.segments.RECORD` arrays (the review's), or with ``with_ids``
     :data:`historian.segments.STORED` ones (reading ids, NaN for no value, the stored
     quality).
     """
-    if not snapshot_held:
-        conn.execute("begin")
-    try:
+    with _snapshot(conn):
         found = iter_records(conn, tag_ids, start_us, end_us, index)
         return list(found) if with_ids else [seg.for_review(a) for a in found]
-    finally:
-        if not snapshot_held:
-            conn.execute("rollback")
 
 
 def record_spans(
@@ -466,20 +477,14 @@ def record_spans(
     """(count, lowest id, highest id) of each tag's readings with ``start_us <= ts <
     end_us`` that has any, in the caller's snapshot: what an export of them streams by
     rowid, found without a per-tag index and a tag's records at a time."""
-    own = not conn.in_transaction
-    if own:
-        conn.execute("begin")
-    try:
-        out: dict[int, tuple[int, int, int]] = {}
+    out: dict[int, tuple[int, int, int]] = {}
+    with _snapshot(conn):
         found = iter_records(conn, tag_ids, start_us, end_us, index)
         for tid, rec in zip(tag_ids, found, strict=True):
             if rec.size:
                 rid = rec["rid"]
                 out[tid] = (int(rid.size), int(rid.min()), int(rid.max()))
-        return out
-    finally:
-        if own:
-            conn.execute("rollback")
+    return out
 
 
 class Store:
@@ -651,17 +656,20 @@ class Store:
         values: list[object] = []  # every row's non-NULL values, back to back
         runs: list[tuple[int, int]] = []  # (NULL columns, rows) of consecutive rows
         nulls, rows = -1, 0
+        tids: list[int] = []  # each row's tag id, for the tail index
         try:
             for r in readings:
                 value, src, message, cause = r.value, r.ts_source_us, r.message, r.cause
                 edge = r.ts_edge_us
+                tid = ids[r.tag]
+                tids.append(tid)
                 if src is None and message is None and cause is None and type(value) is float:
                     mask = _GOOD_NUMBER
-                    row: tuple[object, ...] = (ids[r.tag], edge, edge, value, int(r.quality))
+                    row: tuple[object, ...] = (tid, edge, edge, value, int(r.quality))
                 else:
                     text = value if isinstance(value, str) else None
                     full = (
-                        ids[r.tag],
+                        tid,
                         edge if src is None else src,  # Reading.ts_us
                         edge,
                         src,
@@ -740,7 +748,7 @@ class Store:
             raise StoreError(f"gap for unregistered tag {exc.args[0]!r}") from None
         if n and lo is not None and lo > 0 and hi - lo + 1 == n:
             self._recent.append((lo, hi, tuple(readings)))
-            self.tail.add(lo, [ids[r.tag] for r in readings])
+            self.tail.add(lo, tids)
         return n
 
     def sample_intervals(self, tag: str, start_us: int, end_us: int) -> list[tuple[int, float]]:
@@ -982,17 +990,13 @@ class Store:
         times in commit order): found in the segments and the unfolded tail, then read
         by id, in one snapshot."""
         tid = self._tid(tag)
-        conn = self._reader()
-        conn.execute("begin")
-        try:
+        with _snapshot(self._reader()) as conn:
             ids: list[int] = []
             for part in iter_spans(conn, tid, start_us, end_us, READ_SPAN_US, self.tail):
                 ids += part["rid"][: limit - len(ids)].tolist()
                 if len(ids) >= limit:
                     break
             return self._by_ids(conn, tag, ids)
-        finally:
-            conn.execute("rollback")
 
     def _by_ids(self, conn: sqlite3.Connection, tag: str, ids: list[int]) -> list[StoredReading]:
         """The readings with these ids, in the order given (the caller holds the snapshot
@@ -1001,10 +1005,9 @@ class Store:
         for i in range(0, len(ids), _IDS_PER_FETCH):
             part = ids[i : i + _IDS_PER_FETCH]
             rows = {
-                rid: rest
-                for rid, *rest in conn.execute(
-                    "select rowid, ts_us, ts_edge_us, ts_source_us, value, text, quality,"
-                    " message, cause from readings where rowid in"
+                row[0]: row
+                for row in conn.execute(
+                    f"select {_ROW_COLUMNS} from readings where rowid in"
                     " (select value from json_each(?))",
                     (json.dumps(part),),
                 )
@@ -1016,19 +1019,14 @@ class Store:
                         f"{self.path}: reading {rid} of {tag} is in the segments but not in"
                         " the readings table ('gmp-edge segments check' names what differs)"
                     )
-                a, b, c, v, t, q, m, cause = row
-                out.append(
-                    StoredReading(tag, a, b, c, v if t is None else t, QUALITY_OF[q], m, cause)
-                )
+                out.append(self.stored_reading(row))
         return out
 
     def latest(self, tag: str) -> StoredReading | None:
         """The newest reading of a tag (latest time; of equal times the last committed),
         or None: the unfolded tail and the tag's newest segment, one snapshot."""
         tid = self._tid(tag)
-        conn = self._reader()
-        conn.execute("begin")
-        try:
+        with _snapshot(self._reader()) as conn:
             last, newest = _folded_and_newest(conn)
             best: tuple[int, int] | None = None  # (ts, id)
             tail = _tail_rows(conn, (tid,), last, newest, -(2**63), 2**63 - 1, self.tail).get(tid)
@@ -1044,8 +1042,6 @@ class Store:
             if best is None:
                 return None
             return self._by_ids(conn, tag, [best[1]])[0]
-        finally:
-            conn.execute("rollback")
 
     def downsample(self, tag: str, start_us: int, end_us: int, window_us: int) -> list[Bucket]:
         """Min/max/mean per window over ``[start_us, end_us)``; empty windows are absent.
@@ -1056,15 +1052,11 @@ class Store:
             raise ValueError("window must be positive")
         tid = self._tid(tag)
         span = max(1, READ_SPAN_US // window_us) * window_us  # no window across two spans
-        conn = self._reader()
-        conn.execute("begin")
-        try:
-            out: list[Bucket] = []
+        out: list[Bucket] = []
+        with _snapshot(self._reader()) as conn:
             for part in iter_spans(conn, tid, start_us, end_us, span, self.tail):
                 out += [Bucket(*w) for w in seg.buckets(part, start_us, window_us)]
-            return out
-        finally:
-            conn.execute("rollback")
+        return out
 
     def gaps(
         self, tag: str | None = None, start_us: int = 0, end_us: int = 2**62, limit: int = 10_000
@@ -1090,17 +1082,13 @@ class Store:
         if tag is None:
             return int(self._reader().execute("select count(*) from readings").fetchone()[0])
         tid = self._tid(tag)
-        conn = self._reader()
-        conn.execute("begin")  # the folded count and the tail of one snapshot
-        try:
+        with _snapshot(self._reader()) as conn:  # the folded count and the tail of one
             last, newest = _folded_and_newest(conn)
             (folded,) = conn.execute(
                 "select coalesce(sum(n), 0) from segments where tag_id=?", (tid,)
             ).fetchone()
             tail = _tail_rows(conn, (tid,), last, newest, -(2**63), 2**63 - 1, self.tail).get(tid)
             return int(folded) + (0 if tail is None else int(tail.size))
-        finally:
-            conn.execute("rollback")
 
     # -- outbox ------------------------------------------------------------------
 
@@ -1200,8 +1188,7 @@ class Store:
         return (
             self._reader()
             .execute(
-                "select rowid, tag_id, ts_us, ts_edge_us, ts_source_us, value, text, quality,"
-                " message, cause from readings where rowid > ? order by rowid limit ?",
+                f"select {_ROW_COLUMNS} from readings where rowid > ? order by rowid limit ?",
                 (after, limit),
             )
             .fetchall()

@@ -166,7 +166,6 @@ def _on_own_connection(
     return run
 
 
-_read_segments = _on_own_connection(read_records)  # the segments plus the unfolded tail
 _read_rows = _on_own_connection(_rows)  # row by row from the readings table (the reference)
 
 
@@ -184,7 +183,7 @@ def segments_differ(
         conn.execute("begin")  # WAL: every read below sees the same committed state
         known = dict(conn.execute("select path, id from tags").fetchall())
         ids = [known.get(p) for p in paths]
-        fast = read_records(conn, ids, start_us, end_us, snapshot_held=True)
+        fast = read_records(conn, ids, start_us, end_us)  # in the snapshot begun above
         raw = _rows(conn, ids, start_us, end_us)
         conn.execute("rollback")  # read only
     finally:
@@ -237,8 +236,6 @@ def read_tag_arrays(
     tail index, in its process); the same values as :func:`read_raw_arrays`, which the
     tests hold it to.
     """
-    if index is None:
-        return _by_tag(store_path, paths, start_us, end_us, threads, _read_segments)
     read = _on_own_connection(functools.partial(read_records, index=index))
     return _by_tag(store_path, paths, start_us, end_us, threads, read)
 
